@@ -1,0 +1,102 @@
+"""The contact form's fields and rules, shared by the HTML form and the JSON endpoint."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tickets.inbound import AttachmentRef, Identity, Inbound
+from tickets.identities import InvalidAddress, email_identity, phone_identity
+
+CHANNEL = "webform"
+CATEGORIES: dict[str, str] = {
+    "question": "Question",
+    "request": "Request",
+    "defect": "Something is broken",
+    "billing": "Billing",
+    "feedback": "Feedback",
+}
+HONEYPOT = "website"
+
+
+class ContactForm(BaseModel):
+    """What a client submits; `website` is a honeypot that people never see and bots fill in."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field("", max_length=200)
+    email: str = Field("", max_length=320)
+    phone: str = Field("", max_length=40)
+    subject: str = Field("", max_length=300)
+    message: str = Field(min_length=1, max_length=20_000)
+    category: Literal["question", "request", "defect", "billing", "feedback"] = "question"
+    website: str = Field("", description="Leave empty.")
+
+    @field_validator("website")
+    @classmethod
+    def _honeypot_empty(cls, value: str) -> str:
+        if value:
+            raise ValueError("must be left empty")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ContactForm:
+        if not self.email and not self.phone:
+            raise ValueError("give an email address or a phone number so we can answer")
+        return self
+
+
+class FormErrors(Exception):
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__(fields)
+        self.fields = fields
+
+
+def validate(data: dict[str, object], phone_region: str | None) -> tuple[ContactForm, tuple[Identity, ...]]:
+    """Check the form and normalise its addresses; FormErrors says what is wrong with each field."""
+    try:
+        form = ContactForm.model_validate(data)
+    except ValidationError as exc:
+        fields: dict[str, str] = {}
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "email"
+            message = error["msg"].removeprefix("Value error, ")
+            fields.setdefault(name, message)
+        raise FormErrors(fields) from None
+    identities: list[Identity] = []
+    fields = {}
+    if form.email:
+        try:
+            identities.append(email_identity(form.email))
+        except InvalidAddress as exc:
+            fields["email"] = str(exc)
+    if form.phone:
+        try:
+            identities.append(phone_identity(form.phone, phone_region))
+        except InvalidAddress as exc:
+            fields["phone"] = str(exc)
+    if fields:
+        raise FormErrors(fields)
+    return form, tuple(identities)
+
+
+def to_inbound(
+    form: ContactForm,
+    identities: tuple[Identity, ...],
+    *,
+    idempotency_key: str | None,
+    attachments: tuple[AttachmentRef, ...] = (),
+    language: str | None = None,
+) -> Inbound:
+    return Inbound(
+        channel=CHANNEL,
+        identities=identities,
+        body_text=form.message,
+        subject=form.subject,
+        external_id=idempotency_key,
+        customer_name=form.name or None,
+        language=language,
+        attachments=attachments,
+        category=form.category,
+    )

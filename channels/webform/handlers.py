@@ -1,0 +1,188 @@
+"""The web form channel: an HTML contact page and a JSON endpoint, both turning a submission into `Inbound`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import aiohttp_cors
+from aiohttp import BodyPartReader, web
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, Field
+
+from channels.webform.form import CATEGORIES, HONEYPOT, ContactForm, FormErrors, to_inbound, validate
+from channels.webform.ratelimit import RateLimiter
+from desk.endpoints import Endpoint, Param
+from desk.http import RUNTIME, error_response, json_ok, runtime
+from tickets.errors import StoreUnavailable
+from tickets.inbound import AttachmentRef
+
+LIMITER = web.AppKey("webform.limiter", RateLimiter)
+MAX_FILES = 10
+MAX_KEY = 200
+
+_templates = Environment(
+    loader=PackageLoader("channels.webform", "templates"),
+    autoescape=select_autoescape(["html"]),
+    enable_async=False,
+)
+
+
+class WebformCreated(BaseModel):
+    number: int = Field(description="The ticket number to quote in any follow-up.")
+    status: str
+    created: bool = Field(description="False when the message joined an existing ticket.")
+    duplicate: bool = Field(description="True when this Idempotency-Key was seen before: nothing new was stored.")
+
+
+def client_ip(request: web.Request) -> str:
+    """The submitting client's address; X-Forwarded-For is believed only from a trusted proxy."""
+    remote = request.remote or "unknown"
+    if remote in runtime(request).settings.http.trusted_proxies:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if hops:
+            return hops[-1]
+    return remote
+
+
+def _language(request: web.Request) -> str | None:
+    for part in request.headers.get("Accept-Language", "").split(","):
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in ("ru", "en"):
+            return tag
+    return None
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        return None
+    if len(key) > MAX_KEY:
+        raise FormErrors({"Idempotency-Key": f"longer than {MAX_KEY} characters"})
+    return f"key:{key}"
+
+
+async def _limited(request: web.Request) -> int | None:
+    return await request.app[LIMITER].retry_after(client_ip(request))
+
+
+def _render(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> web.Response:
+    html = _templates.get_template(name).render(categories=CATEGORIES, honeypot=HONEYPOT, **context)
+    return web.Response(text=html, status=status, content_type="text/html", headers=headers)
+
+
+async def contact_page(request: web.Request) -> web.Response:
+    return _render("contact.html", values={"form_token": uuid.uuid4().hex}, errors={})
+
+
+async def _read_multipart(request: web.Request, budget: int) -> tuple[dict[str, str], list[tuple[str, str, bytes]]]:
+    """Fields and files of a multipart post, streamed so an oversized upload is refused before it is held."""
+    fields: dict[str, str] = {}
+    files: list[tuple[str, str, bytes]] = []
+    reader = await request.multipart()
+    used = 0
+    async for part in reader:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            continue
+        if part.filename is not None:
+            data = bytearray()
+            while chunk := await part.read_chunk(64 * 1024):
+                used += len(chunk)
+                if used > budget:
+                    raise FormErrors({"attachments": f"the files are larger than {budget // (1024 * 1024)} MB together"})
+                data.extend(chunk)
+            if part.filename and data:
+                if len(files) >= MAX_FILES:
+                    raise FormErrors({"attachments": f"at most {MAX_FILES} files"})
+                files.append((part.filename, part.headers.get("Content-Type", ""), bytes(data)))
+        else:
+            text = await part.text()
+            used += len(text)
+            if used > budget:
+                raise FormErrors({"message": "the form is too large"})
+            fields[part.name] = text
+    return fields, files
+
+
+async def contact_submit(request: web.Request) -> web.Response:
+    settings = runtime(request).settings
+    if (retry := await _limited(request)) is not None:
+        message = "Too many submissions from your address; please try again in a minute."
+        return _render("contact.html", 429, {"Retry-After": str(retry)}, values={"form_token": uuid.uuid4().hex},
+                       errors={"form": message})
+    budget = settings.http.max_upload_mb * 1024 * 1024
+    values: dict[str, str] = {}
+    try:
+        if request.content_type.startswith("multipart/"):
+            values, files = await _read_multipart(request, budget)
+        else:
+            values, files = {k: str(v) for k, v in (await request.post()).items()}, []
+        token = values.pop("form_token", "") or uuid.uuid4().hex
+        form, identities = validate({k: v for k, v in values.items() if k in ContactForm.model_fields}, settings.phone_region)
+        values["form_token"] = token
+        stored = tuple([await runtime(request).attachments.save(n, t, d) for n, t, d in files])
+        inbound = to_inbound(form, identities, idempotency_key=f"form:{token[:100]}", attachments=stored,
+                             language=_language(request))
+        result = await runtime(request).service.ingest(inbound)
+    except FormErrors as exc:
+        values.setdefault("form_token", uuid.uuid4().hex)
+        values.pop(HONEYPOT, None)
+        return _render("contact.html", status=422, values=values, errors=exc.fields)
+    except StoreUnavailable:
+        message = "We could not save your message just now. Your text is still here: please send it again in a moment."
+        return _render("contact.html", 503, {"Retry-After": "5"}, values=values, errors={"form": message})
+    return _render("submitted.html", number=result.ticket.id, duplicate=result.duplicate)
+
+
+async def webform_json(request: web.Request) -> web.Response:
+    settings = runtime(request).settings
+    if (retry := await _limited(request)) is not None:
+        return error_response(429, "rate_limited", "too many submissions from this address", headers={"Retry-After": str(retry)})
+    try:
+        key = _idempotency_key(request)
+        try:
+            payload = await request.json()
+        except ValueError:
+            raise FormErrors({"body": "not valid JSON"}) from None
+        if not isinstance(payload, dict):
+            raise FormErrors({"body": "expected a JSON object"})
+        form, identities = validate(payload, settings.phone_region)
+    except FormErrors as exc:
+        return error_response(422, "invalid", "the form has invalid fields", exc.fields)
+    result = await runtime(request).service.ingest(
+        to_inbound(form, identities, idempotency_key=key, language=_language(request))
+    )
+    body = WebformCreated(number=result.ticket.id, status=result.ticket.status.value, created=result.created,
+                          duplicate=result.duplicate)
+    headers = {"Location": f"/api/v1/tickets/{result.ticket.id}"}
+    if result.duplicate:
+        headers["Idempotent-Replayed"] = "true"
+    return json_ok(body, status=201, headers=headers)
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/contact", contact_page, "The contact form (HTML)", "webform", auth=False,
+             response_media="text/html", in_openapi=True),
+    Endpoint("POST", "/contact", contact_submit, "Submit the contact form (HTML, multipart with attachments)",
+             "webform", auth=False, response_media="text/html", errors=(422, 429, 503)),
+    Endpoint(
+        "POST", "/api/v1/webform", webform_json, "Submit the contact form as JSON (public, CORS-enabled)", "webform",
+        auth=False, body=ContactForm, response=WebformCreated, status=201,
+        params=(Param("Idempotency-Key", "header", "A retried post with the same key returns the same ticket."),),
+        errors=(422, 429, 503),
+    ),
+]
+
+
+def setup(app: web.Application) -> None:
+    """Register the channel's routes, its rate limiter and CORS for the JSON endpoint."""
+    rt = app[RUNTIME]
+    app[LIMITER] = RateLimiter(rt.redis, rt.settings.http.form_rate_limit)
+    for endpoint in ENDPOINTS:
+        route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        if endpoint.handler is webform_json and rt.settings.http.cors_origins:
+            options = aiohttp_cors.ResourceOptions(allow_headers=("Content-Type", "Idempotency-Key"),
+                                                   expose_headers=("Location", "Idempotent-Replayed", "Retry-After"))
+            cors = aiohttp_cors.setup(app, defaults={origin: options for origin in rt.settings.http.cors_origins})
+            cors.add(route)

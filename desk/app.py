@@ -1,0 +1,33 @@
+"""The web process's aiohttp application: API, health, OpenAPI and the channels that speak HTTP."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from aiohttp import web
+
+from channels.webform import handlers as webform
+from desk import api, health
+from desk.endpoints import Endpoint, register
+from desk.http import RUNTIME, domain_errors
+from desk.openapi import build_openapi, openapi_handler
+from switchboard.bootstrap import Runtime
+
+
+def all_endpoints() -> list[Endpoint]:
+    return [*api.ENDPOINTS, *health.ENDPOINTS, *webform.ENDPOINTS]
+
+
+def create_app(rt: Runtime) -> web.Application:
+    app = web.Application(middlewares=[domain_errors], client_max_size=rt.settings.http.max_upload_mb * 1024 * 1024)
+    app[RUNTIME] = rt
+    register(app, [*api.ENDPOINTS, *health.ENDPOINTS])
+    webform.setup(app)
+    document = build_openapi(all_endpoints(), version("switchboard"))
+    app.router.add_get("/api/v1/openapi.json", openapi_handler(document))
+    app.router.add_get("/", _home)
+    return app
+
+
+async def _home(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/contact")

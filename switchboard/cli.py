@@ -1,0 +1,242 @@
+"""The `switchboard` command: run the processes, migrate, and manage agents and groups."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from aiohttp import web
+
+from switchboard.settings import Settings
+
+log = logging.getLogger("switchboard")
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description="Multi-channel contact center and helpdesk.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("serve", help="run everything in one process (web, worker) on the embedded default")
+    commands.add_parser("web", help="run the web process (API, web form); needs SWITCHBOARD_REDIS_URL")
+    commands.add_parser("worker", help="run an arq worker (deadlines, deliveries); needs SWITCHBOARD_REDIS_URL")
+    commands.add_parser("migrate", help="apply database migrations")
+
+    agent = commands.add_parser("agent", help="manage agents").add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_agent = agent.add_parser("add", help="add an agent and print their API token (last line)")
+    add_agent.add_argument("name")
+    add_agent.add_argument("--email", required=True)
+    add_agent.add_argument("--phone")
+    add_agent.add_argument("--role", choices=["agent", "manager", "admin"], default="agent")
+    add_agent.add_argument("--group", action="append", dest="groups", metavar="GROUP",
+                           help="group (department) to work in; repeat for several (default: the default group)")
+    add_agent.add_argument("--capacity", type=int, default=10, help="most open tickets at once (default 10)")
+
+    group = commands.add_parser("group", help="manage groups").add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_group = group.add_parser("add", help="add a group (department)")
+    add_group.add_argument("name")
+    add_group.add_argument("--head", metavar="EMAIL", help="head of the department (receives escalation alerts)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command != "migrate":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = Settings()
+    commands: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+        "serve": _serve, "web": _web, "worker": _worker, "migrate": _migrate, "agent": _agent, "group": _group,
+    }
+    try:
+        return asyncio.run(commands[args.command](settings, args))
+    except CliError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- database -------------------------------------------------------------------------------
+
+
+async def _prepared_engine(settings: Settings) -> Any:
+    """An engine on a schema that is up to date: the embedded database migrates itself, a server one must be migrated."""
+    from sqlalchemy.exc import DBAPIError
+
+    from switchboard.bootstrap import build_engine
+    from tickets import migrate
+
+    engine = build_engine(settings)
+    try:
+        if settings.uses_embedded_database:
+            await migrate.upgrade(engine)
+        elif await migrate.current_revision(engine) != migrate.head_revision():
+            raise CliError("the database schema is not up to date: run `switchboard migrate` first")
+    except DBAPIError as exc:
+        await engine.dispose()
+        raise CliError(f"cannot use the database {engine.url.render_as_string()}: {exc.orig}") from exc
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from switchboard.bootstrap import build_engine
+    from tickets import migrate
+
+    engine = build_engine(settings)
+    try:
+        await migrate.upgrade(engine)
+        print(f"database at revision {await migrate.current_revision(engine)}")
+    except DBAPIError as exc:
+        raise CliError(f"cannot migrate {engine.url.render_as_string()}: {exc.orig}") from exc
+    finally:
+        await engine.dispose()
+    return 0
+
+
+# --- staff ----------------------------------------------------------------------------------
+
+
+async def _with_service(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    from switchboard.bootstrap import build_service
+    from tickets.clock import SystemClock
+    from tickets.errors import DomainError, InvalidInput
+
+    engine = await _prepared_engine(settings)
+    try:
+        return await work(build_service(settings, engine, SystemClock()))
+    except InvalidInput as exc:
+        raise CliError("; ".join(f"{k}: {v}" for k, v in exc.fields.items())) from exc
+    except DomainError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        await engine.dispose()
+
+
+async def _agent(settings: Settings, args: argparse.Namespace) -> int:
+    from tickets.identities import InvalidAddress, email_identity, phone_identity
+    from tickets.models import Role
+
+    try:
+        email = email_identity(args.email).address
+        phone = phone_identity(args.phone, settings.phone_region).address if args.phone else None
+    except InvalidAddress as exc:
+        raise CliError(str(exc)) from exc
+
+    async def work(service: Any) -> int:
+        agent, token = await service.add_agent(
+            args.name, email, phone=phone, role=Role(args.role), groups=args.groups, capacity=args.capacity
+        )
+        print(f"added agent {agent.id} {agent.name} <{agent.email}> ({agent.role})", file=sys.stderr)
+        print("API token (shown once; use it as Authorization: Bearer TOKEN):", file=sys.stderr)
+        print(token)
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _group(settings: Settings, args: argparse.Namespace) -> int:
+    from tickets.identities import InvalidAddress, email_identity
+
+    try:
+        head = email_identity(args.head).address if args.head else None
+    except InvalidAddress as exc:
+        raise CliError(f"--head: {exc}") from exc
+
+    async def work(service: Any) -> int:
+        group = await service.add_group(args.name, head)
+        print(f"added group {group.id} {group.name}" + (f" (head {group.head_email})" if group.head_email else ""))
+        return 0
+
+    return await _with_service(settings, work)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, embedded_redis: bool) -> int:
+    from switchboard.bootstrap import build
+    from switchboard.worker import build_worker
+
+    stop = _stop_event()
+    async with AsyncExitStack() as stack:
+        redis_url = settings.redis.url
+        if embedded_redis and not redis_url:
+            from switchboard.embedded_redis import EmbeddedRedis
+
+            embedded = EmbeddedRedis(settings.data_dir / "redis")
+            redis_url = await embedded.start()
+            stack.push_async_callback(embedded.stop)
+            log.info("embedded Redis started at %s", redis_url)
+        if not redis_url:
+            raise CliError("set SWITCHBOARD_REDIS_URL for this role, or run everything with `switchboard serve`")
+        engine = await _prepared_engine(settings)
+        await engine.dispose()
+        rt = await build(settings, redis_url=redis_url)
+        stack.push_async_callback(rt.close)
+        if worker_role:
+            worker = build_worker(rt)
+            worker_task = asyncio.create_task(worker.async_run())
+            stack.push_async_callback(_stop_worker, worker, worker_task)
+            worker_task.add_done_callback(lambda task: task.cancelled() or task.exception() is None or stop.set())
+        if web_role:
+            from desk.app import create_app
+
+            runner = web.AppRunner(create_app(rt), access_log=None, handle_signals=False)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, settings.http.host, settings.http.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise CliError(f"cannot listen on {settings.http.host}:{settings.http.port}: {exc.strerror}") from exc
+            print(f"Switchboard is running at http://{settings.http.host}:{settings.http.port}/ "
+                  f"(contact form /contact, API /api/v1, health /healthz). Ctrl-C stops it.", file=sys.stderr, flush=True)
+        await stop.wait()
+        log.info("shutting down")
+    return 0
+
+
+async def _stop_worker(worker: Any, task: asyncio.Task[None]) -> None:
+    await worker.close()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    return await _run_roles(settings, web_role=True, worker_role=True, embedded_redis=True)
+
+
+async def _web(settings: Settings, args: argparse.Namespace) -> int:
+    return await _run_roles(settings, web_role=True, worker_role=False, embedded_redis=False)
+
+
+async def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    return await _run_roles(settings, web_role=False, worker_role=True, embedded_redis=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

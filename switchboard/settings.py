@@ -1,0 +1,125 @@
+"""Settings: read once from `SWITCHBOARD_*` at start-up and passed down; tests build them directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _section(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=f"SWITCHBOARD_{prefix}", extra="ignore")
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = _section("DATABASE_")
+
+    url: str | None = None
+    """SQLAlchemy async URL (postgresql+asyncpg://…); unset → SQLite file in the data directory."""
+    pool_size: int = 10
+    """Connections per process on PostgreSQL."""
+    sqlite_busy_timeout_ms: int = 30_000
+    """How long a SQLite writer waits for the lock before failing."""
+
+
+class RedisSettings(BaseSettings):
+    model_config = _section("REDIS_")
+
+    url: str | None = None
+    """redis:// or unix:// URL of the job queue; unset → `serve` starts an embedded server."""
+
+
+class HttpSettings(BaseSettings):
+    model_config = _section("HTTP_")
+
+    host: str = "127.0.0.1"
+    """Address the web process listens on."""
+    port: int = 8080
+    """Port the web process listens on."""
+    public_url: str | None = None
+    """Base URL clients see (links in notifications); unset → http://HOST:PORT."""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins allowed to post the JSON web form from the browser (comma-separated, `*` for any)."""
+    form_rate_limit: int = 20
+    """Web form submissions accepted per client IP per minute (0 disables the limit)."""
+    max_upload_mb: int = 25
+    """Largest request body (all attachments of one form together), in MB."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Proxy addresses whose X-Forwarded-For is believed for the client IP (comma-separated)."""
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+
+class SmtpSettings(BaseSettings):
+    model_config = _section("SMTP_")
+
+    host: str = "127.0.0.1"
+    """Address the inbound SMTP server listens on."""
+    port: int = 2525
+    """Port the inbound SMTP server listens on."""
+    relay_url: str | None = None
+    """Outbound mail relay (smtp://user:pass@host:port); unset → replies stay queued."""
+
+
+class TelegramSettings(BaseSettings):
+    model_config = _section("TELEGRAM_")
+
+    token: str | None = None
+    """Bot token; unset → the Telegram channel is off."""
+    api_base: str | None = None
+    """Bot API base URL, for a local Bot API server."""
+
+
+class SmsSettings(BaseSettings):
+    model_config = _section("SMS_")
+
+    gateway_url: str | None = None
+    """HTTP SMS gateway endpoint; unset → SMS notifications stay queued."""
+
+
+class Settings(BaseSettings):
+    """Everything a Switchboard process needs to know, in one object."""
+
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    """Where the embedded database, embedded Redis and attachments live."""
+    default_group: str = "Support"
+    """Group that takes tickets no rule sends elsewhere, and agents added without --group."""
+    phone_region: str | None = None
+    """Country (ISO 3166 code, e.g. GB) assumed for phone numbers written without +country code."""
+    regulations: Path | None = None
+    """Regulations file; unset → the built-in default."""
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+
+    @property
+    def database_url(self) -> str:
+        """The configured database, or the embedded SQLite file."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'switchboard.db').resolve()}"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return not self.database.url
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"
+
+    @property
+    def public_url(self) -> str:
+        return (self.http.public_url or f"http://{self.http.host}:{self.http.port}").rstrip("/")

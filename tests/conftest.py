@@ -1,0 +1,204 @@
+"""Shared fixtures: every database test runs on SQLite and PostgreSQL, each in a throw-away database.
+
+Environment (all optional):
+- SWITCHBOARD_TEST_DATABASES: which backends, comma-separated (default "sqlite,postgresql").
+- SWITCHBOARD_TEST_DATABASE_URL: PostgreSQL server to create test databases on
+  (default postgresql+asyncpg://postgres@127.0.0.1:5432/postgres).
+- SWITCHBOARD_TEST_REDIS_URL: Redis for tests (default redis://127.0.0.1:6379/9), or "embedded" for a
+  valkey-server started for the session.
+- SWITCHBOARD_TEST_STRICT=1: a backend that cannot be reached fails the run instead of being skipped (CI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.engine import make_url
+
+from switchboard.bootstrap import Runtime, build
+from switchboard.embedded_redis import EmbeddedRedis
+from switchboard.settings import DatabaseSettings, HttpSettings, RedisSettings, Settings
+from tickets import migrate
+from tickets.clock import Clock, SystemClock
+from tickets.db import create_engine
+from tickets.models import Role
+
+PG_URL = os.environ.get("SWITCHBOARD_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+BACKENDS = [b.strip() for b in os.environ.get("SWITCHBOARD_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
+STRICT = os.environ.get("SWITCHBOARD_TEST_STRICT") == "1"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def unavailable(what: str) -> None:
+    """Skip on a developer machine without the service; fail loudly in CI."""
+    if STRICT:
+        pytest.fail(f"{what} is not reachable and SWITCHBOARD_TEST_STRICT=1", pytrace=False)
+    pytest.skip(f"{what} is not reachable")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+# --- databases --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once is much faster)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+async def postgres_template() -> AsyncIterator[str]:
+    """A migrated PostgreSQL database that each test's database is created from."""
+    name = f"sb_template_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = await asyncpg.connect(_asyncpg_dsn(PG_URL), timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        if STRICT:
+            raise
+        yield f"unreachable: {exc}"
+        return
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        engine = create_engine(str(make_url(PG_URL).set(database=name).render_as_string(hide_password=False)))
+        await migrate.upgrade(engine)
+        await engine.dispose()
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, postgres_template: str
+) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test: a copied SQLite file or a PostgreSQL database from the template."""
+    if request.param == "sqlite":
+        if request.node.get_closest_marker("postgresql_only"):
+            pytest.skip("needs PostgreSQL's row locks across connections")
+        path = tmp_path / "switchboard.db"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    if postgres_template.startswith("unreachable"):
+        unavailable(f"PostgreSQL at {PG_URL} ({postgres_template})")
+    name = f"sb_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+# --- redis ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    if REDIS_URL != "embedded":
+        yield REDIS_URL
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("embedded-redis"))
+    url = await server.start()
+    try:
+        yield url
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def redis_url(redis_server: str) -> str:
+    """The test Redis, emptied: arq queues and rate-limit counters never leak between tests."""
+    client = aioredis.from_url(redis_server)
+    try:
+        await client.flushdb()
+    except (OSError, aioredis.ConnectionError) as exc:
+        unavailable(f"Redis at {redis_server} ({exc})")
+    finally:
+        await client.aclose()
+    return redis_server
+
+
+# --- the application --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return SystemClock()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database=DatabaseSettings(url=database_url, pool_size=20),
+        redis=RedisSettings(url=redis_url),
+        http=HttpSettings(port=free_port(), form_rate_limit=0),
+        phone_region="GB",
+    )
+
+
+@pytest.fixture
+async def runtime(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
+    rt = await build(settings, clock=clock)
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
+    """A real HTTP server on 127.0.0.1 running the web process's application."""
+    from desk.app import create_app
+
+    async with TestClient(TestServer(create_app(runtime), host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+AddAgent = Callable[..., Awaitable[tuple[Any, dict[str, str]]]]
+
+
+@pytest.fixture
+def add_agent(runtime: Runtime) -> AddAgent:
+    """Create an agent through the service; returns the agent and ready-made auth headers."""
+    counter = iter(range(1, 10_000))
+
+    async def make(name: str | None = None, *, role: Role = Role.agent, **kwargs: Any) -> tuple[Any, dict[str, str]]:
+        n = next(counter)
+        name = name or f"Agent {n}"
+        email = kwargs.pop("email", f"{name.lower().replace(' ', '.')}.{n}@example.com")
+        agent, token = await runtime.service.add_agent(name, email, role=role, **kwargs)
+        return agent, {"Authorization": f"Bearer {token}"}
+
+    return make

@@ -1,0 +1,197 @@
+"""`switchboard serve` as a new user runs it: no configuration, embedded SQLite and Redis, then the README walk-through."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import urllib.request
+import urllib.error
+import json
+
+from tests.conftest import REPO, free_port
+
+STARTUP_TIMEOUT = 30
+
+
+def clean_env(port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+    env["SWITCHBOARD_HTTP_PORT"] = str(port)
+    return env
+
+
+def cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "switchboard.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def http(method: str, url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class Serve:
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.port = free_port()
+        self.env = clean_env(self.port)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "switchboard.cli", "serve"], cwd=cwd, env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+
+    def wait_ready(self) -> None:
+        def healthy() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited {self.process.returncode}: {self.process.stderr.read()}")
+            try:
+                return http("GET", f"{self.base}/healthz")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, STARTUP_TIMEOUT, "serve to become healthy")
+
+    def redis_pid(self) -> int:
+        return int((self.cwd / "data" / "redis" / "redis.pid").read_text())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    server = Serve(tmp_path)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def submit_form(base: str, name: str, email: str, message: str) -> int:
+    boundary = "----switchboardtest"
+    parts = []
+    for field, value in {"name": name, "email": email, "message": message, "category": "question"}.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n')
+    body = ("".join(parts) + f"--{boundary}--\r\n").encode()
+    status, page = http("POST", f"{base}/contact", data=body,
+                        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 200, page
+    match = re.search(r'data-ticket-number="(\d+)"', page)
+    assert match, page
+    return int(match.group(1))
+
+
+def test_readme_walkthrough_on_the_embedded_default(serve: Serve) -> None:
+    alice = cli(serve.cwd, serve.env, "agent", "add", "Alice", "--email", "alice@example.com")
+    assert alice.returncode == 0, alice.stderr
+    token = alice.stdout.strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert (serve.cwd / "data" / "switchboard.db").exists()
+
+    status, page = http("GET", f"{serve.base}/contact")
+    assert status == 200 and 'name="message"' in page
+
+    number = submit_form(serve.base, "Carl", "carl@example.com", "The printer is on fire")
+    status, body = http("GET", f"{serve.base}/api/v1/tickets/{number}", headers=auth)
+    ticket = json.loads(body)
+    assert status == 200
+    assert ticket["assignee"]["name"] == "Alice"
+    assert ticket["messages"][0]["body_text"] == "The printer is on fire"
+
+    bob = cli(serve.cwd, serve.env, "agent", "add", "Bob", "--email", "bob@example.com")
+    assert bob.returncode == 0, bob.stderr
+    for n in range(10):
+        submit_form(serve.base, f"Client {n}", f"client{n}@example.com", f"question {n}")
+    status, body = http("GET", f"{serve.base}/api/v1/agents", headers=auth)
+    loads = {a["name"]: a["load"] for a in json.loads(body)["items"]}
+    assert sum(loads.values()) == 11
+    assert abs(loads["Alice"] - loads["Bob"]) <= 1, loads
+
+    payload = json.dumps({"name": "Dora", "email": "dora@example.com", "message": "twice"}).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "dora-1"}
+    first = json.loads(http("POST", f"{serve.base}/api/v1/webform", data=payload, headers=headers)[1])
+    second = json.loads(http("POST", f"{serve.base}/api/v1/webform", data=payload, headers=headers)[1])
+    assert first["number"] == second["number"] and second["duplicate"] is True
+    status, body = http("GET", f"{serve.base}/api/v1/tickets?limit=200", headers=auth)
+    assert len(json.loads(body)["items"]) == 12
+
+
+def test_sigterm_shuts_down_cleanly_and_stops_embedded_redis(serve: Serve) -> None:
+    redis_pid = serve.redis_pid()
+    assert alive(redis_pid)
+    serve.process.send_signal(signal.SIGTERM)
+    assert serve.process.wait(15) == 0
+    wait_for(lambda: not alive(redis_pid), 5, "embedded Redis to stop")
+    assert not (serve.cwd / "data" / "redis" / "redis.pid").exists()
+
+
+def test_killed_serve_takes_embedded_redis_with_it_and_restarts(tmp_path: Path) -> None:
+    first = Serve(tmp_path)
+    try:
+        first.wait_ready()
+        redis_pid = first.redis_pid()
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(10)
+        wait_for(lambda: not alive(redis_pid), 5, "embedded Redis to die with its parent")
+    finally:
+        first.stop()
+
+    second = Serve(tmp_path)  # the stale pid file and socket are cleaned up
+    try:
+        second.wait_ready()
+        assert second.redis_pid() != redis_pid
+    finally:
+        second.stop()
+
+
+def test_scaled_roles_refuse_to_start_without_redis(tmp_path: Path) -> None:
+    result = cli(tmp_path, clean_env(free_port()), "worker")
+    assert result.returncode == 2
+    assert "SWITCHBOARD_REDIS_URL" in result.stderr
+
+
+def test_agent_add_errors_are_clear(tmp_path: Path) -> None:
+    env = clean_env(free_port())
+    assert cli(tmp_path, env, "agent", "add", "Eve", "--email", "eve@example.com").returncode == 0
+    duplicate = cli(tmp_path, env, "agent", "add", "Eve", "--email", "eve@example.com")
+    assert duplicate.returncode == 2 and "exists already" in duplicate.stderr
+    bad_group = cli(tmp_path, env, "agent", "add", "Fay", "--email", "fay@example.com", "--group", "Nope")
+    assert bad_group.returncode == 2 and "switchboard group add" in bad_group.stderr
+    bad_email = cli(tmp_path, env, "agent", "add", "Gus", "--email", "not-an-email")
+    assert bad_email.returncode == 2 and "email" in bad_email.stderr.lower()
+    group = cli(tmp_path, env, "group", "add", "Sales", "--head", "head@example.com")
+    assert group.returncode == 0 and "Sales" in group.stdout
+    assert cli(tmp_path, env, "agent", "add", "Fay", "--email", "fay@example.com", "--group", "Sales").returncode == 0

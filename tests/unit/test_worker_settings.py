@@ -1,0 +1,25 @@
+"""arq ignores unknown Worker arguments silently, so every one we pass must be a real parameter."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, cast
+
+from arq.worker import Worker
+
+from switchboard.bootstrap import Runtime
+from switchboard.settings import Settings
+from switchboard.worker import worker_settings
+
+
+def test_every_worker_setting_is_a_worker_parameter() -> None:
+    runtime = cast(Any, Runtime)(
+        settings=Settings(data_dir=Path("/nonexistent")), engine=None, sessions=None, service=None,
+        attachments=None, redis=None, redis_url="redis://127.0.0.1:1/0", clock=None,
+    )
+    parameters = set(inspect.signature(Worker.__init__).parameters) - {"self"}
+    configured = worker_settings(runtime)
+    assert set(configured) <= parameters, set(configured) - parameters
+    assert {f.__name__ for f in configured["functions"]} == {"drain_queues"}
+    assert configured["handle_signals"] is False

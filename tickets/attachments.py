@@ -1,0 +1,55 @@
+"""Attachment files under the data directory, content-addressed so a retried upload stores one copy."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from tickets.inbound import AttachmentRef
+
+_UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
+
+
+def safe_filename(name: str) -> str:
+    """A display name without directories or control characters (the stored path never uses it)."""
+    base = os.path.basename(name.replace("\\", "/")).strip()
+    cleaned = _UNSAFE.sub("_", base).strip(" .")
+    return cleaned[:200] or "attachment"
+
+
+class AttachmentStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def save(self, name: str, content_type: str, data: bytes) -> AttachmentRef:
+        digest = hashlib.sha256(data).hexdigest()
+        relative = Path(digest[:2]) / digest[2:4] / digest
+        await asyncio.to_thread(self._write, relative, data)
+        return AttachmentRef(
+            name=safe_filename(name),
+            content_type=content_type or "application/octet-stream",
+            size=len(data),
+            path=relative.as_posix(),
+            sha256=digest,
+        )
+
+    def _write(self, relative: Path, data: bytes) -> None:
+        target = self.root / relative
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(f".{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+
+    def open_path(self, ref_path: str) -> Path:
+        path = (self.root / ref_path).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError("attachment path escapes the store")
+        return path

@@ -1,0 +1,61 @@
+"""The one message type every channel hands to the core: what arrived, from whom, and how to thread it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from tickets.models import Priority
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An address a customer can be reached at: kind is email, phone, telegram or webchat."""
+
+    kind: str
+    address: str
+
+
+@dataclass(frozen=True)
+class AttachmentRef:
+    """A file a channel already stored in the attachment store; the message keeps only this."""
+
+    name: str
+    content_type: str
+    size: int
+    path: str
+    sha256: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "content_type": self.content_type,
+            "size": self.size,
+            "path": self.path,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message from a client on any channel, already parsed and normalised by its adapter."""
+
+    channel: str
+    identities: tuple[Identity, ...]
+    body_text: str
+    subject: str = ""
+    external_id: str | None = None
+    """The channel's own id (Message-ID, update id, call id, Idempotency-Key): redelivery dedupes on it."""
+    customer_name: str | None = None
+    language: str | None = None
+    body_html: str | None = None
+    attachments: tuple[AttachmentRef, ...] = ()
+    category: str | None = None
+    priority: Priority | None = None
+    group: str | None = None
+    """Group (department) name the channel address maps to; None → the default group."""
+    ticket_number: int | None = None
+    """A ticket the message says it belongs to; honoured only when the sender is its customer."""
+    continue_open_within: timedelta | None = None
+    """Join the customer's open ticket on this channel if it was active within this window."""
+    metadata: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,19 @@
+"""What the ticket services need from routing, as a small interface, so tickets/ imports no router."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets.models import Agent, Ticket
+
+
+class Assigner(Protocol):
+    async def assign(self, session: AsyncSession, ticket: Ticket, now: datetime) -> Agent | None:
+        """Give the ticket to an agent inside the caller's transaction, or leave it queued."""
+
+    async def drain(self, session: AsyncSession, group_ids: Iterable[int], now: datetime) -> int:
+        """Assign waiting tickets of these groups while agents have room; returns how many."""

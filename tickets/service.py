@@ -1,0 +1,430 @@
+"""The ticket services: each public method is one command or query in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tickets import audit
+from tickets.clock import Clock
+from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
+from tickets.inbound import Inbound
+from tickets.ingest import IngestResult, ensure_group, ingest_in
+from tickets.load import open_loads
+from tickets.models import (
+    LOAD_STATUSES,
+    Agent,
+    AgentGroup,
+    Customer,
+    CustomerIdentity,
+    DeliveryStatus,
+    Direction,
+    Event,
+    Group,
+    Message,
+    Presence,
+    Priority,
+    Role,
+    Ticket,
+    TicketStatus,
+)
+from tickets.ports import Assigner
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BODY = 100_000
+
+
+def hash_token(token: str) -> str:
+    """API tokens are stored only as SHA-256: they are long random strings, so a fast hash is enough."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AgentView:
+    agent: Agent
+    load: int
+    groups: list[str]
+
+
+@dataclass(frozen=True)
+class TicketView:
+    ticket: Ticket
+    customer: Customer
+    identities: list[CustomerIdentity]
+    group: Group
+    assignee: Agent | None
+    messages: list[Message]
+    events: list[Event]
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    customer: Customer
+    identities: list[CustomerIdentity]
+    tickets: list[Ticket]
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    tickets: list[Ticket]
+    next_cursor: int | None
+
+
+class TicketService:
+    """Composes the store, the router and the clock; the only way desk/ and channels change tickets."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], router: Assigner, clock: Clock, default_group: str
+    ) -> None:
+        self._sessions = sessions
+        self._router = router
+        self._clock = clock
+        self._default_group = default_group
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            if isinstance(exc, DBAPIError) and not _is_connection_problem(exc):
+                raise
+            raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+
+    async def _retrying(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 3) -> T:
+        """Run a transaction again when a concurrent writer won a unique-key race; the retry sees its row."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self._transaction() as session:
+                    return await work(session)
+            except IntegrityError:
+                if attempt == attempts:
+                    raise
+                log.info("unique-key race, retrying (attempt %d)", attempt)
+        raise AssertionError("unreachable")
+
+    # --- channels ---------------------------------------------------------------------------
+
+    async def ingest(self, inbound: Inbound) -> IngestResult:
+        """IngestMessage: store, thread and route one inbound message; redelivery returns the same ticket."""
+        return await self._retrying(
+            lambda session: ingest_in(session, inbound, self._clock.now(), self._router, self._default_group)
+        )
+
+    # --- staff --------------------------------------------------------------------------------
+
+    async def add_group(self, name: str, head_email: str | None = None) -> Group:
+        name = name.strip()
+        if not name:
+            raise InvalidInput({"name": "a group needs a name"})
+        async with self._transaction() as session:
+            if await session.scalar(select(Group.id).where(Group.name == name)) is not None:
+                raise Conflict(f"group {name!r} exists already")
+            group = Group(name=name, head_email=head_email, created_at=self._clock.now())
+            session.add(group)
+            return group
+
+    async def add_agent(
+        self,
+        name: str,
+        email: str,
+        *,
+        phone: str | None = None,
+        role: Role = Role.agent,
+        groups: list[str] | None = None,
+        capacity: int = 10,
+        presence: Presence = Presence.available,
+    ) -> tuple[Agent, str]:
+        """Create an agent and return the API token, which is shown once and stored only hashed."""
+        errors: dict[str, str] = {}
+        if not name.strip():
+            errors["name"] = "an agent needs a name"
+        if capacity < 1:
+            errors["capacity"] = "must be at least 1"
+        if errors:
+            raise InvalidInput(errors)
+        token = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        async with self._transaction() as session:
+            if await session.scalar(select(Agent.id).where(Agent.email == email)) is not None:
+                raise Conflict(f"an agent with email {email} exists already")
+            member_of: list[Group] = []
+            for group_name in groups or [self._default_group]:
+                if group_name == self._default_group:
+                    member_of.append(await ensure_group(session, group_name, now))
+                    continue
+                group = await session.scalar(select(Group).where(Group.name == group_name))
+                if group is None:
+                    raise InvalidInput({"group": f"no group named {group_name!r}; add it with `switchboard group add`"})
+                member_of.append(group)
+            agent = Agent(
+                name=name.strip(),
+                email=email,
+                phone=phone,
+                role=role,
+                presence=presence,
+                capacity=capacity,
+                token_hash=hash_token(token),
+                created_at=now,
+            )
+            session.add(agent)
+            await session.flush()
+            for group in member_of:
+                session.add(AgentGroup(agent_id=agent.id, group_id=group.id))
+            await session.flush()
+            await self._router.drain(session, [g.id for g in member_of], now)
+        return agent, token
+
+    async def authenticate(self, token: str) -> Agent | None:
+        async with self._transaction() as session:
+            return await session.scalar(select(Agent).where(Agent.token_hash == hash_token(token)))
+
+    async def list_agents(self) -> list[AgentView]:
+        async with self._transaction() as session:
+            agents = list(await session.scalars(select(Agent).order_by(Agent.id)))
+            loads = await open_loads(session, [a.id for a in agents])
+            memberships: dict[int, list[str]] = {}
+            rows = await session.execute(
+                select(AgentGroup.agent_id, Group.name).join(Group, Group.id == AgentGroup.group_id).order_by(Group.name)
+            )
+            for agent_id, group_name in rows:
+                memberships.setdefault(agent_id, []).append(group_name)
+            return [AgentView(a, loads[a.id], memberships.get(a.id, [])) for a in agents]
+
+    async def set_presence(self, agent_id: int, presence: Presence) -> AgentView:
+        """An agent becoming available takes waiting tickets from their groups' queues at once."""
+        now = self._clock.now()
+        async with self._transaction() as session:
+            agent = await session.get_one(Agent, agent_id, with_for_update=True)
+            agent.presence = presence
+            group_ids = await _group_ids(session, agent.id)
+            if presence == Presence.available:
+                await self._router.drain(session, group_ids, now)
+            loads = await open_loads(session, [agent.id])
+            names = list(await session.scalars(select(Group.name).where(Group.id.in_(group_ids)).order_by(Group.name)))
+            return AgentView(agent, loads[agent.id], names)
+
+    async def drain_queues(self) -> int:
+        """Safety net run by the worker: assign anything waiting while some agent has room."""
+        async with self._transaction() as session:
+            group_ids = list(await session.scalars(select(Group.id)))
+            return await self._router.drain(session, group_ids, self._clock.now())
+
+    # --- agent queries -----------------------------------------------------------------------
+
+    async def list_tickets(
+        self,
+        viewer: Agent,
+        *,
+        status: list[TicketStatus] | None = None,
+        assignee: int | None | str = "any",
+        group: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> TicketPage:
+        """Newest first, keyset-paginated by number so deep pages stay as fast as the first."""
+        async with self._transaction() as session:
+            query = select(Ticket).order_by(Ticket.id.desc()).limit(limit + 1)
+            if not _sees_everything(viewer):
+                query = query.where(
+                    or_(Ticket.assignee_id == viewer.id, Ticket.group_id.in_(await _group_ids(session, viewer.id)))
+                )
+            if status:
+                query = query.where(Ticket.status.in_(status))
+            if assignee is None:
+                query = query.where(Ticket.assignee_id.is_(None))
+            elif assignee != "any":
+                query = query.where(Ticket.assignee_id == assignee)
+            if group is not None:
+                query = query.join(Group, Group.id == Ticket.group_id).where(Group.name == group)
+            if before is not None:
+                query = query.where(Ticket.id < before)
+            tickets = list(await session.scalars(query))
+            more = len(tickets) > limit
+            tickets = tickets[:limit]
+            return TicketPage(tickets, tickets[-1].id if more else None)
+
+    async def get_ticket(self, viewer: Agent, number: int) -> TicketView:
+        async with self._transaction() as session:
+            ticket = await self._visible_ticket(session, viewer, number)
+            return await _ticket_view(session, ticket)
+
+    async def get_customer(self, viewer: Agent, customer_id: int) -> CustomerView:
+        async with self._transaction() as session:
+            customer = await session.get(Customer, customer_id)
+            if customer is None:
+                raise NotFound(f"no customer {customer_id}")
+            identities = list(
+                await session.scalars(
+                    select(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id).order_by(CustomerIdentity.id)
+                )
+            )
+            tickets = list(
+                await session.scalars(select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()))
+            )
+            return CustomerView(customer, identities, tickets)
+
+    # --- agent commands ----------------------------------------------------------------------
+
+    async def add_message(self, viewer: Agent, number: int, body: str, *, internal: bool) -> Message:
+        """A public reply is queued for its channel to send; an internal note is only for agents."""
+        if not body.strip():
+            raise InvalidInput({"body": "must not be empty"})
+        if len(body) > MAX_BODY:
+            raise InvalidInput({"body": f"longer than {MAX_BODY} characters"})
+        now = self._clock.now()
+        async with self._transaction() as session:
+            ticket = await self._visible_ticket(session, viewer, number, lock=True)
+            message = Message(
+                ticket_id=ticket.id,
+                direction=Direction.internal if internal else Direction.outbound,
+                channel=ticket.channel,
+                author_id=viewer.id,
+                body_text=body,
+                delivery_status=None if internal else DeliveryStatus.queued,
+                attachments=[],
+                created_at=now,
+            )
+            session.add(message)
+            ticket.updated_at = now
+            if not internal and ticket.first_response_at is None:
+                ticket.first_response_at = now
+            await session.flush()
+            audit.record(
+                session, ticket.id, "note_added" if internal else "replied", now, actor=viewer, message_id=message.id
+            )
+            return message
+
+    async def update_ticket(self, viewer: Agent, number: int, changes: dict[str, Any]) -> TicketView:
+        """Apply status/priority/category/assignee changes; each change is audited, freed capacity re-routes."""
+        now = self._clock.now()
+        async with self._transaction() as session:
+            ticket = await self._visible_ticket(session, viewer, number, lock=True)
+            frees_capacity = False
+            if "assignee" in changes:
+                frees_capacity |= await self._reassign(session, viewer, ticket, changes["assignee"], now)
+            if "status" in changes:
+                frees_capacity |= self._set_status(session, viewer, ticket, TicketStatus(changes["status"]), now)
+            if "priority" in changes and changes["priority"] != ticket.priority:
+                audit.record(
+                    session, ticket.id, "priority_changed", now, actor=viewer,
+                    old=str(ticket.priority), new=str(changes["priority"]),
+                )
+                ticket.priority = Priority(changes["priority"])
+            if "category" in changes and changes["category"] != ticket.category:
+                audit.record(
+                    session, ticket.id, "category_changed", now, actor=viewer, old=ticket.category, new=changes["category"]
+                )
+                ticket.category = changes["category"]
+            ticket.updated_at = now
+            if frees_capacity:
+                await self._router.drain(session, [ticket.group_id], now)
+            return await _ticket_view(session, ticket)
+
+    def _set_status(
+        self, session: AsyncSession, viewer: Agent, ticket: Ticket, status: TicketStatus, now: datetime
+    ) -> bool:
+        if status == ticket.status:
+            return False
+        if status == TicketStatus.new:
+            raise InvalidInput({"status": "a ticket becomes new only by returning it to the queue (assignee: null)"})
+        if status in LOAD_STATUSES and ticket.assignee_id is None:
+            raise InvalidInput({"status": f"assign the ticket before setting it {status}"})
+        old = ticket.status
+        ticket.status = status
+        if status == TicketStatus.resolved:
+            ticket.resolved_at = now
+        elif status == TicketStatus.closed:
+            ticket.closed_at = now
+            ticket.resolved_at = ticket.resolved_at or now
+        else:
+            ticket.resolved_at = None
+            ticket.closed_at = None
+        audit.record(session, ticket.id, "status_changed", now, actor=viewer, old=str(old), new=str(status))
+        return old in LOAD_STATUSES and status not in LOAD_STATUSES
+
+    async def _reassign(
+        self, session: AsyncSession, viewer: Agent, ticket: Ticket, target_id: int | None, now: datetime
+    ) -> bool:
+        if target_id == ticket.assignee_id:
+            return False
+        manager = viewer.role in (Role.manager, Role.admin)
+        if target_id is None:
+            if not manager and ticket.assignee_id != viewer.id:
+                raise Forbidden("only the assignee or a manager may return a ticket to the queue")
+            audit.record(session, ticket.id, "unassigned", now, actor=viewer, agent_id=ticket.assignee_id)
+            ticket.assignee_id = None
+            if ticket.status in LOAD_STATUSES:
+                ticket.status = TicketStatus.new
+            return True
+        if not manager and target_id != viewer.id:
+            raise Forbidden("only a manager may assign a ticket to someone else")
+        target = await session.get(Agent, target_id, with_for_update=True)
+        if target is None:
+            raise InvalidInput({"assignee": f"no agent {target_id}"})
+        if not manager:
+            load = (await open_loads(session, [target.id]))[target.id]
+            if load >= target.capacity:
+                raise Conflict(f"you are at capacity ({load} of {target.capacity} open tickets)")
+        previous = ticket.assignee_id
+        ticket.assignee_id = target.id
+        if ticket.status == TicketStatus.new:
+            ticket.status = TicketStatus.open
+        target.last_assigned_at = now
+        kind = "taken" if target.id == viewer.id else "transferred"
+        audit.record(session, ticket.id, kind, now, actor=viewer, agent_id=target.id, previous_agent_id=previous)
+        return previous is not None
+
+    async def _visible_ticket(self, session: AsyncSession, viewer: Agent, number: int, lock: bool = False) -> Ticket:
+        ticket = await session.get(Ticket, number, with_for_update=lock)
+        if ticket is None:
+            raise NotFound(f"no ticket #{number}")
+        if not _sees_everything(viewer) and ticket.assignee_id != viewer.id:
+            if ticket.group_id not in await _group_ids(session, viewer.id):
+                raise Forbidden(f"ticket #{number} is not in your groups")
+        return ticket
+
+
+def _sees_everything(agent: Agent) -> bool:
+    return agent.role in (Role.manager, Role.admin)
+
+
+def _is_connection_problem(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower() if exc.orig is not None else ""
+    markers = ("connect", "closed", "terminat", "shutdown", "database is locked", "unable to open", "timeout")
+    return any(marker in text for marker in markers)
+
+
+async def _group_ids(session: AsyncSession, agent_id: int) -> list[int]:
+    return list(await session.scalars(select(AgentGroup.group_id).where(AgentGroup.agent_id == agent_id)))
+
+
+async def _ticket_view(session: AsyncSession, ticket: Ticket) -> TicketView:
+    await session.flush()
+    customer = await session.get_one(Customer, ticket.customer_id)
+    identities = list(
+        await session.scalars(
+            select(CustomerIdentity).where(CustomerIdentity.customer_id == customer.id).order_by(CustomerIdentity.id)
+        )
+    )
+    group = await session.get_one(Group, ticket.group_id)
+    assignee = await session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
+    messages = list(await session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)))
+    events = list(await session.scalars(select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id)))
+    return TicketView(ticket, customer, identities, group, assignee, messages, events)
