@@ -84,7 +84,9 @@ async def domain_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except web.HTTPException as exc:
         if not is_api(request) or exc.content_type == "application/json" or exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason, headers=exc.headers)
+        # Keep headers such as Allow, but not the plain-text Content-Type/Length the JSON body replaces.
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason, headers=headers)
 
 
 async def authenticate(request: web.Request, roles: tuple[Role, ...] | None = None) -> Agent:
