@@ -6,7 +6,7 @@ group: loads stay even under any concurrency (SKIP LOCKED alone left them uneven
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from sqlalchemy import case, select
@@ -67,17 +67,21 @@ class LeastLoadedRouter:
         agent.last_assigned_at = now
         audit.record(session, ticket.id, "assigned", now, actor="router", reason=reason, agent_id=agent.id)
 
-    async def assign(self, session: AsyncSession, ticket: Ticket, now: datetime) -> Agent | None:
+    async def assign(
+        self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()
+    ) -> Agent | None:
         agents = await self._lock_group(session, ticket.group_id)
         loads = await open_loads(session, [a.id for a in agents])
-        chosen, reason = self._choose(agents, loads)
+        chosen, reason = self._choose([a for a in agents if a.id not in exclude], loads)
         if chosen is None:
             audit.record(session, ticket.id, "queued", now, actor="router", reason=reason, group_id=ticket.group_id)
             return None
         self._give(session, ticket, chosen, now, reason)
         return chosen
 
-    async def drain(self, session: AsyncSession, group_ids: Iterable[int], now: datetime) -> int:
+    async def drain(
+        self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = ()
+    ) -> int:
         assigned = 0
         for group_id in sorted(set(group_ids)):
             agents = await self._lock_group(session, group_id)
@@ -89,7 +93,12 @@ class LeastLoadedRouter:
                 continue
             waiting = await session.execute(
                 select(Ticket)
-                .where(Ticket.group_id == group_id, Ticket.status == TicketStatus.new, Ticket.assignee_id.is_(None))
+                .where(
+                    Ticket.group_id == group_id,
+                    Ticket.status == TicketStatus.new,
+                    Ticket.assignee_id.is_(None),
+                    Ticket.id.not_in(hold),
+                )
                 .order_by(_PRIORITY_ORDER, Ticket.created_at, Ticket.id)
                 .limit(room)
                 .with_for_update(skip_locked=True)

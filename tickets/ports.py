@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Protocol
 
@@ -12,8 +12,12 @@ from tickets.models import Agent, Ticket
 
 
 class Assigner(Protocol):
-    async def assign(self, session: AsyncSession, ticket: Ticket, now: datetime) -> Agent | None:
-        """Give the ticket to an agent inside the caller's transaction, or leave it queued."""
+    async def assign(
+        self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()
+    ) -> Agent | None:
+        """Give the ticket to an agent (not one of `exclude`) inside the caller's transaction, or leave it queued."""
 
-    async def drain(self, session: AsyncSession, group_ids: Iterable[int], now: datetime) -> int:
-        """Assign waiting tickets of these groups while agents have room; returns how many."""
+    async def drain(
+        self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = ()
+    ) -> int:
+        """Assign waiting tickets of these groups (except those in `hold`) while agents have room; returns how many."""

@@ -315,7 +315,10 @@ class TicketService:
         async with self._transaction() as session:
             ticket = await self._visible_ticket(session, viewer, number, lock=True)
             frees_capacity = False
+            returned_by: int | None = None
             if "assignee" in changes:
+                if changes["assignee"] is None:
+                    returned_by = ticket.assignee_id
                 frees_capacity |= await self._reassign(session, viewer, ticket, changes["assignee"], now)
             if "status" in changes:
                 frees_capacity |= self._set_status(session, viewer, ticket, TicketStatus(changes["status"]), now)
@@ -331,8 +334,13 @@ class TicketService:
                 )
                 ticket.category = changes["category"]
             ticket.updated_at = now
+            hold: list[int] = []
+            if returned_by is not None and ticket.status == TicketStatus.new:
+                # Returned to the queue: route it to someone else now; it is not handed straight back.
+                await self._router.assign(session, ticket, now, exclude=[returned_by])
+                hold.append(ticket.id)
             if frees_capacity:
-                await self._router.drain(session, [ticket.group_id], now)
+                await self._router.drain(session, [ticket.group_id], now, hold=hold)
             return await _ticket_view(session, ticket)
 
     def _set_status(

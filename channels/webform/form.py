@@ -55,30 +55,36 @@ class FormErrors(Exception):
 
 def validate(data: dict[str, object], phone_region: str | None) -> tuple[ContactForm, tuple[Identity, ...]]:
     """Check the form and normalise its addresses; FormErrors says what is wrong with each field."""
+    fields: dict[str, str] = {}
+    form: ContactForm | None = None
     try:
         form = ContactForm.model_validate(data)
     except ValidationError as exc:
-        fields: dict[str, str] = {}
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "email"
             message = error["msg"].removeprefix("Value error, ")
             fields.setdefault(name, message)
-        raise FormErrors(fields) from None
+    # The address formats are checked even when other fields failed, so one answer names every bad field.
+    email = form.email if form is not None else _text(data.get("email"))
+    phone = form.phone if form is not None else _text(data.get("phone"))
     identities: list[Identity] = []
-    fields = {}
-    if form.email:
+    if email and "email" not in fields:
         try:
-            identities.append(email_identity(form.email))
+            identities.append(email_identity(email))
         except InvalidAddress as exc:
             fields["email"] = str(exc)
-    if form.phone:
+    if phone and "phone" not in fields:
         try:
-            identities.append(phone_identity(form.phone, phone_region))
+            identities.append(phone_identity(phone, phone_region))
         except InvalidAddress as exc:
             fields["phone"] = str(exc)
-    if fields:
+    if fields or form is None:
         raise FormErrors(fields)
     return form, tuple(identities)
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
 
 
 def to_inbound(

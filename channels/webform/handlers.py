@@ -76,9 +76,11 @@ async def contact_page(request: web.Request) -> web.Response:
     return _render("contact.html", values={"form_token": uuid.uuid4().hex}, errors={})
 
 
-async def _read_multipart(request: web.Request, budget: int) -> tuple[dict[str, str], list[tuple[str, str, bytes]]]:
-    """Fields and files of a multipart post, streamed so an oversized upload is refused before it is held."""
-    fields: dict[str, str] = {}
+async def _read_multipart(request: web.Request, budget: int, fields: dict[str, str]) -> list[tuple[str, str, bytes]]:
+    """Files of a multipart post, streamed so an oversized upload is refused before it is held.
+
+    Text fields go into `fields` as they arrive, so a refused post can still show the client what they typed.
+    """
     files: list[tuple[str, str, bytes]] = []
     reader = await request.multipart()
     used = 0
@@ -102,7 +104,7 @@ async def _read_multipart(request: web.Request, budget: int) -> tuple[dict[str, 
             if used > budget:
                 raise FormErrors({"message": "the form is too large"})
             fields[part.name] = text
-    return fields, files
+    return files
 
 
 async def contact_submit(request: web.Request) -> web.Response:
@@ -115,12 +117,12 @@ async def contact_submit(request: web.Request) -> web.Response:
     values: dict[str, str] = {}
     try:
         if request.content_type.startswith("multipart/"):
-            values, files = await _read_multipart(request, budget)
+            files = await _read_multipart(request, budget, values)
         else:
             values, files = {k: str(v) for k, v in (await request.post()).items()}, []
-        token = values.pop("form_token", "") or uuid.uuid4().hex
+        token = values.get("form_token", "") or uuid.uuid4().hex
+        values["form_token"] = token  # a re-shown form keeps its token, so fixing and re-sending stays idempotent
         form, identities = validate({k: v for k, v in values.items() if k in ContactForm.model_fields}, settings.phone_region)
-        values["form_token"] = token
         stored = tuple([await runtime(request).attachments.save(n, t, d) for n, t, d in files])
         inbound = to_inbound(form, identities, idempotency_key=f"form:{token[:100]}", attachments=stored,
                              language=_language(request))

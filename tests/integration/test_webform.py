@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from desk.app import create_app
@@ -84,7 +85,7 @@ def ticket_number(page: str) -> int:
 
 
 def form_data(fields: dict[str, str], files: list[tuple[str, bytes, str]] = ()) -> aiohttp.FormData:  # type: ignore[assignment]
-    data = aiohttp.FormData()
+    data = aiohttp.FormData(quote_fields=False)  # as browsers send file names: not percent-encoded
     for name, value in fields.items():
         data.add_field(name, value)
     for filename, content, content_type in files:
@@ -400,9 +401,10 @@ async def test_json_invalid_fields(client: TestClient[Any, Any], add_agent: Any,
         assert "country code" in (await response.json())["error"]["fields"]["phone"]
         response = await no_region.post(WEBFORM, json={"phone": "+44 20 7946 0958", "message": "call me"})
         assert response.status == 201
+        created = await response.json()
 
     [only] = await all_tickets(client, headers)
-    assert only["number"] == (await response.json())["number"]
+    assert only["number"] == created["number"]
 
 
 async def test_one_customer_card_across_submissions(client: TestClient[Any, Any], add_agent: Any) -> None:
@@ -534,26 +536,56 @@ async def test_without_agents_the_ticket_waits_for_the_first_available(client: T
     assert body["status"] == "new"
     number = body["number"]
 
+    # Neither an agent who is away nor an offline manager is routed to.
     agent, headers = await add_agent("Late Larry", presence=Presence.away)
+    _, manager_headers = await add_agent("Boss", role=Role.manager, presence=Presence.offline)
     ticket = await get_ticket(client, number, headers)
     assert ticket["status"] == "new"
     assert ticket["assignee"] is None
     queued = [e for e in ticket["events"] if e["kind"] == "queued"]
     assert queued and queued[0]["reason"] == "no agent available"
+    listed = await (await client.get("/api/v1/tickets", params={"assignee": "none"}, headers=manager_headers)).json()
+    assert [t["number"] for t in listed["items"]] == [number]
 
     response = await client.patch("/api/v1/agents/me", json={"presence": "available"}, headers=headers)
     assert response.status == 200
     me = await response.json()
-    assert me["id"] == agent.id and me["presence"] == "available" and me["load"] == 1
-
+    assert me["id"] == agent.id and me["presence"] == "available"
     ticket = await get_ticket(client, number, headers)
+    assert me["load"] == 1
     assert ticket["status"] == "open"
     assert ticket["assignee_id"] == agent.id
     assigned = [e for e in ticket["events"] if e["kind"] == "assigned"]
     assert len(assigned) == 1 and assigned[0]["data"]["agent_id"] == agent.id
     assert "from the queue" in assigned[0]["reason"]
 
-    # A manager who is offline is not routed to either.
-    _, manager_headers = await add_agent("Boss", role=Role.manager, presence=Presence.offline)
-    later = await (await client.post(WEBFORM, json={"email": "later@example.com", "message": "hi"})).json()
-    assert (await get_ticket(client, later["number"], manager_headers))["assignee_id"] == agent.id
+
+async def test_concurrent_retries_with_one_key_store_one_ticket(client: TestClient[Any, Any], add_agent: Any) -> None:
+    _, headers = await add_agent()
+    payload = {"email": "racer@example.com", "message": "double click"}
+    responses = await asyncio.gather(
+        *(client.post(WEBFORM, json=payload, headers={"Idempotency-Key": "race-1"}) for _ in range(6))
+    )
+    assert [r.status for r in responses] == [201] * 6
+    bodies = [await r.json() for r in responses]
+    assert len({b["number"] for b in bodies}) == 1
+    assert sorted(b["duplicate"] for b in bodies) == [False] + [True] * 5
+    [ticket] = await all_tickets(client, headers)
+    assert len((await get_ticket(client, ticket["number"], headers))["messages"]) == 1
+
+
+async def test_oversized_upload_is_refused(client: TestClient[Any, Any], runtime: Runtime, settings: Settings,
+                                           add_agent: Any) -> None:
+    _, headers = await add_agent()
+    async with app_client(runtime, http_settings(settings, max_upload_mb=1)) as small:
+        fields = {"form_token": "a" * 32, "email": "big@example.com", "message": "see the video"}
+        response = await small.post("/contact", data=form_data(fields, [("video.mp4", b"\0" * (1024 * 1024 + 1), "video/mp4")]))
+        assert response.status == 422
+        raw = await response.text()
+        assert 'id="attachments-error"' in raw and "1 MB" in raw
+        assert parse_form(raw).controls["message"]["_text"] == "see the video"
+        fitting = await small.post("/contact", data=form_data(fields, [("clip.mp4", b"\1" * 1000, "video/mp4")]))
+        assert fitting.status == 200
+        number = ticket_number(await fitting.text())
+    assert [t["number"] for t in await all_tickets(client, headers)] == [number]
+    assert stored_files(settings) == [b"\1" * 1000]
