@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from desk import schemas
 from desk.endpoints import Endpoint
-from desk.http import json_ok, runtime
+from desk.http import RETRY_AFTER_SECONDS, json_ok, runtime
 
 CHECK_TIMEOUT = 3.0
 
@@ -32,7 +32,9 @@ async def healthz(request: web.Request) -> web.Response:
     redis = await _check(runtime(request).redis.ping())
     healthy = database == "ok" and redis == "ok"
     body = schemas.HealthOut(status="ok" if healthy else "degraded", database=database, redis=redis)
-    return json_ok(body, status=200 if healthy else 503)
+    if healthy:
+        return json_ok(body)
+    return json_ok(body, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 ENDPOINTS = [

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -238,11 +238,7 @@ class TicketService:
     ) -> TicketPage:
         """Newest first, keyset-paginated by number so deep pages stay as fast as the first."""
         async with self._transaction() as session:
-            query = select(Ticket).order_by(Ticket.id.desc()).limit(limit + 1)
-            if not _sees_everything(viewer):
-                query = query.where(
-                    or_(Ticket.assignee_id == viewer.id, Ticket.group_id.in_(await _group_ids(session, viewer.id)))
-                )
+            query = (await _visible_to(session, viewer, select(Ticket))).order_by(Ticket.id.desc()).limit(limit + 1)
             if status:
                 query = query.where(Ticket.status.in_(status))
             if assignee is None:
@@ -273,9 +269,9 @@ class TicketService:
                     select(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id).order_by(CustomerIdentity.id)
                 )
             )
-            tickets = list(
-                await session.scalars(select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()))
-            )
+            # Every agent may look a client up; only tickets they may open are listed on the card.
+            query = await _visible_to(session, viewer, select(Ticket).where(Ticket.customer_id == customer_id))
+            tickets = list(await session.scalars(query.order_by(Ticket.id.desc())))
             return CustomerView(customer, identities, tickets)
 
     # --- agent commands ----------------------------------------------------------------------
@@ -417,6 +413,13 @@ def _is_connection_problem(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower() if exc.orig is not None else ""
     markers = ("connect", "closed", "terminat", "shutdown", "database is locked", "unable to open", "timeout")
     return any(marker in text for marker in markers)
+
+
+async def _visible_to(session: AsyncSession, viewer: Agent, query: Select[tuple[Ticket]]) -> Select[tuple[Ticket]]:
+    """Agents see their groups' tickets and those assigned to them; managers and admins see all."""
+    if _sees_everything(viewer):
+        return query
+    return query.where(or_(Ticket.assignee_id == viewer.id, Ticket.group_id.in_(await _group_ids(session, viewer.id))))
 
 
 async def _group_ids(session: AsyncSession, agent_id: int) -> list[int]:

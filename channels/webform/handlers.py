@@ -155,6 +155,10 @@ async def webform_json(request: web.Request) -> web.Response:
     result = await runtime(request).service.ingest(
         to_inbound(form, identities, idempotency_key=key, language=_language(request))
     )
+    if result.duplicate and result.message.body_text != form.message:
+        # A reused key with another message would silently drop that message: refuse it instead.
+        return error_response(422, "idempotency_key_reused", "this Idempotency-Key was used for a different message",
+                              {"Idempotency-Key": f"already used for ticket #{result.ticket.id} with another message"})
     body = WebformCreated(number=result.ticket.id, status=result.ticket.status.value, created=result.created,
                           duplicate=result.duplicate)
     headers = {"Location": f"/api/v1/tickets/{result.ticket.id}"}
@@ -167,7 +171,8 @@ ENDPOINTS = [
     Endpoint("GET", "/contact", contact_page, "The contact form (HTML)", "webform", auth=False,
              response_media="text/html", in_openapi=True),
     Endpoint("POST", "/contact", contact_submit, "Submit the contact form (HTML, multipart with attachments)",
-             "webform", auth=False, response_media="text/html", errors=(422, 429, 503)),
+             "webform", auth=False, body=ContactForm, body_media="multipart/form-data", response_media="text/html",
+             errors=(422, 429, 503)),
     Endpoint(
         "POST", "/api/v1/webform", webform_json, "Submit the contact form as JSON (public, CORS-enabled)", "webform",
         auth=False, body=ContactForm, response=WebformCreated, status=201,

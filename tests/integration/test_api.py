@@ -125,6 +125,13 @@ async def test_agents_see_only_their_groups_and_managers_see_all(
     assert len(ticket["messages"]) == 1
     assert ticket["status"] == "open" and ticket["assignee_id"] == support.id
 
+    # The seller may look the client up, but the card lists only tickets the seller may open.
+    card_for_seller = await (await client.get(f"/api/v1/customers/{ticket['customer_id']}", headers=seller_headers)).json()
+    card_for_manager = await (await client.get(f"/api/v1/customers/{ticket['customer_id']}", headers=manager_headers)).json()
+    assert card_for_seller["identities"] == card_for_manager["identities"]
+    assert card_for_seller["tickets"] == []
+    assert [t["number"] for t in card_for_manager["tickets"]] == [number]
+
 
 # --- listing -------------------------------------------------------------------------------------
 

@@ -364,6 +364,14 @@ async def test_json_idempotency_key(client: TestClient[Any, Any], add_agent: Any
     assert "Idempotency-Key" in (await too_long.json())["error"]["fields"]
     assert len(await all_tickets(client, headers)) == 4
 
+    # The same key with another message is refused rather than silently dropping that message.
+    reused = await client.post(WEBFORM, json={**payload, "message": "something else"}, headers=key)
+    assert reused.status == 422
+    error = (await reused.json())["error"]
+    assert error["code"] == "idempotency_key_reused"
+    assert f"#{one['number']}" in error["fields"]["Idempotency-Key"]
+    assert len(await all_tickets(client, headers)) == 4
+
 
 async def test_json_invalid_fields(client: TestClient[Any, Any], add_agent: Any, runtime: Runtime, settings: Settings) -> None:
     _, headers = await add_agent()
