@@ -51,7 +51,7 @@ async def ingest_in(
             return IngestResult(ticket, existing, created=False, duplicate=True)
 
     customer = await _customer_card(session, inbound, now)
-    ticket, reason, created = await _thread(session, inbound, customer, now, default_group)
+    ticket, reason, created, needs_routing = await _thread(session, inbound, customer, now, default_group)
     message = Message(
         ticket_id=ticket.id,
         direction=Direction.inbound,
@@ -66,7 +66,7 @@ async def ingest_in(
     )
     session.add(message)
     ticket.updated_at = now
-    if ticket.status == TicketStatus.new and ticket.assignee_id is None:
+    if needs_routing:
         await router.assign(session, ticket, now)
     await session.flush()
     return IngestResult(ticket, message, created=created, duplicate=False)
@@ -106,8 +106,11 @@ async def _customer_card(session: AsyncSession, inbound: Inbound, now: datetime)
 
 async def _thread(
     session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime, default_group: str
-) -> tuple[Ticket, str, bool]:
-    """Find the ticket this message continues, or open one; says why, for the message's record."""
+) -> tuple[Ticket, str, bool, bool]:
+    """Find the ticket this message continues, or open one: (ticket, why, created, needs routing).
+
+    A follow-up on a ticket already waiting in its queue leaves it there; the queue drain routes it.
+    """
     earlier: Ticket | None = None
     reason = ""
     if inbound.ticket_number is not None:
@@ -131,13 +134,14 @@ async def _thread(
             reason = f"continues the customer's open {inbound.channel} ticket #{earlier.id}"
 
     if earlier is not None and earlier.status != TicketStatus.closed:
-        if earlier.status == TicketStatus.resolved:
+        reopened = earlier.status == TicketStatus.resolved
+        if reopened:
             earlier.status = TicketStatus.open if earlier.assignee_id else TicketStatus.new
             earlier.resolved_at = None
             audit.record(session, earlier.id, "reopened", now, actor="customer", reason="the customer replied")
             reason += "; reopened it"
         audit.record(session, earlier.id, "message_received", now, actor="customer", channel=inbound.channel)
-        return earlier, reason, False
+        return earlier, reason, False, reopened and earlier.assignee_id is None
 
     group = await _group(session, inbound.group, default_group, now)
     ticket = Ticket(
@@ -159,7 +163,7 @@ async def _thread(
     else:
         reason = f"new {inbound.channel} message"
     audit.record(session, ticket.id, "created", now, actor="customer", reason=reason, channel=inbound.channel)
-    return ticket, reason, True
+    return ticket, reason, True, True
 
 
 async def _group(session: AsyncSession, name: str | None, default_group: str, now: datetime) -> Group:

@@ -204,3 +204,14 @@ async def test_html_is_sanitised_before_it_is_stored(runtime: Runtime) -> None:
     assert "onclick" not in result.message.body_html
     assert "javascript:" not in result.message.body_html
     assert "Hi" in result.message.body_html
+
+
+async def test_follow_up_on_a_queued_ticket_waits_with_it(runtime: Runtime, add_agent) -> None:
+    first = await runtime.service.ingest(mail("patient@example.com"))
+    again = await runtime.service.ingest(mail("patient@example.com", ticket_number=first.ticket.id, text="hello?"))
+    assert again.ticket.id == first.ticket.id and again.ticket.status == TicketStatus.new
+
+    agent, _ = await add_agent(role=Role.manager)
+    view = await runtime.service.get_ticket(agent, first.ticket.id)
+    assert [e.kind for e in view.events] == ["created", "queued", "message_received", "assigned"]
+    assert view.ticket.assignee_id == agent.id

@@ -1,0 +1,69 @@
+"""Profile `TicketService.ingest` without HTTP: sequential and 8-concurrent rates, and a cProfile of 300 ingests.
+
+Usage: uv run python bench/profile_ingest.py [--sort cumulative|tottime] [--top 40]
+Needs PostgreSQL (BENCH_PG_URL, default the local server); uses a throw-away database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import time
+import uuid
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from switchboard.bootstrap import build_engine, build_service
+from switchboard.settings import DatabaseSettings, Settings
+from tickets import migrate
+from tickets.clock import SystemClock
+from tickets.inbound import Identity, Inbound
+
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+
+
+async def main(sort: str, top: int) -> None:
+    name = f"sb_profile_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        settings = Settings(database=DatabaseSettings(url=make_url(PG_URL).set(database=name).render_as_string(False)))
+        engine = build_engine(settings)
+        await migrate.upgrade(engine)
+        service = build_service(settings, engine, SystemClock())
+        for n in range(5):
+            await service.add_agent(f"Agent {n}", f"agent{n}@example.com", capacity=1_000_000)
+
+        async def ingest(count: int, offset: int) -> None:
+            for n in range(count):
+                await service.ingest(Inbound(channel="webform", identities=(Identity("email", f"c{offset + n}@example.com"),),
+                                             body_text="x" * 2000))
+
+        await ingest(50, 0)  # warm caches
+        began = time.perf_counter()
+        await ingest(300, 1_000)
+        print(f"sequential: {300 / (time.perf_counter() - began):.1f} ingests/s")
+        began = time.perf_counter()
+        await asyncio.gather(*(ingest(50, 10_000 + i * 100) for i in range(8)))
+        print(f"8 concurrent: {400 / (time.perf_counter() - began):.1f} ingests/s")
+        profile = cProfile.Profile()
+        profile.enable()
+        await ingest(300, 100_000)
+        profile.disable()
+        pstats.Stats(profile).sort_stats(sort).print_stats(top)
+        await engine.dispose()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+    asyncio.run(main(args.sort, args.top))
