@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -53,6 +53,22 @@ class FormErrors(Exception):
         self.fields = fields
 
 
+def _plain_message(name: str, error: Any) -> str:
+    """Words a client understands instead of pydantic's ("String should have at least 1 character")."""
+    kind = error["type"]
+    if kind in ("missing", "string_too_short") and name == "message":
+        return "please write your message"
+    if kind == "string_too_long":
+        return f"at most {error['ctx']['max_length']} characters"
+    if kind == "literal_error":
+        return f"choose one of: {', '.join(CATEGORIES)}"
+    if kind == "extra_forbidden":
+        return "not a field of this form"
+    if kind == "string_type":
+        return "must be text"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def validate(data: dict[str, object], phone_region: str | None) -> tuple[ContactForm, tuple[Identity, ...]]:
     """Check the form and normalise its addresses; FormErrors says what is wrong with each field."""
     fields: dict[str, str] = {}
@@ -62,8 +78,7 @@ def validate(data: dict[str, object], phone_region: str | None) -> tuple[Contact
     except ValidationError as exc:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "email"
-            message = error["msg"].removeprefix("Value error, ")
-            fields.setdefault(name, message)
+            fields.setdefault(name, _plain_message(name, error))
     # The address formats are checked even when other fields failed, so one answer names every bad field.
     email = form.email if form is not None else _text(data.get("email"))
     phone = form.phone if form is not None else _text(data.get("phone"))

@@ -40,3 +40,13 @@ def test_form_needs_a_way_to_answer_and_an_empty_honeypot() -> None:
     form, identities = validate({"message": " hi ", "email": "A@Example.com", "phone": "+44 20 7946 0958"}, None)
     assert form.message == "hi"
     assert [(i.kind, i.address) for i in identities] == [("email", "a@example.com"), ("phone", "+442079460958")]
+
+
+def test_form_errors_are_in_plain_words() -> None:
+    with pytest.raises(FormErrors) as refused:
+        validate({"message": "", "email": "a@example.com", "category": "spam", "subject": "x" * 301}, None)
+    assert refused.value.fields == {
+        "message": "please write your message",
+        "category": "choose one of: question, request, defect, billing, feedback",
+        "subject": "at most 300 characters",
+    }
