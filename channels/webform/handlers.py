@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import aiohttp_cors
@@ -15,7 +16,6 @@ from channels.webform.ratelimit import RateLimiter
 from desk.endpoints import Endpoint, Param
 from desk.http import RUNTIME, error_response, json_ok, runtime
 from tickets.errors import StoreUnavailable
-from tickets.inbound import AttachmentRef
 
 LIMITER = web.AppKey("webform.limiter", RateLimiter)
 MAX_FILES = 10
@@ -127,6 +127,9 @@ async def contact_submit(request: web.Request) -> web.Response:
         inbound = to_inbound(form, identities, idempotency_key=f"form:{token[:100]}", attachments=stored,
                              language=_language(request))
         result = await runtime(request).service.ingest(inbound)
+        if result.duplicate and result.message.body_text != form.message:
+            # An old page sent again with a new message (the back button): a new submission, not a retry.
+            result = await runtime(request).service.ingest(replace(inbound, external_id=f"form:{uuid.uuid4().hex}"))
     except FormErrors as exc:
         values.setdefault("form_token", uuid.uuid4().hex)
         values.pop(HONEYPOT, None)

@@ -7,7 +7,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from desk import api

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import urllib.request
 import urllib.error
 import json
 
-from tests.conftest import REPO, free_port
+from tests.conftest import free_port
 
 STARTUP_TIMEOUT = 30
 

@@ -14,7 +14,6 @@ from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from desk.app import create_app
@@ -227,6 +226,14 @@ async def test_same_form_token_twice_is_one_ticket(client: TestClient[Any, Any],
     tickets = await all_tickets(client, headers)
     assert [t["number"] for t in tickets] == [number]
     assert len((await get_ticket(client, number, headers))["messages"]) == 1
+
+    # The same page sent again with another message (back button) is a new submission, not a retry.
+    third = await client.post("/contact", data=form_data({**fields, "message": "A second question"}))
+    assert third.status == 200
+    other = ticket_number(await third.text())
+    assert other != number
+    assert (await get_ticket(client, other, headers))["messages"][0]["body_text"] == "A second question"
+    assert len(await all_tickets(client, headers)) == 2
 
 
 async def test_invalid_html_post_reshows_the_form_and_stores_nothing(
