@@ -66,7 +66,32 @@ class SmtpSettings(BaseSettings):
     port: int = 2525
     """Port the inbound SMTP server listens on."""
     relay_url: str | None = None
-    """Outbound mail relay (smtp://user:pass@host:port); unset → replies stay queued."""
+    """Outbound mail relay (smtp://user:pass@host:port, smtps:// for TLS); unset → mail is written to DATA_DIR/mail-sink."""
+    addresses: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Support addresses and their groups (support@example.com=Support,sales@example.com=Sales); empty → any recipient, default group."""
+    max_message_mb: int = 25
+    """Largest message accepted; bigger ones are refused with 552 before the body is stored."""
+    sender_rate_limit: int = 30
+    """Messages accepted from one sender address per hour before 451 (mail storms, loops); 0 turns it off."""
+    from_address: str | None = None
+    """Sender of replies on tickets whose support address is unknown; unset → the first configured address."""
+
+    @field_validator("addresses", mode="before")
+    @classmethod
+    def _parse_addresses(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        mapping: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            address, separator, group = item.partition("=")
+            if not separator or not address.strip() or not group.strip():
+                raise ValueError(f"expected ADDRESS=GROUP, got {item!r}")
+            mapping[address.strip().lower()] = group.strip()
+        return mapping
+
+    @property
+    def reply_from(self) -> str:
+        return self.from_address or next(iter(self.addresses), "support@localhost")
 
 
 class TelegramSettings(BaseSettings):

@@ -27,5 +27,9 @@ class InvalidInput(DomainError):
         self.fields = fields
 
 
+class NotStored(DomainError):
+    """A message deliberately not stored (an auto-reply or bounce about nothing we know); the sender may forget it."""
+
+
 class StoreUnavailable(DomainError):
     """The database could not be reached; the caller should ask the sender to retry later."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from tickets.models import Priority
 
@@ -58,4 +60,18 @@ class Inbound:
     """A ticket the message says it belongs to; honoured only when the sender is its customer."""
     continue_open_within: timedelta | None = None
     """Join the customer's open ticket on this channel if it was active within this window."""
-    metadata: dict[str, str] = field(default_factory=dict)
+    thread_ids: tuple[str, ...] = ()
+    """External ids of earlier messages on this channel that this one answers, most telling first (email:
+    In-Reply-To, then References newest first); it joins their ticket if the sender is on that ticket."""
+    participants: tuple[str, ...] = ()
+    """Other addresses the message went to (email To/Cc): they become people on the ticket."""
+    auto_reply: str | None = None
+    """Why this is an automatic answer (out-of-office, bulk): it may join a ticket but never opens or reopens one."""
+    bounce_of: str | None = None
+    """External id of our outbound message this delivery failure report is about."""
+    bounce_reason: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    """Channel details stored with the message (headers for email) for threading and display."""
+    problems: tuple[str, ...] = ()
+    """What the adapter could not decode; the message is stored anyway, with `raw`."""
+    raw: AttachmentRef | None = None

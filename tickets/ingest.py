@@ -10,12 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit
 from tickets.content import sanitize_html
-from tickets.errors import InvalidInput
+from tickets.errors import InvalidInput, NotStored
 from tickets.inbound import Inbound
 from tickets.models import (
     ACTIVE_STATUSES,
     Customer,
     CustomerIdentity,
+    DeliveryStatus,
     Direction,
     Group,
     Message,
@@ -36,6 +37,14 @@ class IngestResult:
     """The message had been stored before (a redelivery); nothing was written."""
 
 
+@dataclass(frozen=True)
+class _Thread:
+    ticket: Ticket
+    reason: str
+    created: bool
+    needs_routing: bool
+
+
 async def ingest_in(
     session: AsyncSession, inbound: Inbound, now: datetime, router: Assigner, default_group: str
 ) -> IngestResult:
@@ -49,27 +58,68 @@ async def ingest_in(
         if existing is not None:
             ticket = await session.get_one(Ticket, existing.ticket_id)
             return IngestResult(ticket, existing, created=False, duplicate=True)
+    if inbound.bounce_of is not None:
+        return await _bounce(session, inbound, now)
 
     customer = await _customer_card(session, inbound, now)
-    ticket, reason, created, needs_routing = await _thread(session, inbound, customer, now, default_group)
-    message = Message(
+    thread = await _thread(session, inbound, customer, now, default_group)
+    message = _message(inbound, thread.ticket, thread.reason, now, customer_id=customer.id, direction=Direction.inbound)
+    session.add(message)
+    thread.ticket.updated_at = now
+    if thread.needs_routing:
+        await router.assign(session, thread.ticket, now)
+    await session.flush()
+    return IngestResult(thread.ticket, message, created=thread.created, duplicate=False)
+
+
+def _message(
+    inbound: Inbound, ticket: Ticket, reason: str, now: datetime, *, customer_id: int | None, direction: Direction
+) -> Message:
+    meta = dict(inbound.meta)
+    if inbound.participants:
+        meta["participants"] = list(inbound.participants)
+    if inbound.auto_reply:
+        meta["auto_reply"] = inbound.auto_reply
+    return Message(
         ticket_id=ticket.id,
-        direction=Direction.inbound,
+        direction=direction,
         channel=inbound.channel,
         external_id=inbound.external_id,
-        customer_id=customer.id,
+        customer_id=customer_id,
         body_text=inbound.body_text,
         body_html=sanitize_html(inbound.body_html),
         attachments=[a.as_dict() for a in inbound.attachments],
         thread_reason=reason,
+        meta=meta,
+        problems=list(inbound.problems),
+        raw=inbound.raw.as_dict() if inbound.raw else None,
         created_at=now,
     )
-    session.add(message)
+
+
+async def _bounce(session: AsyncSession, inbound: Inbound, now: datetime) -> IngestResult:
+    """A delivery failure report joins the ticket of the message that bounced and marks that message failed."""
+    bounced = await session.scalar(
+        select(Message).where(
+            Message.channel == inbound.channel,
+            Message.external_id == inbound.bounce_of,
+            Message.direction == Direction.outbound,
+        )
+    )
+    if bounced is None:
+        raise NotStored(f"delivery failure report about {inbound.bounce_of}, which we did not send")
+    ticket = await session.get_one(Ticket, bounced.ticket_id, with_for_update=True)
+    reason = inbound.bounce_reason or "delivery failed"
+    bounced.delivery_status = DeliveryStatus.failed
+    bounced.delivery_error = reason[:1000]
+    report = _message(inbound, ticket, f"delivery failure report for message {bounced.id}", now,
+                      customer_id=None, direction=Direction.internal)
+    session.add(report)
     ticket.updated_at = now
-    if needs_routing:
-        await router.assign(session, ticket, now)
+    audit.record(session, ticket.id, "delivery_failed", now, actor=f"channel:{inbound.channel}", reason=reason[:500],
+                 message_id=bounced.id)
     await session.flush()
-    return IngestResult(ticket, message, created=created, duplicate=False)
+    return IngestResult(ticket, report, created=False, duplicate=False)
 
 
 async def _customer_card(session: AsyncSession, inbound: Inbound, now: datetime) -> Customer:
@@ -104,21 +154,41 @@ async def _customer_card(session: AsyncSession, inbound: Inbound, now: datetime)
     return customer
 
 
-async def _thread(
-    session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime, default_group: str
-) -> tuple[Ticket, str, bool, bool]:
-    """Find the ticket this message continues, or open one: (ticket, why, created, needs routing).
+async def _on_ticket(session: AsyncSession, ticket: Ticket, customer: Customer, inbound: Inbound) -> bool:
+    """Whether the sender may add to this ticket: its customer, or someone an earlier message went to."""
+    if ticket.customer_id == customer.id:
+        return True
+    addresses = {i.address for i in inbound.identities}
+    metas = await session.scalars(select(Message.meta).where(Message.ticket_id == ticket.id))
+    return any(addresses & set(meta.get("participants", ())) for meta in metas)
 
-    A follow-up on a ticket already waiting in its queue leaves it there; the queue drain routes it.
-    """
-    earlier: Ticket | None = None
-    reason = ""
+
+async def _earlier(
+    session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime
+) -> tuple[Ticket | None, str]:
+    """The ticket this message continues, by the channel's rules in order of how telling they are."""
+    notes: list[str] = []
+    if inbound.thread_ids:
+        rows = await session.execute(
+            select(Message.external_id, Message.ticket_id).where(
+                Message.channel == inbound.channel, Message.external_id.in_(inbound.thread_ids)
+            )
+        )
+        ticket_of = {external_id: ticket_id for external_id, ticket_id in rows}
+        matched = next((tid for tid in inbound.thread_ids if tid in ticket_of), None)
+        if matched is not None:
+            ticket = await session.get_one(Ticket, ticket_of[matched], with_for_update=True)
+            if await _on_ticket(session, ticket, customer, inbound):
+                return ticket, f"replies to {matched} of ticket #{ticket.id}"
+            notes.append(f"replied to {matched} of ticket #{ticket.id} but the sender is not on it")
     if inbound.ticket_number is not None:
         referenced = await session.get(Ticket, inbound.ticket_number, with_for_update=True)
         if referenced is not None and referenced.customer_id == customer.id:
-            earlier, reason = referenced, f"references ticket #{referenced.id}"
-    if earlier is None and inbound.continue_open_within is not None:
-        earlier = await session.scalar(
+            return referenced, f"references ticket #{referenced.id}"
+        if referenced is not None:
+            notes.append(f"names ticket #{referenced.id} but the sender is not its customer")
+    if inbound.continue_open_within is not None:
+        ticket = await session.scalar(
             select(Ticket)
             .where(
                 Ticket.customer_id == customer.id,
@@ -130,19 +200,32 @@ async def _thread(
             .limit(1)
             .with_for_update()
         )
-        if earlier is not None:
-            reason = f"continues the customer's open {inbound.channel} ticket #{earlier.id}"
+        if ticket is not None:
+            return ticket, f"continues the customer's open {inbound.channel} ticket #{ticket.id}"
+    return None, "; ".join(notes)
 
+
+async def _thread(
+    session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime, default_group: str
+) -> _Thread:
+    """Join the ticket this message continues, or open one, saying why.
+
+    A follow-up on a ticket already waiting in its queue leaves it there; the queue drain routes it.
+    """
+    earlier, reason = await _earlier(session, inbound, customer, now)
     if earlier is not None and earlier.status != TicketStatus.closed:
-        reopened = earlier.status == TicketStatus.resolved
-        if reopened:
+        reopen = earlier.status == TicketStatus.resolved and inbound.auto_reply is None
+        if reopen:
             earlier.status = TicketStatus.open if earlier.assignee_id else TicketStatus.new
             earlier.resolved_at = None
             audit.record(session, earlier.id, "reopened", now, actor="customer", reason="the customer replied")
             reason += "; reopened it"
-        audit.record(session, earlier.id, "message_received", now, actor="customer", channel=inbound.channel)
-        return earlier, reason, False, reopened and earlier.assignee_id is None
+        audit.record(session, earlier.id, "message_received", now, actor="customer", channel=inbound.channel,
+                     auto_reply=inbound.auto_reply)
+        return _Thread(earlier, reason, False, reopen and earlier.assignee_id is None)
 
+    if inbound.auto_reply is not None:
+        raise NotStored(f"automatic reply ({inbound.auto_reply}) to no open ticket")
     group = await _group(session, inbound.group, default_group, now)
     ticket = Ticket(
         subject=(inbound.subject or _subject_from(inbound.body_text))[:300],
@@ -159,11 +242,11 @@ async def _thread(
     session.add(ticket)
     await session.flush()
     if earlier is not None:
-        reason = f"follow-up to closed ticket #{earlier.id}"
+        reason = f"follow-up to closed ticket #{earlier.id} ({reason})"
     else:
-        reason = f"new {inbound.channel} message"
-    audit.record(session, ticket.id, "created", now, actor="customer", reason=reason, channel=inbound.channel)
-    return ticket, reason, True, True
+        reason = f"new {inbound.channel} message" + (f"; {reason}" if reason else "")
+    audit.record(session, ticket.id, "created", now, actor="customer", reason=reason[:500], channel=inbound.channel)
+    return _Thread(ticket, reason[:200], True, True)
 
 
 async def _group(session: AsyncSession, name: str | None, default_group: str, now: datetime) -> Group:

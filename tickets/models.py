@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -153,6 +155,8 @@ class Group(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     head_email: Mapped[str | None] = mapped_column(String(320))
+    acknowledge: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    """Send new email tickets of this group an acknowledgement with their number."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -227,8 +231,50 @@ class Message(Base):
     body_html: Mapped[str | None] = mapped_column(Text)
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     delivery_status: Mapped[DeliveryStatus | None] = mapped_column(_enum(DeliveryStatus, "delivery_status"))
+    delivery_error: Mapped[str | None] = mapped_column(String(1000))
     thread_reason: Mapped[str | None] = mapped_column(String(200))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
+    """Channel details kept for threading and display (email: Message-ID, References, From, To, Cc, …)."""
+    problems: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    """What could not be decoded; the message was stored anyway, with its raw form."""
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The original bytes as received (an attachment-store reference)."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OutboxStatus(StrEnum):
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class Outbox(Base):
+    """A notification or reply to deliver, written in the same transaction as the change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"), default=OutboxStatus.queued)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Event(Base):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.models import Agent, Ticket
+from tickets.models import Agent, Message, Ticket
 
 
 class Assigner(Protocol):
@@ -21,3 +21,19 @@ class Assigner(Protocol):
         self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = ()
     ) -> int:
         """Assign waiting tickets of these groups (except those in `hold`) while agents have room; returns how many."""
+
+
+class Notifications(Protocol):
+    """Writes outbox rows inside the transaction of the change that causes them (replies, acknowledgements)."""
+
+    async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
+        """Outbox ids to deliver once the new ticket is committed (e.g. the client's acknowledgement)."""
+
+    async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
+        """Outbox ids that carry an agent's public reply out through the ticket's channel."""
+
+
+class JobQueue(Protocol):
+    """The timer and worker queue (arq): told after commit; the sweeper covers anything it loses."""
+
+    async def deliver(self, outbox_ids: Sequence[int]) -> None: ...

@@ -38,7 +38,7 @@ from tickets.models import (
     Ticket,
     TicketStatus,
 )
-from tickets.ports import Assigner
+from tickets.ports import Assigner, JobQueue, Notifications
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,12 +86,29 @@ class TicketService:
     """Composes the store, the router and the clock; the only way desk/ and channels change tickets."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], router: Assigner, clock: Clock, default_group: str
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        router: Assigner,
+        clock: Clock,
+        default_group: str,
+        *,
+        notifications: Notifications | None = None,
+        jobs: JobQueue | None = None,
     ) -> None:
         self._sessions = sessions
         self._router = router
         self._clock = clock
         self._default_group = default_group
+        self._notifications = notifications
+        self._jobs = jobs
+
+    async def _after_commit(self, outbox_ids: list[int]) -> None:
+        """Hand committed outbox rows to the queue; if Redis is away the sweeper delivers them later."""
+        if outbox_ids and self._jobs is not None:
+            try:
+                await self._jobs.deliver(outbox_ids)
+            except Exception:  # noqa: BLE001 - the rows are committed; only the prompt start is lost
+                log.warning("could not enqueue delivery of outbox %s; the sweeper will", outbox_ids, exc_info=True)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
@@ -121,9 +138,19 @@ class TicketService:
 
     async def ingest(self, inbound: Inbound) -> IngestResult:
         """IngestMessage: store, thread and route one inbound message; redelivery returns the same ticket."""
-        return await self._retrying(
-            lambda session: ingest_in(session, inbound, self._clock.now(), self._router, self._default_group)
-        )
+        outbox: list[int] = []
+
+        async def work(session: AsyncSession) -> IngestResult:
+            outbox.clear()
+            now = self._clock.now()
+            result = await ingest_in(session, inbound, now, self._router, self._default_group)
+            if result.created and self._notifications is not None:
+                outbox.extend(await self._notifications.ticket_created(session, result.ticket, result.message, now))
+            return result
+
+        result = await self._retrying(work)
+        await self._after_commit(outbox)
+        return result
 
     # --- staff --------------------------------------------------------------------------------
 
@@ -303,7 +330,11 @@ class TicketService:
             audit.record(
                 session, ticket.id, "note_added" if internal else "replied", now, actor=viewer, message_id=message.id
             )
-            return message
+            outbox: list[int] = []
+            if not internal and self._notifications is not None:
+                outbox = await self._notifications.reply_added(session, ticket, message, now)
+        await self._after_commit(outbox)
+        return message
 
     async def update_ticket(self, viewer: Agent, number: int, changes: dict[str, Any]) -> TicketView:
         """Apply status/priority/category/assignee changes; each change is audited, freed capacity re-routes."""

@@ -117,7 +117,7 @@ async def test_reply_reopens_resolved_and_closed_starts_linked_ticket(runtime: R
     await runtime.service.update_ticket(agent, original.ticket.id, {"status": "closed"})
     after_close = await runtime.service.ingest(mail(ticket_number=original.ticket.id, text="new problem"))
     assert after_close.created and after_close.ticket.follows_up_id == original.ticket.id
-    assert after_close.message.thread_reason == f"follow-up to closed ticket #{original.ticket.id}"
+    assert after_close.message.thread_reason == f"follow-up to closed ticket #{original.ticket.id} (references ticket #{original.ticket.id})"
 
 
 async def test_least_loaded_with_ties_to_the_agent_idle_longest(runtime: Runtime, add_agent, clock: ManualClock) -> None:
