@@ -103,7 +103,7 @@ async def database_url(
     """A fresh, migrated database for one test: a copied SQLite file or a PostgreSQL database from the template."""
     if request.param == "sqlite":
         if request.node.get_closest_marker("postgresql_only"):
-            pytest.skip("needs PostgreSQL's row locks across connections")
+            pytest.skip("a PostgreSQL-only test")
         path = tmp_path / "switchboard.db"
         shutil.copyfile(sqlite_template, path)
         yield f"sqlite+aiosqlite:///{path}"

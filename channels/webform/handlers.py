@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from channels.webform.form import CATEGORIES, HONEYPOT, ContactForm, FormErrors, to_inbound, validate
-from channels.webform.ratelimit import RateLimiter
+from channels.ratelimit import RateLimiter
 from desk.endpoints import Endpoint, Param
 from desk.http import RUNTIME, error_response, json_ok, runtime
 from tickets.errors import StoreUnavailable
@@ -188,7 +188,7 @@ ENDPOINTS = [
 def setup(app: web.Application) -> None:
     """Register the channel's routes, its rate limiter and CORS for the JSON endpoint."""
     rt = app[RUNTIME]
-    app[LIMITER] = RateLimiter(rt.redis, rt.settings.http.form_rate_limit)
+    app[LIMITER] = RateLimiter(rt.redis, rt.settings.http.form_rate_limit, prefix="ratelimit:webform")
     for endpoint in ENDPOINTS:
         route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
         if endpoint.handler is webform_json and rt.settings.http.cors_origins:

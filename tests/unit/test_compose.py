@@ -28,12 +28,13 @@ def test_compose_config_validates() -> None:
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     services = resolved["services"]
-    assert set(services) >= {"postgres", "redis", "migrate", "web", "worker"}
-    for name in ("postgres", "redis", "web"):
+    assert set(services) >= {"postgres", "redis", "migrate", "web", "smtp", "worker"}
+    for name in ("postgres", "redis", "web", "smtp"):
         assert services[name].get("healthcheck"), f"{name} needs a health check"
     assert services["migrate"]["command"] == ["migrate"]
     assert services["web"]["command"] == ["web"] and services["worker"]["command"] == ["worker"]
-    for role in ("web", "worker"):
+    assert services["smtp"]["command"] == ["smtp"]
+    for role in ("web", "smtp", "worker"):
         depends = services[role]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["redis"]["condition"] == "service_healthy"

@@ -1,4 +1,4 @@
-"""A per-client-IP fixed-window limit in Redis, so every web process shares one count."""
+"""Fixed-window limits in Redis (per client IP for forms, per sender for mail), shared by every process."""
 
 from __future__ import annotations
 
@@ -10,25 +10,23 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-WINDOW_SECONDS = 60
-
-
 class RateLimiter:
-    def __init__(self, redis: Redis, limit: int, *, prefix: str = "ratelimit:webform") -> None:
+    def __init__(self, redis: Redis, limit: int, *, prefix: str, window_seconds: int = 60) -> None:
         self._redis = redis
         self._limit = limit
         self._prefix = prefix
+        self._window = window_seconds
 
     async def retry_after(self, client: str) -> int | None:
         """Seconds until the client may post again, or None when this post is allowed."""
         if self._limit <= 0:
             return None
-        window = int(time.time()) // WINDOW_SECONDS
+        window = int(time.time()) // self._window
         key = f"{self._prefix}:{client}:{window}"
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
-                pipe.expire(key, WINDOW_SECONDS * 2)
+                pipe.expire(key, self._window * 2)
                 count, _ = await pipe.execute()
         except (RedisError, OSError) as exc:
             # Spam protection must not cost a real client's message: without Redis, let it through.
@@ -36,4 +34,4 @@ class RateLimiter:
             return None
         if int(count) <= self._limit:
             return None
-        return WINDOW_SECONDS - int(time.time()) % WINDOW_SECONDS or 1
+        return self._window - int(time.time()) % self._window or 1

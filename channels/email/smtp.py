@@ -1,0 +1,102 @@
+"""Inbound SMTP: aiosmtpd on the application's own event loop, acknowledging only what the store committed.
+
+The whole protocol is reduced to two hooks: RCPT decides which support addresses we accept, DATA parses,
+stores and answers with a named status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from channels.email.inbound import to_inbound
+from channels.email.parse import ParsedMail, parse_mail
+from channels.ratelimit import RateLimiter
+from tickets.attachments import AttachmentStore
+from tickets.errors import DomainError, NotStored, StoreUnavailable
+from tickets.service import TicketService
+
+log = logging.getLogger(__name__)
+
+OK = "250 2.0.0 OK"
+UNKNOWN_RECIPIENT = "550 5.1.1 No such support address here"
+TRY_LATER = "451 4.3.0 Cannot store the message right now; try again later"
+TOO_MANY = "451 4.7.1 Too many messages from this sender; try again later"
+PARSE_IN_THREAD_BYTES = 256 * 1024  # parsing costs ~0.05 ms/KB: bigger messages would stall the loop
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    addresses: dict[str, str]
+    """Support address → group; empty accepts every recipient into the default group."""
+    max_bytes: int
+
+
+class InboundMailHandler:
+    """aiosmtpd handler: one message in, one `Inbound` to the ticket service, a status code out."""
+
+    def __init__(
+        self, service: TicketService, attachments: AttachmentStore, config: MailboxConfig, limiter: RateLimiter
+    ) -> None:
+        self._service = service
+        self._attachments = attachments
+        self._config = config
+        self._limiter = limiter
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self._config.addresses and address.lower() not in self._config.addresses:
+            return UNKNOWN_RECIPIENT
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        raw = envelope.original_content or envelope.content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        sender = (envelope.mail_from or "").lower()
+        try:
+            if len(raw) > PARSE_IN_THREAD_BYTES:
+                parsed = await asyncio.to_thread(parse_mail, raw, sender)
+            else:
+                parsed = parse_mail(raw, sender)
+            limited_by = parsed.sender.address if parsed.sender else sender
+            if limited_by and await self._limiter.retry_after(limited_by) is not None:
+                log.warning("mail from %s refused for now: sender rate limit", limited_by)
+                return TOO_MANY
+            inbound = await to_inbound(parsed, envelope.rcpt_tos, self._config.addresses, self._attachments)
+            result = await self._service.ingest(inbound)
+        except NotStored as reason:
+            log.info("mail %s accepted and not stored: %s", _id(parsed), reason)
+            return OK
+        except StoreUnavailable:
+            return TRY_LATER
+        except DomainError as exc:
+            log.error("mail from %s refused by the store: %s", sender, exc)
+            return TRY_LATER
+        except Exception:  # noqa: BLE001 - never crash the server; the sender keeps the mail and retries
+            log.exception("mail from %s could not be stored", sender)
+            return TRY_LATER
+        verb = "duplicate of" if result.duplicate else ("opened" if result.created else "added to")
+        return f"250 2.0.0 OK: {verb} ticket #{result.ticket.id}"
+
+
+def _id(parsed: ParsedMail) -> str:
+    return parsed.message_id or "(no Message-ID)"
+
+
+async def start_smtp_server(
+    handler: InboundMailHandler, host: str, port: int, *, max_bytes: int, hostname: str | None = None
+) -> asyncio.AbstractServer:
+    """Serve SMTP on the running loop, so handlers share the app's database pool (not aiosmtpd's Controller thread)."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: SMTP(handler, data_size_limit=max_bytes, enable_SMTPUTF8=True, decode_data=False,
+                     hostname=hostname, ident="Switchboard ESMTP"),
+        host,
+        port,
+    )
