@@ -8,11 +8,16 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from notifier.compose import EmailNotifications
+from notifier.delivery import Deliverer
+from notifier.jobs import ArqJobQueue
+from notifier.senders import EmailSender, RelaySender, SinkSender
 from routing.router import LeastLoadedRouter
 from switchboard.settings import Settings
 from tickets.attachments import AttachmentStore
 from tickets.clock import Clock, SystemClock
 from tickets.db import create_engine, create_session_factory
+from tickets.ports import JobQueue, Notifications
 from tickets.service import TicketService
 
 
@@ -26,6 +31,8 @@ class Runtime:
     redis: ArqRedis
     redis_url: str
     clock: Clock
+    deliverer: Deliverer | None = None
+    """Sends outbox rows; the worker's delivery jobs use it."""
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -50,8 +57,30 @@ def build_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def build_service(settings: Settings, engine: AsyncEngine, clock: Clock) -> TicketService:
-    return TicketService(create_session_factory(engine), LeastLoadedRouter(), clock, settings.default_group)
+def build_sender(settings: Settings) -> EmailSender:
+    """The configured relay, or the mail-sink directory when there is none (the zero-config default)."""
+    if settings.smtp.relay_url:
+        return RelaySender(settings.smtp.relay_url)
+    return SinkSender(settings.data_dir / "mail-sink")
+
+
+def build_service(
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: Clock,
+    *,
+    notifications: Notifications | None = None,
+    jobs: JobQueue | None = None,
+) -> TicketService:
+    """Notifications are always written to the outbox; without `jobs` (CLI, no Redis) the worker's sweeper sends them."""
+    return TicketService(
+        create_session_factory(engine),
+        LeastLoadedRouter(),
+        clock,
+        settings.default_group,
+        notifications=notifications or EmailNotifications(settings),
+        jobs=jobs,
+    )
 
 
 async def build(settings: Settings, *, redis_url: str | None = None, clock: Clock | None = None) -> Runtime:
@@ -60,20 +89,22 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
     if not url:
         raise ValueError("no Redis configured: set SWITCHBOARD_REDIS_URL, or use `switchboard serve`")
     clock = clock or SystemClock()
+    sender = build_sender(settings)
     engine = build_engine(settings)
-    service = build_service(settings, engine, clock)
     try:
         redis = await create_pool(redis_settings(url))
     except BaseException:
         await engine.dispose()
         raise
+    sessions = create_session_factory(engine)
     return Runtime(
         settings=settings,
         engine=engine,
-        sessions=create_session_factory(engine),
-        service=service,
+        sessions=sessions,
+        service=build_service(settings, engine, clock, jobs=ArqJobQueue(redis)),
         attachments=AttachmentStore(settings.attachments_dir),
         redis=redis,
         redis_url=url,
         clock=clock,
+        deliverer=Deliverer(sessions, clock, sender),
     )

@@ -25,8 +25,9 @@ class CliError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description="Multi-channel contact center and helpdesk.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("serve", help="run everything in one process (web, worker) on the embedded default")
+    commands.add_parser("serve", help="run everything in one process (web, SMTP, worker) on the embedded default")
     commands.add_parser("web", help="run the web process (API, web form); needs SWITCHBOARD_REDIS_URL")
+    commands.add_parser("smtp", help="run the inbound SMTP server (email channel); needs SWITCHBOARD_REDIS_URL")
     commands.add_parser("worker", help="run an arq worker (deadlines, deliveries); needs SWITCHBOARD_REDIS_URL")
     commands.add_parser("migrate", help="apply database migrations")
 
@@ -39,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     add_agent.add_argument("--group", action="append", dest="groups", metavar="GROUP",
                            help="group (department) to work in; repeat for several (default: the default group)")
     add_agent.add_argument("--capacity", type=int, default=10, help="most open tickets at once (default 10)")
+
+    mail = commands.add_parser("mail", help="outgoing mail").add_subparsers(dest="action", required=True, metavar="ACTION")
+    outbox = mail.add_parser("outbox", help="list the mail written to the sink folder (no relay configured)")
+    outbox.add_argument("--show", type=int, metavar="N", help="print message N of the list in full")
 
     group = commands.add_parser("group", help="manage groups").add_subparsers(dest="action", required=True, metavar="ACTION")
     add_group = group.add_parser("add", help="add a group (department)")
@@ -54,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings()
     commands: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
-        "serve": _serve, "web": _web, "worker": _worker, "migrate": _migrate, "agent": _agent, "group": _group,
+        "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
+        "agent": _agent, "group": _group, "mail": _mail,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -164,6 +170,28 @@ async def _group(settings: Settings, args: argparse.Namespace) -> int:
     return await _with_service(settings, work)
 
 
+async def _mail(settings: Settings, args: argparse.Namespace) -> int:
+    from notifier.senders import list_sink
+
+    sink = settings.data_dir / "mail-sink"
+    entries = await asyncio.to_thread(list_sink, sink)
+    if args.show is not None:
+        if not 1 <= args.show <= len(entries):
+            raise CliError(f"--show takes 1 to {len(entries)}" if entries else f"no mail in {sink}")
+        sys.stdout.write((await asyncio.to_thread(entries[args.show - 1].path.read_bytes)).decode("utf-8", "replace"))
+        return 0
+    if settings.smtp.relay_url:
+        print(f"mail goes to the relay {settings.smtp.relay_url.split('@')[-1]}; the sink below holds only older mail",
+              file=sys.stderr)
+    if not entries:
+        print(f"no mail in {sink}", file=sys.stderr)
+        return 0
+    for number, entry in enumerate(entries, 1):
+        when = entry.date.strftime("%Y-%m-%d %H:%M") if entry.date else "?"
+        print(f"{number:>4}  {when}  to {entry.to}  {entry.subject}  ({entry.path.name})")
+    return 0
+
+
 # --- processes ------------------------------------------------------------------------------
 
 
@@ -175,7 +203,30 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, embedded_redis: bool) -> int:
+async def _start_smtp(rt: Any, stack: AsyncExitStack) -> None:
+    from channels.email.smtp import InboundMailHandler, MailboxConfig, start_smtp_server
+    from channels.ratelimit import RateLimiter
+
+    smtp = rt.settings.smtp
+    max_bytes = smtp.max_message_mb * 1024 * 1024
+    limiter = RateLimiter(rt.redis, smtp.sender_rate_limit, prefix="ratelimit:mail", window_seconds=3600)
+    handler = InboundMailHandler(rt.service, rt.attachments, MailboxConfig(smtp.addresses, max_bytes), limiter)
+    try:
+        server = await start_smtp_server(handler, smtp.host, smtp.port, max_bytes=max_bytes)
+    except OSError as exc:
+        raise CliError(f"cannot listen for SMTP on {smtp.host}:{smtp.port}: {exc.strerror}") from exc
+
+    async def close() -> None:
+        server.close()
+        await server.wait_closed()
+
+    stack.push_async_callback(close)
+    accepted = ", ".join(smtp.addresses) or "any recipient"
+    print(f"SMTP listening on {smtp.host}:{smtp.port} for {accepted}.", file=sys.stderr, flush=True)
+
+
+async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, embedded_redis: bool,
+                     smtp_role: bool = False) -> int:
     from switchboard.bootstrap import build
     from switchboard.worker import build_worker
 
@@ -200,6 +251,8 @@ async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, e
             worker_task = asyncio.create_task(worker.async_run())
             stack.push_async_callback(_stop_worker, worker, worker_task)
             worker_task.add_done_callback(lambda task: task.cancelled() or task.exception() is None or stop.set())
+        if smtp_role:
+            await _start_smtp(rt, stack)
         if web_role:
             from desk.app import create_app
 
@@ -227,7 +280,11 @@ async def _stop_worker(worker: Any, task: asyncio.Task[None]) -> None:
 
 
 async def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    return await _run_roles(settings, web_role=True, worker_role=True, embedded_redis=True)
+    return await _run_roles(settings, web_role=True, worker_role=True, smtp_role=True, embedded_redis=True)
+
+
+async def _smtp(settings: Settings, args: argparse.Namespace) -> int:
+    return await _run_roles(settings, web_role=False, worker_role=False, smtp_role=True, embedded_redis=False)
 
 
 async def _web(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 from arq import cron
 from arq.worker import Worker
 
+from notifier.jobs import deliver_outbox, sweep_outbox
 from switchboard.bootstrap import Runtime, redis_settings
 
 
@@ -19,8 +20,11 @@ async def drain_queues(ctx: dict[str, Any]) -> int:
 def worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments for `arq.worker.Worker`; a test checks each is a real parameter."""
     settings: dict[str, Any] = {
-        "functions": [drain_queues],
-        "cron_jobs": [cron(drain_queues, second=0, unique=True, run_at_startup=True, name="cron:drain_queues")],
+        "functions": [drain_queues, deliver_outbox],
+        "cron_jobs": [
+            cron(drain_queues, second=0, unique=True, run_at_startup=True, name="cron:drain_queues"),
+            cron(sweep_outbox, second=30, unique=True, run_at_startup=True, name="cron:sweep_outbox"),
+        ],
         # Its own connection pool: Worker.close() closes the pool it runs on, and the web side keeps using ours.
         "redis_settings": redis_settings(runtime.redis_url),
         "ctx": {"runtime": runtime},

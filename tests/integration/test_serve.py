@@ -24,6 +24,7 @@ STARTUP_TIMEOUT = 30
 def clean_env(port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
     env["SWITCHBOARD_HTTP_PORT"] = str(port)
+    env["SWITCHBOARD_SMTP_PORT"] = str(free_port())
     return env
 
 
@@ -194,3 +195,63 @@ def test_agent_add_errors_are_clear(tmp_path: Path) -> None:
     group = cli(tmp_path, env, "group", "add", "Sales", "--head", "head@example.com")
     assert group.returncode == 0 and "Sales" in group.stdout
     assert cli(tmp_path, env, "agent", "add", "Fay", "--email", "fay@example.com", "--group", "Sales").returncode == 0
+
+
+def test_email_walkthrough_on_the_embedded_default(serve: Serve) -> None:
+    """Issue 3's acceptance: a Russian mail opens a ticket, the reply goes out threaded, the answer joins."""
+    import smtplib
+    from email import message_from_bytes, policy
+    from email.message import EmailMessage
+
+    token = cli(serve.cwd, serve.env, "agent", "add", "Alice", "--email", "alice@example.com").stdout.split()[-1]
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    smtp_port = int(serve.env["SWITCHBOARD_SMTP_PORT"])
+
+    first = EmailMessage()
+    first["From"], first["To"], first["Subject"] = "Иван <ivan@example.org>", "support@example.com", "Принтер не печатает"
+    first["Message-ID"] = "<first@example.org>"
+    first.set_content("Здравствуйте! Принтер снова не печатает.")
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+        client.send_message(first)
+    tickets = json.loads(http("GET", f"{serve.base}/api/v1/tickets", headers=auth)[1])["items"]
+    assert [t["subject"] for t in tickets] == ["Принтер не печатает"]
+    number, customer_id = tickets[0]["number"], tickets[0]["customer_id"]
+    card = json.loads(http("GET", f"{serve.base}/api/v1/customers/{customer_id}", headers=auth)[1])
+    assert card["identities"] == [{"kind": "email", "address": "ivan@example.org"}]
+
+    status, _ = http("POST", f"{serve.base}/api/v1/tickets/{number}/messages", headers=auth,
+                     data=json.dumps({"body": "Добрый день! Выезжаем."}).encode())
+    assert status == 201
+
+    def sent_reply() -> bytes | None:
+        for path in sorted((serve.cwd / "data" / "mail-sink").glob("*.eml")):
+            if "Выезжаем".encode() in path.read_bytes() or b"Re:" in path.read_bytes():
+                return path.read_bytes()
+        return None
+
+    wait_for(lambda: sent_reply() is not None, 15, "the reply in the mail sink")
+    reply = message_from_bytes(sent_reply(), policy=policy.default)
+    assert f"[#{number}]" in reply["Subject"] and reply["In-Reply-To"] == "<first@example.org>"
+    assert reply["To"] == "ivan@example.org" or "ivan@example.org" in reply["To"]
+    listing = cli(serve.cwd, serve.env, "mail", "outbox")
+    assert listing.returncode == 0 and f"[#{number}]" in listing.stdout
+
+    answer = EmailMessage()
+    answer["From"], answer["To"] = "ivan@example.org", "support@example.com"
+    answer["Subject"] = "Re: " + str(reply["Subject"])
+    answer["Message-ID"], answer["In-Reply-To"] = "<answer@example.org>", reply["Message-ID"]
+    answer["References"] = f"<first@example.org> {reply['Message-ID']}"
+    answer.set_content("Спасибо, ждём.")
+    oof = EmailMessage()
+    oof["From"], oof["To"], oof["Subject"] = "boss@example.org", "support@example.com", "Out of office"
+    oof["Auto-Submitted"] = "auto-replied"
+    oof.set_content("I am away.")
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+        client.send_message(answer)
+        client.send_message(oof)
+
+    tickets = json.loads(http("GET", f"{serve.base}/api/v1/tickets", headers=auth)[1])["items"]
+    assert [t["number"] for t in tickets] == [number]
+    ticket = json.loads(http("GET", f"{serve.base}/api/v1/tickets/{number}", headers=auth)[1])
+    assert ticket["messages"][-1]["body_text"].strip() == "Спасибо, ждём."
+    assert ticket["messages"][-1]["thread_reason"].startswith(f"replies to {reply['Message-ID']}")

@@ -1,0 +1,139 @@
+"""SMTP ingest: messages/s accepted and committed by `switchboard smtp` at 32 concurrent clients (10 KB mails).
+
+For scale, the same run measures a bare aiosmtpd server that only parses each message (policy.default).
+Usage: uv run python bench/smtp_ingest.py [--messages 2000] [--concurrency 32] [--runs 3]
+Needs PostgreSQL (BENCH_PG_URL) and Redis (BENCH_REDIS_URL); traffic goes only to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+import asyncpg
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import free_port  # noqa: E402
+
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+
+BARE_SERVER = textwrap.dedent("""
+    import asyncio, sys, email, email.policy
+    from aiosmtpd.smtp import SMTP
+    class Parse:
+        async def handle_DATA(self, server, session, envelope):
+            email.message_from_bytes(envelope.original_content, policy=email.policy.default).get_body()
+            return "250 OK"
+    async def main():
+        server = await asyncio.get_running_loop().create_server(lambda: SMTP(Parse()), "127.0.0.1", int(sys.argv[1]))
+        await asyncio.Event().wait()
+    asyncio.run(main())
+""")
+
+
+def message(n: int) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = f"Client {n} <client{n}@example.org>"
+    mail["To"] = "support@example.com"
+    mail["Subject"] = f"Принтер не печатает #{n}"
+    mail["Message-ID"] = f"<bench-{uuid.uuid4().hex}@example.org>"
+    mail.set_content(("Здравствуйте! Принтер снова не печатает. " * 200)[:10_000])
+    return mail.as_bytes()
+
+
+async def wait_port(port: int) -> None:
+    for _ in range(300):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+async def blast(port: int, count: int, concurrency: int) -> float:
+    bodies = [message(n) for n in range(count)]
+    queue = iter(range(count))
+
+    async def client() -> None:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=60) as smtp:
+            for n in queue:
+                await smtp.sendmail(f"client{n}@example.org", ["support@example.com"], bodies[n])
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return count / (time.perf_counter() - began)
+
+
+async def one_run(count: int, concurrency: int) -> dict[str, float]:
+    name = f"sb_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db_url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": db_url, "SWITCHBOARD_REDIS_URL": REDIS_URL,
+           "SWITCHBOARD_SMTP_SENDER_RATE_LIMIT": "0", "SWITCHBOARD_DATA_DIR": f"/tmp/{name}"}
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        subprocess.run([sys.executable, "-m", "switchboard.cli", "migrate"], env=env, cwd=REPO, check=True,
+                       capture_output=True)
+        for n in range(5):
+            subprocess.run([sys.executable, "-m", "switchboard.cli", "agent", "add", f"Agent {n}", "--email",
+                            f"agent{n}@example.com", "--capacity", str(count)], env=env, cwd=REPO, check=True,
+                           capture_output=True)
+        ours, bare = free_port(), free_port()
+        processes.append(subprocess.Popen([sys.executable, "-m", "switchboard.cli", "smtp"], cwd=REPO,
+                                          env={**env, "SWITCHBOARD_SMTP_PORT": str(ours)},
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        processes.append(subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        await wait_port(ours)
+        await wait_port(bare)
+        bare_rate = await blast(bare, count, concurrency)
+        our_rate = await blast(ours, count, concurrency)
+        db = await asyncpg.connect(make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False))
+        stored = await db.fetchval("SELECT count(*) FROM messages WHERE channel = 'email' AND direction = 'in'")
+        await db.close()
+        assert stored == count, (stored, count)
+        return {"switchboard_msgs_per_s": our_rate, "bare_parse_msgs_per_s": bare_rate, "ratio": our_rate / bare_rate}
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        subprocess.run(["rm", "-rf", f"/tmp/{name}"], check=False)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    results = [await one_run(args.messages, args.concurrency) for _ in range(args.runs)]
+    for result in results:
+        print("run:", {k: round(v, 2) for k, v in result.items()})
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"median of {args.runs} runs, {args.messages} messages of 10 KB, {args.concurrency} clients:")
+    for key in results[0]:
+        print(f"  {key}: {statistics.median(r[key] for r in results):.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

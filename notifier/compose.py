@@ -1,0 +1,295 @@
+"""Email replies and acknowledgements become outbox rows inside the transaction of the change that causes them.
+
+Threading is ours to keep: every outbound mail gets our own Message-ID (stored as the message's
+external id, so the client's answer finds its ticket), In-Reply-To/References to the client's latest
+mail, and the `[#NUMBER]` token in the subject.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any, Protocol
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets.models import (
+    Customer,
+    CustomerIdentity,
+    Direction,
+    Group,
+    Message,
+    Outbox,
+    OutboxStatus,
+    Ticket,
+)
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "email"
+MAX_REFERENCES = 20
+LANGUAGES = ("en", "ru")
+TEMPLATES = Path(__file__).parent / "templates"
+
+# Automated senders: acknowledging them only feeds mail loops.
+_AUTOMATED_LOCAL_PART = re.compile(
+    r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|auto[-_.]?reply)([+-].*)?$",
+    re.IGNORECASE,
+)
+_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|ответ)(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+
+
+class _SmtpSettings(Protocol):
+    @property
+    def reply_from(self) -> str: ...
+
+
+class MailSettings(Protocol):
+    """The part of the settings composing mail needs (the sender of replies)."""
+
+    @property
+    def smtp(self) -> _SmtpSettings: ...
+
+
+@dataclass(frozen=True)
+class _ClientMail:
+    """The client's mail we answer: who wrote it, to which of our addresses, and its threading ids."""
+
+    sender: str | None
+    message_id: str | None
+    references: list[str]
+
+
+def ticket_subject(number: int, subject: str, *, reply: bool) -> str:
+    """`[#N] subject` or `Re: [#N] subject`, without doubling a reply prefix or our token already there."""
+    token = f"[#{number}]"
+    rest = _REPLY_PREFIX.sub("", subject or "")
+    rest = " ".join(rest.replace(token, " ").split())
+    rest = _REPLY_PREFIX.sub("", rest)
+    subject = f"{token} {rest}".rstrip()
+    return f"Re: {subject}" if reply else subject
+
+
+def is_automated_sender(address: str | None) -> bool:
+    """mailer-daemon, postmaster and noreply addresses: never answered automatically."""
+    if not address or "@" not in address:
+        return True
+    return bool(_AUTOMATED_LOCAL_PART.match(address.rpartition("@")[0]))
+
+
+def paragraphs(text: str) -> list[list[str]]:
+    """Plain text as paragraphs of lines, for the HTML part."""
+    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip())
+    return [block.split("\n") for block in blocks if block.strip()]
+
+
+def _domain(address: str) -> str:
+    domain = address.rpartition("@")[2].strip().rstrip(">") or "localhost"
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "localhost"
+
+
+def _references(mail: _ClientMail) -> list[str]:
+    chain = [r for r in mail.references if r]
+    if mail.message_id:
+        chain.append(mail.message_id)
+    return list(dict.fromkeys(chain))[-MAX_REFERENCES:]
+
+
+def _usable(address: Any) -> str | None:
+    if not isinstance(address, str) or "@" not in address or address.endswith(".invalid"):
+        return None
+    return address.strip()
+
+
+class EmailNotifications:
+    """`tickets.ports.Notifications` for the email channel: the agent's reply and the new ticket's acknowledgement."""
+
+    def __init__(self, settings: MailSettings) -> None:
+        self._reply_from = settings.smtp.reply_from
+        self._templates = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+
+    async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
+        if ticket.channel != CHANNEL:
+            return []
+        latest = await self._latest_client_mail(session, ticket)
+        recipient = (latest.sender if latest else None) or await self._customer_address(session, ticket)
+        if recipient is None:
+            log.warning("reply %s on ticket #%s stays queued: the client has no email address", message.id, ticket.id)
+            return []
+        sender = await self._support_address(session, ticket)
+        subject = ticket_subject(ticket.id, ticket.subject, reply=True)
+        message_id = make_msgid(domain=_domain(sender))
+        in_reply_to = latest.message_id if latest else None
+        references = _references(latest) if latest else []
+        message.external_id = message_id
+        message.meta = {
+            "message_id": message_id,
+            "from": sender,
+            "to": recipient,
+            "subject": subject,
+            "in_reply_to": in_reply_to,
+            "references": references,
+        }
+        row = self._row(
+            kind="reply",
+            dedupe_key=f"reply:{message.id}",
+            ticket=ticket,
+            message_id=message.id,
+            sender=sender,
+            recipient=recipient,
+            subject=subject,
+            text=message.body_text,
+            headers={"Message-ID": message_id, "In-Reply-To": in_reply_to, "References": references},
+            language=None,
+            now=now,
+        )
+        session.add(row)
+        await session.flush()
+        return [row.id]
+
+    async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
+        if ticket.channel != CHANNEL or message.direction != Direction.inbound:
+            return []
+        meta = message.meta or {}
+        if meta.get("auto_reply"):
+            return []
+        group = await session.get(Group, ticket.group_id)
+        if group is None or not group.acknowledge:
+            return []
+        recipient = _usable(meta.get("from")) or await self._customer_address(session, ticket)
+        if recipient is None or is_automated_sender(recipient):
+            log.info("no acknowledgement for ticket #%s: sender %s is automated or unknown", ticket.id, recipient)
+            return []
+        sender = _usable(meta.get("recipient")) or self._reply_from
+        if recipient.lower() == sender.lower():
+            log.info("no acknowledgement for ticket #%s: it came from our own address %s", ticket.id, sender)
+            return []
+        customer = await session.get(Customer, ticket.customer_id)
+        language = _language(customer.language if customer else None)
+        subject = ticket_subject(ticket.id, ticket.subject, reply=False)
+        client_mail = _ClientMail(recipient, message.external_id, list(meta.get("references") or []))
+        text = self._templates.get_template(f"ack.{language}.txt").render(
+            name=customer.name if customer else None, number=ticket.id, subject=ticket.subject, team=group.name
+        )
+        row = self._row(
+            kind="ack",
+            dedupe_key=f"ack:{ticket.id}",
+            ticket=ticket,
+            message_id=None,
+            sender=sender,
+            recipient=recipient,
+            subject=subject,
+            text=text,
+            headers={
+                "Message-ID": make_msgid(domain=_domain(sender)),
+                "In-Reply-To": message.external_id,
+                "References": _references(client_mail),
+                # RFC 3834: an automatic answer; well-behaved responders do not answer it back.
+                "Auto-Submitted": "auto-replied",
+                "X-Auto-Response-Suppress": "All",
+            },
+            language=language,
+            now=now,
+        )
+        session.add(row)
+        await session.flush()
+        return [row.id]
+
+    def _row(
+        self,
+        *,
+        kind: str,
+        dedupe_key: str,
+        ticket: Ticket,
+        message_id: int | None,
+        sender: str,
+        recipient: str,
+        subject: str,
+        text: str,
+        headers: dict[str, Any],
+        language: str | None,
+        now: datetime,
+    ) -> Outbox:
+        html = self._templates.get_template("message.html").render(
+            paragraphs=paragraphs(text), subject=subject, lang=language
+        )
+        stored = {"From": sender, "To": recipient}
+        for name, value in headers.items():
+            if isinstance(value, list):
+                value = " ".join(value)
+            if value:
+                stored[name] = value
+        return Outbox(
+            kind=kind,
+            channel=CHANNEL,
+            recipient=recipient,
+            subject=subject,
+            body_text=text,
+            body_html=html,
+            headers=stored,
+            ticket_id=ticket.id,
+            message_id=message_id,
+            dedupe_key=dedupe_key,
+            status=OutboxStatus.queued,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def _latest_client_mail(self, session: AsyncSession, ticket: Ticket) -> _ClientMail | None:
+        """The client's newest mail on the ticket, preferring a human one to an out-of-office answer."""
+        rows = (
+            await session.execute(
+                select(Message.external_id, Message.meta)
+                .where(
+                    Message.ticket_id == ticket.id,
+                    Message.direction == Direction.inbound,
+                    Message.channel == CHANNEL,
+                )
+                .order_by(Message.id.desc())
+                .limit(10)
+            )
+        ).all()
+        if not rows:
+            return None
+        external_id, meta = next(((e, m) for e, m in rows if not (m or {}).get("auto_reply")), rows[0])
+        meta = meta or {}
+        return _ClientMail(_usable(meta.get("from")), external_id, list(meta.get("references") or []))
+
+    async def _customer_address(self, session: AsyncSession, ticket: Ticket) -> str | None:
+        addresses = await session.scalars(
+            select(CustomerIdentity.address)
+            .where(CustomerIdentity.customer_id == ticket.customer_id, CustomerIdentity.kind == "email")
+            .order_by(CustomerIdentity.id)
+        )
+        return next((a for a in map(_usable, addresses) if a), None)
+
+    async def _support_address(self, session: AsyncSession, ticket: Ticket) -> str:
+        """The address the client first wrote to, so the conversation keeps one sender."""
+        meta = await session.scalar(
+            select(Message.meta)
+            .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound, Message.channel == CHANNEL)
+            .order_by(Message.id)
+            .limit(1)
+        )
+        return _usable((meta or {}).get("recipient")) or self._reply_from
+
+
+def _language(language: str | None) -> str:
+    code = (language or "").replace("_", "-").split("-")[0].lower()
+    return code if code in LANGUAGES else LANGUAGES[0]

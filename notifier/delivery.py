@@ -1,0 +1,249 @@
+"""Delivering one outbox row: claim it, send it, record the outcome — safe to run twice or concurrently.
+
+The claim (`sending`, attempts + 1) is committed before anything goes out, so a second run of the same
+job sees it and stays away; a claim older than `stale_after` means its worker died and may be taken over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notifier.senders import EmailSender, PermanentFailure, TemporaryFailure
+from tickets import audit
+from tickets.clock import Clock
+from tickets.models import DeliveryStatus, Message, Outbox, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "email"
+MISSING = "missing"
+FINAL = (OutboxStatus.sent, OutboxStatus.delivered, OutboxStatus.failed)
+# How early a job may run against the row's next_attempt_at (arq's timer and our clock are read apart).
+EARLY_TOLERANCE = timedelta(seconds=1)
+RECORD_RETRIES = (0.5, 2.0, 5.0)  # seconds between tries to record an outcome while the database is away
+HEADERS_FROM_ROW = ("Message-ID", "In-Reply-To", "References", "Auto-Submitted", "X-Auto-Response-Suppress")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one delivery run did, and when the caller should try again after a temporary failure."""
+
+    outbox_id: int
+    status: str
+    """The row's status afterwards (an `OutboxStatus` value), or "missing"."""
+    attempts: int
+    retry_in: timedelta | None = None
+    """Set when the row waits for another attempt: re-enqueue after this long."""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Claim:
+    outbox_id: int
+    attempts: int
+    message: EmailMessage
+
+
+def backoff(attempt: int, *, first: timedelta, cap: timedelta, jitter: Callable[[], float] = random.random) -> timedelta:
+    """Exponential from `first`, doubled per attempt, ±20 % jitter so a relay outage does not end in a stampede."""
+    base = min(cap, first * (2 ** max(0, attempt - 1)))
+    return min(cap, base * (0.8 + 0.4 * jitter()))
+
+
+class Deliverer:
+    """Sends outbox rows of the email channel through one `EmailSender`, with retries and backoff."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        sender: EmailSender,
+        *,
+        max_attempts: int = 8,
+        first_retry: timedelta = timedelta(seconds=30),
+        max_retry: timedelta = timedelta(hours=1),
+        stale_after: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self.sender = sender
+        self._sessions = sessions
+        self._clock = clock
+        self.max_attempts = max_attempts
+        self.first_retry = first_retry
+        self.max_retry = max_retry
+        self.stale_after = stale_after
+
+    async def deliver(self, outbox_id: int) -> str:
+        """Deliver one row if it is due; returns its status afterwards (queued means: retry later)."""
+        return (await self.attempt(outbox_id)).status
+
+    async def attempt(self, outbox_id: int) -> Attempt:
+        claimed = await self._claim(outbox_id)
+        if isinstance(claimed, Attempt):
+            return claimed
+        failure: TemporaryFailure | PermanentFailure | None = None
+        provider_id: str | None = None
+        try:
+            provider_id = await self.sender.send(claimed.message)
+        except (TemporaryFailure, PermanentFailure) as exc:
+            failure = exc
+        except Exception as exc:  # noqa: BLE001 - a sender bug must not leave the row claimed for 10 minutes
+            log.exception("sender crashed on outbox %s", outbox_id)
+            failure = TemporaryFailure(f"sender error: {exc!r}")
+        for pause in RECORD_RETRIES:
+            try:
+                if failure is None:
+                    return await self._record_sent(claimed, provider_id)
+                return await self._record_failure(claimed, failure)
+            except (DBAPIError, OSError) as exc:
+                # The mail is out (or refused): losing that fact would mean sending it again after `stale_after`.
+                log.warning("outbox %s: recording the outcome failed (%r); retrying in %s s", outbox_id, exc, pause)
+                await asyncio.sleep(pause)
+        if failure is None:
+            return await self._record_sent(claimed, provider_id)
+        return await self._record_failure(claimed, failure)
+
+    async def due(self, limit: int = 500) -> list[tuple[int, int]]:
+        """(outbox id, attempts so far) of rows a job should exist for: due ones and claims whose worker died."""
+        now = self._clock.now()
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Outbox.id, Outbox.attempts)
+                .where(
+                    Outbox.channel == CHANNEL,
+                    or_(
+                        and_(Outbox.status == OutboxStatus.queued, Outbox.next_attempt_at <= now),
+                        and_(Outbox.status == OutboxStatus.sending, Outbox.updated_at < now - self.stale_after),
+                    ),
+                )
+                .order_by(Outbox.next_attempt_at, Outbox.id)
+                .limit(limit)
+            )
+            return [(row_id, attempts) for row_id, attempts in rows]
+
+    # --- the two transactions around the send ----------------------------------------------------
+
+    async def _claim(self, outbox_id: int) -> _Claim | Attempt:
+        """Transaction 1: mark the row `sending` (committed) before anything leaves."""
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Outbox, outbox_id, with_for_update=True)
+            if row is None:
+                return Attempt(outbox_id, MISSING, 0)
+            if row.channel != CHANNEL:
+                log.warning("outbox %s is for channel %s; this deliverer sends email only", row.id, row.channel)
+                return Attempt(row.id, str(row.status), row.attempts)
+            if row.status in FINAL:
+                return Attempt(row.id, str(row.status), row.attempts)
+            if row.status == OutboxStatus.sending and now - row.updated_at < self.stale_after:
+                return Attempt(row.id, str(row.status), row.attempts)  # another run is on it
+            if row.status == OutboxStatus.queued and row.next_attempt_at > now + EARLY_TOLERANCE:
+                return Attempt(row.id, str(row.status), row.attempts, retry_in=row.next_attempt_at - now)
+            if row.status == OutboxStatus.sending:
+                log.warning("outbox %s: attempt %d was abandoned; trying again", row.id, row.attempts)
+            try:
+                message = build_email(row)
+            except (ValueError, TypeError) as exc:
+                row.attempts += 1
+                error = f"cannot build the message: {exc}"
+                self._fail(session, row, error, now)
+                await self._mark_message_failed(session, row, error)
+                return Attempt(row.id, str(row.status), row.attempts, error=error)
+            row.status = OutboxStatus.sending
+            row.attempts += 1
+            row.updated_at = now
+            return _Claim(row.id, row.attempts, message)
+
+    async def _record_sent(self, claim: _Claim, provider_id: str | None) -> Attempt:
+        """Transaction 2 after success."""
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            row = await session.get_one(Outbox, claim.outbox_id, with_for_update=True)
+            row.status = OutboxStatus.sent
+            row.sent_at = now
+            row.updated_at = now
+            row.provider_id = provider_id[:255] if provider_id else None
+            row.last_error = None
+            message = await self._linked_message(session, row)
+            if message is not None:
+                message.delivery_status = DeliveryStatus.sent
+                message.delivery_error = None
+            log.info("outbox %s (%s) sent to %s", row.id, row.kind, row.recipient)
+            return Attempt(row.id, str(row.status), row.attempts)
+
+    async def _record_failure(self, claim: _Claim, failure: TemporaryFailure | PermanentFailure) -> Attempt:
+        """Transaction 2 after a failure: back to the queue with a backoff, or failed for good."""
+        now = self._clock.now()
+        error = str(failure) or failure.__class__.__name__
+        async with self._sessions() as session, session.begin():
+            row = await session.get_one(Outbox, claim.outbox_id, with_for_update=True)
+            if row.status in FINAL:  # a run that took over a stale claim finished first
+                return Attempt(row.id, str(row.status), row.attempts)
+            if isinstance(failure, TemporaryFailure) and row.attempts < self.max_attempts:
+                delay = backoff(row.attempts, first=self.first_retry, cap=self.max_retry)
+                row.status = OutboxStatus.queued
+                row.next_attempt_at = now + delay
+                row.updated_at = now
+                row.last_error = error[:1000]
+                log.warning("outbox %s attempt %d failed, retry in %s: %s", row.id, row.attempts, delay, error)
+                return Attempt(row.id, str(row.status), row.attempts, retry_in=delay, error=error)
+            if isinstance(failure, TemporaryFailure):
+                error = f"gave up after {row.attempts} attempts: {error}"
+            self._fail(session, row, error, now)
+            await self._mark_message_failed(session, row, error)
+            return Attempt(row.id, str(row.status), row.attempts, error=error)
+
+    def _fail(self, session: AsyncSession, row: Outbox, error: str, now: datetime) -> None:
+        row.status = OutboxStatus.failed
+        row.updated_at = now
+        row.last_error = error[:1000]
+        log.error("outbox %s (%s) to %s failed: %s", row.id, row.kind, row.recipient, error)
+        if row.ticket_id is not None:
+            audit.record(
+                session, row.ticket_id, "delivery_failed", now, actor="notifier", reason=error[:500],
+                outbox_id=row.id, notification=row.kind, message_id=row.message_id, recipient=row.recipient,
+            )
+
+    async def _mark_message_failed(self, session: AsyncSession, row: Outbox, error: str) -> None:
+        message = await self._linked_message(session, row)
+        if message is not None:
+            message.delivery_status = DeliveryStatus.failed
+            message.delivery_error = error[:1000]
+
+    async def _linked_message(self, session: AsyncSession, row: Outbox) -> Message | None:
+        if row.message_id is None:
+            return None
+        return await session.get(Message, row.message_id)
+
+
+def build_email(row: Outbox) -> EmailMessage:
+    """The row as a MIME message: its headers, the text part and the HTML alternative."""
+    headers = row.headers or {}
+    message = EmailMessage()
+    message["From"] = headers.get("From") or ""
+    message["To"] = row.recipient
+    message["Subject"] = row.subject or ""
+    message["Date"] = format_datetime(row.created_at)
+    for name in HEADERS_FROM_ROW:
+        if headers.get(name):
+            message[name] = headers[name]
+    text = row.body_text or ""
+    message.set_content(text, cte=_transfer_encoding(text))
+    if row.body_html:
+        message.add_alternative(row.body_html, subtype="html", cte=_transfer_encoding(row.body_html))
+    return message
+
+
+def _transfer_encoding(body: str) -> str:
+    # 8bit bodies need the relay's 8BITMIME, which aiosmtplib does not declare: encode anything non-ASCII.
+    return "7bit" if body.isascii() and all(len(line) <= 998 for line in body.splitlines()) else "base64"

@@ -1,0 +1,73 @@
+"""arq jobs for delivery, as one-line shells, and the job queue the ticket services tell after commit.
+
+Job ids are `notify:{outbox_id}:{attempts so far}`: deterministic, so enqueuing twice is harmless, and
+versioned, because arq refuses an id again while the earlier job's result is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from notifier.delivery import Deliverer
+
+log = logging.getLogger(__name__)
+
+DELIVER_JOB = "deliver_outbox"
+
+
+def job_id(outbox_id: int, attempt: int) -> str:
+    return f"notify:{outbox_id}:{attempt}"
+
+
+class ArqJobQueue:
+    """`tickets.ports.JobQueue` on arq: one delivery job per outbox row and attempt."""
+
+    def __init__(self, redis: ArqRedis) -> None:
+        self._redis = redis
+
+    async def deliver(self, outbox_ids: Sequence[int]) -> None:
+        for outbox_id in outbox_ids:
+            await self.enqueue(outbox_id, 0)
+
+    async def enqueue(self, outbox_id: int, attempt: int, *, defer_by: timedelta | None = None) -> bool:
+        """Queue the delivery attempt after `attempt` earlier ones; False when that job exists already."""
+        job = await self._redis.enqueue_job(
+            DELIVER_JOB,
+            outbox_id,
+            _job_id=job_id(outbox_id, attempt),
+            _defer_by=defer_by if defer_by and defer_by > timedelta(0) else None,
+        )
+        return job is not None
+
+
+async def deliver_then_reschedule(deliverer: Deliverer, queue: ArqJobQueue, outbox_id: int) -> str:
+    """One attempt; after a temporary failure the next attempt is queued for when the backoff ends."""
+    attempt = await deliverer.attempt(outbox_id)
+    if attempt.retry_in is not None:
+        await queue.enqueue(outbox_id, attempt.attempts, defer_by=attempt.retry_in)
+    return attempt.status
+
+
+async def sweep(deliverer: Deliverer, queue: ArqJobQueue) -> int:
+    """Queue a job for every row that is due or was abandoned mid-send; returns how many were new to Redis."""
+    enqueued = 0
+    for outbox_id, attempts in await deliverer.due():
+        enqueued += await queue.enqueue(outbox_id, attempts)
+    if enqueued:
+        log.info("outbox sweep queued %d deliveries Redis did not have", enqueued)
+    return enqueued
+
+
+async def deliver_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
+    """Deliver one outbox row (idempotent: it runs twice sometimes)."""
+    return await deliver_then_reschedule(ctx["runtime"].deliverer, ArqJobQueue(ctx["redis"]), outbox_id)
+
+
+async def sweep_outbox(ctx: dict[str, Any]) -> int:
+    """Every minute: deliveries whose job Redis lost, or whose worker died, get a job again."""
+    return await sweep(ctx["runtime"].deliverer, ArqJobQueue(ctx["redis"]))
