@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     add_group = group.add_parser("add", help="add a group (department)")
     add_group.add_argument("name")
     add_group.add_argument("--head", metavar="EMAIL", help="head of the department (receives escalation alerts)")
+    add_group.add_argument("--no-acknowledge", dest="acknowledge", action="store_false",
+                           help="send new email tickets of this group no acknowledgement")
     return parser
 
 
@@ -163,7 +165,7 @@ async def _group(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(f"--head: {exc}") from exc
 
     async def work(service: Any) -> int:
-        group = await service.add_group(args.name, head)
+        group = await service.add_group(args.name, head, acknowledge=args.acknowledge)
         print(f"added group {group.id} {group.name}" + (f" (head {group.head_email})" if group.head_email else ""))
         return 0
 

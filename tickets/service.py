@@ -154,14 +154,14 @@ class TicketService:
 
     # --- staff --------------------------------------------------------------------------------
 
-    async def add_group(self, name: str, head_email: str | None = None) -> Group:
+    async def add_group(self, name: str, head_email: str | None = None, *, acknowledge: bool = True) -> Group:
         name = name.strip()
         if not name:
             raise InvalidInput({"name": "a group needs a name"})
         async with self._transaction() as session:
             if await session.scalar(select(Group.id).where(Group.name == name)) is not None:
                 raise Conflict(f"group {name!r} exists already")
-            group = Group(name=name, head_email=head_email, created_at=self._clock.now())
+            group = Group(name=name, head_email=head_email, acknowledge=acknowledge, created_at=self._clock.now())
             session.add(group)
             return group
 

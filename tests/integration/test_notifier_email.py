@@ -22,7 +22,7 @@ from switchboard.worker import build_worker, worker_settings
 from tests.fakes import SmtpSink
 from tickets.clock import Clock
 from tickets.inbound import Identity, Inbound
-from tickets.models import Agent, DeliveryStatus, Event, Group, Outbox, OutboxStatus, Role
+from tickets.models import Agent, DeliveryStatus, Event, Outbox, OutboxStatus, Role
 
 CLIENT = "client@example.com"
 SUPPORT = "support@example.com"
@@ -184,9 +184,7 @@ async def test_ack_speaks_the_customers_language(mail_runtime: Runtime, sink: Sm
 
 
 async def test_no_ack_when_the_group_does_not_want_one(mail_runtime: Runtime, sink: SmtpSink) -> None:
-    await mail_runtime.service.add_group("Quiet")
-    async with mail_runtime.sessions.begin() as session:
-        await session.execute(update(Group).where(Group.name == "Quiet").values(acknowledge=False))
+    await mail_runtime.service.add_group("Quiet", acknowledge=False)
     result = await mail_runtime.service.ingest(client_mail(group="Quiet"))
     assert result.created
     await run_worker(mail_runtime)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
+from email.policy import SMTPUTF8
 from email.utils import make_msgid
 
 import aiosmtplib
@@ -204,3 +205,18 @@ async def test_database_outage_answers_451_and_the_retry_stores_once(runtime: Ru
         cards = await session.scalar(select(func.count()).select_from(Customer))
         identities = await session.scalar(select(func.count()).select_from(CustomerIdentity))
     assert (cards, identities) == (1, 1)
+
+
+async def test_ehlo_advertises_8bitmime_smtputf8_and_the_size_limit(mailbox: Mailbox) -> None:
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=mailbox.port, timeout=10) as client:
+        await client.ehlo()
+        assert client.supports_extension("8bitmime")
+        assert client.supports_extension("smtputf8")
+        assert client.esmtp_extensions["size"] == str(25 * 1024 * 1024)
+        # an internationalised sender address is accepted too
+        errors, _ = await client.sendmail("иван@пример.рф", ["support@example.com"],
+                                          mail(sender="Иван <иван@пример.рф>").as_bytes(policy=SMTPUTF8),
+                                          mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        assert not errors
+    [ticket] = await mailbox.tickets()
+    assert ticket.subject == "Принтер не печатает"
