@@ -21,16 +21,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
-import asyncpg
-from sqlalchemy.engine import make_url
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.deployment import deployment  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
-
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 
 BARE_SERVER = textwrap.dedent("""
     import asyncio, sys, email, email.policy
@@ -82,42 +77,18 @@ async def blast(port: int, count: int, concurrency: int) -> float:
 
 
 async def one_run(count: int, concurrency: int) -> dict[str, float]:
-    name = f"sb_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    db_url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": db_url, "SWITCHBOARD_REDIS_URL": REDIS_URL,
-           "SWITCHBOARD_SMTP_SENDER_RATE_LIMIT": "0", "SWITCHBOARD_DATA_DIR": f"/tmp/{name}"}
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        subprocess.run([sys.executable, "-m", "switchboard.cli", "migrate"], env=env, cwd=REPO, check=True,
-                       capture_output=True)
-        for n in range(5):
-            subprocess.run([sys.executable, "-m", "switchboard.cli", "agent", "add", f"Agent {n}", "--email",
-                            f"agent{n}@example.com", "--capacity", str(count)], env=env, cwd=REPO, check=True,
-                           capture_output=True)
+    async with deployment(agents=5, capacity=count, SWITCHBOARD_SMTP_SENDER_RATE_LIMIT="0") as setup:
         ours, bare = free_port(), free_port()
-        processes.append(subprocess.Popen([sys.executable, "-m", "switchboard.cli", "smtp"], cwd=REPO,
-                                          env={**env, "SWITCHBOARD_SMTP_PORT": str(ours)},
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        processes.append(subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare)],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        setup.start("smtp", SWITCHBOARD_SMTP_PORT=str(ours))
+        setup.processes.append(subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare)],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         await wait_port(ours)
         await wait_port(bare)
         bare_rate = await blast(bare, count, concurrency)
         our_rate = await blast(ours, count, concurrency)
-        db = await asyncpg.connect(make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False))
-        stored = await db.fetchval("SELECT count(*) FROM messages WHERE channel = 'email' AND direction = 'in'")
-        await db.close()
+        stored = await setup.count("SELECT count(*) FROM messages WHERE channel = 'email' AND direction = 'in'")
         assert stored == count, (stored, count)
         return {"switchboard_msgs_per_s": our_rate, "bare_parse_msgs_per_s": bare_rate, "ratio": our_rate / bare_rate}
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(10)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-        subprocess.run(["rm", "-rf", f"/tmp/{name}"], check=False)
 
 
 async def main() -> None:

@@ -12,58 +12,29 @@ import asyncio
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
-import asyncpg
-from sqlalchemy.engine import make_url
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.deployment import deployment  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
-
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+from tests.integration.test_concurrency import wait_healthy  # noqa: E402
 
 
 async def one_run(posts: int, concurrency: int, web_processes: int) -> dict[str, float]:
-    name = f"sb_bench_{uuid.uuid4().hex[:8]}"
-    admin_dsn = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    db_url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": db_url, "SWITCHBOARD_REDIS_URL": REDIS_URL,
-           "SWITCHBOARD_HTTP_FORM_RATE_LIMIT": "0"}
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        subprocess.run([sys.executable, "-m", "switchboard.cli", "migrate"], env=env, cwd=REPO, check=True,
-                       capture_output=True)
-        for n in range(5):
-            subprocess.run([sys.executable, "-m", "switchboard.cli", "agent", "add", f"Agent {n}", "--email",
-                            f"agent{n}@example.com", "--capacity", str(posts)], env=env, cwd=REPO, check=True,
-                           capture_output=True)
+    async with deployment(agents=5, capacity=posts, SWITCHBOARD_HTTP_FORM_RATE_LIMIT="0") as setup:
         urls = []
         for _ in range(web_processes):
             port = free_port()
-            processes.append(subprocess.Popen([sys.executable, "-m", "switchboard.cli", "web"], cwd=REPO,
-                                              env={**env, "SWITCHBOARD_HTTP_PORT": str(port)},
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            setup.start("web", SWITCHBOARD_HTTP_PORT=str(port))
             urls.append(f"http://127.0.0.1:{port}")
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             for url in urls:
-                for _ in range(300):
-                    try:
-                        async with session.get(f"{url}/healthz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await wait_healthy(session, url)
             latencies: list[float] = []
             counter = iter(range(posts))
 
@@ -79,19 +50,11 @@ async def one_run(posts: int, concurrency: int, web_processes: int) -> dict[str,
             began = time.perf_counter()
             await asyncio.gather(*(client() for _ in range(concurrency)))
             elapsed = time.perf_counter() - began
-        db = await asyncpg.connect(make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False))
-        assigned = await db.fetchval("SELECT count(*) FROM tickets WHERE assignee_id IS NOT NULL")
-        await db.close()
+        assigned = await setup.count("SELECT count(*) FROM tickets WHERE assignee_id IS NOT NULL")
         assert assigned == posts, (assigned, posts)
         latencies.sort()
         return {"tickets_per_s": posts / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1000,
                 "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(10)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def main() -> None:

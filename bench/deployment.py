@@ -1,0 +1,70 @@
+"""A throw-away scaled deployment for benchmarks: a fresh PostgreSQL database, migrated, with agents, and roles as processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+
+
+def asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@dataclass
+class Deployment:
+    database_url: str
+    env: dict[str, str]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def cli(self, *args: str) -> None:
+        subprocess.run([sys.executable, "-m", "switchboard.cli", *args], env=self.env, cwd=REPO, check=True,
+                       capture_output=True)
+
+    def start(self, role: str, **env: str) -> None:
+        """Run one role (`web`, `smtp`, `worker`) as its own process, as production would."""
+        self.processes.append(subprocess.Popen([sys.executable, "-m", "switchboard.cli", role], cwd=REPO,
+                                               env={**self.env, **env}, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL))
+
+    async def count(self, sql: str) -> int:
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            return int(await connection.fetchval(sql))
+        finally:
+            await connection.close()
+
+
+@asynccontextmanager
+async def deployment(*, agents: int, capacity: int, **env: str) -> AsyncIterator[Deployment]:
+    name = f"sb_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(asyncpg_dsn(PG_URL))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with tempfile.TemporaryDirectory(prefix=name) as data_dir:
+        setup = Deployment(database_url, {**os.environ, "SWITCHBOARD_DATABASE_URL": database_url,
+                                          "SWITCHBOARD_REDIS_URL": REDIS_URL, "SWITCHBOARD_DATA_DIR": data_dir, **env})
+        try:
+            setup.cli("migrate")
+            for n in range(agents):
+                setup.cli("agent", "add", f"Agent {n}", "--email", f"agent{n}@example.com", "--capacity", str(capacity))
+            yield setup
+        finally:
+            for process in setup.processes:
+                process.terminate()
+                process.wait(10)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
