@@ -80,6 +80,8 @@ class AttachmentOut(BaseModel):
     content_type: str
     size: int
     sha256: str
+    content_id: str | None = Field(None, description="Set for an inline image the HTML body shows as cid:…")
+    inline: bool = False
 
 
 class MessageOut(BaseModel):
@@ -193,7 +195,7 @@ def message_out(message: Message) -> MessageOut:
         customer_id=message.customer_id,
         body_text=message.body_text,
         body_html=message.body_html,
-        attachments=[AttachmentOut(**{k: a[k] for k in ("name", "content_type", "size", "sha256")}) for a in message.attachments],
+        attachments=[AttachmentOut.model_validate(a) for a in message.attachments],
         delivery_status=message.delivery_status.value if message.delivery_status else None,
         thread_reason=message.thread_reason,
         created_at=message.created_at,

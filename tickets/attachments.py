@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tickets.inbound import AttachmentRef
 
-_UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
+# Control characters and what file systems or download headers treat specially; everything else is kept.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 
 
 def safe_filename(name: str) -> str:

@@ -27,6 +27,9 @@ class AttachmentRef:
     size: int
     path: str
     sha256: str
+    content_id: str | None = None
+    """For an inline image: the id the HTML body refers to as cid:…"""
+    inline: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -35,6 +38,8 @@ class AttachmentRef:
             "size": self.size,
             "path": self.path,
             "sha256": self.sha256,
+            "content_id": self.content_id,
+            "inline": self.inline,
         }
 
 

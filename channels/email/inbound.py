@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import re
 from collections.abc import Sequence
 
@@ -43,7 +44,8 @@ async def to_inbound(
     """Store the raw message and its files, then describe the mail for `ingest()`."""
     raw_ref = await attachments.save("message.eml", "message/rfc822", parsed.raw)
     files = tuple(
-        [await attachments.save(a.filename, a.content_type, a.data) for a in parsed.attachments]
+        [replace(await attachments.save(a.filename, a.content_type, a.data), content_id=a.content_id, inline=a.inline)
+         for a in parsed.attachments]
     )
     support = [r.lower() for r in recipients]
     recipient = next((r for r in support if r in addresses), support[0] if support else None)

@@ -220,3 +220,24 @@ async def test_ehlo_advertises_8bitmime_smtputf8_and_the_size_limit(mailbox: Mai
         assert not errors
     [ticket] = await mailbox.tickets()
     assert ticket.subject == "Принтер не печатает"
+
+
+async def test_attachments_and_inline_images_are_stored_with_their_names(mailbox: Mailbox, add_agent) -> None:
+    from pathlib import Path
+
+    manager, headers = await add_agent(role=Role.manager)
+    corpus = Path(__file__).resolve().parents[1] / "corpus" / "email"
+    for name in ("related-inline-images.eml", "attachment-rfc2231-names.eml"):
+        await mailbox.send((corpus / name).read_bytes(), sender="someone@example.com")
+    inline_ticket, files_ticket = await mailbox.tickets()
+
+    inline = (await mailbox.runtime.service.get_ticket(manager, inline_ticket.id)).messages[0]
+    assert [(a["name"], a["content_id"], a["inline"]) for a in inline.attachments] == [
+        ("image001.png", "image001.png@01DC52F1.8E1B2C40", True), ("attachment-2.jpg", "logo.jpg@example.com", True)]
+    png = mailbox.runtime.attachments.open_path(inline.attachments[0]["path"]).read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+    files = (await mailbox.runtime.service.get_ticket(manager, files_ticket.id)).messages[0]
+    assert [(a["name"], a["content_type"], a["inline"]) for a in files.attachments] == [
+        ("Акт сверки.txt", "text/plain", False), ("Договор № 17 от 01.11.2026.pdf", "application/pdf", False)]
+    assert files.attachments[1]["size"] == 1540

@@ -204,7 +204,8 @@ async def test_contact_post_with_attachment_opens_an_assigned_ticket(
     assert message["direction"] == "in"
     assert message["body_text"] == "The printer is on fire.\nPlease advise."
     assert message["attachments"] == [
-        {"name": "screen shot.png", "content_type": "image/png", "size": len(content), "sha256": digest}
+        {"name": "screen shot.png", "content_type": "image/png", "size": len(content), "sha256": digest,
+         "content_id": None, "inline": False}
     ]
     assert [e["kind"] for e in ticket["events"]] == ["created", "assigned"]
 
