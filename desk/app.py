@@ -26,6 +26,11 @@ def create_app(rt: Runtime) -> web.Application:
     document = build_openapi(all_endpoints(), version("switchboard"))
     app.router.add_get("/api/v1/openapi.json", openapi_handler(document))
     app.router.add_get("/", _home)
+    if rt.telegram_bot is not None:
+        from channels.chat.telegram import webhook
+        from channels.chat.telegram.bot import webhook_secret
+
+        webhook.setup(app, rt.telegram_bot, rt.telegram_updates(), webhook_secret(rt.settings.telegram))
     return app
 
 

@@ -293,3 +293,22 @@ class EmailNotifications:
 def _language(language: str | None) -> str:
     code = (language or "").replace("_", "-").split("-")[0].lower()
     return code if code in LANGUAGES else LANGUAGES[0]
+
+
+class CompositeNotifications:
+    """Asks every channel's notifications in turn; each writes rows only for its own tickets."""
+
+    def __init__(self, *channels: Any) -> None:
+        self.channels = channels
+
+    async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
+        ids: list[int] = []
+        for channel in self.channels:
+            ids += await channel.ticket_created(session, ticket, message, now)
+        return ids
+
+    async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
+        ids: list[int] = []
+        for channel in self.channels:
+            ids += await channel.reply_added(session, ticket, message, now)
+        return ids

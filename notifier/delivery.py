@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -48,11 +49,21 @@ class Attempt:
     error: str | None = None
 
 
+class TextSender(Protocol):
+    """A chat channel's sender (Telegram): one text to one chat, split as the channel needs."""
+
+    async def send_text(self, chat_id: str, text: str) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class _Claim:
     outbox_id: int
     attempts: int
-    message: EmailMessage
+    channel: str
+    message: EmailMessage | None
+    """The email to send (email rows)."""
+    recipient: str = ""
+    text: str = ""
 
 
 def backoff(attempt: int, *, first: timedelta, cap: timedelta, jitter: Callable[[], float] = random.random) -> timedelta:
@@ -62,7 +73,7 @@ def backoff(attempt: int, *, first: timedelta, cap: timedelta, jitter: Callable[
 
 
 class Deliverer:
-    """Sends outbox rows of the email channel through one `EmailSender`, with retries and backoff."""
+    """Sends outbox rows through their channel's sender (email, or a chat sender), with retries and backoff."""
 
     def __init__(
         self,
@@ -74,8 +85,11 @@ class Deliverer:
         first_retry: timedelta = timedelta(seconds=30),
         max_retry: timedelta = timedelta(hours=1),
         stale_after: timedelta = timedelta(minutes=10),
+        chat_senders: Mapping[str, TextSender] | None = None,
     ) -> None:
         self.sender = sender
+        self.chat_senders: dict[str, TextSender] = dict(chat_senders or {})
+        """Senders for the other channels by name ("telegram"); email rows use `sender`."""
         self._sessions = sessions
         self._clock = clock
         self.max_attempts = max_attempts
@@ -94,7 +108,10 @@ class Deliverer:
         failure: TemporaryFailure | PermanentFailure | None = None
         provider_id: str | None = None
         try:
-            provider_id = await self.sender.send(claimed.message)
+            if claimed.message is not None:
+                provider_id = await self.sender.send(claimed.message)
+            else:
+                provider_id = await self.chat_senders[claimed.channel].send_text(claimed.recipient, claimed.text)
         except (TemporaryFailure, PermanentFailure) as exc:
             failure = exc
         except Exception as exc:  # noqa: BLE001 - a sender bug must not leave the row claimed for 10 minutes
@@ -120,7 +137,7 @@ class Deliverer:
             rows = await session.execute(
                 select(Outbox.id, Outbox.attempts)
                 .where(
-                    Outbox.channel == CHANNEL,
+                    Outbox.channel.in_(self.channels),
                     or_(
                         and_(Outbox.status == OutboxStatus.queued, Outbox.next_attempt_at <= now),
                         and_(Outbox.status == OutboxStatus.sending, Outbox.updated_at < now - self.stale_after),
@@ -131,6 +148,11 @@ class Deliverer:
             )
             return [(row_id, attempts) for row_id, attempts in rows]
 
+    @property
+    def channels(self) -> list[str]:
+        """The outbox channels this deliverer sends; rows of other channels wait for a process that can."""
+        return [CHANNEL, *self.chat_senders]
+
     # --- the two transactions around the send ----------------------------------------------------
 
     async def _claim(self, outbox_id: int) -> _Claim | Attempt:
@@ -140,8 +162,8 @@ class Deliverer:
             row = await session.get(Outbox, outbox_id, with_for_update=True)
             if row is None:
                 return Attempt(outbox_id, MISSING, 0)
-            if row.channel != CHANNEL:
-                log.warning("outbox %s is for channel %s; this deliverer sends email only", row.id, row.channel)
+            if row.channel not in self.channels:
+                log.warning("outbox %s is for channel %s; this deliverer sends %s", row.id, row.channel, self.channels)
                 return Attempt(row.id, str(row.status), row.attempts)
             if row.status in FINAL:
                 return Attempt(row.id, str(row.status), row.attempts)
@@ -151,8 +173,12 @@ class Deliverer:
                 return Attempt(row.id, str(row.status), row.attempts, retry_in=row.next_attempt_at - now)
             if row.status == OutboxStatus.sending:
                 log.warning("outbox %s: attempt %d was abandoned; trying again", row.id, row.attempts)
+            message: EmailMessage | None = None
             try:
-                message = build_email(row)
+                if row.channel == CHANNEL:
+                    message = build_email(row)
+                elif not row.body_text.strip():
+                    raise ValueError("the message is empty")
             except (ValueError, TypeError) as exc:
                 row.attempts += 1
                 error = f"cannot build the message: {exc}"
@@ -162,7 +188,7 @@ class Deliverer:
             row.status = OutboxStatus.sending
             row.attempts += 1
             row.updated_at = now
-            return _Claim(row.id, row.attempts, message)
+            return _Claim(row.id, row.attempts, row.channel, message, row.recipient, row.body_text or "")
 
     async def _record_sent(self, claim: _Claim, provider_id: str | None) -> Attempt:
         """Transaction 2 after success."""
@@ -191,6 +217,8 @@ class Deliverer:
                 return Attempt(row.id, str(row.status), row.attempts)
             if isinstance(failure, TemporaryFailure) and row.attempts < self.max_attempts:
                 delay = backoff(row.attempts, first=self.first_retry, cap=self.max_retry)
+                if failure.retry_after is not None:
+                    delay = max(delay, failure.retry_after)
                 row.status = OutboxStatus.queued
                 row.next_attempt_at = now + delay
                 row.updated_at = now

@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
@@ -36,6 +36,11 @@ class DeliveryFailure(Exception):
 
 class TemporaryFailure(DeliveryFailure):
     """Try again later: the relay is unreachable, timed out, or answered 4xx."""
+
+    def __init__(self, message: str = "", *, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        """The earliest the provider will accept another attempt (Telegram's 429 retry_after), if it said."""
 
 
 class PermanentFailure(DeliveryFailure):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from notifier.compose import EmailNotifications
+from notifier.compose import CompositeNotifications, EmailNotifications
 from notifier.delivery import Deliverer
 from notifier.jobs import ArqJobQueue
 from notifier.senders import EmailSender, RelaySender, SinkSender
+from notifier.telegram import TelegramNotifications
 from routing.router import LeastLoadedRouter
 from switchboard.settings import Settings
 from tickets.attachments import AttachmentStore
@@ -19,6 +22,11 @@ from tickets.clock import Clock, SystemClock
 from tickets.db import create_engine, create_session_factory
 from tickets.ports import JobQueue, Notifications
 from tickets.service import TicketService
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+
+    from channels.chat.telegram.updates import TelegramUpdates
 
 
 @dataclass
@@ -33,10 +41,23 @@ class Runtime:
     clock: Clock
     deliverer: Deliverer | None = None
     """Sends outbox rows; the worker's delivery jobs use it."""
+    telegram_bot: Bot | None = None
+    """The Telegram bot (set only when a token is configured): receives updates and sends replies."""
 
     async def close(self) -> None:
+        if self.telegram_bot is not None:
+            await self.telegram_bot.session.close()
         await self.redis.aclose()
         await self.engine.dispose()
+
+    def telegram_updates(self) -> TelegramUpdates:
+        """The Telegram channel adapter on this runtime's service; only when a bot is configured."""
+        from channels.chat.telegram.updates import TelegramUpdates
+
+        if self.telegram_bot is None:
+            raise ValueError("no Telegram bot configured (SWITCHBOARD_TELEGRAM_TOKEN)")
+        window = timedelta(hours=self.settings.telegram.thread_hours)
+        return TelegramUpdates(self.service, self.attachments, self.telegram_bot, thread_window=window)
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -78,7 +99,7 @@ def build_service(
         LeastLoadedRouter(),
         clock,
         settings.default_group,
-        notifications=notifications or EmailNotifications(settings),
+        notifications=notifications or CompositeNotifications(EmailNotifications(settings), TelegramNotifications()),
         jobs=jobs,
     )
 
@@ -97,6 +118,12 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
         await engine.dispose()
         raise
     sessions = create_session_factory(engine)
+    bot = build_telegram_bot(settings)
+    chat_senders = {}
+    if bot is not None:
+        from notifier.telegram_sender import TelegramSender
+
+        chat_senders["telegram"] = TelegramSender(bot)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -106,5 +133,15 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
         redis=redis,
         redis_url=url,
         clock=clock,
-        deliverer=Deliverer(sessions, clock, sender),
+        deliverer=Deliverer(sessions, clock, sender, chat_senders=chat_senders),
+        telegram_bot=bot,
     )
+
+
+def build_telegram_bot(settings: Settings) -> Bot | None:
+    """The aiogram Bot on the configured API server, or None when no token is set (the channel is off)."""
+    if not settings.telegram.token:
+        return None
+    from channels.chat.telegram.bot import create_bot
+
+    return create_bot(settings.telegram)

@@ -25,9 +25,12 @@ class CliError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description="Multi-channel contact center and helpdesk.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("serve", help="run everything in one process (web, SMTP, worker) on the embedded default")
+    commands.add_parser("serve", help="run everything in one process (web, SMTP, Telegram when a token is set, worker) on the embedded default")
     commands.add_parser("web", help="run the web process (API, web form); needs SWITCHBOARD_REDIS_URL")
     commands.add_parser("smtp", help="run the inbound SMTP server (email channel); needs SWITCHBOARD_REDIS_URL")
+    bot = commands.add_parser("bot", help="run the Telegram bot (long polling); needs SWITCHBOARD_TELEGRAM_TOKEN and SWITCHBOARD_REDIS_URL")
+    bot.add_argument("--set-webhook", metavar="URL",
+                     help="register URL (ending in /telegram/webhook) with Telegram, with the webhook secret, and exit")
     commands.add_parser("worker", help="run an arq worker (deadlines, deliveries); needs SWITCHBOARD_REDIS_URL")
     commands.add_parser("migrate", help="apply database migrations")
 
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     commands: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
-        "agent": _agent, "group": _group, "mail": _mail,
+        "agent": _agent, "group": _group, "mail": _mail, "bot": _bot,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -227,8 +230,27 @@ async def _start_smtp(rt: Any, stack: AsyncExitStack) -> None:
     print(f"SMTP listening on {smtp.host}:{smtp.port} for {accepted}.", file=sys.stderr, flush=True)
 
 
+async def _start_polling(rt: Any, stack: AsyncExitStack) -> None:
+    """Telegram long polling as a task of this process; it stops (and its offset stays committed) on exit."""
+    from channels.chat.telegram.polling import TelegramPoller
+
+    poller = TelegramPoller(rt.telegram_bot, rt.telegram_updates())
+    stopping = asyncio.Event()
+    task = asyncio.create_task(poller.run(stopping))
+
+    async def stop() -> None:
+        stopping.set()
+        try:
+            await asyncio.wait_for(task, 5)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            task.cancel()  # a long poll in flight; the update it may bring is not acknowledged, so not lost
+
+    stack.push_async_callback(stop)
+    print("Telegram bot polling for updates.", file=sys.stderr, flush=True)
+
+
 async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, embedded_redis: bool,
-                     smtp_role: bool = False) -> int:
+                     smtp_role: bool = False, telegram_role: bool = False) -> int:
     from switchboard.bootstrap import build
     from switchboard.worker import build_worker
 
@@ -255,6 +277,8 @@ async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, e
             worker_task.add_done_callback(lambda task: task.cancelled() or task.exception() is None or stop.set())
         if smtp_role:
             await _start_smtp(rt, stack)
+        if telegram_role:
+            await _start_polling(rt, stack)
         if web_role:
             from desk.app import create_app
 
@@ -282,7 +306,33 @@ async def _stop_worker(worker: Any, task: asyncio.Task[None]) -> None:
 
 
 async def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    return await _run_roles(settings, web_role=True, worker_role=True, smtp_role=True, embedded_redis=True)
+    return await _run_roles(settings, web_role=True, worker_role=True, smtp_role=True, embedded_redis=True,
+                            telegram_role=bool(settings.telegram.token))
+
+
+async def _bot(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.telegram.token:
+        raise CliError("set SWITCHBOARD_TELEGRAM_TOKEN to the bot's token (from @BotFather)")
+    if args.set_webhook:
+        return await _set_webhook(settings, args.set_webhook)
+    return await _run_roles(settings, web_role=False, worker_role=False, embedded_redis=False, telegram_role=True)
+
+
+async def _set_webhook(settings: Settings, url: str) -> int:
+    from aiogram.exceptions import TelegramAPIError
+
+    from channels.chat.telegram.bot import create_bot, webhook_secret
+    from channels.chat.telegram.updates import ALLOWED_UPDATES
+
+    bot = create_bot(settings.telegram)
+    try:
+        await bot.set_webhook(url, secret_token=webhook_secret(settings.telegram), allowed_updates=ALLOWED_UPDATES)
+    except TelegramAPIError as exc:
+        raise CliError(f"Telegram refused the webhook {url}: {exc.message}") from exc
+    finally:
+        await bot.session.close()
+    print(f"webhook set: Telegram now posts updates to {url}; run `switchboard web` (or serve) to receive them")
+    return 0
 
 
 async def _smtp(settings: Settings, args: argparse.Namespace) -> int:

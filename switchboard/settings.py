@@ -101,6 +101,10 @@ class TelegramSettings(BaseSettings):
     """Bot token; unset → the Telegram channel is off."""
     api_base: str | None = None
     """Bot API base URL, for a local Bot API server."""
+    thread_hours: float = 72
+    """A client's Telegram message joins their open Telegram ticket if it was active within this many hours."""
+    webhook_secret: str | None = None
+    """Secret Telegram must send with webhook calls; unset → derived from the token (HMAC-SHA256)."""
 
 
 class SmsSettings(BaseSettings):

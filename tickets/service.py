@@ -301,6 +301,19 @@ class TicketService:
             tickets = list(await session.scalars(query.order_by(Ticket.id.desc())))
             return CustomerView(customer, identities, tickets)
 
+    async def customer_tickets_by_identity(self, kind: str, address: str, limit: int = 20) -> list[Ticket]:
+        """The tickets of whoever owns this identity, newest first (a client asking a chat bot for their status)."""
+        async with self._transaction() as session:
+            customer_id = await session.scalar(
+                select(CustomerIdentity.customer_id).where(
+                    CustomerIdentity.kind == kind, CustomerIdentity.address == address
+                )
+            )
+            if customer_id is None:
+                return []
+            query = select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(limit)
+            return list(await session.scalars(query))
+
     # --- agent commands ----------------------------------------------------------------------
 
     async def add_message(self, viewer: Agent, number: int, body: str, *, internal: bool) -> Message:

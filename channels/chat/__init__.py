@@ -1,0 +1,1 @@
+"""Chat channels: Telegram (aiogram) today; each turns a chat message into `Inbound`."""

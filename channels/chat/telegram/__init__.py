@@ -1,0 +1,1 @@
+"""The Telegram channel: updates (polling or webhook) become `Inbound`, acknowledged only after commit."""

@@ -1,0 +1,89 @@
+"""Agents' replies on Telegram tickets: an outbox row per reply, sent with the bot, split at Telegram's limit."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets.models import CustomerIdentity, Direction, Message, Outbox, OutboxStatus, Ticket
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+MAX_MESSAGE = 4096
+BLOCKED = "the client blocked the bot"
+MAX_INLINE_WAIT = 60.0
+"""A 429 asking to wait longer than this goes back to the queue instead of holding the worker."""
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """Pieces of at most `limit` characters, cut at a line break, else a space, else hard."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = window.rfind("\n")
+        if cut <= 0:
+            cut = window.rfind(" ")
+        if cut <= 0:
+            pieces.append(window)
+            text = text[limit:]
+            continue
+        pieces.append(text[:cut].rstrip())
+        text = text[cut + 1 :]
+    pieces.append(text)
+    return [p for p in pieces if p.strip()] or [text]
+
+
+class TelegramNotifications:
+    """`tickets.ports.Notifications` for Telegram: a public reply goes to the chat the client writes from."""
+
+    async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
+        return []
+
+    async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
+        if ticket.channel != CHANNEL:
+            return []
+        chat_id = await self._chat_id(session, ticket)
+        if chat_id is None:
+            log.warning("reply %s on ticket #%s stays queued: no Telegram chat known", message.id, ticket.id)
+            return []
+        row = Outbox(
+            kind="reply",
+            channel=CHANNEL,
+            recipient=chat_id,
+            subject=None,
+            body_text=message.body_text,
+            headers={},
+            ticket_id=ticket.id,
+            message_id=message.id,
+            dedupe_key=f"reply:{message.id}",
+            status=OutboxStatus.queued,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        await session.flush()
+        return [row.id]
+
+    async def _chat_id(self, session: AsyncSession, ticket: Ticket) -> str | None:
+        """The chat of the client's latest Telegram message, else their user id (a private chat has the same id)."""
+        metas = await session.scalars(
+            select(Message.meta)
+            .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound, Message.channel == CHANNEL)
+            .order_by(Message.id.desc())
+            .limit(5)
+        )
+        for meta in metas:
+            if (meta or {}).get("chat_id") is not None:
+                return str(meta["chat_id"])
+        return await session.scalar(
+            select(CustomerIdentity.address)
+            .where(CustomerIdentity.customer_id == ticket.customer_id, CustomerIdentity.kind == CHANNEL)
+            .order_by(CustomerIdentity.id)
+            .limit(1)
+        )

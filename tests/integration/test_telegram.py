@@ -1,0 +1,363 @@
+"""The Telegram channel end to end: a real aiogram Bot against a fake Bot API server on 127.0.0.1, real
+databases (both backends), real Redis and a real arq worker for the replies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from channels.chat.telegram.bot import webhook_secret
+from channels.chat.telegram.polling import TelegramPoller
+from channels.chat.telegram.updates import TelegramUpdates
+from notifier.delivery import Deliverer
+from notifier.telegram import BLOCKED, split_text
+from switchboard.bootstrap import Runtime, build, build_service
+from switchboard.settings import DatabaseSettings, Settings, TelegramSettings
+from switchboard.worker import build_worker
+from tests.conftest import free_port
+from tests.fakes import FakeTelegram
+from tickets.clock import Clock
+from tickets.inbound import Identity, Inbound
+from tickets.models import Agent, Customer, CustomerIdentity, DeliveryStatus, Message, Outbox, Role, Ticket
+
+TOKEN = "123456:TEST-token"
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def tg_settings(settings: Settings, tg: FakeTelegram) -> Settings:
+    return settings.model_copy(update={"telegram": TelegramSettings(token=TOKEN, api_base=tg.base_url)})
+
+
+@pytest.fixture
+async def rt(tg_settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
+    runtime = await build(tg_settings, clock=clock)
+    assert runtime.deliverer is not None and runtime.telegram_bot is not None
+    runtime.deliverer = Deliverer(
+        runtime.sessions, runtime.clock, runtime.deliverer.sender, chat_senders=runtime.deliverer.chat_senders,
+        first_retry=timedelta(milliseconds=200), max_retry=timedelta(seconds=1),
+    )
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+@pytest.fixture
+def poller(rt: Runtime) -> TelegramPoller:
+    assert rt.telegram_bot is not None
+    return TelegramPoller(rt.telegram_bot, rt.telegram_updates(), timeout=0)
+
+
+@pytest.fixture
+async def manager(rt: Runtime) -> Agent:
+    agent, _ = await rt.service.add_agent("Mia", "mia@support.example", role=Role.manager)
+    return agent
+
+
+async def messages(rt: Runtime) -> list[Message]:
+    async with rt.sessions() as session:
+        return list(await session.scalars(select(Message).order_by(Message.id)))
+
+
+async def tickets(rt: Runtime) -> list[Ticket]:
+    async with rt.sessions() as session:
+        return list(await session.scalars(select(Ticket).order_by(Ticket.id)))
+
+
+async def run_worker(runtime: Runtime, timeout: float = 30) -> None:
+    worker = build_worker(runtime, burst=True, cron_jobs=[])
+    try:
+        await asyncio.wait_for(worker.main(), timeout)
+    finally:
+        await worker.close()
+
+
+# --- polling ---------------------------------------------------------------------------------------------
+
+
+async def test_a_message_becomes_a_routed_ticket_and_the_offset_confirms_it(
+    rt: Runtime, tg: FakeTelegram, poller: TelegramPoller, manager: Agent
+) -> None:
+    [update] = tg.push(tg.message("Не работает оплата\nКарта отклонена при оплате заказа 55"))
+    assert await poller.step() == 1
+    [ticket] = await tickets(rt)
+    assert ticket.channel == "telegram" and ticket.subject == "Не работает оплата"
+    assert ticket.assignee_id == manager.id and str(ticket.status) == "open"
+    [message] = await messages(rt)
+    assert message.external_id == f"42:{update['message']['message_id']}"
+    assert message.meta["chat_id"] == 42 and message.body_text.endswith("заказа 55")
+    async with rt.sessions() as session:
+        customer = await session.get_one(Customer, ticket.customer_id)
+        identities = list(await session.scalars(select(CustomerIdentity.address).where(
+            CustomerIdentity.customer_id == customer.id, CustomerIdentity.kind == "telegram")))
+    assert customer.name == "Ivan Petrov" and customer.language == "ru" and identities == ["42"]
+    # A follow-up joins the open ticket; the next getUpdates confirms both.
+    tg.push(tg.message("Ещё деталь"))
+    await poller.step()
+    await poller.step()
+    assert len(await tickets(rt)) == 1 and len(await messages(rt)) == 2
+    assert tg.updates == [] and tg.get_updates_offsets[-1] == update["update_id"] + 2
+
+
+async def test_the_polling_loop_runs_until_stopped(rt: Runtime, tg: FakeTelegram) -> None:
+    assert rt.telegram_bot is not None
+    poller = TelegramPoller(rt.telegram_bot, rt.telegram_updates(), timeout=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    tg.push(tg.message("Первое"), tg.message("Второе"))
+    async with asyncio.timeout(10):
+        while len(await messages(rt)) < 2:
+            await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert tg.webhook_deleted == 1 and [m.body_text for m in await messages(rt)] == ["Первое", "Второе"]
+
+
+async def test_update_not_confirmed_until_committed(
+    rt: Runtime, tg: FakeTelegram, tg_settings: Settings, clock: Clock
+) -> None:
+    closed = free_port()
+    broken_settings = tg_settings.model_copy(update={"database": DatabaseSettings(
+        url=f"postgresql+asyncpg://postgres@127.0.0.1:{closed}/nowhere")})
+    from switchboard.bootstrap import build_engine
+
+    broken_engine = build_engine(broken_settings)
+    assert rt.telegram_bot is not None
+    try:
+        broken = TelegramPoller(rt.telegram_bot, TelegramUpdates(
+            build_service(broken_settings, broken_engine, clock), rt.attachments, rt.telegram_bot,
+            thread_window=timedelta(hours=72)), timeout=0)
+        [update] = tg.push(tg.message("Сообщение во время сбоя"))
+        from tickets.errors import StoreUnavailable
+
+        with pytest.raises(StoreUnavailable):
+            await broken.step()
+        assert broken.offset is None and tg.updates == [update]
+    finally:
+        await broken_engine.dispose()
+    healthy = TelegramPoller(rt.telegram_bot, rt.telegram_updates(), timeout=0)
+    assert await healthy.step() == 1  # the same update, fetched again
+    await healthy.step()
+    assert tg.updates == []
+    [message] = await messages(rt)
+    assert message.body_text == "Сообщение во время сбоя"
+
+
+async def test_a_repeated_update_is_stored_once(rt: Runtime, tg: FakeTelegram, poller: TelegramPoller) -> None:
+    update = tg.message("Привет")
+    tg.push(update)
+    await poller.step()
+    await poller.step()
+    tg.push(update)  # Telegram sends it again (e.g. a retried webhook or lost confirmation)
+    poller.offset = None
+    await poller.step()
+    assert len(await messages(rt)) == 1 and len(await tickets(rt)) == 1
+
+
+@pytest.mark.parametrize(("language", "greeting"), [("ru", "Здравствуйте"), ("en", "Hello")])
+async def test_start_greets_in_the_clients_language_without_a_ticket(
+    rt: Runtime, tg: FakeTelegram, poller: TelegramPoller, language: str, greeting: str
+) -> None:
+    tg.push(tg.message("/start", user=tg.user(7, language_code=language)))
+    await poller.step()
+    [answer] = tg.sent
+    assert answer["chat_id"] == 7 and answer["text"].startswith(greeting) and "/status" in answer["text"]
+    assert await tickets(rt) == [] and await messages(rt) == []
+
+
+async def test_status_lists_the_clients_tickets_and_new_opens_another(
+    rt: Runtime, tg: FakeTelegram, poller: TelegramPoller
+) -> None:
+    tg.push(tg.message("Первый вопрос", user=tg.user(9, language_code="en")))
+    await poller.step()
+    tg.push(tg.message("/new Second question", user=tg.user(9, language_code="en")))
+    await poller.step()
+    tg.push(tg.message("/status", user=tg.user(9, language_code="en")))
+    await poller.step()
+    first, second = await tickets(rt)
+    assert second.subject == "Second question" and first.customer_id == second.customer_id
+    [status] = tg.sent
+    assert status["text"].splitlines()[0] == "Your tickets:"
+    assert f"#{first.id} Первый вопрос — new" in status["text"] and f"#{second.id} Second question — new" in status["text"]
+
+
+async def test_a_shared_contact_links_the_phone_to_the_same_card(
+    rt: Runtime, tg: FakeTelegram, poller: TelegramPoller
+) -> None:
+    tg.push(tg.message("Здравствуйте"))
+    contact = {"phone_number": "447911123456", "first_name": "Ivan", "user_id": 42}
+    tg.push(tg.message(None, contact=contact))
+    await poller.step()
+    ticket = (await tickets(rt))[0]
+    async with rt.sessions() as session:
+        found = {(i.kind, i.address) for i in await session.scalars(
+            select(CustomerIdentity).where(CustomerIdentity.customer_id == ticket.customer_id))}
+    assert found == {("telegram", "42"), ("phone", "+447911123456")}
+    assert "+447911123456" in (await messages(rt))[-1].body_text
+    # A phone call logged from that number would now find the same card.
+    result = await rt.service.ingest(Inbound(channel="phone", identities=(Identity("phone", "+447911123456"),),
+                                             body_text="call", external_id="call-1"))
+    assert result.ticket.customer_id == ticket.customer_id
+
+
+async def test_photos_and_documents_are_stored_as_attachments_and_stickers_as_notes(
+    rt: Runtime, tg: FakeTelegram, poller: TelegramPoller
+) -> None:
+    tg.add_file("small", b"small-jpeg")
+    tg.add_file("large", b"large-jpeg-bytes")
+    tg.add_file("doc", b"%PDF-1.4 invoice", "documents/invoice.pdf")
+    photo = [{"file_id": "small", "file_unique_id": "s1", "width": 90, "height": 90, "file_size": 10},
+             {"file_id": "large", "file_unique_id": "l1", "width": 1280, "height": 960, "file_size": 16}]
+    tg.push(tg.message(None, photo=photo, caption="Скриншот ошибки"))
+    tg.push(tg.message(None, document={"file_id": "doc", "file_unique_id": "d1", "file_name": "invoice.pdf",
+                                       "mime_type": "application/pdf"}))
+    tg.push(tg.message(None, sticker={"file_id": "st", "file_unique_id": "st1", "type": "regular", "width": 512,
+                                      "height": 512, "is_animated": False, "is_video": False}))
+    assert await poller.step() == 3
+    photo_message, document_message, sticker_message = await messages(rt)
+    [picture] = photo_message.attachments
+    assert photo_message.body_text == "Скриншот ошибки" and picture["content_type"] == "image/jpeg"
+    assert rt.attachments.open_path(picture["path"]).read_bytes() == b"large-jpeg-bytes"
+    [pdf] = document_message.attachments
+    assert pdf["name"] == "invoice.pdf" and pdf["content_type"] == "application/pdf"
+    assert rt.attachments.open_path(pdf["path"]).read_bytes() == b"%PDF-1.4 invoice"
+    assert sticker_message.body_text == "[unsupported Telegram message: sticker]"
+
+
+# --- webhook ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def web_client(rt: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
+    from desk.app import create_app
+
+    async with TestClient(TestServer(create_app(rt), host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+async def test_webhook_checks_the_secret_and_answers_after_commit(
+    rt: Runtime, tg: FakeTelegram, web_client: TestClient[Any, Any]
+) -> None:
+    update = tg.message("Вопрос через вебхук")
+    for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+        response = await web_client.post("/telegram/webhook", json=update, headers=headers)
+        assert response.status == 401
+    assert await messages(rt) == []
+    secret = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(rt.settings.telegram)}
+    for _ in range(2):
+        response = await web_client.post("/telegram/webhook", json=update, headers=secret)
+        assert response.status == 200
+    [ticket] = await tickets(rt)
+    [message] = await messages(rt)
+    assert ticket.channel == "telegram" and message.body_text == "Вопрос через вебхук"
+
+
+async def test_no_webhook_route_without_a_token(settings: Settings, clock: Clock) -> None:
+    from desk.app import create_app
+
+    runtime = await build(settings, clock=clock)
+    try:
+        async with TestClient(TestServer(create_app(runtime), host="127.0.0.1")) as client:
+            response = await client.post("/telegram/webhook", json={})
+            assert response.status in (404, 405)
+    finally:
+        await runtime.close()
+
+
+# --- outbound --------------------------------------------------------------------------------------------
+
+
+async def telegram_ticket(rt: Runtime, chat_id: int = 42) -> int:
+    result = await rt.service.ingest(Inbound(
+        channel="telegram", identities=(Identity("telegram", str(chat_id)),), body_text="Помогите",
+        external_id=f"{chat_id}:1", meta={"chat_id": chat_id}))
+    return result.ticket.id
+
+
+async def test_an_agents_reply_goes_to_the_chat(rt: Runtime, tg: FakeTelegram, manager: Agent) -> None:
+    number = await telegram_ticket(rt)
+    reply = await rt.service.add_message(manager, number, "Проверили, всё исправлено.", internal=False)
+    await run_worker(rt)
+    assert tg.sent == [{"chat_id": 42, "text": "Проверили, всё исправлено."}]
+    async with rt.sessions() as session:
+        row = await session.scalar(select(Outbox))
+        stored = await session.get_one(Message, reply.id)
+    assert row is not None and (row.channel, row.recipient, row.kind, row.dedupe_key) == (
+        "telegram", "42", "reply", f"reply:{reply.id}")
+    assert stored.delivery_status == DeliveryStatus.sent
+
+
+async def test_a_long_reply_is_split_at_the_limit(rt: Runtime, tg: FakeTelegram, manager: Agent) -> None:
+    number = await telegram_ticket(rt)
+    lines = [f"Строка {i}: " + "слово " * 10 for i in range(80)]
+    body = "\n".join(line.strip() for line in lines)
+    assert 4096 < len(body) <= 8000
+    await rt.service.add_message(manager, number, body, internal=False)
+    await run_worker(rt)
+    assert len(tg.sent) == 2 and all(len(m["text"]) <= 4096 for m in tg.sent)
+    assert tg.sent[0]["text"] + "\n" + tg.sent[1]["text"] == body
+    assert split_text("a" * 5000) == ["a" * 4096, "a" * 904]
+
+
+async def test_rate_limit_is_waited_out_and_the_reply_delivered_once(
+    rt: Runtime, tg: FakeTelegram, manager: Agent
+) -> None:
+    number = await telegram_ticket(rt)
+    tg.fail_next(429, retry_after=1)
+    await rt.service.add_message(manager, number, "Ответ", internal=False)
+    await run_worker(rt)
+    assert tg.send_attempts == 2 and tg.sent == [{"chat_id": 42, "text": "Ответ"}]
+
+
+async def test_server_errors_are_retried(rt: Runtime, tg: FakeTelegram, manager: Agent) -> None:
+    number = await telegram_ticket(rt)
+    tg.fail_next(500, times=2)
+    await rt.service.add_message(manager, number, "Ответ", internal=False)
+    await run_worker(rt)
+    assert tg.send_attempts == 3 and len(tg.sent) == 1
+
+
+async def test_a_blocked_bot_fails_the_message_with_the_reason(
+    rt: Runtime, tg: FakeTelegram, manager: Agent
+) -> None:
+    number = await telegram_ticket(rt)
+    tg.fail_next(403)
+    reply = await rt.service.add_message(manager, number, "Ответ", internal=False)
+    await run_worker(rt)
+    assert tg.sent == [] and tg.send_attempts == 1
+    async with rt.sessions() as session:
+        stored = await session.get_one(Message, reply.id)
+    assert stored.delivery_status == DeliveryStatus.failed and stored.delivery_error == BLOCKED
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+
+async def test_cli_sets_the_webhook_with_the_shared_secret(tg: FakeTelegram, tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SWITCHBOARD_")}
+    env.update(SWITCHBOARD_TELEGRAM_TOKEN=TOKEN, SWITCHBOARD_TELEGRAM_API_BASE=tg.base_url,
+               SWITCHBOARD_DATA_DIR=str(tmp_path / "data"))
+    url = "https://support.example.com/telegram/webhook"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchboard.cli", "bot", "--set-webhook", url,
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    assert tg.webhook is not None and tg.webhook["url"] == url
+    assert tg.webhook["secret_token"] == webhook_secret(TelegramSettings(token=TOKEN))
+    assert "webhook set" in stdout.decode()
