@@ -122,6 +122,10 @@ class EmailNotifications:
             keep_trailing_newline=True,
         )
 
+    async def ticket_resolved(self, session: AsyncSession, ticket: Ticket, now: datetime) -> list[int]:
+        """No resolution mail yet: its template belongs with the notifier's templates (issue 8)."""
+        return []
+
     async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         if ticket.channel != CHANNEL:
             return []
@@ -311,4 +315,10 @@ class CompositeNotifications:
         ids: list[int] = []
         for channel in self.channels:
             ids += await channel.reply_added(session, ticket, message, now)
+        return ids
+
+    async def ticket_resolved(self, session: AsyncSession, ticket: Ticket, now: datetime) -> list[int]:
+        ids: list[int] = []
+        for channel in self.channels:
+            ids += await channel.ticket_resolved(session, ticket, now)
         return ids

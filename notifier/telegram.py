@@ -8,11 +8,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.models import CustomerIdentity, Direction, Message, Outbox, OutboxStatus, Ticket
+from tickets.models import Customer, CustomerIdentity, Direction, Message, Outbox, OutboxStatus, Ticket
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
+RESOLVED = {
+    "en": "Your request #{number} has been resolved. If anything is still wrong, just write here and we will reopen it.",
+    "ru": "Ваше обращение №{number} решено. Если что-то осталось не так, просто напишите сюда — мы откроем его снова.",
+}
 MAX_MESSAGE = 4096
 BLOCKED = "the client blocked the bot"
 MAX_INLINE_WAIT = 60.0
@@ -60,6 +64,35 @@ class TelegramNotifications:
             ticket_id=ticket.id,
             message_id=message.id,
             dedupe_key=f"reply:{message.id}",
+            status=OutboxStatus.queued,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        await session.flush()
+        return [row.id]
+
+    async def ticket_resolved(self, session: AsyncSession, ticket: Ticket, now: datetime) -> list[int]:
+        """Tell the client in their chat, in their language, and that writing again reopens it."""
+        if ticket.channel != CHANNEL:
+            return []
+        chat_id = await self._chat_id(session, ticket)
+        if chat_id is None:
+            return []
+        language = await session.scalar(select(Customer.language).where(Customer.id == ticket.customer_id))
+        text = RESOLVED.get(language or "en", RESOLVED["en"]).format(number=ticket.id)
+        row = Outbox(
+            kind="resolved",
+            channel=CHANNEL,
+            recipient=chat_id,
+            subject=None,
+            body_text=text,
+            headers={},
+            ticket_id=ticket.id,
+            message_id=None,
+            dedupe_key=f"resolved:{ticket.id}:{now.isoformat()}",
             status=OutboxStatus.queued,
             attempts=0,
             next_attempt_at=now,

@@ -32,6 +32,9 @@ class Notifications(Protocol):
     async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         """Outbox ids that carry an agent's public reply out through the ticket's channel."""
 
+    async def ticket_resolved(self, session: AsyncSession, ticket: Ticket, now: datetime) -> list[int]:
+        """Outbox ids that tell the client their ticket was resolved."""
+
 
 class JobQueue(Protocol):
     """The timer and worker queue (arq): told after commit; the sweeper covers anything it loses."""

@@ -360,8 +360,11 @@ class TicketService:
                 if changes["assignee"] is None:
                     returned_by = ticket.assignee_id
                 frees_capacity |= await self._reassign(session, viewer, ticket, changes["assignee"], now)
+            resolved_now = False
             if "status" in changes:
+                was_resolved = ticket.status == TicketStatus.resolved
                 frees_capacity |= self._set_status(session, viewer, ticket, TicketStatus(changes["status"]), now)
+                resolved_now = ticket.status == TicketStatus.resolved and not was_resolved
             if "priority" in changes and changes["priority"] != ticket.priority:
                 audit.record(
                     session, ticket.id, "priority_changed", now, actor=viewer,
@@ -381,7 +384,12 @@ class TicketService:
                 hold.append(ticket.id)
             if frees_capacity:
                 await self._router.drain(session, [ticket.group_id], now, hold=hold)
-            return await _ticket_view(session, ticket)
+            outbox: list[int] = []
+            if resolved_now and self._notifications is not None:
+                outbox = await self._notifications.ticket_resolved(session, ticket, now)
+            view = await _ticket_view(session, ticket)
+        await self._after_commit(outbox)
+        return view
 
     def _set_status(
         self, session: AsyncSession, viewer: Agent, ticket: Ticket, status: TicketStatus, now: datetime

@@ -19,7 +19,7 @@ from channels.chat.telegram.bot import webhook_secret
 from channels.chat.telegram.polling import TelegramPoller
 from channels.chat.telegram.updates import TelegramUpdates
 from notifier.delivery import Deliverer
-from notifier.telegram import BLOCKED, split_text
+from notifier.telegram import BLOCKED, RESOLVED, split_text
 from switchboard.bootstrap import Runtime, build, build_service
 from switchboard.settings import DatabaseSettings, Settings, TelegramSettings
 from switchboard.worker import build_worker
@@ -300,6 +300,26 @@ async def test_an_agents_reply_goes_to_the_chat(rt: Runtime, tg: FakeTelegram, m
     assert row is not None and (row.channel, row.recipient, row.kind, row.dedupe_key) == (
         "telegram", "42", "reply", f"reply:{reply.id}")
     assert stored.delivery_status == DeliveryStatus.sent
+
+
+async def test_resolving_tells_the_client_in_their_language(rt: Runtime, tg: FakeTelegram, manager: Agent) -> None:
+    result = await rt.service.ingest(Inbound(
+        channel="telegram", identities=(Identity("telegram", "42"),), body_text="Помогите", language="ru",
+        external_id="42:1", meta={"chat_id": 42}))
+    number = result.ticket.id
+    await rt.service.update_ticket(manager, number, {"status": "pending"})  # not a resolution: nothing sent
+    await rt.service.update_ticket(manager, number, {"status": "resolved"})
+    await rt.service.update_ticket(manager, number, {"status": "resolved"})  # unchanged: nothing more
+    await run_worker(rt)
+    assert tg.sent == [{"chat_id": 42, "text": RESOLVED["ru"].format(number=number)}]
+
+    # an email ticket resolved writes no Telegram row
+    email = await rt.service.ingest(Inbound(channel="email", identities=(Identity("email", "a@example.com"),),
+                                            body_text="hi", external_id="<e@example.com>"))
+    await rt.service.update_ticket(manager, email.ticket.id, {"status": "resolved"})
+    async with rt.sessions() as session:
+        kinds = [(row.channel, row.kind) for row in await session.scalars(select(Outbox).order_by(Outbox.id))]
+    assert ("telegram", "resolved") in kinds and not any(kind == "resolved" for ch, kind in kinds if ch == "email")
 
 
 async def test_a_long_reply_is_split_at_the_limit(rt: Runtime, tg: FakeTelegram, manager: Agent) -> None:
