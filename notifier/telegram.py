@@ -41,6 +41,21 @@ def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
     return [p for p in pieces if p.strip()] or [text]
 
 
+async def _queue(
+    session: AsyncSession, kind: str, chat_id: str, text: str, ticket: Ticket, now: datetime, *,
+    dedupe_key: str, message_id: int | None = None,
+) -> int:
+    """One outbox row for the chat, due now; returns its id for delivery after commit."""
+    row = Outbox(
+        kind=kind, channel=CHANNEL, recipient=chat_id, subject=None, body_text=text, headers={},
+        ticket_id=ticket.id, message_id=message_id, dedupe_key=dedupe_key, status=OutboxStatus.queued,
+        attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row.id
+
+
 class TelegramNotifications:
     """`tickets.ports.Notifications` for Telegram: a public reply goes to the chat the client writes from."""
 
@@ -54,25 +69,8 @@ class TelegramNotifications:
         if chat_id is None:
             log.warning("reply %s on ticket #%s stays queued: no Telegram chat known", message.id, ticket.id)
             return []
-        row = Outbox(
-            kind="reply",
-            channel=CHANNEL,
-            recipient=chat_id,
-            subject=None,
-            body_text=message.body_text,
-            headers={},
-            ticket_id=ticket.id,
-            message_id=message.id,
-            dedupe_key=f"reply:{message.id}",
-            status=OutboxStatus.queued,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        await session.flush()
-        return [row.id]
+        return [await _queue(session, "reply", chat_id, message.body_text, ticket, now,
+                             dedupe_key=f"reply:{message.id}", message_id=message.id)]
 
     async def ticket_resolved(self, session: AsyncSession, ticket: Ticket, now: datetime) -> list[int]:
         """Tell the client in their chat, in their language, and that writing again reopens it."""
@@ -83,25 +81,8 @@ class TelegramNotifications:
             return []
         language = await session.scalar(select(Customer.language).where(Customer.id == ticket.customer_id))
         text = RESOLVED.get(language or "en", RESOLVED["en"]).format(number=ticket.id)
-        row = Outbox(
-            kind="resolved",
-            channel=CHANNEL,
-            recipient=chat_id,
-            subject=None,
-            body_text=text,
-            headers={},
-            ticket_id=ticket.id,
-            message_id=None,
-            dedupe_key=f"resolved:{ticket.id}:{now.isoformat()}",
-            status=OutboxStatus.queued,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        await session.flush()
-        return [row.id]
+        return [await _queue(session, "resolved", chat_id, text, ticket, now,
+                             dedupe_key=f"resolved:{ticket.id}:{now.isoformat()}")]
 
     async def _chat_id(self, session: AsyncSession, ticket: Ticket) -> str | None:
         """The chat of the client's latest Telegram message, else their user id (a private chat has the same id)."""
