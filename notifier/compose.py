@@ -19,14 +19,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notifier import outbox
 from tickets.models import (
     Customer,
     CustomerIdentity,
     Direction,
     Group,
     Message,
-    Outbox,
-    OutboxStatus,
     Ticket,
 )
 
@@ -148,7 +147,8 @@ class EmailNotifications:
             "in_reply_to": in_reply_to,
             "references": references,
         }
-        row = self._row(
+        return [await self._queue(
+            session,
             kind="reply",
             dedupe_key=f"reply:{message.id}",
             ticket=ticket,
@@ -160,10 +160,7 @@ class EmailNotifications:
             headers={"Message-ID": message_id, "In-Reply-To": in_reply_to, "References": references},
             language=None,
             now=now,
-        )
-        session.add(row)
-        await session.flush()
-        return [row.id]
+        )]
 
     async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         if ticket.channel != CHANNEL or message.direction != Direction.inbound:
@@ -189,7 +186,8 @@ class EmailNotifications:
         text = self._templates.get_template(f"ack.{language}.txt").render(
             name=customer.name if customer else None, number=ticket.id, subject=ticket.subject, team=group.name
         )
-        row = self._row(
+        return [await self._queue(
+            session,
             kind="ack",
             dedupe_key=f"ack:{ticket.id}",
             ticket=ticket,
@@ -208,13 +206,11 @@ class EmailNotifications:
             },
             language=language,
             now=now,
-        )
-        session.add(row)
-        await session.flush()
-        return [row.id]
+        )]
 
-    def _row(
+    async def _queue(
         self,
+        session: AsyncSession,
         *,
         kind: str,
         dedupe_key: str,
@@ -227,7 +223,7 @@ class EmailNotifications:
         headers: dict[str, Any],
         language: str | None,
         now: datetime,
-    ) -> Outbox:
+    ) -> int:
         html = self._templates.get_template("message.html").render(
             paragraphs=paragraphs(text), subject=subject, lang=language
         )
@@ -237,7 +233,9 @@ class EmailNotifications:
                 value = " ".join(value)
             if value:
                 stored[name] = value
-        return Outbox(
+        return await outbox.queue(
+            session,
+            now,
             kind=kind,
             channel=CHANNEL,
             recipient=recipient,
@@ -248,11 +246,6 @@ class EmailNotifications:
             ticket_id=ticket.id,
             message_id=message_id,
             dedupe_key=dedupe_key,
-            status=OutboxStatus.queued,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
         )
 
     async def _latest_client_mail(self, session: AsyncSession, ticket: Ticket) -> _ClientMail | None:

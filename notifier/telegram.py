@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.models import Customer, CustomerIdentity, Direction, Message, Outbox, OutboxStatus, Ticket
+from notifier import outbox
+from tickets.models import Customer, CustomerIdentity, Direction, Message, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,10 @@ async def _queue(
     dedupe_key: str, message_id: int | None = None,
 ) -> int:
     """One outbox row for the chat, due now; returns its id for delivery after commit."""
-    row = Outbox(
-        kind=kind, channel=CHANNEL, recipient=chat_id, subject=None, body_text=text, headers={},
-        ticket_id=ticket.id, message_id=message_id, dedupe_key=dedupe_key, status=OutboxStatus.queued,
-        attempts=0, next_attempt_at=now, created_at=now, updated_at=now,
+    return await outbox.queue(
+        session, now, kind=kind, channel=CHANNEL, recipient=chat_id, subject=None, body_text=text, headers={},
+        ticket_id=ticket.id, message_id=message_id, dedupe_key=dedupe_key,
     )
-    session.add(row)
-    await session.flush()
-    return row.id
 
 
 class TelegramNotifications:
