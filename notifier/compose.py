@@ -147,7 +147,7 @@ class EmailNotifications:
             "in_reply_to": in_reply_to,
             "references": references,
         }
-        return [await self._queue(
+        return [await self.queue_mail(
             session,
             kind="reply",
             dedupe_key=f"reply:{message.id}",
@@ -186,7 +186,7 @@ class EmailNotifications:
         text = self._templates.get_template(f"ack.{language}.txt").render(
             name=customer.name if customer else None, number=ticket.id, subject=ticket.subject, team=group.name
         )
-        return [await self._queue(
+        return [await self.queue_mail(
             session,
             kind="ack",
             dedupe_key=f"ack:{ticket.id}",
@@ -208,7 +208,7 @@ class EmailNotifications:
             now=now,
         )]
 
-    async def _queue(
+    async def queue_mail(
         self,
         session: AsyncSession,
         *,
@@ -223,7 +223,10 @@ class EmailNotifications:
         headers: dict[str, Any],
         language: str | None,
         now: datetime,
+        due_at: datetime | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> int:
+        """One email outbox row with our headers and the HTML alternative; `due_at` defers it (a fallback copy)."""
         html = self._templates.get_template("message.html").render(
             paragraphs=paragraphs(text), subject=subject, lang=language
         )
@@ -233,9 +236,12 @@ class EmailNotifications:
                 value = " ".join(value)
             if value:
                 stored[name] = value
+        if extra:
+            stored.update(extra)
         return await outbox.queue(
             session,
             now,
+            due_at=due_at,
             kind=kind,
             channel=CHANNEL,
             recipient=recipient,

@@ -10,9 +10,9 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "email"
 MISSING = "missing"
-FINAL = (OutboxStatus.sent, OutboxStatus.delivered, OutboxStatus.failed)
+FINAL = (OutboxStatus.sent, OutboxStatus.delivered, OutboxStatus.failed, OutboxStatus.cancelled)
+SKIP_IF_SEEN = "skip_if_seen"
+"""A row header: a fallback (the email copy of a chat reply) that is cancelled once the client saw the message."""
 # How early a job may run against the row's next_attempt_at (arq's timer and our clock are read apart).
 EARLY_TOLERANCE = timedelta(seconds=1)
 RECORD_RETRIES = (0.5, 2.0, 5.0)  # seconds between tries to record an outcome while the database is away
@@ -50,9 +52,10 @@ class Attempt:
 
 
 class TextSender(Protocol):
-    """A chat channel's sender (Telegram): one text to one chat, split as the channel needs."""
+    """A chat channel's sender (Telegram, web chat): one text to one chat, split as the channel needs."""
 
-    async def send_text(self, chat_id: str, text: str) -> str | None: ...
+    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any]) -> str | None:
+        """`details` are the row's headers: what the notifier stored for the channel and earlier attempts' progress."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class _Claim:
     """The email to send (email rows)."""
     recipient: str = ""
     text: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 def backoff(attempt: int, *, first: timedelta, cap: timedelta, jitter: Callable[[], float] = random.random) -> timedelta:
@@ -111,7 +115,9 @@ class Deliverer:
             if claimed.message is not None:
                 provider_id = await self.sender.send(claimed.message)
             else:
-                provider_id = await self.chat_senders[claimed.channel].send_text(claimed.recipient, claimed.text)
+                provider_id = await self.chat_senders[claimed.channel].send_text(
+                    claimed.recipient, claimed.text, claimed.details
+                )
         except (TemporaryFailure, PermanentFailure) as exc:
             failure = exc
         except Exception as exc:  # noqa: BLE001 - a sender bug must not leave the row claimed for 10 minutes
@@ -171,6 +177,11 @@ class Deliverer:
                 return Attempt(row.id, str(row.status), row.attempts)  # another run is on it
             if row.status == OutboxStatus.queued and row.next_attempt_at > now + EARLY_TOLERANCE:
                 return Attempt(row.id, str(row.status), row.attempts, retry_in=row.next_attempt_at - now)
+            if (row.headers or {}).get(SKIP_IF_SEEN) and await self._seen(session, row):
+                row.status = OutboxStatus.cancelled
+                row.updated_at = now
+                log.info("outbox %s (%s) cancelled: the client saw the message", row.id, row.kind)
+                return Attempt(row.id, str(row.status), row.attempts)
             if row.status == OutboxStatus.sending:
                 log.warning("outbox %s: attempt %d was abandoned; trying again", row.id, row.attempts)
             message: EmailMessage | None = None
@@ -188,7 +199,9 @@ class Deliverer:
             row.status = OutboxStatus.sending
             row.attempts += 1
             row.updated_at = now
-            return _Claim(row.id, row.attempts, row.channel, message, row.recipient, row.body_text or "")
+            return _Claim(
+                row.id, row.attempts, row.channel, message, row.recipient, row.body_text or "", dict(row.headers or {})
+            )
 
     async def _record_sent(self, claim: _Claim, provider_id: str | None) -> Attempt:
         """Transaction 2 after success."""
@@ -201,7 +214,7 @@ class Deliverer:
             row.provider_id = provider_id[:255] if provider_id else None
             row.last_error = None
             message = await self._linked_message(session, row)
-            if message is not None:
+            if message is not None and message.delivery_status != DeliveryStatus.delivered:
                 message.delivery_status = DeliveryStatus.sent
                 message.delivery_error = None
             log.info("outbox %s (%s) sent to %s", row.id, row.kind, row.recipient)
@@ -223,6 +236,8 @@ class Deliverer:
                 row.next_attempt_at = now + delay
                 row.updated_at = now
                 row.last_error = error[:1000]
+                if failure.progress:
+                    row.headers = {**(row.headers or {}), **failure.progress}
                 log.warning("outbox %s attempt %d failed, retry in %s: %s", row.id, row.attempts, delay, error)
                 return Attempt(row.id, str(row.status), row.attempts, retry_in=delay, error=error)
             if isinstance(failure, TemporaryFailure):
@@ -244,9 +259,13 @@ class Deliverer:
 
     async def _mark_message_failed(self, session: AsyncSession, row: Outbox, error: str) -> None:
         message = await self._linked_message(session, row)
-        if message is not None:
+        if message is not None and message.delivery_status != DeliveryStatus.delivered:
             message.delivery_status = DeliveryStatus.failed
             message.delivery_error = error[:1000]
+
+    async def _seen(self, session: AsyncSession, row: Outbox) -> bool:
+        message = await self._linked_message(session, row)
+        return message is not None and message.delivery_status == DeliveryStatus.delivered
 
     async def _linked_message(self, session: AsyncSession, row: Outbox) -> Message | None:
         if row.message_id is None:

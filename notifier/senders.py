@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -37,10 +37,14 @@ class DeliveryFailure(Exception):
 class TemporaryFailure(DeliveryFailure):
     """Try again later: the relay is unreachable, timed out, or answered 4xx."""
 
-    def __init__(self, message: str = "", *, retry_after: timedelta | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, retry_after: timedelta | None = None, progress: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         """The earliest the provider will accept another attempt (Telegram's 429 retry_after), if it said."""
+        self.progress = progress or {}
+        """What already went out (pieces of a split text): kept in the row's headers for the next attempt."""
 
 
 class PermanentFailure(DeliveryFailure):

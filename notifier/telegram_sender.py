@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -24,6 +26,8 @@ from notifier.senders import PermanentFailure, TemporaryFailure
 from notifier.telegram import BLOCKED, MAX_INLINE_WAIT, split_text
 
 log = logging.getLogger(__name__)
+PIECES_SENT = "pieces_sent"
+LAST_SENT_ID = "last_sent_id"
 
 
 class TelegramSender:
@@ -33,11 +37,19 @@ class TelegramSender:
         self.bot = bot
         self._max_inline_wait = max_inline_wait
 
-    async def send_text(self, chat_id: str, text: str) -> str | None:
-        """Send the pieces in order; returns the id of the last Telegram message sent."""
-        sent_id: int | None = None
-        for piece in split_text(text):
-            sent_id = await self._send_piece(chat_id, piece)
+    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any]) -> str | None:
+        """Send the pieces in order, skipping those an earlier attempt sent; returns the last Telegram message id."""
+        done = int(details.get(PIECES_SENT, 0) or 0)
+        sent_id: int | None = details.get(LAST_SENT_ID)
+        for index, piece in enumerate(split_text(text)):
+            if index < done:
+                continue
+            try:
+                sent_id = await self._send_piece(chat_id, piece)
+            except TemporaryFailure as exc:
+                if index:
+                    exc.progress = {PIECES_SENT: index, LAST_SENT_ID: sent_id}
+                raise
         return str(sent_id) if sent_id is not None else None
 
     async def _send_piece(self, chat_id: str, piece: str) -> int:

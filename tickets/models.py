@@ -110,6 +110,8 @@ class Direction(StrEnum):
 class DeliveryStatus(StrEnum):
     queued = "queued"
     sent = "sent"
+    delivered = "delivered"
+    """Shown to the client (a web-chat visitor's browser confirmed it)."""
     failed = "failed"
 
 
@@ -248,6 +250,8 @@ class OutboxStatus(StrEnum):
     sent = "sent"
     delivered = "delivered"
     failed = "failed"
+    cancelled = "cancelled"
+    """Not needed any more (the email copy of a chat reply the client had already seen)."""
 
 
 class Outbox(Base):
