@@ -138,6 +138,8 @@ class _TelegramError:
     description: str
     remaining: int
     retry_after: int | None = None
+    after: int = 0
+    """sendMessage calls still to answer normally before this error starts."""
 
 
 class FakeTelegram:
@@ -208,12 +210,16 @@ class FakeTelegram:
     def add_file(self, file_id: str, data: bytes, path: str | None = None) -> None:
         self.files[file_id] = (path or f"files/{file_id}", data)
 
-    def fail_next(self, status: int, *, times: int = 1, retry_after: int | None = None, description: str = "") -> None:
-        """The next `times` sendMessage calls answer with this error (429 takes `retry_after`)."""
+    def fail_next(self, status: int, *, times: int = 1, retry_after: int | None = None, description: str = "",
+                  after: int = 0) -> None:
+        """The next `times` sendMessage calls answer with this error (429 takes `retry_after`).
+
+        `after` lets that many calls succeed first: `after=1` fails the second piece of a split reply.
+        """
         text = description or {429: f"Too Many Requests: retry after {retry_after}",
                                403: "Forbidden: bot was blocked by the user",
                                500: "Internal Server Error"}.get(status, "error")
-        self._errors.append(_TelegramError(status, text, times, retry_after))
+        self._errors.append(_TelegramError(status, text, times, retry_after, after))
 
     async def wait_sent(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         async with asyncio.timeout(timeout):
@@ -298,7 +304,9 @@ class FakeTelegram:
 
     def _send_message(self, params: dict[str, Any]) -> web.Response:
         self.send_attempts += 1
-        if self._errors:
+        if self._errors and self._errors[0].after > 0:
+            self._errors[0].after -= 1
+        elif self._errors:
             error = self._errors[0]
             error.remaining -= 1
             if error.remaining <= 0:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from channels.chat.telegram.bot import webhook_secret
 from channels.chat.telegram.polling import TelegramPoller
-from channels.chat.telegram.updates import TelegramUpdates
+from channels.chat.telegram.updates import NEW_ARMED, TelegramUpdates, new_key
 from notifier.delivery import Deliverer
 from notifier.telegram import BLOCKED, RESOLVED, split_text
 from switchboard.bootstrap import Runtime, build, build_service
@@ -196,6 +196,66 @@ async def test_status_lists_the_clients_tickets_and_new_opens_another(
     assert f"#{first.id} Первый вопрос — new" in status["text"] and f"#{second.id} Second question — new" in status["text"]
 
 
+def armed_updates(rt: Runtime, service: Any = None) -> TelegramUpdates:
+    """The adapter with Redis for the per-chat /new mark (what `Runtime.telegram_updates()` builds once it passes it)."""
+    assert rt.telegram_bot is not None
+    return TelegramUpdates(service or rt.service, rt.attachments, rt.telegram_bot,
+                           thread_window=timedelta(hours=72), redis=rt.redis)
+
+
+async def test_a_bare_new_makes_the_next_message_start_a_new_ticket(rt: Runtime, tg: FakeTelegram) -> None:
+    poller = TelegramPoller(rt.telegram_bot, armed_updates(rt), timeout=0)  # type: ignore[arg-type]
+    en = tg.user(9, language_code="en")
+    tg.push(tg.message("First question", user=en))
+    await poller.step()
+    tg.push(tg.message("/new", user=en))
+    await poller.step()
+    assert tg.sent == [{"chat_id": 9, "text": NEW_ARMED["en"]}]
+    assert len(await tickets(rt)) == 1 and len(await messages(rt)) == 1  # the command itself is not stored
+    assert 0 < await rt.redis.ttl(new_key(9)) <= 3600
+    tg.push(tg.message("/new", user=tg.user(10, language_code="ru")))  # another chat, in Russian
+    await poller.step()
+    assert tg.sent[-1] == {"chat_id": 10, "text": NEW_ARMED["ru"]}
+
+    tg.push(tg.message("Second question", user=en), tg.message("More about the second", user=en))
+    await poller.step()
+    first, second = await tickets(rt)
+    assert first.customer_id == second.customer_id and second.subject == "Second question"
+    stored = await messages(rt)
+    assert [(m.ticket_id, m.body_text) for m in stored] == [
+        (first.id, "First question"), (second.id, "Second question"), (second.id, "More about the second")]
+    assert await rt.redis.exists(new_key(9)) == 0 and await rt.redis.exists(new_key(10)) == 1
+
+
+async def test_a_bare_new_stays_armed_until_the_next_message_is_committed(
+    rt: Runtime, tg: FakeTelegram, tg_settings: Settings, clock: Clock
+) -> None:
+    from switchboard.bootstrap import build_engine
+    from tickets.errors import StoreUnavailable
+
+    assert rt.telegram_bot is not None
+    healthy = TelegramPoller(rt.telegram_bot, armed_updates(rt), timeout=0)
+    tg.push(tg.message("Первый вопрос"), tg.message("/new"))
+    await healthy.step()
+    broken_settings = tg_settings.model_copy(update={"database": DatabaseSettings(
+        url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere")})
+    broken_engine = build_engine(broken_settings)
+    try:
+        broken = TelegramPoller(rt.telegram_bot, armed_updates(rt, build_service(broken_settings, broken_engine, clock)),
+                                timeout=0)
+        broken.offset = healthy.offset
+        tg.push(tg.message("Второй вопрос"))
+        with pytest.raises(StoreUnavailable):
+            await broken.step()
+    finally:
+        await broken_engine.dispose()
+    assert await rt.redis.exists(new_key(42)) == 1  # nothing stored, so the mark is kept
+    await healthy.step()  # the same update again, now committed
+    first, second = await tickets(rt)
+    assert [m.body_text for m in await messages(rt) if m.ticket_id == second.id] == ["Второй вопрос"]
+    assert await rt.redis.exists(new_key(42)) == 0
+
+
 async def test_a_shared_contact_links_the_phone_to_the_same_card(
     rt: Runtime, tg: FakeTelegram, poller: TelegramPoller
 ) -> None:
@@ -332,6 +392,26 @@ async def test_a_long_reply_is_split_at_the_limit(rt: Runtime, tg: FakeTelegram,
     assert len(tg.sent) == 2 and all(len(m["text"]) <= 4096 for m in tg.sent)
     assert tg.sent[0]["text"] + "\n" + tg.sent[1]["text"] == body
     assert split_text("a" * 5000) == ["a" * 4096, "a" * 904]
+
+
+async def test_a_split_reply_failing_midway_resumes_after_the_sent_pieces(
+    rt: Runtime, tg: FakeTelegram, manager: Agent
+) -> None:
+    number = await telegram_ticket(rt)
+    body = "\n".join(f"Шаг {i}: " + "подробность " * 8 for i in range(110))
+    pieces = split_text(body)
+    assert len(pieces) == 3
+    tg.fail_next(500, after=1)  # the first piece goes out, the second gets a 500 once
+    reply = await rt.service.add_message(manager, number, body, internal=False)
+    await run_worker(rt)
+    assert tg.send_attempts == 4  # piece 1, piece 2 refused, then pieces 2 and 3 on the retry
+    assert [m["text"] for m in tg.sent] == pieces and {m["chat_id"] for m in tg.sent} == {42}
+    async with rt.sessions() as session:
+        row = await session.scalar(select(Outbox).where(Outbox.message_id == reply.id))
+        stored = await session.get_one(Message, reply.id)
+    assert row is not None and row.status == "sent" and row.attempts == 2
+    assert row.headers["pieces_sent"] == 1
+    assert stored.delivery_status == DeliveryStatus.sent
 
 
 async def test_rate_limit_is_waited_out_and_the_reply_delivered_once(

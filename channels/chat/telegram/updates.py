@@ -14,6 +14,8 @@ from datetime import timedelta
 
 import aiohttp
 from aiogram import Bot
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -41,13 +43,17 @@ GREETING = {
     "ru": (
         "Здравствуйте! Это служба поддержки. Напишите ваш вопрос одним или несколькими сообщениями — "
         "мы создадим обращение, и оператор ответит здесь же. Фото, документы и голосовые тоже можно.\n"
-        "/new ТЕКСТ — начать новое обращение\n/status — ваши обращения и их статусы"
+        "/new — начать новое обращение (можно сразу с текстом: /new ТЕКСТ)\n/status — ваши обращения и их статусы"
     ),
     "en": (
         "Hello! This is customer support. Write your question in one or more messages: we open a ticket "
         "and an agent answers right here. Photos, documents and voice messages are welcome too.\n"
-        "/new TEXT — start a new ticket\n/status — your tickets and their statuses"
+        "/new — start a new ticket (or at once: /new TEXT)\n/status — your tickets and their statuses"
     ),
+}
+NEW_ARMED = {
+    "ru": "Хорошо! Следующее ваше сообщение начнёт новое обращение.",
+    "en": "OK! Your next message will start a new ticket.",
 }
 NEW_HINT = {
     "ru": "Напишите вопрос сразу после команды, например: /new Не приходит счёт",
@@ -63,6 +69,16 @@ STATUS_NAMES = {
 
 class TryLater(Exception):
     """The update cannot be stored whole right now (a file download failed temporarily); do not acknowledge it."""
+
+
+NEW_TTL_SECONDS = 3600
+"""How long a bare /new waits for the message that starts the new ticket."""
+_CONSUME = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+"""Delete the mark only if it is still the one this message read (a /new sent meanwhile stays armed)."""
+
+
+def new_key(chat_id: int) -> str:
+    return f"telegram:new:{chat_id}"
 
 
 def reply_language(message: Message) -> str:
@@ -81,11 +97,21 @@ def status_text(tickets: list[Ticket], lang: str) -> str:
 class TelegramUpdates:
     """The channel adapter both polling and the webhook feed; it never imports the ORM's sessions."""
 
-    def __init__(self, service: TicketService, attachments: AttachmentStore, bot: Bot, *, thread_window: timedelta) -> None:
+    def __init__(
+        self,
+        service: TicketService,
+        attachments: AttachmentStore,
+        bot: Bot,
+        *,
+        thread_window: timedelta,
+        redis: Redis | None = None,
+    ) -> None:
+        """`redis` keeps a bare /new armed per chat until the next message; without it /new needs its text."""
         self._service = service
         self._attachments = attachments
         self._bot = bot
         self._window = thread_window
+        self._redis = redis
 
     async def handle(self, update: Update) -> str:
         """Process one update; returns what was done (for logs and tests)."""
@@ -108,8 +134,12 @@ class TelegramUpdates:
                 await self._answer(message, status_text(tickets, lang))
                 return "status"
             if name == "new" and not rest:
+                if await self._arm_new(message):
+                    await self._answer(message, NEW_ARMED[lang])
+                    return "armed /new"
                 await self._answer(message, NEW_HINT[lang])
                 return "hint"
+        armed = None if edited else await self._armed(message)
         attachments, problems = await self._download(message)
         text = order[1] if order is not None and order[0] == "new" else None
         inbound = convert.to_inbound(
@@ -117,7 +147,7 @@ class TelegramUpdates:
             thread_window=self._window,
             attachments=attachments,
             problems=problems,
-            new_ticket=order is not None and order[0] == "new",
+            new_ticket=(order is not None and order[0] == "new") or armed is not None,
             text=text,
             update_id=update_id,
         )
@@ -128,7 +158,39 @@ class TelegramUpdates:
                 body_text=f"[edited message {message.message_id}]\n{inbound.body_text}",
                 external_id=f"{inbound.external_id}:edit:{int(stamp)}",
             )
-        return await self._store(inbound)
+        outcome = await self._store(inbound)
+        if armed is not None:  # only now: had the store failed, the redelivered update must still start a ticket
+            await self._disarm(message, armed)
+        return outcome
+
+    async def _arm_new(self, message: Message) -> bool:
+        """Remember for an hour that this chat's next message starts a new ticket; False when Redis is unusable."""
+        if self._redis is None:
+            return False
+        try:
+            await self._redis.set(new_key(message.chat.id), str(message.message_id), ex=NEW_TTL_SECONDS)
+        except (RedisError, OSError) as exc:
+            log.warning("could not arm /new for chat %s: %s", message.chat.id, exc)
+            return False
+        return True
+
+    async def _armed(self, message: Message) -> bytes | None:
+        """The pending /new mark of this chat, if any. Redis away: the message joins the open ticket as usual."""
+        if self._redis is None:
+            return None
+        try:
+            mark = await self._redis.get(new_key(message.chat.id))
+        except (RedisError, OSError) as exc:
+            log.warning("could not read the /new mark of chat %s: %s", message.chat.id, exc)
+            return None
+        return mark if isinstance(mark, bytes) or mark is None else str(mark).encode()
+
+    async def _disarm(self, message: Message, mark: bytes) -> None:
+        assert self._redis is not None
+        try:
+            await self._redis.eval(_CONSUME, 1, new_key(message.chat.id), mark)  # type: ignore[misc]
+        except (RedisError, OSError) as exc:  # the mark expires on its own; the next message may open one more
+            log.warning("could not clear the /new mark of chat %s: %s", message.chat.id, exc)
 
     async def _other(self, update: Update) -> str:
         """An update kind we did not ask for: kept as a note if a client sent it, never silently dropped."""
