@@ -6,6 +6,7 @@ from importlib.metadata import version
 
 from aiohttp import web
 
+from channels.chat.webchat import handlers as webchat
 from channels.webform import handlers as webform
 from desk import api, health
 from desk.endpoints import Endpoint, register
@@ -15,7 +16,7 @@ from switchboard.bootstrap import Runtime
 
 
 def all_endpoints() -> list[Endpoint]:
-    return [*api.ENDPOINTS, *health.ENDPOINTS, *webform.ENDPOINTS]
+    return [*api.ENDPOINTS, *health.ENDPOINTS, *webform.ENDPOINTS, *webchat.ENDPOINTS]
 
 
 def create_app(rt: Runtime) -> web.Application:
@@ -23,6 +24,7 @@ def create_app(rt: Runtime) -> web.Application:
     app[RUNTIME] = rt
     register(app, [*api.ENDPOINTS, *health.ENDPOINTS])
     webform.setup(app)
+    webchat.setup(app)
     document = build_openapi(all_endpoints(), version("switchboard"))
     app.router.add_get("/api/v1/openapi.json", openapi_handler(document))
     app.router.add_get("/", _home)

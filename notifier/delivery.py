@@ -49,6 +49,8 @@ class Attempt:
     retry_in: timedelta | None = None
     """Set when the row waits for another attempt: re-enqueue after this long."""
     error: str | None = None
+    due_at: datetime | None = None
+    """Set when the row was not due yet (nothing was tried): the job for its due time needs its own id."""
 
 
 class TextSender(Protocol):
@@ -176,7 +178,8 @@ class Deliverer:
             if row.status == OutboxStatus.sending and now - row.updated_at < self.stale_after:
                 return Attempt(row.id, str(row.status), row.attempts)  # another run is on it
             if row.status == OutboxStatus.queued and row.next_attempt_at > now + EARLY_TOLERANCE:
-                return Attempt(row.id, str(row.status), row.attempts, retry_in=row.next_attempt_at - now)
+                return Attempt(row.id, str(row.status), row.attempts, retry_in=row.next_attempt_at - now,
+                               due_at=row.next_attempt_at)
             if (row.headers or {}).get(SKIP_IF_SEEN) and await self._seen(session, row):
                 row.status = OutboxStatus.cancelled
                 row.updated_at = now

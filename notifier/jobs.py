@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 DELIVER_JOB = "deliver_outbox"
 
 
-def job_id(outbox_id: int, attempt: int) -> str:
-    return f"notify:{outbox_id}:{attempt}"
+def job_id(outbox_id: int, attempt: int, due_at: datetime | None = None) -> str:
+    """`due_at` names a job that waits for a row queued for later (its id differs from the job that found it early)."""
+    suffix = f":due{int(due_at.timestamp())}" if due_at is not None else ""
+    return f"notify:{outbox_id}:{attempt}{suffix}"
 
 
 class ArqJobQueue:
@@ -34,12 +36,14 @@ class ArqJobQueue:
         for outbox_id in outbox_ids:
             await self.enqueue(outbox_id, 0)
 
-    async def enqueue(self, outbox_id: int, attempt: int, *, defer_by: timedelta | None = None) -> bool:
+    async def enqueue(
+        self, outbox_id: int, attempt: int, *, defer_by: timedelta | None = None, due_at: datetime | None = None
+    ) -> bool:
         """Queue the delivery attempt after `attempt` earlier ones; False when that job exists already."""
         job = await self._redis.enqueue_job(
             DELIVER_JOB,
             outbox_id,
-            _job_id=job_id(outbox_id, attempt),
+            _job_id=job_id(outbox_id, attempt, due_at),
             _defer_by=defer_by if defer_by and defer_by > timedelta(0) else None,
         )
         return job is not None
@@ -49,7 +53,7 @@ async def deliver_then_reschedule(deliverer: Deliverer, queue: ArqJobQueue, outb
     """One attempt; after a temporary failure the next attempt is queued for when the backoff ends."""
     attempt = await deliverer.attempt(outbox_id)
     if attempt.retry_in is not None:
-        await queue.enqueue(outbox_id, attempt.attempts, defer_by=attempt.retry_in)
+        await queue.enqueue(outbox_id, attempt.attempts, defer_by=attempt.retry_in, due_at=attempt.due_at)
     return attempt.status
 
 

@@ -11,10 +11,11 @@ from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notifier.compose import CompositeNotifications, EmailNotifications
-from notifier.delivery import Deliverer
+from notifier.delivery import Deliverer, TextSender
 from notifier.jobs import ArqJobQueue
 from notifier.senders import EmailSender, RelaySender, SinkSender
 from notifier.telegram import TelegramNotifications
+from notifier.webchat import WebchatNotifications, WebchatSender
 from routing.router import LeastLoadedRouter
 from switchboard.settings import Settings
 from tickets.attachments import AttachmentStore
@@ -99,9 +100,19 @@ def build_service(
         LeastLoadedRouter(),
         clock,
         settings.default_group,
-        notifications=notifications or CompositeNotifications(EmailNotifications(settings), TelegramNotifications()),
+        notifications=notifications or default_notifications(settings),
         jobs=jobs,
     )
+
+
+def default_notifications(settings: Settings) -> Notifications:
+    """Every channel's notifications; each writes rows only for its own tickets."""
+    email = EmailNotifications(settings)
+    minutes = settings.webchat.email_after_minutes
+    webchat = WebchatNotifications(
+        email, settings.smtp.reply_from, settings.public_url, timedelta(minutes=minutes) if minutes > 0 else None
+    )
+    return CompositeNotifications(email, TelegramNotifications(), webchat)
 
 
 async def build(settings: Settings, *, redis_url: str | None = None, clock: Clock | None = None) -> Runtime:
@@ -119,7 +130,7 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
         raise
     sessions = create_session_factory(engine)
     bot = build_telegram_bot(settings)
-    chat_senders = {}
+    chat_senders: dict[str, TextSender] = {"webchat": WebchatSender(redis)}
     if bot is not None:
         from notifier.telegram_sender import TelegramSender
 

@@ -107,6 +107,21 @@ class TelegramSettings(BaseSettings):
     """Secret Telegram must send with webhook calls; unset → derived from the token (HMAC-SHA256)."""
 
 
+class WebchatSettings(BaseSettings):
+    model_config = _section("WEBCHAT_")
+
+    thread_hours: float = 72
+    """A visitor's message joins their last chat ticket if it is still open or was active within this many hours."""
+    email_after_minutes: float = 10
+    """An agent's reply the visitor has not seen after this long is emailed to them, if they left an address; 0 → never."""
+    max_message_chars: int = Field(4000, ge=1)
+    """Longest chat message a visitor may send."""
+    rate_limit: int = 20
+    """Messages one visitor may send per minute (0 turns the limit off)."""
+    history_limit: int = Field(200, ge=1)
+    """Messages shown when a visitor comes back."""
+
+
 class SmsSettings(BaseSettings):
     model_config = _section("SMS_")
 
@@ -132,6 +147,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    webchat: WebchatSettings = Field(default_factory=WebchatSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
 
     @property

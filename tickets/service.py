@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -74,6 +74,16 @@ class CustomerView:
     customer: Customer
     identities: list[CustomerIdentity]
     tickets: list[Ticket]
+
+
+@dataclass(frozen=True)
+class ChatHistory:
+    """What a chat visitor sees when they come back: their tickets' public messages, oldest first."""
+
+    messages: list[tuple[Message, str | None]]
+    """Each message with its author's name (agents' replies)."""
+    latest: Ticket | None
+    """The ticket they wrote on last, which their next message continues while it is open or recent."""
 
 
 @dataclass(frozen=True)
@@ -314,6 +324,43 @@ class TicketService:
             query = select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(limit)
             return list(await session.scalars(query))
 
+    async def chat_history(self, channel: str, sender_prefix: str, limit: int = 200) -> ChatHistory:
+        """The tickets a chat visitor wrote on, found by the prefix of their messages' external ids.
+
+        By visitor, not by customer card: a visitor who typed someone's email must not see that card's history.
+        """
+        async with self._transaction() as session:
+            tickets = _chat_tickets(channel, sender_prefix)
+            rows = await session.execute(
+                select(Message, Agent.name)
+                .outerjoin(Agent, Agent.id == Message.author_id)
+                .where(Message.ticket_id.in_(tickets), Message.direction.in_((Direction.inbound, Direction.outbound)))
+                .order_by(Message.id.desc())
+                .limit(limit)
+            )
+            messages = [(message, author) for message, author in rows][::-1]
+            latest_id = await session.scalar(select(func.max(Message.ticket_id)).where(Message.ticket_id.in_(tickets)))
+            latest = await session.get(Ticket, latest_id) if latest_id is not None else None
+            return ChatHistory(messages, latest)
+
+    async def mark_seen(self, channel: str, sender_prefix: str, message_ids: list[int]) -> int:
+        """The client's screen showed these replies: they are delivered, and fallback copies are not sent."""
+        if not message_ids:
+            return 0
+        async with self._transaction() as session:
+            result = await session.execute(
+                update(Message)
+                .where(
+                    Message.id.in_(message_ids),
+                    Message.direction == Direction.outbound,
+                    Message.ticket_id.in_(_chat_tickets(channel, sender_prefix)),
+                    or_(Message.delivery_status.is_(None), Message.delivery_status != DeliveryStatus.delivered),
+                )
+                .values(delivery_status=DeliveryStatus.delivered, delivery_error=None)
+                .execution_options(synchronize_session=False)
+            )
+            return result.rowcount or 0
+
     # --- agent commands ----------------------------------------------------------------------
 
     async def add_message(self, viewer: Agent, number: int, body: str, *, internal: bool) -> Message:
@@ -453,6 +500,14 @@ class TicketService:
             if ticket.group_id not in await _group_ids(session, viewer.id):
                 raise Forbidden(f"ticket #{number} is not in your groups")
         return ticket
+
+
+def _chat_tickets(channel: str, sender_prefix: str) -> Select[tuple[int]]:
+    return select(Message.ticket_id).where(
+        Message.channel == channel,
+        Message.direction == Direction.inbound,
+        Message.external_id.startswith(sender_prefix, autoescape=True),
+    )
 
 
 def _sees_everything(agent: Agent) -> bool:
