@@ -110,7 +110,7 @@ def _usable(address: Any) -> str | None:
 
 
 class EmailNotifications:
-    """`tickets.ports.Notifications` for the email channel: the agent's reply and the new ticket's acknowledgement."""
+    """`tickets.ports.Notifications` for the email channel: the agent's reply, the acknowledgement, the resolution notice."""
 
     def __init__(self, settings: MailSettings) -> None:
         self._reply_from = settings.smtp.reply_from
@@ -122,8 +122,42 @@ class EmailNotifications:
         )
 
     async def ticket_resolved(self, session: AsyncSession, ticket: Ticket, now: datetime) -> list[int]:
-        """No resolution mail yet: its template belongs with the notifier's templates (issue 8)."""
-        return []
+        """Tell the client their email ticket was resolved, in their thread, and that replying reopens it."""
+        if ticket.channel != CHANNEL:
+            return []
+        latest = await self._latest_client_mail(session, ticket)
+        recipient = (latest.sender if latest else None) or await self._customer_address(session, ticket)
+        if recipient is None or is_automated_sender(recipient):
+            log.info("no resolution notice for ticket #%s: sender %s is automated or unknown", ticket.id, recipient)
+            return []
+        sender = await self._support_address(session, ticket)
+        if recipient.lower() == sender.lower():
+            return []
+        customer = await session.get(Customer, ticket.customer_id)
+        language = _language(customer.language if customer else None)
+        text = self._templates.get_template(f"resolved.{language}.txt").render(
+            name=customer.name if customer else None, number=ticket.id, subject=ticket.subject
+        )
+        return [await self.queue_mail(
+            session,
+            kind="resolved",
+            dedupe_key=f"resolved:{ticket.id}:{now.isoformat()}",
+            ticket=ticket,
+            message_id=None,
+            sender=sender,
+            recipient=recipient,
+            subject=ticket_subject(ticket.id, ticket.subject, reply=True),
+            text=text,
+            headers={
+                "Message-ID": make_msgid(domain=_domain(sender)),
+                "In-Reply-To": latest.message_id if latest else None,
+                "References": _references(latest) if latest else [],
+                "Auto-Submitted": "auto-replied",
+                "X-Auto-Response-Suppress": "All",
+            },
+            language=language,
+            now=now,
+        )]
 
     async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         if ticket.channel != CHANNEL:

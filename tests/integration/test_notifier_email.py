@@ -11,9 +11,13 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
+import aiosmtplib
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
+from channels.email.smtp import InboundMailHandler, MailboxConfig, start_smtp_server
+from channels.ratelimit import RateLimiter
 from notifier.delivery import Deliverer
 from notifier.senders import RelayConfig, list_sink
 from switchboard.bootstrap import Runtime, build, build_service
@@ -22,7 +26,7 @@ from switchboard.worker import build_worker, worker_settings
 from tests.fakes import SmtpSink
 from tickets.clock import Clock
 from tickets.inbound import Identity, Inbound
-from tickets.models import Agent, DeliveryStatus, Event, Outbox, OutboxStatus, Role
+from tickets.models import Agent, DeliveryStatus, Event, Outbox, OutboxStatus, Role, Ticket
 
 CLIENT = "client@example.com"
 SUPPORT = "support@example.com"
@@ -211,6 +215,116 @@ async def test_a_reply_without_any_address_stays_queued(mail_runtime: Runtime, m
     assert await outbox_rows(rt) == []  # no address for the first; the web form's replies are not email
     view = await rt.service.get_ticket(manager, phoned.ticket.id)
     assert next(m for m in view.messages if m.id == reply.id).delivery_status == DeliveryStatus.queued
+
+
+# --- the resolution notice ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def inbound_smtp(mail_runtime: Runtime) -> AsyncIterator[int]:
+    """The real inbound SMTP server on 127.0.0.1, every recipient into the default group; yields its port."""
+    rt = mail_runtime
+    limiter = RateLimiter(rt.redis, 0, prefix="ratelimit:mail", window_seconds=3600)
+    handler = InboundMailHandler(rt.service, rt.attachments, MailboxConfig({}, 10_000_000), limiter)
+    server = await start_smtp_server(handler, "127.0.0.1", 0, max_bytes=10_000_000)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def send_in(port: int, message: EmailMessage) -> str:
+    """The client's mail program sends to our inbound server; returns the server's answer to DATA."""
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10) as smtp:
+        errors, reply = await smtp.sendmail(CLIENT, [SUPPORT], message.as_bytes())
+    assert not errors, errors
+    return reply
+
+
+def mail_from_client(subject: str, body: str, message_id: str, **headers: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = f"Иван Петров <{CLIENT}>"
+    message["To"] = SUPPORT
+    message["Subject"] = subject
+    message["Message-ID"] = message_id
+    for name, value in headers.items():
+        message[name] = value
+    message.set_content(body)
+    return message
+
+
+async def test_resolving_an_email_ticket_mails_the_client_and_their_reply_reopens_it(
+    mail_runtime: Runtime, sink: SmtpSink, inbound_smtp: int
+) -> None:
+    rt = mail_runtime
+    manager, token = await rt.service.add_agent("Mia", "mia@support.example", role=Role.manager)
+    auth = {"Authorization": f"Bearer {token}"}
+    answer = await send_in(inbound_smtp, mail_from_client("Принтер", "Принтер не печатает уже второй день.",
+                                                          "<c1@client.example>"))
+    assert "opened ticket #" in answer
+    async with rt.sessions() as session:
+        [ticket] = list(await session.scalars(select(Ticket)))
+    number = ticket.id
+    await run_worker(rt)
+    await sink.wait_for(1)  # the acknowledgement
+
+    from desk.app import create_app
+
+    async with TestClient(TestServer(create_app(rt), host="127.0.0.1")) as web:
+        response = await web.patch(f"/api/v1/tickets/{number}", json={"status": "resolved"}, headers=auth)
+        assert response.status == 200, await response.text()
+        await run_worker(rt)
+        received = await sink.wait_for(2)
+        assert len(received) == 2
+        notice = received[1].message
+        assert received[1].rcpt_tos == (CLIENT,) and header(notice, "From") == SUPPORT
+        assert header(notice, "Subject") == f"Re: [#{number}] Принтер"
+        assert header(notice, "In-Reply-To") == "<c1@client.example>"
+        assert header(notice, "References") == "<c1@client.example>"
+        assert header(notice, "Auto-Submitted") == "auto-replied"
+        text, html = parts(notice)
+        assert f"№{number}" in text and "решена" in text and "ответьте на это письмо" in text
+        assert f"№{number}" in html
+        assert [(row.kind, row.status) for row in await outbox_rows(rt)] == [("ack", "sent"), ("resolved", "sent")]
+
+        # The client answers the notice from their mail program: the same ticket, open again, not acknowledged.
+        reply = mail_from_client(
+            f"Re: {notice['Subject']}", "Нет, всё ещё не печатает.", "<c2@client.example>",
+            **{"In-Reply-To": header(notice, "Message-ID"),
+               "References": f"{header(notice, 'References')} {header(notice, 'Message-ID')}"})
+        answer = await send_in(inbound_smtp, reply)
+        assert answer.endswith(f"added to ticket #{number}")
+        view = await rt.service.get_ticket(manager, number)
+        assert str(view.ticket.status) == "open" and view.ticket.resolved_at is None
+        assert [e.kind for e in view.events].count("reopened") == 1
+
+        # Resolved again: a second notice (one per resolution), threaded under the client's latest mail.
+        response = await web.patch(f"/api/v1/tickets/{number}", json={"status": "resolved"}, headers=auth)
+        assert response.status == 200
+        await run_worker(rt)
+        received = await sink.wait_for(3)
+        assert len(received) == 3
+        assert header(received[2].message, "In-Reply-To") == "<c2@client.example>"
+        assert [row.kind for row in await outbox_rows(rt)] == ["ack", "resolved", "resolved"]
+
+
+async def test_no_resolution_mail_for_other_channels_or_automated_senders(
+    mail_runtime: Runtime, sink: SmtpSink, manager: Agent
+) -> None:
+    rt = mail_runtime
+    english = await rt.service.ingest(client_mail(language="en", subject="Printer"))
+    robot = await rt.service.ingest(client_mail("<r1@shop.example>", sender="no-reply@shop.example"))
+    webform = await rt.service.ingest(Inbound(channel="webform", identities=(Identity("email", "web@example.com"),),
+                                              body_text="hi", external_id="form-1"))
+    for result in (english, robot, webform):
+        await rt.service.update_ticket(manager, result.ticket.id, {"status": "resolved"})
+    rows = [(row.ticket_id, row.kind) for row in await outbox_rows(rt)]
+    assert [ticket for ticket, kind in rows if kind == "resolved"] == [english.ticket.id]
+    await run_worker(rt)
+    [notice] = [mail for mail in await sink.wait_for(2) if "resolved" in parts(mail.message)[0]]
+    text, _ = parts(notice.message)
+    assert f"ticket #{english.ticket.id}" in text and "reply to this mail" in text and "reopens" in text
 
 
 # --- failures and retries ------------------------------------------------------------------------------

@@ -373,13 +373,15 @@ async def test_resolving_tells_the_client_in_their_language(rt: Runtime, tg: Fak
     await run_worker(rt)
     assert tg.sent == [{"chat_id": 42, "text": RESOLVED["ru"].format(number=number)}]
 
-    # an email ticket resolved writes no Telegram row
+    # an email ticket resolved writes no Telegram row (its notice goes by email), a Telegram one no email row
     email = await rt.service.ingest(Inbound(channel="email", identities=(Identity("email", "a@example.com"),),
                                             body_text="hi", external_id="<e@example.com>"))
     await rt.service.update_ticket(manager, email.ticket.id, {"status": "resolved"})
     async with rt.sessions() as session:
-        kinds = [(row.channel, row.kind) for row in await session.scalars(select(Outbox).order_by(Outbox.id))]
-    assert ("telegram", "resolved") in kinds and not any(kind == "resolved" for ch, kind in kinds if ch == "email")
+        rows = [(row.ticket_id, row.channel, row.kind) for row in await session.scalars(select(Outbox).order_by(Outbox.id))]
+    assert [(ch, kind) for ticket, ch, kind in rows if kind == "resolved"] == [("telegram", "resolved"), ("email", "resolved")]
+    assert {ch for ticket, ch, _ in rows if ticket == number} == {"telegram"}
+    assert {ch for ticket, ch, _ in rows if ticket == email.ticket.id} == {"email"}
 
 
 async def test_a_long_reply_is_split_at_the_limit(rt: Runtime, tg: FakeTelegram, manager: Agent) -> None:
