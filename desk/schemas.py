@@ -93,7 +93,9 @@ class MessageOut(BaseModel):
     body_text: str
     body_html: str | None
     attachments: list[AttachmentOut]
-    delivery_status: Literal["queued", "sent", "failed"] | None
+    delivery_status: Literal["queued", "sent", "delivered", "failed"] | None = Field(
+        description="For replies: queued, sent (handed to the channel), delivered (shown to the client), failed."
+    )
     thread_reason: str | None
     created_at: datetime
 

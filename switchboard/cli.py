@@ -291,7 +291,7 @@ async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, e
             except OSError as exc:
                 raise CliError(f"cannot listen on {settings.http.host}:{settings.http.port}: {exc.strerror}") from exc
             print(f"Switchboard is running at http://{settings.http.host}:{settings.http.port}/ "
-                  f"(contact form /contact, API /api/v1, health /healthz). Ctrl-C stops it.", file=sys.stderr, flush=True)
+                  f"(contact form /contact, chat /chat, API /api/v1, health /healthz). Ctrl-C stops it.", file=sys.stderr, flush=True)
         await stop.wait()
         log.info("shutting down")
     return 0

@@ -171,6 +171,8 @@ async def test_a_message_becomes_a_routed_ticket_and_the_reply_arrives_live(
     await _until(lambda: _outbox_status(chat_runtime, "chat_missed"), OutboxStatus.cancelled, timeout=15)
     web_rows = await stored(chat_runtime, Outbox, Outbox.channel == "webchat")
     assert [r.status for r in web_rows] == [OutboxStatus.sent]
+    shown = await (await web.get(f"/api/v1/tickets/{number}", headers=agent)).json()
+    assert [m["delivery_status"] for m in shown["messages"]] == [None, "delivered"]
     await visitor.ws.close()
 
 
@@ -300,3 +302,43 @@ async def _until(read: Any, expected: Any, timeout: float = TIMEOUT) -> None:
         while (value := await read()) != expected:
             await asyncio.sleep(0.1)
     assert value == expected
+
+
+async def test_a_lost_subscription_comes_back_and_tells_sockets_to_resync(
+    web: TestClient[Any, Any], chat_runtime: Runtime
+) -> None:
+    from channels.chat.webchat.handlers import HUB
+
+    visitor, _ = await connect(web)
+    killed = await chat_runtime.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    assert killed >= 1
+    await visitor.next("resync")
+    assert web.server.app[HUB].subscribed.is_set()
+    await visitor.send(type="history")
+    assert (await visitor.next("history"))["messages"] == []
+    await visitor.ws.close()
+
+
+@pytest.mark.parametrize("chat_options", [{"thread_hours": 0.0002}])
+async def test_a_visitor_back_long_after_resolution_starts_a_new_ticket(
+    web: TestClient[Any, Any], chat_runtime: Runtime, agent: dict[str, str]
+) -> None:
+    visitor, welcome = await connect(web)
+    number = (await visitor.say("first question", "q1"))["ticket"]["number"]
+    await asyncio.sleep(1.0)  # past the 0.72 s window: an open ticket is still continued
+    assert (await visitor.say("more on it", "q2"))["ticket"]["number"] == number
+    resolved = await web.patch(f"/api/v1/tickets/{number}", json={"status": "resolved"}, headers=agent)
+    assert resolved.status == 200
+    await visitor.ws.close()
+    await asyncio.sleep(1.0)
+    back, welcome = await connect(web, token=welcome["token"])
+    assert welcome["ticket"] == {"number": number, "status": "resolved"}
+    fresh = await back.say("a new question", "q3")
+    assert fresh["ticket"]["number"] != number and fresh["ticket"]["status"] in ("new", "open")
+    assert [m["text"] for m in (await _history(back))] == ["first question", "more on it", "a new question"]
+    await back.ws.close()
+
+
+async def _history(visitor: Visitor) -> list[dict[str, Any]]:
+    await visitor.send(type="history")
+    return (await visitor.next("history"))["messages"]
