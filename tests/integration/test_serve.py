@@ -60,10 +60,10 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 class Serve:
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.cwd = cwd
         self.port = free_port()
-        self.env = clean_env(self.port)
+        self.env = {**clean_env(self.port), **(env or {})}
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "switchboard.cli", "serve"], cwd=cwd, env=self.env,
