@@ -213,17 +213,17 @@ class Page:
             await self.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left",
                             clickCount=0 if kind == "mouseMoved" else 1)
 
-    async def frame_context(self, url_suffix: str, timeout: float = 10.0) -> int:
-        """An isolated-world execution context inside the child frame whose URL ends so (its DOM, not its globals)."""
+    async def frame_context(self, url_part: str, timeout: float = 10.0) -> int:
+        """An isolated-world execution context inside the child frame whose URL contains this (its DOM, not its globals)."""
         deadline = time.monotonic() + timeout
         while True:
             tree = (await self.call("Page.getFrameTree"))["frameTree"]
             for child in _frames(tree.get("childFrames", [])):
-                if child["frame"].get("url", "").endswith(url_suffix):
+                if url_part in child["frame"].get("url", ""):
                     world = await self.call("Page.createIsolatedWorld", frameId=child["frame"]["id"], worldName="e2e")
                     return int(world["executionContextId"])
             if time.monotonic() > deadline:
-                raise AssertionError(f"no frame with a URL ending {url_suffix!r}: {tree!r}")
+                raise AssertionError(f"no frame with a URL containing {url_part!r}: {tree!r}")
             await asyncio.sleep(0.1)
 
 

@@ -10,6 +10,7 @@ or fail under SWITCHBOARD_TEST_STRICT=1.
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -208,7 +209,7 @@ async def test_widget_on_another_site_opens_the_chat_in_a_frame_that_connects(
     src = await page.wait_for("document.getElementById('switchboard-chat-frame') && "
                               "document.getElementById('switchboard-chat-frame').src", timeout=TIMEOUT,
                               what="the chat frame")
-    assert src == f"{serve.base}/chat?embed=1"
+    assert src == f"{serve.base}/chat?embed=1&page={quote(host_site, safe='')}"
     assert await page.evaluate("document.querySelector('button[aria-controls=switchboard-chat-frame]')"
                                ".getAttribute('aria-expanded')") == "true"
 

@@ -181,7 +181,7 @@
     ws.onopen = function () {
       send({
         type: "hello", token: saved.token || null, name: saved.name || null, email: saved.email || null,
-        language: document.documentElement.lang || navigator.language, page: embedded ? document.referrer : location.href,
+        language: document.documentElement.lang || navigator.language, page: embedded ? (new URLSearchParams(location.search).get("page") || document.referrer) : location.href,
       });
     };
     ws.onmessage = function (e) {

@@ -8,7 +8,9 @@
   var origin = new URL(script.src).origin;
   var lang = script.getAttribute("data-lang");
   var label = script.getAttribute("data-label") || (lang === "ru" ? "Написать нам" : "Chat with us");
-  var src = origin + "/chat?embed=1" + (lang ? "&lang=" + encodeURIComponent(lang) : "");
+  // The frame's referrer would carry only the host's origin: the page the visitor is on goes in the address.
+  var src = origin + "/chat?embed=1" + (lang ? "&lang=" + encodeURIComponent(lang) : "") +
+    "&page=" + encodeURIComponent(location.href.slice(0, 500));
 
   var button = document.createElement("button");
   button.type = "button";
