@@ -58,7 +58,9 @@ class Runtime:
         if self.telegram_bot is None:
             raise ValueError("no Telegram bot configured (SWITCHBOARD_TELEGRAM_TOKEN)")
         window = timedelta(hours=self.settings.telegram.thread_hours)
-        return TelegramUpdates(self.service, self.attachments, self.telegram_bot, thread_window=window)
+        return TelegramUpdates(
+            self.service, self.attachments, self.telegram_bot, thread_window=window, redis=self.redis
+        )
 
 
 def redis_settings(url: str) -> RedisSettings:

@@ -197,10 +197,11 @@ async def test_status_lists_the_clients_tickets_and_new_opens_another(
 
 
 def armed_updates(rt: Runtime, service: Any = None) -> TelegramUpdates:
-    """The adapter with Redis for the per-chat /new mark (what `Runtime.telegram_updates()` builds once it passes it)."""
+    """The runtime's adapter (with Redis for the per-chat /new mark), optionally on another service."""
+    if service is None:
+        return rt.telegram_updates()
     assert rt.telegram_bot is not None
-    return TelegramUpdates(service or rt.service, rt.attachments, rt.telegram_bot,
-                           thread_window=timedelta(hours=72), redis=rt.redis)
+    return TelegramUpdates(service, rt.attachments, rt.telegram_bot, thread_window=timedelta(hours=72), redis=rt.redis)
 
 
 async def test_a_bare_new_makes_the_next_message_start_a_new_ticket(rt: Runtime, tg: FakeTelegram) -> None:
