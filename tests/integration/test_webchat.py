@@ -342,3 +342,45 @@ async def test_a_visitor_back_long_after_resolution_starts_a_new_ticket(
 async def _history(visitor: Visitor) -> list[dict[str, Any]]:
     await visitor.send(type="history")
     return (await visitor.next("history"))["messages"]
+
+
+@pytest.mark.postgresql_only
+async def test_a_database_outage_keeps_the_message_for_a_resend_that_stores_it_once(
+    settings: Settings, clock: Clock, runtime: Runtime, sink: SmtpSink
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    from desk.app import create_app
+    from tests.proxy import TcpProxy
+
+    url = make_url(settings.database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    cut_settings = chat_settings(settings, sink.url).model_copy(
+        update={"database": settings.database.model_copy(update={"url": proxied})})
+    outage_runtime = await build(cut_settings, clock=clock)
+    try:
+        async with TestClient(TestServer(create_app(outage_runtime), host="127.0.0.1")) as client:
+            visitor, _ = await connect(client)
+            await proxy.cut()
+            await visitor.send(type="message", id="kept", text="sent while the database is down")
+            refused = await visitor.next("error")
+            assert refused["code"] == "unavailable" and refused["id"] == "kept" and refused["retry_after"] > 0
+
+            late = await client.ws_connect("/chat/ws")
+            await late.send_str(json.dumps({"type": "hello", "token": None}))
+            assert json.loads((await late.receive()).data)["code"] == "unavailable"
+            closed = await late.receive()
+            assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+
+            await proxy.start()
+            first = await visitor.say("sent while the database is down", "kept")
+            again = await visitor.say("sent while the database is down", "kept")
+            assert first["duplicate"] is False and again["duplicate"] is True
+            await visitor.ws.close()
+    finally:
+        await proxy.cut()
+        await outage_runtime.close()
+    texts = [m.body_text for m in await stored(runtime, Message, Message.channel == "webchat")]
+    assert texts == ["sent while the database is down"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from channels.chat.webchat.hub import ChatHub
 from channels.chat.webchat.visitor import (
@@ -111,6 +111,8 @@ class Conversation:
             await self._send({"type": "error", "code": "unavailable", "retry_after": RETRY_AFTER,
                               "detail": "we cannot store messages right now; yours is kept and sent again",
                               **({"id": frame["id"]} if isinstance(frame, dict) and "id" in frame else {})})
+            if self._state is None:  # no welcome without the history: the browser reconnects with backoff
+                await self._ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"store unavailable")
 
     # --- frames -----------------------------------------------------------------------------
 
