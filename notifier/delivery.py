@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -216,10 +216,7 @@ class Deliverer:
             row.updated_at = now
             row.provider_id = provider_id[:255] if provider_id else None
             row.last_error = None
-            message = await self._linked_message(session, row)
-            if message is not None and message.delivery_status != DeliveryStatus.delivered:
-                message.delivery_status = DeliveryStatus.sent
-                message.delivery_error = None
+            await self._set_message_status(session, row, DeliveryStatus.sent, None)
             log.info("outbox %s (%s) sent to %s", row.id, row.kind, row.recipient)
             return Attempt(row.id, str(row.status), row.attempts)
 
@@ -261,10 +258,23 @@ class Deliverer:
             )
 
     async def _mark_message_failed(self, session: AsyncSession, row: Outbox, error: str) -> None:
-        message = await self._linked_message(session, row)
-        if message is not None and message.delivery_status != DeliveryStatus.delivered:
-            message.delivery_status = DeliveryStatus.failed
-            message.delivery_error = error[:1000]
+        await self._set_message_status(session, row, DeliveryStatus.failed, error[:1000])
+
+    async def _set_message_status(
+        self, session: AsyncSession, row: Outbox, status: DeliveryStatus, error: str | None
+    ) -> None:
+        """One conditional UPDATE: a `delivered` (the client's screen confirmed it, maybe a moment ago) is never undone."""
+        if row.message_id is None:
+            return
+        await session.execute(
+            update(Message)
+            .where(
+                Message.id == row.message_id,
+                or_(Message.delivery_status.is_(None), Message.delivery_status != DeliveryStatus.delivered),
+            )
+            .values(delivery_status=status, delivery_error=error)
+            .execution_options(synchronize_session=False)
+        )
 
     async def _seen(self, session: AsyncSession, row: Outbox) -> bool:
         message = await self._linked_message(session, row)
