@@ -17,6 +17,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,21 @@ def add_agent(runtime: Runtime) -> AddAgent:
         return agent, {"Authorization": f"Bearer {token}"}
 
     return make
+
+
+@asynccontextmanager
+async def background_worker(runtime: Runtime) -> AsyncIterator[None]:
+    """A real arq worker running beside the test, as `switchboard worker` would (no crons)."""
+    from switchboard.worker import build_worker
+
+    running = build_worker(runtime, cron_jobs=[])
+    task = asyncio.create_task(running.async_run())
+    try:
+        yield
+    finally:
+        await running.close()
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - only stopping it
+            pass

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from switchboard.bootstrap import Runtime, build
 from switchboard.settings import Settings
-from switchboard.worker import build_worker
+from tests.conftest import background_worker
 from tests.fakes import SmtpSink
 from tickets.clock import Clock
 from tickets.models import CustomerIdentity, DeliveryStatus, Message, Outbox, OutboxStatus, Role
@@ -63,18 +63,8 @@ async def web(chat_runtime: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
 
 @pytest.fixture
 async def worker(chat_runtime: Runtime) -> AsyncIterator[None]:
-    """A real arq worker running beside the test, as `switchboard worker` would."""
-    running = build_worker(chat_runtime, cron_jobs=[])
-    task = asyncio.create_task(running.async_run())
-    try:
+    async with background_worker(chat_runtime):
         yield
-    finally:
-        await running.close()
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - only stopping it
-            pass
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ import pytest
 
 from switchboard.bootstrap import Runtime
 from switchboard.settings import Settings
-from switchboard.worker import build_worker
-from tests.conftest import free_port
+from tests.conftest import background_worker, free_port
 from tickets.models import Role
 
 TIMEOUT = 15.0
@@ -74,17 +73,8 @@ def web_processes(settings: Settings, tmp_path: Path) -> Iterator[list[WebProces
 
 @pytest.fixture
 async def worker(runtime: Runtime) -> AsyncIterator[None]:
-    running = build_worker(runtime, cron_jobs=[])
-    task = asyncio.create_task(running.async_run())
-    try:
+    async with background_worker(runtime):
         yield
-    finally:
-        await running.close()
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - only stopping it
-            pass
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse, kind: str, direction: str | None = None) -> dict[str, Any]:
