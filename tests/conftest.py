@@ -15,12 +15,15 @@ import asyncio
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
@@ -221,3 +224,48 @@ async def background_worker(runtime: Runtime) -> AsyncIterator[None]:
             await task
         except (asyncio.CancelledError, Exception):  # noqa: BLE001 - only stopping it
             pass
+
+
+@contextmanager
+def web_processes(settings: Settings, count: int) -> Iterator[list[str]]:
+    """`switchboard web` processes on the test database and Redis, as production would run them."""
+    processes: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            env = {
+                **os.environ,
+                "SWITCHBOARD_DATABASE_URL": settings.database_url,
+                "SWITCHBOARD_REDIS_URL": settings.redis.url or "",
+                "SWITCHBOARD_HTTP_PORT": str(port),
+                "SWITCHBOARD_HTTP_FORM_RATE_LIMIT": "0",
+                "SWITCHBOARD_DATA_DIR": str(settings.data_dir),
+            }
+            process = subprocess.Popen(
+                [sys.executable, "-m", "switchboard.cli", "web"], cwd=REPO, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+            processes.append((process, f"http://127.0.0.1:{port}"))
+        yield [url for _, url in processes]
+    finally:
+        for process, _ in processes:
+            process.terminate()
+        for process, _ in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def wait_healthy(session: aiohttp.ClientSession, url: str, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            async with session.get(f"{url}/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{url} did not become healthy")
+        await asyncio.sleep(0.1)
