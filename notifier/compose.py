@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
+from tickets.language import answer_in
 from tickets.models import (
     Customer,
     CustomerIdentity,
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "email"
 MAX_REFERENCES = 20
-LANGUAGES = ("en", "ru")
 TEMPLATES = Path(__file__).parent / "templates"
 
 # Automated senders: acknowledging them only feeds mail loops.
@@ -134,7 +134,7 @@ class EmailNotifications:
         if recipient.lower() == sender.lower():
             return []
         customer = await session.get(Customer, ticket.customer_id)
-        language = _language(customer.language if customer else None)
+        language = answer_in(customer.language if customer else None)
         text = self._templates.get_template(f"resolved.{language}.txt").render(
             name=customer.name if customer else None, number=ticket.id, subject=ticket.subject
         )
@@ -214,7 +214,7 @@ class EmailNotifications:
             log.info("no acknowledgement for ticket #%s: it came from our own address %s", ticket.id, sender)
             return []
         customer = await session.get(Customer, ticket.customer_id)
-        language = _language(customer.language if customer else None)
+        language = answer_in(customer.language if customer else None)
         subject = ticket_subject(ticket.id, ticket.subject, reply=False)
         client_mail = _ClientMail(recipient, message.external_id, list(meta.get("references") or []))
         text = self._templates.get_template(f"ack.{language}.txt").render(
@@ -325,11 +325,6 @@ class EmailNotifications:
             .limit(1)
         )
         return _usable((meta or {}).get("recipient")) or self._reply_from
-
-
-def _language(language: str | None) -> str:
-    code = (language or "").replace("_", "-").split("-")[0].lower()
-    return code if code in LANGUAGES else LANGUAGES[0]
 
 
 class CompositeNotifications:

@@ -9,15 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
-from tickets.models import Customer, CustomerIdentity, Direction, Message, Ticket
+from notifier.chat import resolved_text
+from tickets.models import CustomerIdentity, Direction, Message, Ticket
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
-RESOLVED = {
-    "en": "Your request #{number} has been resolved. If anything is still wrong, just write here and we will reopen it.",
-    "ru": "Ваше обращение №{number} решено. Если что-то осталось не так, просто напишите сюда — мы откроем его снова.",
-}
 MAX_MESSAGE = 4096
 BLOCKED = "the client blocked the bot"
 MAX_INLINE_WAIT = 60.0
@@ -76,8 +73,7 @@ class TelegramNotifications:
         chat_id = await self._chat_id(session, ticket)
         if chat_id is None:
             return []
-        language = await session.scalar(select(Customer.language).where(Customer.id == ticket.customer_id))
-        text = RESOLVED.get(language or "en", RESOLVED["en"]).format(number=ticket.id)
+        text = await resolved_text(session, ticket)
         return [await _queue(session, "resolved", chat_id, text, ticket, now,
                              dedupe_key=f"resolved:{ticket.id}:{now.isoformat()}")]
 

@@ -22,20 +22,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
+from notifier.chat import client_language, resolved_text
 from notifier.compose import EmailNotifications, ticket_subject
 from notifier.delivery import SKIP_IF_SEEN
 from notifier.senders import TemporaryFailure
-from tickets.models import Agent, Customer, Direction, Message, Ticket
+from tickets.models import Agent, Direction, Message, Ticket
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "webchat"
 EVENTS = "switchboard:webchat"
 """The one Redis pub/sub channel every web process listens on; events name their visitor."""
-RESOLVED = {
-    "en": "Your request #{number} has been resolved. If anything is still wrong, just write here and we will reopen it.",
-    "ru": "Ваше обращение №{number} решено. Если что-то осталось не так, просто напишите сюда — мы откроем его снова.",
-}
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), undefined=StrictUndefined, autoescape=False
 )
@@ -94,8 +91,7 @@ class WebchatNotifications:
         visitor = await _latest_visitor_meta(session, ticket)
         if visitor is None:
             return []
-        language = _language(await session.scalar(select(Customer.language).where(Customer.id == ticket.customer_id)))
-        text = RESOLVED[language].format(number=ticket.id)
+        text = await resolved_text(session, ticket)
         event = {"type": "status", "ticket": ticket.id, "status": "resolved", "text": text}
         return [await outbox.queue(
             session, now, kind="resolved", channel=CHANNEL, recipient=visitor["visitor"], subject=None, body_text=text,
@@ -107,7 +103,7 @@ class WebchatNotifications:
         name: str | None, now: datetime,
     ) -> int:
         """The reply by email, due after the delay; the deliverer cancels it if the visitor saw it first."""
-        language = _language(await session.scalar(select(Customer.language).where(Customer.id == ticket.customer_id)))
+        language = await client_language(session, ticket)
         text = _templates.get_template(f"chat_missed.{language}.txt").render(
             name=name, author=author, number=ticket.id, text=message.body_text, url=f"{self._public_url}/chat"
         )
@@ -145,8 +141,3 @@ async def _latest_visitor_meta(session: AsyncSession, ticket: Ticket) -> dict[st
         .limit(5)
     )
     return next((dict(meta) for meta in metas if (meta or {}).get("visitor")), None)
-
-
-def _language(language: str | None) -> str:
-    code = (language or "").split("-")[0].lower()
-    return code if code in RESOLVED else "en"

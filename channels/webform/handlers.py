@@ -16,6 +16,7 @@ from channels.ratelimit import RateLimiter
 from desk.endpoints import Endpoint, Param
 from desk.http import RUNTIME, error_response, json_ok, runtime
 from tickets.errors import StoreUnavailable
+from tickets.language import from_accept_language
 
 LIMITER = web.AppKey("webform.limiter", RateLimiter)
 MAX_FILES = 10
@@ -44,14 +45,6 @@ def client_ip(request: web.Request) -> str:
         if hops:
             return hops[-1]
     return remote
-
-
-def _language(request: web.Request) -> str | None:
-    for part in request.headers.get("Accept-Language", "").split(","):
-        tag = part.split(";")[0].strip().lower()[:2]
-        if tag in ("ru", "en"):
-            return tag
-    return None
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -125,7 +118,7 @@ async def contact_submit(request: web.Request) -> web.Response:
         form, identities = validate({k: v for k, v in values.items() if k in ContactForm.model_fields}, settings.phone_region)
         stored = tuple([await runtime(request).attachments.save(n, t, d) for n, t, d in files])
         inbound = to_inbound(form, identities, idempotency_key=f"form:{token[:100]}", attachments=stored,
-                             language=_language(request))
+                             language=from_accept_language(request.headers.get("Accept-Language", "")))
         result = await runtime(request).service.ingest(inbound)
         if result.duplicate and result.message.body_text != form.message:
             # An old page sent again with a new message (the back button): a new submission, not a retry.
@@ -156,7 +149,7 @@ async def webform_json(request: web.Request) -> web.Response:
     except FormErrors as exc:
         return error_response(422, "invalid", "the form has invalid fields", exc.fields)
     result = await runtime(request).service.ingest(
-        to_inbound(form, identities, idempotency_key=key, language=_language(request))
+        to_inbound(form, identities, idempotency_key=key, language=from_accept_language(request.headers.get("Accept-Language", "")))
     )
     if result.duplicate and result.message.body_text != form.message:
         # A reused key with another message would silently drop that message: refuse it instead.

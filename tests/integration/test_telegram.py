@@ -19,7 +19,8 @@ from channels.chat.telegram.bot import webhook_secret
 from channels.chat.telegram.polling import TelegramPoller
 from channels.chat.telegram.updates import NEW_ARMED, TelegramUpdates, new_key
 from notifier.delivery import Deliverer
-from notifier.telegram import BLOCKED, RESOLVED, split_text
+from notifier.chat import RESOLVED
+from notifier.telegram import BLOCKED, split_text
 from switchboard.bootstrap import Runtime, build, build_service
 from switchboard.settings import DatabaseSettings, Settings, TelegramSettings
 from switchboard.worker import build_worker

@@ -12,9 +12,9 @@ from aiogram.types import Message, User
 
 from tickets.identities import InvalidAddress, phone_identity
 from tickets.inbound import AttachmentRef, Identity, Inbound
+from tickets.language import supported
 
 CHANNEL = "telegram"
-LANGUAGES = ("ru", "en")
 COMMANDS = ("start", "new", "status")
 
 
@@ -34,8 +34,7 @@ def identity(user: User) -> Identity:
 
 def language(user: User | None) -> str | None:
     """ru or en from the client's Telegram interface language; anything else is unknown."""
-    code = ((user.language_code if user else None) or "").replace("_", "-").split("-")[0].lower()
-    return code if code in LANGUAGES else None
+    return supported(user.language_code if user else None)
 
 
 def full_name(user: User | None) -> str | None:

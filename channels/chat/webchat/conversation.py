@@ -33,6 +33,7 @@ from notifier.webchat import message_event
 from switchboard.settings import WebchatSettings
 from tickets.errors import InvalidInput, StoreUnavailable
 from tickets.inbound import Identity, Inbound
+from tickets.language import supported
 from tickets.models import Ticket, TicketStatus
 from tickets.service import TicketService
 
@@ -45,7 +46,6 @@ MAX_PAGE = 500
 FRAMES_PER_MINUTE = 240
 """Beyond this a socket is flooding (the per-visitor message limit is separate and kinder)."""
 ACTIVE = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
-LANGUAGES = ("en", "ru")
 
 
 class Refused(Exception):
@@ -229,8 +229,7 @@ def _ticket_view(ticket: Ticket | None) -> dict[str, Any] | None:
 
 
 def _language(value: object) -> str | None:
-    code = value.split("-")[0].lower() if isinstance(value, str) else ""
-    return code if code in LANGUAGES else None
+    return supported(value) if isinstance(value, str) else None
 
 
 def _page(value: object) -> str | None:

@@ -15,6 +15,7 @@ from channels.chat.webchat.hub import ChatHub
 from channels.ratelimit import RateLimiter
 from desk.endpoints import Endpoint
 from desk.http import RUNTIME, runtime
+from tickets.language import DEFAULT, from_accept_language
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,7 @@ def _language(request: web.Request) -> str:
     asked = request.query.get("lang", "")
     if asked in STRINGS:
         return asked
-    for part in request.headers.get("Accept-Language", "").split(","):
-        tag = part.split(";")[0].strip().lower()[:2]
-        if tag in STRINGS:
-            return tag
-    return "en"
+    return from_accept_language(request.headers.get("Accept-Language", "")) or DEFAULT
 
 
 async def chat_page(request: web.Request) -> web.Response:
