@@ -89,6 +89,7 @@ class Conversation:
 
     async def handle(self, frame: Any) -> None:
         """Answer one frame; refusals go back as an `error` frame naming the message they concern."""
+        about = {"id": frame["id"]} if isinstance(frame, dict) and "id" in frame else {}
         try:
             self._count_frame()
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
@@ -105,12 +106,10 @@ class Conversation:
                 raise Refused("invalid", f"unknown frame type {kind[:40]!r}")
             await handler(self._state, frame)
         except Refused as refusal:
-            await self._send({"type": "error", "code": refusal.code, "detail": str(refusal), **refusal.extra,
-                              **({"id": frame["id"]} if isinstance(frame, dict) and "id" in frame else {})})
+            await self._send({"type": "error", "code": refusal.code, "detail": str(refusal), **refusal.extra, **about})
         except StoreUnavailable:
             await self._send({"type": "error", "code": "unavailable", "retry_after": RETRY_AFTER,
-                              "detail": "we cannot store messages right now; yours is kept and sent again",
-                              **({"id": frame["id"]} if isinstance(frame, dict) and "id" in frame else {})})
+                              "detail": "we cannot store messages right now; yours is kept and sent again", **about})
             if self._state is None:  # no welcome without the history: the browser reconnects with backoff
                 await self._ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"store unavailable")
 
@@ -123,15 +122,13 @@ class Conversation:
         profile, errors = parse_profile(frame.get("name"), frame.get("email"))
         state = _State(visitor_id(token), Profile() if errors else profile, _language(frame.get("language")),
                        _page(frame.get("page")))
-        history = await self._service.chat_history(CHANNEL, sender_prefix(state.visitor), self._settings.history_limit)
-        self._remember(state, history.latest)
+        history = await self._load_history(state)
         self._state = state
         self._hub.join(state.visitor, self._ws)
         await self._send({
             "type": "welcome",
             "token": token,
-            "messages": [message_event(m, author) for m, author in history.messages],
-            "ticket": _ticket_view(history.latest),
+            **history,
             "profile": {"name": state.profile.name, "email": state.profile.email},
             "limits": {"max_chars": self._settings.max_message_chars},
             **({"errors": errors} if errors else {}),
@@ -175,12 +172,16 @@ class Conversation:
         await self._send({"type": "profile", "name": profile.name, "email": profile.email})
 
     async def _history(self, state: _State, frame: dict[str, Any]) -> None:
-        history = await self._service.chat_history(CHANNEL, sender_prefix(state.visitor), self._settings.history_limit)
-        self._remember(state, history.latest)
-        await self._send({"type": "history", "messages": [message_event(m, a) for m, a in history.messages],
-                          "ticket": _ticket_view(history.latest)})
+        await self._send({"type": "history", **await self._load_history(state)})
 
     # --- helpers ----------------------------------------------------------------------------
+
+    async def _load_history(self, state: _State) -> dict[str, Any]:
+        """The visitor's messages and last ticket, which their next message continues."""
+        history = await self._service.chat_history(CHANNEL, sender_prefix(state.visitor), self._settings.history_limit)
+        self._remember(state, history.latest)
+        return {"messages": [message_event(m, author) for m, author in history.messages],
+                "ticket": _ticket_view(history.latest)}
 
     def _inbound(self, state: _State, client_id: str, text: str) -> Inbound:
         identities = [Identity(CHANNEL, state.visitor)]
