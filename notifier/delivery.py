@@ -270,7 +270,7 @@ class Deliverer:
             update(Message)
             .where(
                 Message.id == row.message_id,
-                or_(Message.delivery_status.is_(None), Message.delivery_status != DeliveryStatus.delivered),
+                Message.delivery_open(),
             )
             .values(delivery_status=status, delivery_error=error)
             .execution_options(synchronize_session=False)

@@ -20,8 +20,10 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    or_,
     text,
 )
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # BigInteger primary keys that are still SQLite ROWID aliases (SQLite only autoincrements INTEGER).
@@ -242,6 +244,11 @@ class Message(Base):
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     """The original bytes as received (an attachment-store reference)."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    @classmethod
+    def delivery_open(cls) -> ColumnElement[bool]:
+        """Its delivery status may still change: `delivered` (the client's screen showed it) is never undone."""
+        return or_(cls.delivery_status.is_(None), cls.delivery_status != DeliveryStatus.delivered)
 
 
 class OutboxStatus(StrEnum):

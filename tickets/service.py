@@ -354,7 +354,7 @@ class TicketService:
                     Message.id.in_(message_ids),
                     Message.direction == Direction.outbound,
                     Message.ticket_id.in_(_chat_tickets(channel, sender_prefix)),
-                    or_(Message.delivery_status.is_(None), Message.delivery_status != DeliveryStatus.delivered),
+                    Message.delivery_open(),
                 )
                 .values(delivery_status=DeliveryStatus.delivered, delivery_error=None)
                 .execution_options(synchronize_session=False)
