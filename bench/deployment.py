@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,3 +70,14 @@ async def deployment(*, agents: int, capacity: int, **env: str) -> AsyncIterator
                 process.wait(10)
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
+
+
+def report(results: list[dict[str, float]], description: str, *, keys: Sequence[str] | None = None,
+           digits: int = 2) -> None:
+    """Print each run, the machine, and the median over the runs of each key (all keys by default)."""
+    for result in results:
+        print("run:", {k: round(v, digits) for k, v in result.items()})
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"median of {len(results)} runs, {description}:")
+    for key in keys if keys is not None else results[0]:
+        print(f"  {key}: {statistics.median(r[key] for r in results):.{digits}f}")

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -24,7 +21,7 @@ import aiosmtplib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.deployment import deployment  # noqa: E402
+from bench.deployment import deployment, report  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 BARE_SERVER = textwrap.dedent("""
@@ -98,12 +95,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     results = [await one_run(args.messages, args.concurrency) for _ in range(args.runs)]
-    for result in results:
-        print("run:", {k: round(v, 2) for k, v in result.items()})
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"median of {args.runs} runs, {args.messages} messages of 10 KB, {args.concurrency} clients:")
-    for key in results[0]:
-        print(f"  {key}: {statistics.median(r[key] for r in results):.2f}")
+    report(results, f"{args.messages} messages of 10 KB, {args.concurrency} clients")
 
 
 if __name__ == "__main__":

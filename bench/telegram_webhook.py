@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -28,7 +25,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.deployment import deployment  # noqa: E402
+from bench.deployment import deployment, report  # noqa: E402
 from channels.chat.telegram.bot import webhook_secret  # noqa: E402
 from channels.chat.telegram.webhook import PATH, SECRET_HEADER  # noqa: E402
 from switchboard.settings import TelegramSettings  # noqa: E402
@@ -114,12 +111,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     results = [await one_run(args.updates, args.concurrency) for _ in range(args.runs)]
-    for result in results:
-        print("run:", {k: round(v, 2) for k, v in result.items()})
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"median of {args.runs} runs, {args.updates} text updates, {args.concurrency} clients, 1 web process:")
-    for key in results[0]:
-        print(f"  {key}: {statistics.median(r[key] for r in results):.2f}")
+    report(results, f"{args.updates} text updates, {args.concurrency} clients, 1 web process")
 
 
 if __name__ == "__main__":

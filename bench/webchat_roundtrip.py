@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.deployment import REPO, Deployment, deployment  # noqa: E402
+from bench.deployment import REPO, Deployment, deployment, report  # noqa: E402
 from switchboard.worker import worker_settings  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.test_concurrency import wait_healthy  # noqa: E402
@@ -197,12 +196,9 @@ async def main() -> None:
     if args.visitors % args.concurrency or not 0 < args.round_trips <= 10_000:
         parser.error("--visitors must be a multiple of --concurrency; --round-trips 1..10000")
     results = [await one_run(args.round_trips, args.visitors, args.concurrency, args.think, args.timeout) for _ in range(args.runs)]
-    for result in results:
-        print("run:", {k: round(v, 1) for k, v in result.items()})
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"median of {args.runs} runs, {args.round_trips} round trips, {args.visitors} visitors, "
-          f"{args.concurrency} in flight, pauses 0-{args.think} s, 1 web + 1 worker process, arq poll_delay {poll_delay()} s:")
-    print(f"  round_trips_per_s: {statistics.median(r['round_trips_per_s'] for r in results):.1f}")
+    report(results, f"{args.round_trips} round trips, {args.visitors} visitors, {args.concurrency} in flight, "
+           f"pauses 0-{args.think} s, 1 web + 1 worker process, arq poll_delay {poll_delay()} s",
+           keys=("round_trips_per_s",), digits=1)
     for metric in METRICS:
         p50 = statistics.median(r[f"{metric}_p50"] for r in results)
         p95 = statistics.median(r[f"{metric}_p95"] for r in results)

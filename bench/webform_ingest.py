@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,7 +17,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.deployment import deployment  # noqa: E402
+from bench.deployment import deployment, report  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.test_concurrency import wait_healthy  # noqa: E402
 
@@ -65,12 +62,8 @@ async def main() -> None:
     parser.add_argument("--web", type=int, default=1)
     args = parser.parse_args()
     results = [await one_run(args.posts, args.concurrency, args.web) for _ in range(args.runs)]
-    for result in results:
-        print("run:", {k: round(v, 1) for k, v in result.items()})
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"median of {args.runs} runs, {args.posts} posts, {args.concurrency} clients, {args.web} web process(es):")
-    for key in ("tickets_per_s", "p50_ms", "p99_ms"):
-        print(f"  {key}: {statistics.median(r[key] for r in results):.1f}")
+    report(results, f"{args.posts} posts, {args.concurrency} clients, {args.web} web process(es)",
+           keys=("tickets_per_s", "p50_ms", "p99_ms"), digits=1)
 
 
 if __name__ == "__main__":
