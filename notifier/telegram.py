@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
-from notifier.chat import resolved_text
-from tickets.models import CustomerIdentity, Direction, Message, Ticket
+from notifier.chat import latest_client_meta, resolved_text
+from tickets.models import CustomerIdentity, Message, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +79,9 @@ class TelegramNotifications:
 
     async def _chat_id(self, session: AsyncSession, ticket: Ticket) -> str | None:
         """The chat of the client's latest Telegram message, else their user id (a private chat has the same id)."""
-        metas = await session.scalars(
-            select(Message.meta)
-            .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound, Message.channel == CHANNEL)
-            .order_by(Message.id.desc())
-            .limit(5)
-        )
-        for meta in metas:
-            if (meta or {}).get("chat_id") is not None:
-                return str(meta["chat_id"])
+        meta = await latest_client_meta(session, ticket, CHANNEL, "chat_id")
+        if meta is not None:
+            return str(meta["chat_id"])
         return await session.scalar(
             select(CustomerIdentity.address)
             .where(CustomerIdentity.customer_id == ticket.customer_id, CustomerIdentity.kind == CHANNEL)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
-from notifier.chat import client_language, resolved_text
+from notifier.chat import client_language, latest_client_meta, resolved_text
 from notifier.compose import EmailNotifications, ticket_subject
 from notifier.delivery import SKIP_IF_SEEN
 from notifier.senders import TemporaryFailure
@@ -134,10 +134,4 @@ class WebchatSender:
 
 async def _latest_visitor_meta(session: AsyncSession, ticket: Ticket) -> dict[str, Any] | None:
     """Who the client is in the chat: the visitor (and the name/email they left) of their newest message."""
-    metas = await session.scalars(
-        select(Message.meta)
-        .where(Message.ticket_id == ticket.id, Message.direction == Direction.inbound, Message.channel == CHANNEL)
-        .order_by(Message.id.desc())
-        .limit(5)
-    )
-    return next((dict(meta) for meta in metas if (meta or {}).get("visitor")), None)
+    return await latest_client_meta(session, ticket, CHANNEL, "visitor")
