@@ -27,6 +27,15 @@ def _int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: in
     return value
 
 
+def _flag(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise InvalidInput({name: "must be true or false"})
+
+
 def _number(request: web.Request, name: str = "number") -> int:
     try:
         return int(request.match_info[name])
@@ -55,6 +64,7 @@ async def list_tickets(request: web.Request) -> web.Response:
         status=statuses or None,
         assignee=assignee,
         group=request.query.get("group") or None,
+        overdue=_flag(request, "overdue"),
         limit=_int_param(request, "limit", maximum=MAX_PAGE) or 50,
         before=_int_param(request, "cursor"),
     )
@@ -114,6 +124,7 @@ ENDPOINTS = [
             Param("status", "query", "Comma-separated statuses (new, open, pending, resolved, closed)."),
             Param("assignee", "query", "`me`, `none` (the queue) or an agent id."),
             Param("group", "query", "Group (department) name."),
+            Param("overdue", "query", "`true`: only tickets with a deadline pending past its due time.", {"type": "boolean"}),
             Param("limit", "query", f"Page size, 1–{MAX_PAGE} (default 50).", {"type": "integer"}),
             Param("cursor", "query", "`next_cursor` of the previous page.", {"type": "integer"}),
         ),

@@ -7,6 +7,7 @@ from importlib.metadata import version
 from aiohttp import web
 
 from channels.chat.webchat import handlers as webchat
+from channels.phone import handlers as phone
 from channels.webform import handlers as webform
 from desk import api, health
 from desk.endpoints import Endpoint, register
@@ -16,13 +17,13 @@ from switchboard.bootstrap import Runtime
 
 
 def all_endpoints() -> list[Endpoint]:
-    return [*api.ENDPOINTS, *health.ENDPOINTS, *webform.ENDPOINTS, *webchat.ENDPOINTS]
+    return [*api.ENDPOINTS, *health.ENDPOINTS, *phone.ENDPOINTS, *webform.ENDPOINTS, *webchat.ENDPOINTS]
 
 
 def create_app(rt: Runtime) -> web.Application:
     app = web.Application(middlewares=[domain_errors], client_max_size=rt.settings.http.max_upload_mb * 1024 * 1024)
     app[RUNTIME] = rt
-    register(app, [*api.ENDPOINTS, *health.ENDPOINTS])
+    register(app, [*api.ENDPOINTS, *health.ENDPOINTS, *phone.ENDPOINTS])
     webform.setup(app)
     webchat.setup(app)
     document = build_openapi(all_endpoints(), version("switchboard"))

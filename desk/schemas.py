@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tickets.service import AgentView, CustomerView, TicketView
-from tickets.models import Agent, CustomerIdentity, Event, Message, Ticket
+from tickets.models import Agent, Call, CustomerIdentity, Deadline, DeadlineStatus, Event, Message, Ticket
 
 Status = Literal["new", "open", "pending", "resolved", "closed"]
 PriorityName = Literal["low", "normal", "high", "critical"]
@@ -109,6 +109,38 @@ class EventOut(BaseModel):
     created_at: datetime
 
 
+class CallOut(BaseModel):
+    id: int
+    call_id: str
+    direction: Literal["in", "out"]
+    disposition: Literal["answered", "missed", "busy", "failed", "voicemail"]
+    caller: str | None = Field(description="E.164 number, an extension, or null when withheld.")
+    called: str | None
+    caller_name: str | None
+    customer_id: int | None = Field(description="Null for a withheld number.")
+    ticket: int | None = Field(description="Number of the ticket the call landed on, if any.")
+    agent_id: int | None
+    extension: str | None
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    duration: int = Field(description="Seconds from start to end.")
+    talk_time: int = Field(description="Seconds from answer to end.")
+    notes: str | None
+    recording_url: str | None
+    source: Literal["api", "cdr"]
+
+
+class DeadlineOut(BaseModel):
+    regulation: str
+    step: str
+    met_by: str = Field(description="What keeps the promise: first_response (a reply or a call to the client) or resolved.")
+    due_at: datetime
+    status: Literal["pending", "met", "cancelled"]
+    met_at: datetime | None
+    late: bool = Field(description="Met after its due time, or still pending past it.")
+
+
 class CustomerBrief(BaseModel):
     id: int
     name: str | None
@@ -122,11 +154,21 @@ class TicketDetail(TicketSummary):
     customer: CustomerBrief
     messages: list[MessageOut]
     events: list[EventOut]
+    calls: list[CallOut]
+    deadlines: list[DeadlineOut]
 
 
 class CustomerOut(CustomerBrief):
     created_at: datetime
     tickets: list[TicketSummary]
+    calls: list[CallOut] = Field(description="The client's latest calls (up to 200), newest first.")
+
+
+class CallLogged(BaseModel):
+    call: CallOut
+    ticket: TicketSummary | None = Field(description="The ticket the call landed on; null when it went on the card only.")
+    ticket_created: bool = Field(description="The call opened this ticket (a callback, or notes with no open ticket).")
+    duplicate: bool = Field(description="This call_id was logged before: nothing new was stored.")
 
 
 class AgentOut(BaseModel):
@@ -204,6 +246,46 @@ def message_out(message: Message) -> MessageOut:
     )
 
 
+def call_out(call: Call) -> CallOut:
+    return CallOut(
+        id=call.id,
+        call_id=call.call_id,
+        direction=call.direction.value,
+        disposition=call.disposition.value,
+        caller=call.caller,
+        called=call.called,
+        caller_name=call.caller_name,
+        customer_id=call.customer_id,
+        ticket=call.ticket_id,
+        agent_id=call.agent_id,
+        extension=call.extension,
+        started_at=call.started_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        duration=call.duration,
+        talk_time=call.talk_time,
+        notes=call.notes,
+        recording_url=call.recording_url,
+        source=call.source,
+    )
+
+
+def _deadline_out(deadline: Deadline, now: datetime) -> DeadlineOut:
+    if deadline.status == DeadlineStatus.pending:
+        late = now > deadline.due_at
+    else:
+        late = deadline.met_at is not None and deadline.met_at > deadline.due_at
+    return DeadlineOut(
+        regulation=deadline.regulation,
+        step=deadline.step,
+        met_by=deadline.met_by,
+        due_at=deadline.due_at,
+        status=deadline.status.value,
+        met_at=deadline.met_at,
+        late=late,
+    )
+
+
 def _event_out(event: Event) -> EventOut:
     return EventOut(
         id=event.id, kind=event.kind, actor=event.actor, reason=event.reason, data=event.data, created_at=event.created_at
@@ -227,6 +309,8 @@ def ticket_detail(view: TicketView) -> TicketDetail:
         ),
         messages=[message_out(m) for m in view.messages],
         events=[_event_out(e) for e in view.events],
+        calls=[call_out(c) for c in view.calls],
+        deadlines=[_deadline_out(d, view.as_of) for d in view.deadlines],
     )
 
 
@@ -238,6 +322,7 @@ def customer_out(view: CustomerView) -> CustomerOut:
         identities=_identities(view.identities),
         created_at=view.customer.created_at,
         tickets=[ticket_summary(t) for t in view.tickets],
+        calls=[call_out(c) for c in view.calls],
     )
 
 

@@ -17,6 +17,7 @@ from notifier.senders import EmailSender, RelaySender, SinkSender
 from notifier.telegram import TelegramNotifications
 from notifier.webchat import WebchatNotifications, WebchatSender
 from routing.router import LeastLoadedRouter
+from sla.regulations import BuiltinRegulations
 from switchboard.settings import Settings
 from tickets.attachments import AttachmentStore
 from tickets.clock import Clock, SystemClock
@@ -104,6 +105,7 @@ def build_service(
         settings.default_group,
         notifications=notifications or default_notifications(settings),
         jobs=jobs,
+        regulations=BuiltinRegulations(settings.calendar.calendar(), timedelta(hours=settings.phone.callback_hours)),
     )
 
 

@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from switchboard.settings import Settings
 
@@ -39,10 +40,21 @@ def _parser() -> argparse.ArgumentParser:
     add_agent.add_argument("name")
     add_agent.add_argument("--email", required=True)
     add_agent.add_argument("--phone")
+    add_agent.add_argument("--extension", help="the agent's PBX extension: call logs name agents by it")
     add_agent.add_argument("--role", choices=["agent", "manager", "admin"], default="agent")
     add_agent.add_argument("--group", action="append", dest="groups", metavar="GROUP",
                            help="group (department) to work in; repeat for several (default: the default group)")
     add_agent.add_argument("--capacity", type=int, default=10, help="most open tickets at once (default 10)")
+
+    calls = commands.add_parser("calls", help="phone calls").add_subparsers(dest="action", required=True, metavar="ACTION")
+    import_calls = calls.add_parser(
+        "import", help="import Asterisk cdr-csv files (Master.csv): missed calls become callback tickets; safe to re-run")
+    import_calls.add_argument("files", nargs="+", metavar="FILE")
+    import_calls.add_argument("--region", help="country of numbers written without +code (default SWITCHBOARD_PHONE_REGION)")
+    import_calls.add_argument("--timezone", help="time zone of the PBX clock (default SWITCHBOARD_PHONE_TIMEZONE, "
+                                                 "else the calendar's)")
+    import_calls.add_argument("--rejects", metavar="CSV", help="also write the rejected rows (line, reason, row) to CSV")
+    import_calls.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     mail = commands.add_parser("mail", help="outgoing mail").add_subparsers(dest="action", required=True, metavar="ACTION")
     outbox = mail.add_parser("outbox", help="list the mail written to the sink folder (no relay configured)")
@@ -62,10 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command != "migrate":
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
+        print(f"switchboard: invalid configuration: {problems}", file=sys.stderr)
+        return 2
     commands: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
-        "agent": _agent, "group": _group, "mail": _mail, "bot": _bot,
+        "agent": _agent, "group": _group, "mail": _mail, "bot": _bot, "calls": _calls,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -141,15 +159,20 @@ async def _agent(settings: Settings, args: argparse.Namespace) -> int:
     from tickets.identities import InvalidAddress, email_identity, phone_identity
     from tickets.models import Role
 
+    from channels.phone.numbers import extension_of
+
     try:
         email = email_identity(args.email).address
         phone = phone_identity(args.phone, settings.phone_region).address if args.phone else None
     except InvalidAddress as exc:
         raise CliError(str(exc)) from exc
+    extension = extension_of(args.extension) if args.extension else None
+    if args.extension and extension is None:
+        raise CliError(f"--extension: {args.extension!r} is not an extension (2–5 digits)")
 
     async def work(service: Any) -> int:
         agent, token = await service.add_agent(
-            args.name, email, phone=phone, role=Role(args.role), groups=args.groups, capacity=args.capacity
+            args.name, email, phone=phone, extension=extension, role=Role(args.role), groups=args.groups, capacity=args.capacity
         )
         print(f"added agent {agent.id} {agent.name} <{agent.email}> ({agent.role})", file=sys.stderr)
         print("API token (shown once; use it as Authorization: Bearer TOKEN):", file=sys.stderr)
@@ -173,6 +196,12 @@ async def _group(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return await _with_service(settings, work)
+
+
+async def _calls(settings: Settings, args: argparse.Namespace) -> int:
+    from switchboard.calls_import import run_import
+
+    return await _with_service(settings, lambda service: run_import(settings, service, args))
 
 
 async def _mail(settings: Settings, args: argparse.Namespace) -> int:

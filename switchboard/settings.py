@@ -6,8 +6,11 @@ from pathlib import Path
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from channels.phone.cdr import DEFAULT_INBOUND_CONTEXTS
+from sla.calendar import BusinessCalendar, parse_calendar
 
 
 def _section(prefix: str) -> SettingsConfigDict:
@@ -50,12 +53,9 @@ class HttpSettings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Proxy addresses whose X-Forwarded-For is believed for the client IP (comma-separated)."""
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
-    @classmethod
-    def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+    _split_commas = field_validator("cors_origins", "trusted_proxies", mode="before")(
+        classmethod(lambda cls, v: _comma_list(v))
+    )
 
 
 class SmtpSettings(BaseSettings):
@@ -122,6 +122,51 @@ class WebchatSettings(BaseSettings):
     """Messages shown when a visitor comes back."""
 
 
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class CalendarSettings(BaseSettings):
+    """The business calendar deadlines count in (until a regulations file gives each regulation its own)."""
+
+    model_config = _section("CALENDAR_")
+
+    timezone: str = "UTC"
+    """IANA time zone of the working hours (Europe/Moscow, Europe/London)."""
+    hours: str = "09:00-18:00"
+    """Working hours on a working day."""
+    days: str = "mon-fri"
+    """Working days (mon-fri, or a list such as mon,tue,wed,thu,fri,sat)."""
+    holidays: str | None = None
+    """Country whose public holidays are days off (ISO code: RU, GB, DE); unset → none."""
+    days_off: str = ""
+    """Extra days off, comma-separated ISO dates (2026-12-31,2027-01-08)."""
+
+    @model_validator(mode="after")
+    def _valid(self) -> CalendarSettings:
+        self.calendar()
+        return self
+
+    def calendar(self) -> BusinessCalendar:
+        return parse_calendar(timezone_name=self.timezone, hours=self.hours, days=self.days,
+                              country=self.holidays, extra_days_off=self.days_off)
+
+
+class PhoneSettings(BaseSettings):
+    model_config = _section("PHONE_")
+
+    callback_hours: float = Field(2, gt=0)
+    """A missed call must be called back within this many business hours (the callback regulation)."""
+    timezone: str | None = None
+    """Time zone of the PBX clock that wrote the CDR files' times; unset → the calendar's time zone."""
+    inbound_contexts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: sorted(DEFAULT_INBOUND_CONTEXTS))
+    """Asterisk dialplan contexts calls from outside arrive in (comma-separated)."""
+
+    _split_contexts = field_validator("inbound_contexts", mode="before")(classmethod(lambda cls, v: _comma_list(v)))
+
+
 class SmsSettings(BaseSettings):
     model_config = _section("SMS_")
 
@@ -149,6 +194,8 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     webchat: WebchatSettings = Field(default_factory=WebchatSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    phone: PhoneSettings = Field(default_factory=PhoneSettings)
 
     @property
     def database_url(self) -> str:

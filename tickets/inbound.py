@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from tickets.models import Priority
 
@@ -41,6 +41,34 @@ class AttachmentRef:
             "content_id": self.content_id,
             "inline": self.inline,
         }
+
+
+@dataclass(frozen=True)
+class CallDetails:
+    """A phone call as the PBX or an agent logged it; the client's number is the Inbound's identity."""
+
+    direction: Literal["in", "out"]
+    disposition: Literal["answered", "missed", "busy", "failed", "voicemail"]
+    started_at: datetime
+    caller: str | None
+    """E.164 for an outside number, the extension for an agent's phone, None when withheld."""
+    called: str | None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration: int = 0
+    talk_time: int = 0
+    agent_id: int | None = None
+    agent_email: str | None = None
+    extension: str | None = None
+    """The agent's extension that took or made the call; finds the agent when no id or email is given."""
+    notes: str | None = None
+    recording_url: str | None = None
+    source: Literal["api", "cdr"] = "api"
+
+    @property
+    def missed(self) -> bool:
+        """A client's call nobody took: it becomes callback work."""
+        return self.direction == "in" and self.disposition != "answered"
 
 
 @dataclass(frozen=True)
@@ -80,3 +108,5 @@ class Inbound:
     problems: tuple[str, ...] = ()
     """What the adapter could not decode; the message is stored anyway, with `raw`."""
     raw: AttachmentRef | None = None
+    call: CallDetails | None = None
+    """Set on the phone channel: the message is a call, logged by `TicketService.log_calls`."""

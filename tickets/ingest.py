@@ -61,7 +61,7 @@ async def ingest_in(
     if inbound.bounce_of is not None:
         return await _bounce(session, inbound, now)
 
-    customer = await _customer_card(session, inbound, now)
+    customer = await customer_card(session, inbound, now)
     thread = await _thread(session, inbound, customer, now, default_group)
     message = _message(inbound, thread.ticket, thread.reason, now, customer_id=customer.id, direction=Direction.inbound)
     session.add(message)
@@ -122,7 +122,7 @@ async def _bounce(session: AsyncSession, inbound: Inbound, now: datetime) -> Ing
     return IngestResult(ticket, report, created=False, duplicate=False)
 
 
-async def _customer_card(session: AsyncSession, inbound: Inbound, now: datetime) -> Customer:
+async def customer_card(session: AsyncSession, inbound: Inbound, now: datetime) -> Customer:
     """The one card every identity of this sender maps to; new identities join the first card found."""
     known = {
         (row.kind, row.address): row
@@ -226,9 +226,9 @@ async def _thread(
 
     if inbound.auto_reply is not None:
         raise NotStored(f"automatic reply ({inbound.auto_reply}) to no open ticket")
-    group = await _group(session, inbound.group, default_group, now)
+    group = await group_for(session, inbound.group, default_group, now)
     ticket = Ticket(
-        subject=(inbound.subject or _subject_from(inbound.body_text))[:300],
+        subject=(inbound.subject or subject_from(inbound.body_text))[:300],
         status=TicketStatus.new,
         priority=inbound.priority or Priority.normal,
         category=inbound.category,
@@ -249,7 +249,7 @@ async def _thread(
     return _Thread(ticket, reason[:200], True, True)
 
 
-async def _group(session: AsyncSession, name: str | None, default_group: str, now: datetime) -> Group:
+async def group_for(session: AsyncSession, name: str | None, default_group: str, now: datetime) -> Group:
     if name:
         group = await session.scalar(select(Group).where(Group.name == name))
         if group is not None:
@@ -266,6 +266,6 @@ async def ensure_group(session: AsyncSession, name: str, now: datetime) -> Group
     return group
 
 
-def _subject_from(text: str) -> str:
+def subject_from(text: str) -> str:
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return first_line[:80] or "(no subject)"

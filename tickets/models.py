@@ -178,6 +178,8 @@ class Agent(Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320), unique=True)
     phone: Mapped[str | None] = mapped_column(String(32))
+    extension: Mapped[str | None] = mapped_column(String(16), unique=True)
+    """The agent's PBX extension: call logs name agents by it."""
     role: Mapped[Role] = mapped_column(_enum(Role, "agent_role"), default=Role.agent)
     presence: Mapped[Presence] = mapped_column(_enum(Presence, "agent_presence"), default=Presence.available)
     capacity: Mapped[int] = mapped_column(Integer, default=10)
@@ -302,3 +304,78 @@ class Event(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CallDisposition(StrEnum):
+    answered = "answered"
+    missed = "missed"
+    busy = "busy"
+    failed = "failed"
+    voicemail = "voicemail"
+
+
+class Call(Base):
+    """One phone call as the PBX or an agent logged it; `call_id` (the PBX's id) makes logging it twice harmless."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_customer_id", "customer_id", "started_at"),
+        Index("ix_calls_ticket_id", "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(255), unique=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "call_direction"))
+    disposition: Mapped[CallDisposition] = mapped_column(_enum(CallDisposition, "call_disposition"))
+    caller: Mapped[str | None] = mapped_column(String(64))
+    """E.164 for an outside number; an extension as written; None when withheld."""
+    called: Mapped[str | None] = mapped_column(String(64))
+    caller_name: Mapped[str | None] = mapped_column(String(200))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    """None when the caller withheld their number: the call is kept, but nobody can be called back."""
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    extension: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    duration: Mapped[int] = mapped_column(Integer, default=0)
+    talk_time: Mapped[int] = mapped_column(Integer, default=0)
+    notes: Mapped[str | None] = mapped_column(Text)
+    recording_url: Mapped[str | None] = mapped_column(String(1000))
+    source: Mapped[str] = mapped_column(String(16))
+    """Where the entry came from: `api` or `cdr`."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeadlineStatus(StrEnum):
+    pending = "pending"
+    met = "met"
+    """The condition came true in time or late; `met_at` against `due_at` tells which."""
+    cancelled = "cancelled"
+
+
+class Deadline(Base):
+    """A promise a regulation made about a ticket; the database, not the job queue, is its record."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "regulation", "step"),
+        Index("ix_deadlines_status_due_at", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    regulation: Mapped[str] = mapped_column(String(32))
+    step: Mapped[str] = mapped_column(String(32))
+    met_by: Mapped[str] = mapped_column(String(32))
+    """What fulfils it: `first_response` (a reply or a call to the client) or `resolved`."""
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[DeadlineStatus] = mapped_column(_enum(DeadlineStatus, "deadline_status"), default=DeadlineStatus.pending)
+    met_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    @property
+    def breached(self) -> bool:
+        return self.met_at is not None and self.met_at > self.due_at

@@ -40,3 +40,10 @@ class JobQueue(Protocol):
     """The timer and worker queue (arq): told after commit; the sweeper covers anything it loses."""
 
     async def deliver(self, outbox_ids: Sequence[int]) -> None: ...
+
+
+class Regulations(Protocol):
+    """The deadlines regulations set (sla/ owns the calendars and durations)."""
+
+    def callback_due(self, missed_at: datetime) -> datetime:
+        """When a client whose call was missed at `missed_at` must have been called back."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +15,8 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tickets import audit
+from tickets import audit, deadlines
+from tickets.calls import CallResult, log_call_in, logged_calls
 from tickets.clock import Clock
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.inbound import Inbound
@@ -25,8 +26,10 @@ from tickets.models import (
     LOAD_STATUSES,
     Agent,
     AgentGroup,
+    Call,
     Customer,
     CustomerIdentity,
+    Deadline,
     DeliveryStatus,
     Direction,
     Event,
@@ -38,12 +41,14 @@ from tickets.models import (
     Ticket,
     TicketStatus,
 )
-from tickets.ports import Assigner, JobQueue, Notifications
+from tickets.ports import Assigner, JobQueue, Notifications, Regulations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BODY = 100_000
+HISTORY_CALLS = 200
+"""Calls shown on a customer card, newest first."""
 
 
 def hash_token(token: str) -> str:
@@ -67,6 +72,10 @@ class TicketView:
     assignee: Agent | None
     messages: list[Message]
     events: list[Event]
+    calls: list[Call]
+    deadlines: list[Deadline]
+    as_of: datetime
+    """When this view was read: a pending deadline before it is late."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,8 @@ class CustomerView:
     customer: Customer
     identities: list[CustomerIdentity]
     tickets: list[Ticket]
+    calls: list[Call]
+    """The client's latest calls, newest first, whether or not they landed on a ticket."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +115,10 @@ class TicketService:
         *,
         notifications: Notifications | None = None,
         jobs: JobQueue | None = None,
+        regulations: Regulations | None = None,
     ) -> None:
         self._sessions = sessions
+        self._regulations = regulations
         self._router = router
         self._clock = clock
         self._default_group = default_group
@@ -162,6 +175,22 @@ class TicketService:
         await self._after_commit(outbox)
         return result
 
+    async def log_calls(self, inbounds: Sequence[Inbound]) -> list[CallResult]:
+        """LogCall for each phone call, all in one transaction (a batch of a CDR import, or one API entry).
+
+        Calls logged before come back as duplicates, so a batch can be sent again after any failure.
+        """
+
+        async def work(session: AsyncSession) -> list[CallResult]:
+            now = self._clock.now()
+            logged = await logged_calls(session, [i.external_id for i in inbounds if i.external_id])
+            return [
+                await log_call_in(session, inbound, now, self._router, self._default_group, self._regulations, logged)
+                for inbound in inbounds
+            ]
+
+        return await self._retrying(work)
+
     # --- staff --------------------------------------------------------------------------------
 
     async def add_group(self, name: str, head_email: str | None = None, *, acknowledge: bool = True) -> Group:
@@ -181,6 +210,7 @@ class TicketService:
         email: str,
         *,
         phone: str | None = None,
+        extension: str | None = None,
         role: Role = Role.agent,
         groups: list[str] | None = None,
         capacity: int = 10,
@@ -199,6 +229,8 @@ class TicketService:
         async with self._transaction() as session:
             if await session.scalar(select(Agent.id).where(Agent.email == email)) is not None:
                 raise Conflict(f"an agent with email {email} exists already")
+            if extension and await session.scalar(select(Agent.id).where(Agent.extension == extension)) is not None:
+                raise Conflict(f"extension {extension} belongs to another agent already")
             member_of: list[Group] = []
             for group_name in groups or [self._default_group]:
                 if group_name == self._default_group:
@@ -212,6 +244,7 @@ class TicketService:
                 name=name.strip(),
                 email=email,
                 phone=phone,
+                extension=extension,
                 role=role,
                 presence=presence,
                 capacity=capacity,
@@ -270,6 +303,7 @@ class TicketService:
         status: list[TicketStatus] | None = None,
         assignee: int | None | str = "any",
         group: str | None = None,
+        overdue: bool = False,
         limit: int = 50,
         before: int | None = None,
     ) -> TicketPage:
@@ -284,6 +318,8 @@ class TicketService:
                 query = query.where(Ticket.assignee_id == assignee)
             if group is not None:
                 query = query.join(Group, Group.id == Ticket.group_id).where(Group.name == group)
+            if overdue:
+                query = query.where(deadlines.overdue(self._clock.now()))
             if before is not None:
                 query = query.where(Ticket.id < before)
             tickets = list(await session.scalars(query))
@@ -294,7 +330,7 @@ class TicketService:
     async def get_ticket(self, viewer: Agent, number: int) -> TicketView:
         async with self._transaction() as session:
             ticket = await self._visible_ticket(session, viewer, number)
-            return await _ticket_view(session, ticket)
+            return await _ticket_view(session, ticket, self._clock.now())
 
     async def get_customer(self, viewer: Agent, customer_id: int) -> CustomerView:
         async with self._transaction() as session:
@@ -309,7 +345,15 @@ class TicketService:
             # Every agent may look a client up; only tickets they may open are listed on the card.
             query = await _visible_to(session, viewer, select(Ticket).where(Ticket.customer_id == customer_id))
             tickets = list(await session.scalars(query.order_by(Ticket.id.desc())))
-            return CustomerView(customer, identities, tickets)
+            calls = list(
+                await session.scalars(
+                    select(Call)
+                    .where(Call.customer_id == customer_id)
+                    .order_by(Call.started_at.desc(), Call.id.desc())
+                    .limit(HISTORY_CALLS)
+                )
+            )
+            return CustomerView(customer, identities, tickets, calls)
 
     async def customer_tickets_by_identity(self, kind: str, address: str, limit: int = 20) -> list[Ticket]:
         """The tickets of whoever owns this identity, newest first (a client asking a chat bot for their status)."""
@@ -384,8 +428,10 @@ class TicketService:
             )
             session.add(message)
             ticket.updated_at = now
-            if not internal and ticket.first_response_at is None:
-                ticket.first_response_at = now
+            if not internal:
+                if ticket.first_response_at is None:
+                    ticket.first_response_at = now
+                await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, now)
             await session.flush()
             audit.record(
                 session, ticket.id, "note_added" if internal else "replied", now, actor=viewer, message_id=message.id
@@ -412,6 +458,8 @@ class TicketService:
                 was_resolved = ticket.status == TicketStatus.resolved
                 frees_capacity |= self._set_status(session, viewer, ticket, TicketStatus(changes["status"]), now)
                 resolved_now = ticket.status == TicketStatus.resolved and not was_resolved
+                if ticket.status in (TicketStatus.resolved, TicketStatus.closed):
+                    await deadlines.cancel(session, ticket.id)
             if "priority" in changes and changes["priority"] != ticket.priority:
                 audit.record(
                     session, ticket.id, "priority_changed", now, actor=viewer,
@@ -434,7 +482,7 @@ class TicketService:
             outbox: list[int] = []
             if resolved_now and self._notifications is not None:
                 outbox = await self._notifications.ticket_resolved(session, ticket, now)
-            view = await _ticket_view(session, ticket)
+            view = await _ticket_view(session, ticket, now)
         await self._after_commit(outbox)
         return view
 
@@ -533,7 +581,7 @@ async def _group_ids(session: AsyncSession, agent_id: int) -> list[int]:
     return list(await session.scalars(select(AgentGroup.group_id).where(AgentGroup.agent_id == agent_id)))
 
 
-async def _ticket_view(session: AsyncSession, ticket: Ticket) -> TicketView:
+async def _ticket_view(session: AsyncSession, ticket: Ticket, now: datetime) -> TicketView:
     await session.flush()
     customer = await session.get_one(Customer, ticket.customer_id)
     identities = list(
@@ -545,4 +593,6 @@ async def _ticket_view(session: AsyncSession, ticket: Ticket) -> TicketView:
     assignee = await session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
     messages = list(await session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)))
     events = list(await session.scalars(select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id)))
-    return TicketView(ticket, customer, identities, group, assignee, messages, events)
+    calls = list(await session.scalars(select(Call).where(Call.ticket_id == ticket.id).order_by(Call.started_at, Call.id)))
+    promises = list(await session.scalars(select(Deadline).where(Deadline.ticket_id == ticket.id).order_by(Deadline.id)))
+    return TicketView(ticket, customer, identities, group, assignee, messages, events, calls, promises, now)

@@ -57,8 +57,11 @@ DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 DEFAULT_INBOUND_CONTEXTS = frozenset({"from-pstn", "from-trunk", "from-external", "incoming", "inbound"})
 """Asterisk dialplan contexts that calls from the outside world land in (compared lower-cased)."""
 
-Disposition = Literal["answered", "missed", "busy", "failed"]
+Disposition = Literal["answered", "missed", "busy", "failed", "voicemail"]
 Direction = Literal["in", "out"]
+
+ABANDON_APPS = frozenset({"queue", "playback", "background", "waitexten", "read", "hangup", "ivr"})
+"""Dialplan apps that answer a call before any agent does: a caller who hangs up in them was never served."""
 
 _DISPOSITIONS: dict[str, Disposition] = {
     "ANSWERED": "answered",
@@ -111,10 +114,14 @@ class CdrRejection:
     reason: str
     raw: str
     """The row's text as read (physical lines joined, final line break removed)."""
+    internal: bool = False
+    """A well-formed row of a call between extensions: not wrong, just not a customer call."""
 
 
 class _Reject(Exception):
-    pass
+    def __init__(self, reason: str, *, internal: bool = False) -> None:
+        super().__init__(reason)
+        self.internal = internal
 
 
 def open_cdr(path: str | Path) -> TextIO:
@@ -152,7 +159,7 @@ def read_cdr(
         try:
             yield _row(start, fields, default_region, tz, contexts)
         except _Reject as exc:
-            yield CdrRejection(start, str(exc), raw)
+            yield CdrRejection(start, str(exc), raw, internal=exc.internal)
 
 
 # -- physical lines → rows -------------------------------------------------------------------
@@ -266,6 +273,9 @@ def _row(
         extension = dst_extension or numbers.extension_from_channel(get("dstchannel"))
     else:
         extension = src_extension or numbers.extension_from_channel(get("channel"))
+    disposition = _served(disposition, direction, extension, get("lastapp"))
+    if disposition != "answered":
+        answered_at = None
     caller_name, _ = numbers.parse_clid(get("clid"))
     if numbers.is_withheld(src) and caller_name and caller_name.lower() in numbers.WITHHELD:
         caller_name = None
@@ -313,7 +323,19 @@ def _direction(src: str, dst: str, dcontext: str, contexts: frozenset[str]) -> D
         return "out"
     if numbers.is_withheld(src) or src_external:
         return "in"
-    raise _Reject(f"internal call, not a customer call: from {src!r} to {dst!r} in context {dcontext!r}")
+    raise _Reject(f"internal call, not a customer call: from {src!r} to {dst!r} in context {dcontext!r}", internal=True)
+
+
+def _served(disposition: Disposition, direction: Direction, extension: str | None, lastapp: str) -> Disposition:
+    """An inbound call the PBX itself answered: voicemail took a message, or the caller gave up in a queue or menu."""
+    app = lastapp.strip().lower()
+    if disposition != "answered" or direction != "in":
+        return disposition
+    if app == "voicemail":
+        return "voicemail"
+    if extension is None and app in ABANDON_APPS:
+        return "missed"
+    return disposition
 
 
 def _date(value: str, column: str, tz: tzinfo) -> datetime:

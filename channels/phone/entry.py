@@ -1,0 +1,162 @@
+"""A call-log entry (from the API or a CDR row) becomes one phone `Inbound`: the client's number is its identity."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from channels.phone import numbers
+from channels.phone.cdr import CdrRow
+from tickets.errors import InvalidInput
+from tickets.identities import InvalidAddress, email_identity
+from tickets.inbound import CallDetails, Identity, Inbound
+
+CHANNEL = "phone"
+MAX_NOTES = 100_000
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the future a PBX clock may be before its call times are refused."""
+
+
+class CallEntry(BaseModel):
+    """A phone-log entry as the PBX integration or an agent posts it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    call_id: str = Field(min_length=1, max_length=255, description="The PBX's unique id of the call; posting it again is harmless.")
+    caller: str | None = Field(None, max_length=64, description="Calling number; empty, null or `anonymous` when withheld.")
+    called: str | None = Field(None, max_length=64, description="Called number or extension.")
+    caller_name: str | None = Field(None, max_length=200, description="Caller id name, if the PBX has one.")
+    direction: Literal["in", "out"]
+    started_at: AwareDatetime
+    answered_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    duration: int | None = Field(None, ge=0, description="Seconds from start to end; worked out from the times when absent.")
+    talk_time: int | None = Field(None, ge=0, description="Seconds from answer to end; worked out from the times when absent.")
+    disposition: Literal["answered", "missed", "busy", "failed", "voicemail"]
+    agent: int | str | None = Field(
+        None, description="The agent on the call: id (number), email, or PBX extension; unset → the token's agent."
+    )
+    notes: str | None = Field(None, max_length=MAX_NOTES, description="What was said; an answered call with notes becomes work on a ticket.")
+    recording_url: str | None = Field(None, max_length=1000, pattern=r"^https?://\S+$")
+
+
+def entry_inbound(entry: CallEntry, *, region: str | None, now: datetime, token_agent_id: int | None) -> Inbound:
+    """Validate what the schema cannot (numbers, the order of times) and build the Inbound; errors name their field."""
+    errors: dict[str, str] = {}
+    client_field = "called" if entry.direction == "out" else "caller"
+    caller = _party(entry.caller, region, "caller", errors, client=client_field == "caller")
+    called = _party(entry.called, region, "called", errors, client=client_field == "called")
+    if entry.direction == "out" and called is None and "called" not in errors:
+        errors["called"] = "an outbound call needs the client's number"
+    answered_at = entry.answered_at if entry.disposition == "answered" else None
+    if entry.started_at > now + CLOCK_SKEW:
+        errors["started_at"] = "is in the future"
+    if entry.ended_at is not None and entry.ended_at < entry.started_at:
+        errors["ended_at"] = "is before started_at"
+    if answered_at is not None and (answered_at < entry.started_at or (entry.ended_at and answered_at > entry.ended_at)):
+        errors["answered_at"] = "must lie between started_at and ended_at"
+    duration = entry.duration if entry.duration is not None else _seconds(entry.started_at, entry.ended_at)
+    talk_time = entry.talk_time if entry.talk_time is not None else _seconds(answered_at, entry.ended_at)
+    if entry.disposition != "answered":
+        talk_time = 0 if entry.talk_time is None else talk_time
+    if talk_time > duration and "duration" not in errors:
+        errors["talk_time"] = "is longer than the call's duration"
+    agent_id, agent_email, extension = _agent(entry.agent, errors)
+    if entry.agent is None:
+        agent_id = token_agent_id
+    if errors:
+        raise InvalidInput(errors)
+    details = CallDetails(
+        direction=entry.direction,
+        disposition=entry.disposition,
+        started_at=entry.started_at,
+        caller=caller,
+        called=called,
+        answered_at=answered_at,
+        ended_at=entry.ended_at,
+        duration=duration,
+        talk_time=talk_time,
+        agent_id=agent_id,
+        agent_email=agent_email,
+        extension=extension,
+        notes=entry.notes or None,
+        recording_url=entry.recording_url,
+        source="api",
+    )
+    return call_inbound(entry.call_id, details, entry.caller_name if entry.direction == "in" else None)
+
+
+def cdr_inbound(row: CdrRow) -> Inbound:
+    """A CDR row as a call: the extension names the agent when one has it."""
+    outbound = row.direction == "out"
+    details = CallDetails(
+        direction=row.direction,
+        disposition=row.disposition,
+        started_at=row.started_at,
+        caller=row.extension if outbound else row.caller,
+        called=row.called if outbound else (row.called or row.extension),
+        answered_at=row.answered_at,
+        ended_at=row.ended_at,
+        duration=row.duration,
+        talk_time=row.talk_time,
+        extension=row.extension,
+        source="cdr",
+    )
+    return call_inbound(row.record_id, details, None if outbound else row.caller_name)
+
+
+def call_inbound(call_id: str, details: CallDetails, caller_name: str | None) -> Inbound:
+    client = details.called if details.direction == "out" else details.caller
+    identities = (Identity("phone", client),) if client and client.startswith("+") else ()
+    return Inbound(
+        channel=CHANNEL,
+        identities=identities,
+        body_text=details.notes or "",
+        external_id=call_id,
+        customer_name=caller_name,
+        call=details,
+    )
+
+
+def _party(raw: str | None, region: str | None, name: str, errors: dict[str, str], *, client: bool) -> str | None:
+    """E.164 for an outside number, the extension as written, None when withheld; the client's must be a number."""
+    if raw is None or numbers.is_withheld(raw):
+        return None
+    extension = numbers.extension_of(raw)
+    if extension is not None:
+        if client:
+            errors[name] = f"{raw!r} is an internal extension, not the client's number"
+        return extension
+    try:
+        return numbers.to_e164(raw, region)
+    except InvalidAddress as exc:
+        if client:
+            errors[name] = str(exc)
+            return None
+        return raw  # our own line in some PBX-specific form: kept as written
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> int:
+    if start is None or end is None or end < start:
+        return 0
+    return int((end - start).total_seconds())
+
+
+def _agent(raw: int | str | None, errors: dict[str, str]) -> tuple[int | None, str | None, str | None]:
+    """(id, email, extension): a number is an id, text with @ an email, other text an extension."""
+    if raw is None:
+        return None, None, None
+    if isinstance(raw, int):
+        return raw, None, None
+    if "@" in raw:
+        try:
+            return None, email_identity(raw).address, None
+        except InvalidAddress as exc:
+            errors["agent"] = str(exc)
+            return None, None, None
+    extension = numbers.extension_of(raw)
+    if extension is None:
+        errors["agent"] = "give the agent's id (a number), email or extension (2–5 digits)"
+    return None, None, extension

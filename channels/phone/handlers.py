@@ -1,0 +1,40 @@
+"""`POST /api/v1/calls`: a PBX integration or an agent logs a call; posting the same call_id again is harmless."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from channels.phone.entry import CallEntry, entry_inbound
+from desk import schemas
+from desk.endpoints import Endpoint
+from desk.http import authenticate, json_ok, parse_json, runtime
+from tickets.models import Role
+
+
+async def log_call(request: web.Request) -> web.Response:
+    agent = await authenticate(request)
+    entry = await parse_json(request, CallEntry)
+    rt = runtime(request)
+    inbound = entry_inbound(
+        entry,
+        region=rt.settings.phone_region,
+        now=rt.clock.now(),
+        token_agent_id=agent.id if agent.role == Role.agent else None,
+    )
+    (result,) = await rt.service.log_calls([inbound])
+    body = schemas.CallLogged(
+        call=schemas.call_out(result.call),
+        ticket=schemas.ticket_summary(result.ticket) if result.ticket else None,
+        ticket_created=result.created,
+        duplicate=result.duplicate,
+    )
+    return json_ok(body, status=200 if result.duplicate else 201)
+
+
+ENDPOINTS = [
+    Endpoint(
+        "POST", "/api/v1/calls", log_call,
+        "Log a phone call: missed ones become callback tickets, notes become work on the client's ticket", "calls",
+        body=CallEntry, response=schemas.CallLogged, status=201, errors=(401, 422, 503),
+    ),
+]

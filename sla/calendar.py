@@ -1,0 +1,108 @@
+"""Business time: what "two hours" means when the office works 9 to 6 on weekdays and not on holidays."""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as public_holidays
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_DAYS = 3660
+"""Search at most ten years ahead for working time; a calendar with none is refused when built."""
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    """Working hours per weekday (0 = Monday) in one time zone, minus public holidays and extra days off."""
+
+    tz: tzinfo
+    hours: Mapping[int, tuple[time, time]]
+    holidays: Container[date] = field(default_factory=frozenset)
+
+    def _window(self, day: date) -> tuple[datetime, datetime] | None:
+        hours = self.hours.get(day.weekday())
+        if hours is None or day in self.holidays:
+            return None
+        start, end = (datetime.combine(day, t, tzinfo=self.tz).astimezone(timezone.utc) for t in hours)
+        return start, end
+
+    def add(self, start: datetime, duration: timedelta) -> datetime:
+        """The moment `duration` of working time after `start` has passed (UTC)."""
+        remaining = duration
+        cursor = start.astimezone(timezone.utc)
+        day = start.astimezone(self.tz).date()
+        for _ in range(MAX_DAYS):
+            window = self._window(day)
+            if window is not None:
+                begin = max(cursor, window[0])
+                if begin < window[1]:
+                    if remaining <= window[1] - begin:
+                        return begin + remaining
+                    remaining -= window[1] - begin
+            day += timedelta(days=1)
+        raise ValueError("the calendar has no working time in the next ten years")
+
+
+def parse_calendar(
+    *, timezone_name: str, hours: str, days: str, country: str | None = None, extra_days_off: str = ""
+) -> BusinessCalendar:
+    """Build a calendar from settings text ("09:00-18:00", "mon-fri", "RU", "2026-12-31,2027-01-08").
+
+    Raises ValueError naming the part that is wrong.
+    """
+    try:
+        tz: tzinfo = ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {timezone_name!r} (e.g. Europe/Moscow, UTC)") from None
+    opening = _hours(hours)
+    weekdays = _weekdays(days)
+    off: set[date] = set()
+    for item in filter(None, (part.strip() for part in extra_days_off.split(","))):
+        try:
+            off.add(date.fromisoformat(item))
+        except ValueError:
+            raise ValueError(f"day off {item!r} is not a date like 2026-12-31") from None
+    holidays: Container[date] = frozenset(off)
+    if country:
+        try:
+            public = public_holidays.country_holidays(country.upper())
+        except NotImplementedError:
+            raise ValueError(f"no public holidays known for country {country!r} (use an ISO code, e.g. RU, GB)") from None
+        holidays = _Either(public, frozenset(off))
+    return BusinessCalendar(tz, {weekday: opening for weekday in weekdays}, holidays)
+
+
+@dataclass(frozen=True)
+class _Either:
+    first: Container[date]
+    second: Container[date]
+
+    def __contains__(self, day: object) -> bool:
+        return day in self.first or day in self.second
+
+
+def _hours(text: str) -> tuple[time, time]:
+    start, separator, end = text.partition("-")
+    try:
+        opening = (time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+    except ValueError:
+        opening = None
+    if not separator or opening is None or opening[0] >= opening[1]:
+        raise ValueError(f"working hours {text!r} should look like 09:00-18:00")
+    return opening
+
+
+def _weekdays(text: str) -> set[int]:
+    chosen: set[int] = set()
+    for part in filter(None, (p.strip().lower() for p in text.split(","))):
+        first, _, last = part.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ValueError(f"working days {text!r} should look like mon-fri or mon,tue,sat")
+        a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        chosen.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    if not chosen:
+        raise ValueError("a calendar needs at least one working day")
+    return chosen

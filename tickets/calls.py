@@ -1,0 +1,306 @@
+"""LogCall: a phone call goes on the client's card and, by what happened on it, becomes work on a ticket.
+
+- a missed inbound call (no answer, busy, failed, voicemail) is callback work: it joins the client's
+  open callback ticket, or opens one with its own deadline, routed like any new ticket;
+- an answered call, or an agent's outbound call, lands on the client's open ticket (an open callback
+  first); with notes and no open ticket it opens one, given to the agent on the call;
+- an agent's outbound call, or an inbound one an agent answered, is a response to the client: it sets
+  the ticket's first response and meets its callback deadline;
+- a call from a withheld number is kept, on no card and no ticket: nobody can be called back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets import audit, deadlines
+from tickets.errors import InvalidInput
+from tickets.inbound import CallDetails, Inbound
+from tickets.ingest import customer_card, group_for, subject_from
+from tickets.models import (
+    ACTIVE_STATUSES,
+    Agent,
+    Call,
+    CallDisposition,
+    Customer,
+    Direction,
+    Message,
+    Priority,
+    Ticket,
+    TicketStatus,
+)
+from tickets.ports import Assigner, Regulations
+
+CHANNEL = "phone"
+CALLBACK = "callback"
+"""Category of the tickets missed calls open; their regulation is to call the client back."""
+
+
+@dataclass(frozen=True)
+class CallResult:
+    call: Call
+    ticket: Ticket | None
+    """The ticket the call landed on; None for a withheld number, or an answered call without notes and no open ticket."""
+    created: bool
+    """The call opened this ticket."""
+    duplicate: bool
+    """This call id was logged before: nothing was written."""
+
+
+async def log_call_in(
+    session: AsyncSession,
+    inbound: Inbound,
+    now: datetime,
+    router: Assigner,
+    default_group: str,
+    regulations: Regulations | None,
+    logged: dict[str, Call] | None = None,
+) -> CallResult:
+    """The whole LogCall inside the caller's transaction; `logged` holds calls already looked up by id (a batch)."""
+    details = inbound.call
+    if details is None or not inbound.external_id:
+        raise InvalidInput({"call_id": "a call needs the PBX's call id"})
+    known = logged.get(inbound.external_id) if logged is not None else await _logged(session, inbound.external_id)
+    if known is not None:
+        ticket = await session.get(Ticket, known.ticket_id) if known.ticket_id else None
+        return CallResult(known, ticket, created=False, duplicate=True)
+
+    agent = await _agent(session, details)
+    customer = await customer_card(session, inbound, now) if inbound.identities else None
+    ticket: Ticket | None = None
+    created = False
+    reason = ""
+    if customer is not None:
+        ticket, created, reason = await _ticket_for(
+            session, inbound, details, customer, agent, now, router, default_group, regulations
+        )
+    message = _message(inbound, details, ticket, customer, agent, reason, now) if ticket is not None else None
+    if message is not None:
+        session.add(message)
+        await session.flush()
+    call = Call(
+        call_id=inbound.external_id,
+        direction=Direction(details.direction),
+        disposition=CallDisposition(details.disposition),
+        caller=details.caller,
+        called=details.called,
+        caller_name=inbound.customer_name,
+        customer_id=customer.id if customer else None,
+        ticket_id=ticket.id if ticket else None,
+        message_id=message.id if message else None,
+        agent_id=agent.id if agent else None,
+        extension=details.extension,
+        started_at=details.started_at,
+        answered_at=details.answered_at,
+        ended_at=details.ended_at,
+        duration=details.duration,
+        talk_time=details.talk_time,
+        notes=details.notes,
+        recording_url=details.recording_url,
+        source=details.source,
+        created_at=now,
+    )
+    session.add(call)
+    if ticket is not None:
+        ticket.updated_at = now
+        if _responds(details, agent):
+            at = min(details.answered_at or details.started_at, now)
+            if ticket.first_response_at is None:
+                ticket.first_response_at = at
+            met = await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, at)
+            audit.record(session, ticket.id, "call_response", now, actor=_actor(agent), reason=_describe(details),
+                         call_id=call.call_id, deadlines_met=met)
+        else:
+            audit.record(session, ticket.id, "call_logged", now, actor=_actor(agent), reason=_describe(details),
+                         call_id=call.call_id)
+    if logged is not None:
+        logged[call.call_id] = call
+    await session.flush()
+    return CallResult(call, ticket, created=created, duplicate=False)
+
+
+async def _logged(session: AsyncSession, call_id: str) -> Call | None:
+    return await session.scalar(select(Call).where(Call.call_id == call_id))
+
+
+async def logged_calls(session: AsyncSession, call_ids: list[str]) -> dict[str, Call]:
+    """The calls of this batch logged before, by call id, in one query."""
+    if not call_ids:
+        return {}
+    return {c.call_id: c for c in await session.scalars(select(Call).where(Call.call_id.in_(set(call_ids))))}
+
+
+async def _agent(session: AsyncSession, details: CallDetails) -> Agent | None:
+    """The agent on the call by id or email (unknown ones are refused), or by extension (unknown ones are just kept)."""
+    if details.agent_id is not None:
+        agent = await session.get(Agent, details.agent_id)
+        if agent is None:
+            raise InvalidInput({"agent": f"no agent with id {details.agent_id}"})
+        return agent
+    if details.agent_email is not None:
+        agent = await session.scalar(select(Agent).where(Agent.email == details.agent_email))
+        if agent is None:
+            raise InvalidInput({"agent": f"no agent with email {details.agent_email}"})
+        return agent
+    if details.extension is not None:
+        return await session.scalar(select(Agent).where(Agent.extension == details.extension))
+    return None
+
+
+def _responds(details: CallDetails, agent: Agent | None) -> bool:
+    return details.direction == "out" or (details.disposition == "answered" and agent is not None)
+
+
+async def _open_ticket(session: AsyncSession, customer: Customer) -> Ticket | None:
+    """The client's open callback ticket, else their most recently active open ticket on any channel."""
+    return await session.scalar(
+        select(Ticket)
+        .where(Ticket.customer_id == customer.id, Ticket.status.in_(ACTIVE_STATUSES))
+        .order_by((Ticket.category == CALLBACK).desc(), Ticket.updated_at.desc(), Ticket.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+
+
+async def _open_callback(session: AsyncSession, customer: Customer) -> Ticket | None:
+    return await session.scalar(
+        select(Ticket)
+        .where(Ticket.customer_id == customer.id, Ticket.category == CALLBACK, Ticket.status.in_(ACTIVE_STATUSES))
+        .order_by(Ticket.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+
+
+async def _ticket_for(
+    session: AsyncSession,
+    inbound: Inbound,
+    details: CallDetails,
+    customer: Customer,
+    agent: Agent | None,
+    now: datetime,
+    router: Assigner,
+    default_group: str,
+    regulations: Regulations | None,
+) -> tuple[Ticket | None, bool, str]:
+    if details.missed:
+        callback = await _open_callback(session, customer)
+        if callback is not None:
+            if regulations is not None:
+                # Called back already, and missed again: the promise to call back starts over.
+                due = regulations.callback_due(details.ended_at or details.started_at)
+                await deadlines.restart(session, callback.id, CALLBACK, "call_back", due)
+            return callback, False, f"another missed call while callback #{callback.id} is open"
+        ticket = await _new_ticket(session, inbound, customer, now, default_group, _callback_subject(inbound, details),
+                                   category=CALLBACK, reason="missed call: call the client back")
+        if regulations is not None:
+            due = regulations.callback_due(details.ended_at or details.started_at)
+            deadlines.start(session, ticket, CALLBACK, "call_back", due, now)
+        await router.assign(session, ticket, now)
+        return ticket, True, "missed call: callback"
+    ticket = await _open_ticket(session, customer)
+    if ticket is not None:
+        return ticket, False, f"call with the client while ticket #{ticket.id} is open"
+    if not details.notes:
+        return None, False, ""
+    subject = subject_from(details.notes)
+    ticket = await _new_ticket(session, inbound, customer, now, default_group, subject,
+                               category=None, reason=f"{_describe(details)} with notes")
+    if agent is not None:
+        _give(session, ticket, agent, now)
+    else:
+        await router.assign(session, ticket, now)
+    return ticket, True, "notes of a call"
+
+
+async def _new_ticket(
+    session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime, default_group: str, subject: str,
+    *, category: str | None, reason: str,
+) -> Ticket:
+    group = await group_for(session, inbound.group, default_group, now)
+    ticket = Ticket(
+        subject=subject[:300],
+        status=TicketStatus.new,
+        priority=inbound.priority or Priority.normal,
+        category=category,
+        channel=CHANNEL,
+        customer_id=customer.id,
+        group_id=group.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ticket)
+    await session.flush()
+    audit.record(session, ticket.id, "created", now, actor="customer", reason=reason[:500], channel=CHANNEL)
+    return ticket
+
+
+def _give(session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime) -> None:
+    """The agent who talked to the client keeps the work they noted, whatever their load."""
+    ticket.assignee_id = agent.id
+    ticket.status = TicketStatus.open
+    agent.last_assigned_at = now
+    audit.record(session, ticket.id, "assigned", now, actor="phone", reason="took the call", agent_id=agent.id)
+
+
+def _message(
+    inbound: Inbound, details: CallDetails, ticket: Ticket, customer: Customer | None, agent: Agent | None,
+    reason: str, now: datetime,
+) -> Message:
+    outbound = details.direction == "out"
+    return Message(
+        ticket_id=ticket.id,
+        direction=Direction.outbound if outbound else Direction.inbound,
+        channel=CHANNEL,
+        external_id=inbound.external_id,
+        customer_id=None if outbound or customer is None else customer.id,
+        author_id=agent.id if outbound and agent else None,
+        body_text=details.notes or _describe(details),
+        attachments=[],
+        thread_reason=reason[:200] or None,
+        meta={"call": call_meta(details)},
+        created_at=now,
+    )
+
+
+def call_meta(details: CallDetails) -> dict[str, object]:
+    return {
+        "direction": details.direction,
+        "disposition": details.disposition,
+        "caller": details.caller,
+        "called": details.called,
+        "started_at": details.started_at.isoformat(),
+        "duration": details.duration,
+        "talk_time": details.talk_time,
+        "extension": details.extension,
+        "recording_url": details.recording_url,
+    }
+
+
+def _party(inbound: Inbound, details: CallDetails) -> str:
+    number = details.called if details.direction == "out" else details.caller
+    name = inbound.customer_name
+    return f"{name} ({number})" if name and number else (name or number or "a withheld number")
+
+
+def _callback_subject(inbound: Inbound, details: CallDetails) -> str:
+    return f"Call back {_party(inbound, details)}: missed call"
+
+
+def _describe(details: CallDetails) -> str:
+    """One line for the ticket history: "Inbound call, missed", "Outbound call, answered, talk 2:05"."""
+    text = f"{'Outbound' if details.direction == 'out' else 'Inbound'} call, {details.disposition}"
+    if details.talk_time:
+        minutes, seconds = divmod(details.talk_time, 60)
+        text += f", talk {minutes}:{seconds:02d}"
+    if details.extension:
+        text += f", extension {details.extension}"
+    return text
+
+
+def _actor(agent: Agent | None) -> Agent | str:
+    return agent if agent is not None else "phone"
