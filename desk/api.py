@@ -8,6 +8,7 @@ from desk import schemas
 from desk.endpoints import Endpoint, Param
 from desk.http import authenticate, json_ok, parse_json, runtime
 from tickets.errors import InvalidInput
+from tickets.identities import InvalidAddress, email_identity, phone_identity
 from tickets.models import Presence, TicketStatus
 
 MAX_PAGE = 200
@@ -101,6 +102,20 @@ async def get_customer(request: web.Request) -> web.Response:
     return json_ok(schemas.customer_out(view))
 
 
+async def add_identity(request: web.Request) -> web.Response:
+    agent = await authenticate(request)
+    payload = await parse_json(request, schemas.IdentityIn)
+    try:
+        if payload.kind == "email":
+            identity = email_identity(payload.address)
+        else:
+            identity = phone_identity(payload.address, runtime(request).settings.phone_region)
+    except InvalidAddress as exc:
+        raise InvalidInput({"address": str(exc)}) from None
+    view = await runtime(request).service.add_identity(agent, _number(request, "id"), identity, merge=payload.merge)
+    return json_ok(schemas.customer_out(view))
+
+
 async def list_agents(request: web.Request) -> web.Response:
     await authenticate(request)
     views = await runtime(request).service.list_agents()
@@ -155,6 +170,13 @@ ENDPOINTS = [
         response=schemas.CustomerOut,
         params=(Param("id", "path", "Customer id.", {"type": "integer"}, True),),
         errors=(401, 404, 503),
+    ),
+    Endpoint(
+        "POST", "/api/v1/customers/{id}/identities", add_identity,
+        "Add an email or phone the client gave you to their card; with merge, join the card that already has it",
+        "customers", body=schemas.IdentityIn, response=schemas.CustomerOut,
+        params=(Param("id", "path", "Customer id.", {"type": "integer"}, True),),
+        errors=(401, 404, 409, 422, 503),
     ),
     Endpoint(
         "GET", "/api/v1/agents", list_agents, "Agents with presence, capacity and current load", "agents",

@@ -34,6 +34,12 @@ class TicketPatch(Strict):
     assignee: int | None = Field(None, description="Agent id; null returns the ticket to its group queue.")
 
 
+class IdentityIn(Strict):
+    kind: Literal["email", "phone"]
+    address: str = Field(min_length=1, max_length=320)
+    merge: bool = Field(False, description="If the address is on another card, merge that card (tickets, calls) into this one.")
+
+
 class AgentPatch(Strict):
     presence: PresenceName
 

@@ -11,7 +11,7 @@ import holidays as public_holidays
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_DAYS = 3660
-"""Search at most ten years ahead for working time; a calendar with none is refused when built."""
+"""Search at most ten years ahead for working time (`parse_calendar` refuses a calendar with no working day)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _hours(text: str) -> tuple[time, time]:
         opening = (time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
     except ValueError:
         opening = None
-    if not separator or opening is None or opening[0] >= opening[1]:
+    if not separator or opening is None or any(t.tzinfo for t in opening) or opening[0] >= opening[1]:
         raise ValueError(f"working hours {text!r} should look like 09:00-18:00")
     return opening
 
@@ -98,7 +98,7 @@ def _hours(text: str) -> tuple[time, time]:
 def _weekdays(text: str) -> set[int]:
     chosen: set[int] = set()
     for part in filter(None, (p.strip().lower() for p in text.split(","))):
-        first, _, last = part.partition("-")
+        first, _, last = (side.strip() for side in part.partition("-"))
         if first not in WEEKDAYS or (last and last not in WEEKDAYS):
             raise ValueError(f"working days {text!r} should look like mon-fri or mon,tue,sat")
         a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from channels.phone.cdr import CdrRejection
 from channels.phone.importer import ImportSummary, import_cdr
-from switchboard.cli import CliError
+from switchboard.errors import CliError
 from switchboard.settings import Settings
 from tickets.errors import StoreUnavailable
 

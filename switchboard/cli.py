@@ -14,13 +14,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from switchboard.errors import CliError
 from switchboard.settings import Settings
 
 log = logging.getLogger("switchboard")
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed without a traceback."""
 
 
 def _parser() -> argparse.ArgumentParser:

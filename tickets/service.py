@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,7 +19,7 @@ from tickets import audit, deadlines
 from tickets.calls import CallResult, log_call_in, logged_calls
 from tickets.clock import Clock
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
-from tickets.inbound import Inbound
+from tickets.inbound import Identity, Inbound
 from tickets.ingest import IngestResult, ensure_group, ingest_in
 from tickets.load import open_loads
 from tickets.models import (
@@ -334,26 +334,35 @@ class TicketService:
 
     async def get_customer(self, viewer: Agent, customer_id: int) -> CustomerView:
         async with self._transaction() as session:
-            customer = await session.get(Customer, customer_id)
+            return await _customer_view(session, viewer, customer_id)
+
+    async def add_identity(self, viewer: Agent, customer_id: int, identity: Identity, *, merge: bool = False) -> CustomerView:
+        """An address the client gave an agent (on a call, say) joins their card, so what they send from it lands there.
+
+        An address on another card is refused unless `merge`: then that card, with its tickets and calls, joins this one.
+        """
+        now = self._clock.now()
+        async with self._transaction() as session:
+            customer = await session.get(Customer, customer_id, with_for_update=True)
             if customer is None:
                 raise NotFound(f"no customer {customer_id}")
-            identities = list(
-                await session.scalars(
-                    select(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id).order_by(CustomerIdentity.id)
+            owner = await session.scalar(
+                select(CustomerIdentity.customer_id).where(
+                    CustomerIdentity.kind == identity.kind, CustomerIdentity.address == identity.address
                 )
             )
-            # Every agent may look a client up; only tickets they may open are listed on the card.
-            query = await _visible_to(session, viewer, select(Ticket).where(Ticket.customer_id == customer_id))
-            tickets = list(await session.scalars(query.order_by(Ticket.id.desc())))
-            calls = list(
-                await session.scalars(
-                    select(Call)
-                    .where(Call.customer_id == customer_id)
-                    .order_by(Call.started_at.desc(), Call.id.desc())
-                    .limit(HISTORY_CALLS)
-                )
-            )
-            return CustomerView(customer, identities, tickets, calls)
+            if owner is None:
+                session.add(CustomerIdentity(customer_id=customer.id, kind=identity.kind, address=identity.address,
+                                             created_at=now))
+            elif owner != customer.id:
+                if not merge:
+                    raise Conflict(f"{identity.address} is on customer {owner}'s card; send merge: true to merge "
+                                   f"that card into this one")
+                await merge_customers(session, await session.get_one(Customer, owner, with_for_update=True), customer,
+                                      viewer, now)
+            customer.updated_at = now
+            await session.flush()
+            return await _customer_view(session, viewer, customer_id)
 
     async def customer_tickets_by_identity(self, kind: str, address: str, limit: int = 20) -> list[Ticket]:
         """The tickets of whoever owns this identity, newest first (a client asking a chat bot for their status)."""
@@ -579,6 +588,47 @@ async def _visible_to(session: AsyncSession, viewer: Agent, query: Select[tuple[
 
 async def _group_ids(session: AsyncSession, agent_id: int) -> list[int]:
     return list(await session.scalars(select(AgentGroup.group_id).where(AgentGroup.agent_id == agent_id)))
+
+
+async def _customer_view(session: AsyncSession, viewer: Agent, customer_id: int) -> CustomerView:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id}")
+    identities = list(
+        await session.scalars(
+            select(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id).order_by(CustomerIdentity.id)
+        )
+    )
+    # Every agent may look a client up; only tickets they may open are listed on the card.
+    query = await _visible_to(session, viewer, select(Ticket).where(Ticket.customer_id == customer_id))
+    tickets = list(await session.scalars(query.order_by(Ticket.id.desc())))
+    calls = list(
+        await session.scalars(
+            select(Call)
+            .where(Call.customer_id == customer_id)
+            .order_by(Call.started_at.desc(), Call.id.desc())
+            .limit(HISTORY_CALLS)
+        )
+    )
+    return CustomerView(customer, identities, tickets, calls)
+
+
+async def merge_customers(session: AsyncSession, source: Customer, target: Customer, actor: Agent, now: datetime) -> None:
+    """Everything of `source` (identities, tickets, calls, messages) moves to `target`; `source` is deleted."""
+    moved = list(await session.scalars(select(Ticket.id).where(Ticket.customer_id == source.id)))
+    for model in (CustomerIdentity, Ticket, Call, Message):
+        await session.execute(
+            update(model).where(model.customer_id == source.id).values(customer_id=target.id)
+            .execution_options(synchronize_session=False)
+        )
+    target.name = target.name or source.name
+    target.language = target.language or source.language
+    for ticket_id in moved:
+        audit.record(session, ticket_id, "customer_merged", now, actor=actor,
+                     reason=f"customer {source.id} merged into customer {target.id}",
+                     from_customer_id=source.id, to_customer_id=target.id)
+    await session.flush()
+    await session.execute(delete(Customer).where(Customer.id == source.id))
 
 
 async def _ticket_view(session: AsyncSession, ticket: Ticket, now: datetime) -> TicketView:

@@ -273,7 +273,7 @@ def _row(
         extension = dst_extension or numbers.extension_from_channel(get("dstchannel"))
     else:
         extension = src_extension or numbers.extension_from_channel(get("channel"))
-    disposition = _served(disposition, direction, extension, get("lastapp"))
+    disposition = _served(disposition, direction, numbers.extension_from_channel(get("dstchannel")), get("lastapp"))
     if disposition != "answered":
         answered_at = None
     caller_name, _ = numbers.parse_clid(get("clid"))
@@ -326,14 +326,15 @@ def _direction(src: str, dst: str, dcontext: str, contexts: frozenset[str]) -> D
     raise _Reject(f"internal call, not a customer call: from {src!r} to {dst!r} in context {dcontext!r}", internal=True)
 
 
-def _served(disposition: Disposition, direction: Direction, extension: str | None, lastapp: str) -> Disposition:
-    """An inbound call the PBX itself answered: voicemail took a message, or the caller gave up in a queue or menu."""
+def _served(disposition: Disposition, direction: Direction, agent_phone: str | None, lastapp: str) -> Disposition:
+    """An inbound call the PBX itself answered: voicemail took a message, or the caller gave up in a queue or menu
+    before any agent's phone (`agent_phone`, from dstchannel; a queue's number in dst is no agent) was bridged."""
     app = lastapp.strip().lower()
     if disposition != "answered" or direction != "in":
         return disposition
     if app == "voicemail":
         return "voicemail"
-    if extension is None and app in ABANDON_APPS:
+    if agent_phone is None and app in ABANDON_APPS:
         return "missed"
     return disposition
 

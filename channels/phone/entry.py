@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from channels.phone import numbers
 from channels.phone.cdr import CdrRow
@@ -35,7 +35,7 @@ class CallEntry(BaseModel):
     duration: int | None = Field(None, ge=0, description="Seconds from start to end; worked out from the times when absent.")
     talk_time: int | None = Field(None, ge=0, description="Seconds from answer to end; worked out from the times when absent.")
     disposition: Literal["answered", "missed", "busy", "failed", "voicemail"]
-    agent: int | str | None = Field(
+    agent: StrictInt | StrictStr | None = Field(
         None, description="The agent on the call: id (number), email, or PBX extension; unset → the token's agent."
     )
     notes: str | None = Field(None, max_length=MAX_NOTES, description="What was said; an answered call with notes becomes work on a ticket.")
@@ -57,11 +57,14 @@ def entry_inbound(entry: CallEntry, *, region: str | None, now: datetime, token_
         errors["ended_at"] = "is before started_at"
     if answered_at is not None and (answered_at < entry.started_at or (entry.ended_at and answered_at > entry.ended_at)):
         errors["answered_at"] = "must lie between started_at and ended_at"
-    duration = entry.duration if entry.duration is not None else _seconds(entry.started_at, entry.ended_at)
     talk_time = entry.talk_time if entry.talk_time is not None else _seconds(answered_at, entry.ended_at)
-    if entry.disposition != "answered":
-        talk_time = 0 if entry.talk_time is None else talk_time
-    if talk_time > duration and "duration" not in errors:
+    if entry.duration is not None:
+        duration = entry.duration
+    elif entry.ended_at is not None:
+        duration = _seconds(entry.started_at, entry.ended_at)
+    else:
+        duration = talk_time  # only the talk time is known: the call lasted at least that long
+    if talk_time > duration and not errors.keys() & {"answered_at", "ended_at"}:
         errors["talk_time"] = "is longer than the call's duration"
     agent_id, agent_email, extension = _agent(entry.agent, errors)
     if entry.agent is None:

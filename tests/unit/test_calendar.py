@@ -265,21 +265,11 @@ def test_unknown_country_is_named() -> None:
         parse_calendar(timezone_name="Europe/Moscow", hours="09:00-18:00", days="mon-fri", country="XX")
 
 
-@pytest.mark.xfail(
-    reason="BUG: hours text with a second dash or a UTC offset ('09:00-18:00-20:00', '09:00+03:00-18:00') "
-    "parses one side as an aware time and the comparison raises TypeError, not the ValueError naming hours",
-    strict=True,
-)
 @pytest.mark.parametrize("hours", ["09:00-18:00-20:00", "09:00+03:00-18:00"])
 def test_hours_with_an_offset_or_extra_dash_are_refused_with_a_value_error(hours: str) -> None:
     with pytest.raises(ValueError, match="working hours"):
         _parse(hours=hours)
 
 
-@pytest.mark.xfail(
-    reason="BUG: 'mon - fri' is refused although hours accept ' 09:00 - 18:00 ' (the day range is not stripped "
-    "around its dash)",
-    strict=True,
-)
 def test_day_range_may_be_spaced_around_the_dash_like_hours() -> None:
     assert set(_parse(days="mon - fri").hours) == {0, 1, 2, 3, 4}
