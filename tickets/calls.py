@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit, deadlines
@@ -160,7 +160,7 @@ async def _open_ticket(session: AsyncSession, customer: Customer) -> Ticket | No
     return await session.scalar(
         select(Ticket)
         .where(Ticket.customer_id == customer.id, Ticket.status.in_(ACTIVE_STATUSES))
-        .order_by((Ticket.category == CALLBACK).desc(), Ticket.updated_at.desc(), Ticket.id.desc())
+        .order_by(case((Ticket.category == CALLBACK, 0), else_=1), Ticket.updated_at.desc(), Ticket.id.desc())
         .limit(1)
         .with_for_update()
     )

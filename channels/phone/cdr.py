@@ -53,6 +53,8 @@ MAX_COLUMNS = len(COLUMNS)
 MAX_ROW_LINES = 50
 MAX_ROW_CHARS = 64 * 1024
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+MAX_ID = 150
+MAX_NAME = 200
 
 DEFAULT_INBOUND_CONTEXTS = frozenset({"from-pstn", "from-trunk", "from-external", "incoming", "inbound"})
 """Asterisk dialplan contexts that calls from the outside world land in (compared lower-cased)."""
@@ -277,6 +279,7 @@ def _row(
     if disposition != "answered":
         answered_at = None
     caller_name, _ = numbers.parse_clid(get("clid"))
+    caller_name = caller_name[:MAX_NAME] if caller_name else None
     if numbers.is_withheld(src) and caller_name and caller_name.lower() in numbers.WITHHELD:
         caller_name = None
 
@@ -354,7 +357,10 @@ def _seconds(value: str, column: str) -> int:
 
 
 def _record_id(fields: list[str], uniqueid: str) -> str:
+    """The uniqueid; a hash of it when it is too long to store, or of the whole row when there is none."""
     if uniqueid.strip():
-        return uniqueid.strip()
+        if len(uniqueid.strip()) <= MAX_ID:
+            return uniqueid.strip()
+        fields = [uniqueid.strip()]
     digest = hashlib.sha1("\x1f".join(fields).encode("utf-8", "surrogatepass")).hexdigest()
     return f"cdr:{digest}"

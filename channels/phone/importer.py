@@ -17,6 +17,7 @@ from typing import IO, Protocol
 from channels.phone.cdr import CdrRejection, CdrRow, read_cdr
 from channels.phone.entry import cdr_inbound
 from tickets.calls import CALLBACK, CallResult
+from tickets.errors import StoreUnavailable
 from tickets.inbound import Inbound
 
 BATCH = 500
@@ -112,8 +113,7 @@ async def import_cdr(
             return rows
 
         while rows := await asyncio.to_thread(next_batch):
-            results = await log.log_calls([cdr_inbound(row) for row in rows])
-            for result in results:
+            for result in await _log_batch(log, rows, summary, on_rejection):
                 _count(summary, result)
             summary.rows += len(rows)
             summary.bytes_read = lines.bytes_read
@@ -123,6 +123,30 @@ async def import_cdr(
     finally:
         await asyncio.to_thread(binary.close)
     return summary
+
+
+async def _log_batch(
+    log: CallLog, rows: list[CdrRow], summary: ImportSummary, on_rejection: Callable[[CdrRejection], None]
+) -> list[CallResult]:
+    """One transaction for the batch; if the store refuses it, row by row, so only the row it refuses is rejected."""
+    inbounds = [cdr_inbound(row) for row in rows]
+    try:
+        return await log.log_calls(inbounds)
+    except StoreUnavailable:
+        raise
+    except Exception:  # noqa: BLE001 - whatever the store refused, the rows alone will say which one
+        pass
+    results: list[CallResult] = []
+    for row, inbound in zip(rows, inbounds):
+        try:
+            results += await log.log_calls([inbound])
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as the row's rejection; the import goes on
+            summary.rejected += 1
+            reason = f"not stored: {exc.__class__.__name__}: {exc}".splitlines()[0][:300]
+            await asyncio.to_thread(on_rejection, CdrRejection(row.line, reason, ""))
+    return results
 
 
 def _count(summary: ImportSummary, result: CallResult) -> None:
