@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import smtplib
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import urllib.request
 import urllib.error
 import json
 
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 
 STARTUP_TIMEOUT = 30
 
@@ -255,3 +256,38 @@ def test_email_walkthrough_on_the_embedded_default(serve: Serve) -> None:
     ticket = json.loads(http("GET", f"{serve.base}/api/v1/tickets/{number}", headers=auth)[1])
     assert ticket["messages"][-1]["body_text"].strip() == "Спасибо, ждём."
     assert ticket["messages"][-1]["thread_reason"].startswith(f"replies to {reply['Message-ID']}")
+
+
+def test_phone_acceptance_on_the_embedded_default(serve: Serve) -> None:
+    """Import Master.csv beside a running serve: progress and summary, callbacks assigned, one card for call and mail."""
+    for name, extension in (("Anna", "201"), ("Boris", "202")):
+        added = cli(serve.cwd, serve.env, "agent", "add", name, "--email", f"{name.lower()}@example.com",
+                    "--extension", extension)
+        assert added.returncode == 0, added.stderr
+    auth = {"Authorization": f"Bearer {added.stdout.strip().splitlines()[-1]}"}
+    master = serve.cwd / "Master.csv"
+    master.write_bytes((REPO / "tests" / "corpus" / "cdr" / "master_18.csv").read_bytes())
+
+    imported = cli(serve.cwd, serve.env, "calls", "import", "--region", "RU", str(master))
+    assert imported.returncode == 0, imported.stderr
+    assert "Master.csv: 100%" in imported.stderr
+    assert imported.stdout.splitlines()[0].startswith("imported 8 calls: 3 callback tickets opened")
+
+    status, body = http("GET", f"{serve.base}/api/v1/tickets?limit=200", headers=auth)
+    callbacks = json.loads(body)["items"]
+    assert status == 200 and len(callbacks) == 3
+    assert all(t["category"] == "callback" and t["assignee_id"] for t in callbacks)
+
+    jane = next(t for t in callbacks if "+442079460958" in t["subject"])
+    status, body = http("POST", f"{serve.base}/api/v1/customers/{jane['customer_id']}/identities",
+                        data=json.dumps({"kind": "email", "address": "jane@example.com"}).encode(),
+                        headers={**auth, "Content-Type": "application/json"})
+    assert status == 200, body
+    with smtplib.SMTP("127.0.0.1", int(serve.env["SWITCHBOARD_SMTP_PORT"]), timeout=10) as smtp:
+        smtp.sendmail("jane@example.com", ["support@example.com"],
+                      b"From: Jane Smith <jane@example.com>\r\nTo: support@example.com\r\nSubject: About my call\r\n"
+                      b"Message-ID: <jane-1@example.com>\r\n\r\nYou missed my call.\r\n")
+    status, body = http("GET", f"{serve.base}/api/v1/customers/{jane['customer_id']}", headers=auth)
+    card = json.loads(body)
+    assert sorted(t["channel"] for t in card["tickets"]) == ["email", "phone"]
+    assert [(c["direction"], c["disposition"], c["duration"]) for c in card["calls"]] == [("in", "missed", 20)]
