@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import case, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit, deadlines
@@ -27,6 +28,7 @@ from tickets.models import (
     Call,
     CallDisposition,
     Customer,
+    CustomerIdentity,
     Direction,
     Message,
     Priority,
@@ -38,6 +40,25 @@ from tickets.ports import Assigner, Regulations
 CHANNEL = "phone"
 CALLBACK = "callback"
 """Category of the tickets missed calls open; their regulation is to call the client back."""
+
+
+@dataclass
+class CallBatch:
+    """What one transaction of many calls looks up once, and keeps current as its calls are logged.
+
+    A CDR import logs hundreds of calls per transaction; asking the database the same questions for
+    each (whose number is this, what is open for them) was most of its time.
+    """
+
+    logged: dict[str, Call] = field(default_factory=dict)
+    """Calls logged before or earlier in the batch, by call id."""
+    by_extension: dict[str, Agent | None] = field(default_factory=dict)
+    cards: dict[tuple[str, str], Customer] = field(default_factory=dict)
+    """The card of each (kind, address) of the batch that has one (held here, so the session keeps them)."""
+    open_tickets: dict[Customer, list[Ticket]] = field(default_factory=dict)
+    """Active tickets of every customer the batch has met, locked for the transaction."""
+    touched: set[Customer] = field(default_factory=set)
+    """Cards already marked updated in this transaction: one UPDATE each, not one per call."""
 
 
 @dataclass(frozen=True)
@@ -58,30 +79,29 @@ async def log_call_in(
     router: Assigner,
     default_group: str,
     regulations: Regulations | None,
-    logged: dict[str, Call] | None = None,
+    batch: CallBatch,
 ) -> CallResult:
-    """The whole LogCall inside the caller's transaction; `logged` holds calls already looked up by id (a batch)."""
+    """The whole LogCall inside the caller's transaction; `batch.logged` must hold this call if it was logged before."""
     details = inbound.call
     if details is None or not inbound.external_id:
         raise InvalidInput({"call_id": "a call needs the PBX's call id"})
-    known = logged.get(inbound.external_id) if logged is not None else await _logged(session, inbound.external_id)
+    known = batch.logged.get(inbound.external_id)
     if known is not None:
         ticket = await session.get(Ticket, known.ticket_id) if known.ticket_id else None
         return CallResult(known, ticket, created=False, duplicate=True)
 
-    agent = await _agent(session, details)
-    customer = await customer_card(session, inbound, now) if inbound.identities else None
+    agent = await _agent(session, details, batch)
+    customer = await _card(session, inbound, now, batch) if inbound.identities else None
     ticket: Ticket | None = None
     created = False
     reason = ""
     if customer is not None:
         ticket, created, reason = await _ticket_for(
-            session, inbound, details, customer, agent, now, router, default_group, regulations
+            session, inbound, details, customer, agent, now, router, default_group, regulations, batch
         )
     message = _message(inbound, details, ticket, customer, agent, reason, now) if ticket is not None else None
     if message is not None:
         session.add(message)
-        await session.flush()
     call = Call(
         call_id=inbound.external_id,
         direction=Direction(details.direction),
@@ -89,9 +109,9 @@ async def log_call_in(
         caller=details.caller,
         called=details.called,
         caller_name=inbound.customer_name,
-        customer_id=customer.id if customer else None,
+        customer=customer,
         ticket_id=ticket.id if ticket else None,
-        message_id=message.id if message else None,
+        message=message,
         agent_id=agent.id if agent else None,
         extension=details.extension,
         started_at=details.started_at,
@@ -117,24 +137,65 @@ async def log_call_in(
         else:
             audit.record(session, ticket.id, "call_logged", now, actor=_actor(agent), reason=_describe(details),
                          call_id=call.call_id)
-    if logged is not None:
-        logged[call.call_id] = call
-    await session.flush()
-    return CallResult(call, ticket, created=created, duplicate=False)
+    batch.logged[call.call_id] = call
+    return CallResult(call, ticket, created=created, duplicate=False)  # inserted at the next flush or the commit
 
 
-async def _logged(session: AsyncSession, call_id: str) -> Call | None:
-    return await session.scalar(select(Call).where(Call.call_id == call_id))
+async def start_batch(session: AsyncSession, inbounds: Sequence[Inbound]) -> CallBatch:
+    """Look up, in three queries, what the batch's calls need: calls logged before, cards, their open tickets."""
+    batch = CallBatch()
+    call_ids = {i.external_id for i in inbounds if i.external_id}
+    if call_ids:
+        batch.logged = {c.call_id: c for c in await session.scalars(select(Call).where(Call.call_id.in_(call_ids)))}
+    wanted = {(i.kind, i.address) for inbound in inbounds for i in inbound.identities}
+    if wanted:
+        rows = await session.execute(
+            select(CustomerIdentity.kind, CustomerIdentity.address, Customer)
+            .join(Customer, Customer.id == CustomerIdentity.customer_id)
+            .where(CustomerIdentity.address.in_({address for _, address in wanted}))
+        )
+        batch.cards = {(kind, address): card for kind, address, card in rows if (kind, address) in wanted}
+    by_id = {card.id: card for card in batch.cards.values()}
+    if by_id:
+        batch.open_tickets = {card: [] for card in by_id.values()}
+        for ticket in await session.scalars(
+            select(Ticket)
+            .where(Ticket.customer_id.in_(by_id), Ticket.status.in_(ACTIVE_STATUSES))
+            .order_by(Ticket.id)
+            .with_for_update()
+        ):
+            batch.open_tickets[by_id[ticket.customer_id]].append(ticket)
+    return batch
 
 
-async def logged_calls(session: AsyncSession, call_ids: list[str]) -> dict[str, Call]:
-    """The calls of this batch logged before, by call id, in one query."""
-    if not call_ids:
-        return {}
-    return {c.call_id: c for c in await session.scalars(select(Call).where(Call.call_id.in_(set(call_ids))))}
+async def _card(session: AsyncSession, inbound: Inbound, now: datetime, batch: CallBatch) -> Customer:
+    """The caller's card from the batch's lookups; a number never seen gets a new card (and joins the lookups)."""
+    identity = inbound.identities[0]
+    customer = batch.cards.get((identity.kind, identity.address))
+    if len(inbound.identities) > 1:
+        customer = await customer_card(session, inbound, now)
+        if customer not in batch.open_tickets:
+            await session.flush()
+            batch.open_tickets[customer] = list(await session.scalars(
+                select(Ticket).where(Ticket.customer_id == customer.id, Ticket.status.in_(ACTIVE_STATUSES))
+                .order_by(Ticket.id).with_for_update()
+            ))
+    elif customer is None:  # the batch's lookup found no card for it: a new client, inserted with the batch
+        customer = Customer(name=inbound.customer_name, created_at=now, updated_at=now)
+        session.add(customer)
+        session.add(CustomerIdentity(customer=customer, kind=identity.kind, address=identity.address, created_at=now))
+        batch.open_tickets[customer] = []
+    elif customer not in batch.touched:
+        if not customer.name and inbound.customer_name:
+            customer.name = inbound.customer_name
+        customer.updated_at = now
+    batch.touched.add(customer)
+    for each in inbound.identities:
+        batch.cards[(each.kind, each.address)] = customer
+    return customer
 
 
-async def _agent(session: AsyncSession, details: CallDetails) -> Agent | None:
+async def _agent(session: AsyncSession, details: CallDetails, batch: CallBatch) -> Agent | None:
     """The agent on the call by id or email (unknown ones are refused), or by extension (unknown ones are just kept)."""
     if details.agent_id is not None:
         agent = await session.get(Agent, details.agent_id)
@@ -147,7 +208,11 @@ async def _agent(session: AsyncSession, details: CallDetails) -> Agent | None:
             raise InvalidInput({"agent": f"no agent with email {details.agent_email}"})
         return agent
     if details.extension is not None:
-        return await session.scalar(select(Agent).where(Agent.extension == details.extension))
+        if details.extension not in batch.by_extension:
+            batch.by_extension[details.extension] = await session.scalar(
+                select(Agent).where(Agent.extension == details.extension)
+            )
+        return batch.by_extension[details.extension]
     return None
 
 
@@ -155,25 +220,14 @@ def _responds(details: CallDetails, agent: Agent | None) -> bool:
     return details.direction == "out" or (details.disposition == "answered" and agent is not None)
 
 
-async def _open_ticket(session: AsyncSession, customer: Customer) -> Ticket | None:
+def _open_ticket(batch: CallBatch, customer: Customer) -> Ticket | None:
     """The client's open callback ticket, else their most recently active open ticket on any channel."""
-    return await session.scalar(
-        select(Ticket)
-        .where(Ticket.customer_id == customer.id, Ticket.status.in_(ACTIVE_STATUSES))
-        .order_by(case((Ticket.category == CALLBACK, 0), else_=1), Ticket.updated_at.desc(), Ticket.id.desc())
-        .limit(1)
-        .with_for_update()
-    )
+    tickets = batch.open_tickets[customer]
+    return min(tickets, key=lambda t: (t.category != CALLBACK, -t.updated_at.timestamp(), -t.id), default=None)
 
 
-async def _open_callback(session: AsyncSession, customer: Customer) -> Ticket | None:
-    return await session.scalar(
-        select(Ticket)
-        .where(Ticket.customer_id == customer.id, Ticket.category == CALLBACK, Ticket.status.in_(ACTIVE_STATUSES))
-        .order_by(Ticket.id.desc())
-        .limit(1)
-        .with_for_update()
-    )
+def _open_callback(batch: CallBatch, customer: Customer) -> Ticket | None:
+    return max((t for t in batch.open_tickets[customer] if t.category == CALLBACK), key=lambda t: t.id, default=None)
 
 
 async def _ticket_for(
@@ -186,9 +240,10 @@ async def _ticket_for(
     router: Assigner,
     default_group: str,
     regulations: Regulations | None,
+    batch: CallBatch,
 ) -> tuple[Ticket | None, bool, str]:
     if details.missed:
-        callback = await _open_callback(session, customer)
+        callback = _open_callback(batch, customer)
         if callback is not None:
             if regulations is not None:
                 # Called back already, and missed again: the promise to call back starts over.
@@ -201,8 +256,9 @@ async def _ticket_for(
             due = regulations.callback_due(details.ended_at or details.started_at)
             deadlines.start(session, ticket, CALLBACK, "call_back", due, now)
         await router.assign(session, ticket, now)
+        batch.open_tickets[customer].append(ticket)
         return ticket, True, "missed call: callback"
-    ticket = await _open_ticket(session, customer)
+    ticket = _open_ticket(batch, customer)
     if ticket is not None:
         return ticket, False, f"call with the client while ticket #{ticket.id} is open"
     if not details.notes:
@@ -214,6 +270,7 @@ async def _ticket_for(
         _give(session, ticket, agent, now)
     else:
         await router.assign(session, ticket, now)
+    batch.open_tickets[customer].append(ticket)
     return ticket, True, "notes of a call"
 
 
@@ -222,6 +279,8 @@ async def _new_ticket(
     *, category: str | None, reason: str,
 ) -> Ticket:
     group = await group_for(session, inbound.group, default_group, now)
+    if customer.id is None:
+        await session.flush()  # a card new in this batch gets its id
     ticket = Ticket(
         subject=subject[:300],
         status=TicketStatus.new,
