@@ -12,10 +12,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit, deadlines
@@ -30,6 +30,7 @@ from tickets.models import (
     Customer,
     CustomerIdentity,
     Direction,
+    Group,
     Message,
     Priority,
     Ticket,
@@ -59,11 +60,25 @@ class CallBatch:
     """Active tickets of every customer the batch has met, locked for the transaction."""
     touched: set[Customer] = field(default_factory=set)
     """Cards already marked updated in this transaction: one UPDATE each, not one per call."""
+    groups: dict[str | None, Group] = field(default_factory=dict)
+    """Group of new tickets, by the name the call asked for."""
+    new_calls: dict[str, _NewCall] = field(default_factory=dict)
+    """Calls of this batch, inserted together by `finish_batch` (their card or message may still lack an id)."""
+
+
+@dataclass
+class _NewCall:
+    values: dict[str, object]
+    customer: Customer | None
+    message: Message | None
+    ticket: Ticket | None
 
 
 @dataclass(frozen=True)
 class CallResult:
-    call: Call
+    call_id: str
+    call: Call | None
+    """The stored call; None only inside a batch, until `finish_batch` inserts it."""
     ticket: Ticket | None
     """The ticket the call landed on; None for a withheld number, or an answered call without notes and no open ticket."""
     created: bool
@@ -88,7 +103,9 @@ async def log_call_in(
     known = batch.logged.get(inbound.external_id)
     if known is not None:
         ticket = await session.get(Ticket, known.ticket_id) if known.ticket_id else None
-        return CallResult(known, ticket, created=False, duplicate=True)
+        return CallResult(known.call_id, known, ticket, created=False, duplicate=True)
+    if inbound.external_id in batch.new_calls:  # twice in one batch
+        return CallResult(inbound.external_id, None, batch.new_calls[inbound.external_id].ticket, False, True)
 
     agent = await _agent(session, details, batch)
     customer = await _card(session, inbound, now, batch) if inbound.identities else None
@@ -102,16 +119,14 @@ async def log_call_in(
     message = _message(inbound, details, ticket, customer, agent, reason, now) if ticket is not None else None
     if message is not None:
         session.add(message)
-    call = Call(
+    values: dict[str, object] = dict(
         call_id=inbound.external_id,
         direction=Direction(details.direction),
         disposition=CallDisposition(details.disposition),
         caller=details.caller,
         called=details.called,
         caller_name=inbound.customer_name,
-        customer=customer,
         ticket_id=ticket.id if ticket else None,
-        message=message,
         agent_id=agent.id if agent else None,
         extension=details.extension,
         started_at=details.started_at,
@@ -124,7 +139,7 @@ async def log_call_in(
         source=details.source,
         created_at=now,
     )
-    session.add(call)
+    batch.new_calls[inbound.external_id] = _NewCall(values, customer, message, ticket)
     if ticket is not None:
         ticket.updated_at = now
         if _responds(details, agent):
@@ -133,12 +148,30 @@ async def log_call_in(
                 ticket.first_response_at = at
             met = await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, at)
             audit.record(session, ticket.id, "call_response", now, actor=_actor(agent), reason=_describe(details),
-                         call_id=call.call_id, deadlines_met=met)
+                         call_id=inbound.external_id, deadlines_met=met)
         else:
             audit.record(session, ticket.id, "call_logged", now, actor=_actor(agent), reason=_describe(details),
-                         call_id=call.call_id)
-    batch.logged[call.call_id] = call
-    return CallResult(call, ticket, created=created, duplicate=False)  # inserted at the next flush or the commit
+                         call_id=inbound.external_id)
+    return CallResult(inbound.external_id, None, ticket, created=created, duplicate=False)
+
+
+async def finish_batch(session: AsyncSession, batch: CallBatch, results: list[CallResult]) -> list[CallResult]:
+    """Insert the batch's calls in one statement (after their new cards and messages got ids) and fill them in."""
+    if batch.new_calls:
+        await session.flush()
+        rows = [
+            {**new.values, "customer_id": new.customer.id if new.customer else None,
+             "message_id": new.message.id if new.message else None}
+            for new in batch.new_calls.values()
+        ]
+        table = Call.__table__
+        # Core, not the ORM's bulk insert: without a RETURNING order to keep, it is one multi-row INSERT per page.
+        ids = list(await session.scalars(insert(table).returning(table.c.id), rows))
+        for call in await session.scalars(select(Call).where(Call.id.in_(ids))):
+            batch.logged[call.call_id] = call
+        batch.new_calls.clear()
+    return [result if result.call is not None else replace(result, call=batch.logged[result.call_id])
+            for result in results]
 
 
 async def start_batch(session: AsyncSession, inbounds: Sequence[Inbound]) -> CallBatch:
@@ -251,7 +284,7 @@ async def _ticket_for(
                 await deadlines.restart(session, callback.id, CALLBACK, "call_back", due)
             return callback, False, f"another missed call while callback #{callback.id} is open"
         ticket = await _new_ticket(session, inbound, customer, now, default_group, _callback_subject(inbound, details),
-                                   category=CALLBACK, reason="missed call: call the client back")
+                                   batch, category=CALLBACK, reason="missed call: call the client back")
         if regulations is not None:
             due = regulations.callback_due(details.ended_at or details.started_at)
             deadlines.start(session, ticket, CALLBACK, "call_back", due, now)
@@ -264,7 +297,7 @@ async def _ticket_for(
     if not details.notes:
         return None, False, ""
     subject = subject_from(details.notes)
-    ticket = await _new_ticket(session, inbound, customer, now, default_group, subject,
+    ticket = await _new_ticket(session, inbound, customer, now, default_group, subject, batch,
                                category=None, reason=f"{_describe(details)} with notes")
     if agent is not None:
         _give(session, ticket, agent, now)
@@ -276,9 +309,11 @@ async def _ticket_for(
 
 async def _new_ticket(
     session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime, default_group: str, subject: str,
-    *, category: str | None, reason: str,
+    batch: CallBatch, *, category: str | None, reason: str,
 ) -> Ticket:
-    group = await group_for(session, inbound.group, default_group, now)
+    if inbound.group not in batch.groups:
+        batch.groups[inbound.group] = await group_for(session, inbound.group, default_group, now)
+    group = batch.groups[inbound.group]
     if customer.id is None:
         await session.flush()  # a card new in this batch gets its id
     ticket = Ticket(

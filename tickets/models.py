@@ -348,10 +348,6 @@ class Call(Base):
     """Where the entry came from: `api` or `cdr`."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    # Set on a new call so a batch inserts a new card, its message and the call together at the next flush.
-    customer: Mapped[Customer | None] = relationship(lazy="raise")
-    message: Mapped[Message | None] = relationship(lazy="raise")
-
 
 class DeadlineStatus(StrEnum):
     pending = "pending"

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets import audit, deadlines
-from tickets.calls import CallResult, log_call_in, start_batch
+from tickets.calls import CallResult, finish_batch, log_call_in, start_batch
 from tickets.clock import Clock
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.inbound import Identity, Inbound
@@ -184,10 +184,11 @@ class TicketService:
         async def work(session: AsyncSession) -> list[CallResult]:
             now = self._clock.now()
             batch = await start_batch(session, inbounds)
-            return [
+            results = [
                 await log_call_in(session, inbound, now, self._router, self._default_group, self._regulations, batch)
                 for inbound in inbounds
             ]
+            return await finish_batch(session, batch, results)
 
         return await self._retrying(work)
 

@@ -42,7 +42,7 @@ class StandInLog:
             ticket = Ticket(category="callback") if missed else None
             duplicate = inbound.external_id in self.seen
             self.seen.add(inbound.external_id)
-            results.append(CallResult(call, ticket, created=missed and not duplicate, duplicate=duplicate))
+            results.append(CallResult(call.call_id, call, ticket, created=missed and not duplicate, duplicate=duplicate))
         return results
 
 
