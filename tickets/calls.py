@@ -60,6 +60,8 @@ class CallBatch:
     """Active tickets of every customer the batch has met, locked for the transaction."""
     touched: set[Customer] = field(default_factory=set)
     """Cards already marked updated in this transaction: one UPDATE each, not one per call."""
+    held: list[Ticket] = field(default_factory=list)
+    """Tickets loaded for this batch, held so the session's identity map keeps them."""
     groups: dict[str | None, Group] = field(default_factory=dict)
     """Group of new tickets, by the name the call asked for."""
     new_calls: dict[str, _NewCall] = field(default_factory=dict)
@@ -180,12 +182,19 @@ async def start_batch(session: AsyncSession, inbounds: Sequence[Inbound]) -> Cal
     call_ids = {i.external_id for i in inbounds if i.external_id}
     if call_ids:
         batch.logged = {c.call_id: c for c in await session.scalars(select(Call).where(Call.call_id.in_(call_ids)))}
+    if batch.logged:  # the tickets duplicates answer with, in one query rather than one each
+        batch.held.extend(await session.scalars(
+            select(Ticket).where(Ticket.id.in_({c.ticket_id for c in batch.logged.values() if c.ticket_id}))
+        ))
     wanted = {(i.kind, i.address) for inbound in inbounds for i in inbound.identities}
     if wanted:
         rows = await session.execute(
             select(CustomerIdentity.kind, CustomerIdentity.address, Customer)
             .join(Customer, Customer.id == CustomerIdentity.customer_id)
-            .where(CustomerIdentity.address.in_({address for _, address in wanted}))
+            .where(  # both columns, so the (kind, address) unique index serves it
+                CustomerIdentity.kind.in_({kind for kind, _ in wanted}),
+                CustomerIdentity.address.in_({address for _, address in wanted}),
+            )
         )
         batch.cards = {(kind, address): card for kind, address, card in rows if (kind, address) in wanted}
     by_id = {card.id: card for card in batch.cards.values()}

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tickets import audit, deadlines
 from tickets.calls import CallResult, finish_batch, log_call_in, start_batch
 from tickets.clock import Clock
+from tickets.db import refresh_statistics
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.inbound import Identity, Inbound
 from tickets.ingest import IngestResult, ensure_group, ingest_in
@@ -191,6 +192,11 @@ class TicketService:
             return await finish_batch(session, batch, results)
 
         return await self._retrying(work)
+
+    async def refresh_call_statistics(self) -> None:
+        """After a large import step: keep the planner's picture of the tables calls grow true (PostgreSQL)."""
+        async with self._transaction() as session:
+            await refresh_statistics(session, ["calls", "customers", "customer_identities", "tickets", "messages"])
 
     # --- staff --------------------------------------------------------------------------------
 

@@ -21,10 +21,15 @@ from tickets.errors import StoreUnavailable
 from tickets.inbound import Inbound
 
 BATCH = 500
+REFRESH_AFTER = (2, 10, 40)
+"""Batches after which the store refreshes its table statistics, then every `REFRESH_EVERY` batches."""
+REFRESH_EVERY = 100
 
 
 class CallLog(Protocol):
     async def log_calls(self, inbounds: list[Inbound]) -> list[CallResult]: ...
+
+    async def refresh_call_statistics(self) -> None: ...
 
 
 @dataclass
@@ -112,9 +117,13 @@ async def import_cdr(
                     on_rejection(item)
             return rows
 
+        batches = 0
         while rows := await asyncio.to_thread(next_batch):
             for result in await _log_batch(log, rows, summary, on_rejection):
                 _count(summary, result)
+            batches += 1
+            if batches in REFRESH_AFTER or batches % REFRESH_EVERY == 0:
+                await log.refresh_call_statistics()
             summary.rows += len(rows)
             summary.bytes_read = lines.bytes_read
             on_progress(summary)

@@ -25,6 +25,10 @@ class StandInLog:
         self.refuse = refuse
         self.outage_after = outage_after
         self.seen: set[str] = set()
+        self.refreshed_after: list[int] = []
+
+    async def refresh_call_statistics(self) -> None:
+        self.refreshed_after.append(len(self.batches))
 
     async def log_calls(self, inbounds: list[Inbound]) -> list[CallResult]:
         if self.outage_after is not None and len(self.batches) >= self.outage_after:
@@ -58,6 +62,7 @@ async def test_rows_go_in_batches_and_every_row_is_counted_once() -> None:
     log = StandInLog()
     summary, rejected = await run(log)
     assert [len(b) for b in log.batches] == [3, 3, 2]
+    assert log.refreshed_after == [2]  # the tables' statistics, once they hold some calls
     assert (summary.imported, summary.duplicates, summary.rejected, summary.rows) == (8, 0, 0, 8)
     assert summary.callbacks == 3  # the missed, busy and failed calls with a number
     assert summary.bytes_read == (CORPUS / "master_18.csv").stat().st_size and rejected == []
