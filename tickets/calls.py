@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tickets import audit, deadlines
 from tickets.errors import InvalidInput
 from tickets.inbound import CallDetails, Inbound
-from tickets.ingest import customer_card, group_for, subject_from
+from tickets.ingest import group_for, subject_from
 from tickets.models import (
     ACTIVE_STATUSES,
     Agent,
@@ -211,29 +211,23 @@ async def start_batch(session: AsyncSession, inbounds: Sequence[Inbound]) -> Cal
 
 
 async def _card(session: AsyncSession, inbound: Inbound, now: datetime, batch: CallBatch) -> Customer:
-    """The caller's card from the batch's lookups; a number never seen gets a new card (and joins the lookups)."""
-    identity = inbound.identities[0]
+    """The caller's card from the batch's lookups; a number never seen gets a new card (and joins the lookups).
+
+    A call has one identity, the client's number (`channels.phone.entry.call_inbound`).
+    """
+    (identity,) = inbound.identities
     customer = batch.cards.get((identity.kind, identity.address))
-    if len(inbound.identities) > 1:
-        customer = await customer_card(session, inbound, now)
-        if customer not in batch.open_tickets:
-            await session.flush()
-            batch.open_tickets[customer] = list(await session.scalars(
-                select(Ticket).where(Ticket.customer_id == customer.id, Ticket.status.in_(ACTIVE_STATUSES))
-                .order_by(Ticket.id).with_for_update()
-            ))
-    elif customer is None:  # the batch's lookup found no card for it: a new client, inserted with the batch
+    if customer is None:  # the batch's lookup found no card for it: a new client, inserted with the batch
         customer = Customer(name=inbound.customer_name, created_at=now, updated_at=now)
         session.add(customer)
         session.add(CustomerIdentity(customer=customer, kind=identity.kind, address=identity.address, created_at=now))
+        batch.cards[(identity.kind, identity.address)] = customer
         batch.open_tickets[customer] = []
     elif customer not in batch.touched:
         if not customer.name and inbound.customer_name:
             customer.name = inbound.customer_name
         customer.updated_at = now
     batch.touched.add(customer)
-    for each in inbound.identities:
-        batch.cards[(each.kind, each.address)] = customer
     return customer
 
 

@@ -61,7 +61,7 @@ async def ingest_in(
     if inbound.bounce_of is not None:
         return await _bounce(session, inbound, now)
 
-    customer = await customer_card(session, inbound, now)
+    customer = await _customer_card(session, inbound, now)
     thread = await _thread(session, inbound, customer, now, default_group)
     message = _message(inbound, thread.ticket, thread.reason, now, customer_id=customer.id, direction=Direction.inbound)
     session.add(message)
@@ -122,7 +122,7 @@ async def _bounce(session: AsyncSession, inbound: Inbound, now: datetime) -> Ing
     return IngestResult(ticket, report, created=False, duplicate=False)
 
 
-async def customer_card(session: AsyncSession, inbound: Inbound, now: datetime) -> Customer:
+async def _customer_card(session: AsyncSession, inbound: Inbound, now: datetime) -> Customer:
     """The one card every identity of this sender maps to; new identities join the first card found."""
     known = {
         (row.kind, row.address): row
