@@ -69,6 +69,9 @@ def entry_inbound(entry: CallEntry, *, region: str | None, now: datetime, token_
     agent_id, agent_email, extension = _agent(entry.agent, errors)
     if entry.agent is None:
         agent_id = token_agent_id
+    if extension is None:  # the agent's phone is the party that is an extension: it finds the agent too
+        ours = caller if entry.direction == "out" else called
+        extension = numbers.extension_of(ours) if ours else None
     if errors:
         raise InvalidInput(errors)
     details = CallDetails(

@@ -275,3 +275,19 @@ async def test_an_email_the_client_gave_on_the_phone_joins_their_card_and_cards_
     assert moved["customer"]["id"] == customer_id and "customer_merged" in [e["kind"] for e in moved["events"]]
     bad = await client.post(url, json={"kind": "phone", "address": "12"}, headers=headers)
     assert set((await assert_error(bad, 422, "invalid"))["fields"]) == {"address"}
+
+
+async def test_a_pbx_account_names_the_agent_by_the_extension_on_the_call(
+    client: TestClient[Any, Any], add_agent: Any
+) -> None:
+    anna, _ = await add_agent("Anna", extension="201")
+    _, pbx = await add_agent("PBX", role=Role.admin)
+    out = await log(client, pbx, call_id="pbx-out", caller="201", called=CLIENT, direction="out",
+                    disposition="answered", started_at=at(0), answered_at=at(0.1), ended_at=at(1), notes="Quote sent")
+    assert (out["call"]["agent_id"], out["call"]["extension"]) == (anna.id, "201")
+    taken = await log(client, pbx, call_id="pbx-in", caller="+442079460999", called="201", direction="in",
+                      disposition="answered", started_at=at(2), ended_at=at(3))
+    assert taken["call"]["agent_id"] == anna.id
+    unknown = await log(client, pbx, call_id="pbx-in-2", caller="+442079460999", called="299", direction="in",
+                        disposition="answered", started_at=at(4), ended_at=at(5))
+    assert (unknown["call"]["agent_id"], unknown["call"]["extension"]) == (None, "299")
