@@ -60,12 +60,14 @@ class LeastLoadedRouter:
         return chosen, reason
 
     @staticmethod
-    def _give(session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime, reason: str) -> None:
+    def give(
+        session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime, reason: str, *, actor: str = "router"
+    ) -> None:
         ticket.assignee_id = agent.id
         ticket.status = TicketStatus.open
         ticket.updated_at = now
         agent.last_assigned_at = now
-        audit.record(session, ticket.id, "assigned", now, actor="router", reason=reason, agent_id=agent.id)
+        audit.record(session, ticket.id, "assigned", now, actor=actor, reason=reason, agent_id=agent.id)
 
     async def assign(
         self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()
@@ -76,7 +78,7 @@ class LeastLoadedRouter:
         if chosen is None:
             audit.record(session, ticket.id, "queued", now, actor="router", reason=reason, group_id=ticket.group_id)
             return None
-        self._give(session, ticket, chosen, now, reason)
+        self.give(session, ticket, chosen, now, reason)
         return chosen
 
     async def drain(
@@ -107,7 +109,7 @@ class LeastLoadedRouter:
                 chosen, reason = self._choose(agents, loads)
                 if chosen is None:
                     break
-                self._give(session, ticket, chosen, now, f"from the queue, {reason}")
+                self.give(session, ticket, chosen, now, f"from the queue, {reason}")
                 loads[chosen.id] += 1
                 assigned += 1
         return assigned

@@ -302,8 +302,8 @@ async def _ticket_for(
     subject = subject_from(details.notes)
     ticket = await _new_ticket(session, inbound, customer, now, default_group, subject, batch,
                                category=None, reason=f"{_describe(details)} with notes")
-    if agent is not None:
-        _give(session, ticket, agent, now)
+    if agent is not None:  # the agent who talked to the client keeps the work they noted
+        router.give(session, ticket, agent, now, "took the call", actor="phone")
     else:
         await router.assign(session, ticket, now)
     batch.open_tickets[customer].append(ticket)
@@ -334,14 +334,6 @@ async def _new_ticket(
     await session.flush()
     audit.record(session, ticket.id, "created", now, actor="customer", reason=reason[:500], channel=CHANNEL)
     return ticket
-
-
-def _give(session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime) -> None:
-    """The agent who talked to the client keeps the work they noted, whatever their load."""
-    ticket.assignee_id = agent.id
-    ticket.status = TicketStatus.open
-    agent.last_assigned_at = now
-    audit.record(session, ticket.id, "assigned", now, actor="phone", reason="took the call", agent_id=agent.id)
 
 
 def _message(

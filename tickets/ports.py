@@ -17,6 +17,11 @@ class Assigner(Protocol):
     ) -> Agent | None:
         """Give the ticket to an agent (not one of `exclude`) inside the caller's transaction, or leave it queued."""
 
+    def give(
+        self, session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime, reason: str, *, actor: str = "router"
+    ) -> None:
+        """Give the ticket to this agent, whatever their load, and audit why (an agent who already took the work)."""
+
     async def drain(
         self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = ()
     ) -> int:
