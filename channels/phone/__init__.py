@@ -1,6 +1,6 @@
-"""The phone channel: Asterisk call detail records (``cdr-csv`` ``Master.csv``) become call records.
+"""The phone channel: calls logged by a PBX or an agent, and Asterisk call detail records, become calls.
 
-`channels.phone.cdr.read_cdr` streams a CDR file into frozen `CdrRow` records and per-row
-`CdrRejection`s; turning records into `tickets.inbound.Inbound` comes later. No ORM, no I/O
-beyond `open_cdr`.
+`cdr` streams a ``Master.csv`` into `CdrRow`s and per-row `CdrRejection`s; `entry` turns an API entry
+or a CDR row into one `tickets.inbound.Inbound`; `importer` feeds a file to `TicketService.log_calls`
+in batches; `handlers` serves ``POST /api/v1/calls``. No ORM here.
 """

@@ -29,8 +29,7 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
-from pathlib import Path
-from typing import Literal, TextIO
+from typing import IO, Literal
 
 from channels.phone import numbers
 
@@ -39,7 +38,7 @@ __all__ = [
     "DEFAULT_INBOUND_CONTEXTS",
     "CdrRejection",
     "CdrRow",
-    "open_cdr",
+    "CdrLines",
     "read_cdr",
 ]
 
@@ -126,9 +125,18 @@ class _Reject(Exception):
         self.internal = internal
 
 
-def open_cdr(path: str | Path) -> TextIO:
-    """Open a CDR file the way `read_cdr` needs it: UTF-8, undecodable bytes replaced, ``newline=""``."""
-    return open(path, encoding="utf-8", errors="replace", newline="")
+class CdrLines:
+    """A CDR file's lines the way `read_cdr` needs them (UTF-8, undecodable bytes replaced, line breaks kept as
+    written, as with ``newline=""``), counting the bytes read so a progress bar can show how far along it is."""
+
+    def __init__(self, binary: IO[bytes]) -> None:
+        self._binary = binary
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self._binary:  # split on b"\n" only: a "\r\n" stays, as csv's newline="" expects
+            self.bytes_read += len(raw)
+            yield raw.decode("utf-8", "replace")
 
 
 def read_cdr(
@@ -140,7 +148,7 @@ def read_cdr(
 ) -> Iterator[CdrRow | CdrRejection]:
     """Yield a `CdrRow` or a `CdrRejection` for every row of a ``Master.csv``, lazily.
 
-    `lines` is any iterable of physical lines, e.g. a file from `open_cdr` (``newline=""`` keeps
+    `lines` is any iterable of physical lines, e.g. `CdrLines` over a file opened "rb" (``newline=""`` keeps
     line breaks inside quoted fields intact). `default_region` ("RU", "GB") lets numbers written
     without a country code become E.164. `tz` is the PBX's local time zone (a `zoneinfo.ZoneInfo`
     or fixed offset; the file's naive times are read as wall-clock times in it).

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
-from channels.phone.cdr import CdrRejection, CdrRow, read_cdr
+from channels.phone.cdr import CdrLines, CdrRejection, CdrRow, read_cdr
 from channels.phone.entry import cdr_inbound
 from tickets.calls import CALLBACK, CallResult
 from tickets.errors import StoreUnavailable
@@ -52,19 +52,6 @@ class ImportSummary:
         return self.duplicates + self.internal
 
 
-class _CountingLines:
-    """Text lines of a binary file, counting the bytes read so a progress bar can show how far along it is."""
-
-    def __init__(self, binary: IO[bytes]) -> None:
-        self._binary = binary
-        self.bytes_read = 0
-
-    def __iter__(self) -> Iterator[str]:
-        for raw in self._binary:  # split on b"\n" only: a "\r\n" stays, as csv's newline="" expects
-            self.bytes_read += len(raw)
-            yield raw.decode("utf-8", "replace")
-
-
 def merge_legs(items: Iterable[CdrRow | CdrRejection]) -> Iterator[CdrRow | CdrRejection]:
     """One record per call: adjacent rows with the same uniqueid (a ring group's legs) become the leg that was
     answered, else the first; a call that rang three phones is one call, answered if anyone took it."""
@@ -100,7 +87,7 @@ async def import_cdr(
     summary = ImportSummary()
     binary = await asyncio.to_thread(path.open, "rb")
     try:
-        lines = _CountingLines(binary)
+        lines = CdrLines(binary)
         items = merge_legs(read_cdr(lines, default_region=default_region, tz=tz, inbound_contexts=inbound_contexts))
 
         def next_batch() -> list[CdrRow]:

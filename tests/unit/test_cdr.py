@@ -10,15 +10,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from channels.phone.cdr import CdrRejection, CdrRow, open_cdr, read_cdr
+from channels.phone.cdr import CdrLines, CdrRejection, CdrRow, read_cdr
 
 CORPUS = Path(__file__).parent.parent / "corpus" / "cdr"
 MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 def _read(name: str, **kwargs) -> list[CdrRow | CdrRejection]:
-    with open_cdr(CORPUS / name) as lines:
-        return list(read_cdr(lines, **kwargs))
+    with (CORPUS / name).open("rb") as binary:
+        return list(read_cdr(CdrLines(binary), **kwargs))
 
 
 def _rows(results) -> list[CdrRow]:
