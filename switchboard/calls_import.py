@@ -7,6 +7,7 @@ import asyncio
 import csv
 import sys
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -78,8 +79,8 @@ async def run_import(settings: Settings, service: Any, args: argparse.Namespace)
 
 
 def _add(totals: ImportSummary, summary: ImportSummary) -> None:
-    for name in ("imported", "callbacks", "new_tickets", "on_tickets", "duplicates", "internal", "rejected", "rows"):
-        setattr(totals, name, getattr(totals, name) + getattr(summary, name))
+    for count in fields(ImportSummary):
+        setattr(totals, count.name, getattr(totals, count.name) + getattr(summary, count.name))
 
 
 def _print_summary(totals: ImportSummary, spill: IO[str], several: bool, rejects_path: str | None) -> None:
