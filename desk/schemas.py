@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tickets.service import AgentView, CustomerView, TicketView
+from tickets.service import CustomerView, TicketView
+from tickets.staff import AgentView
 from tickets.models import Agent, Call, CustomerIdentity, Deadline, DeadlineStatus, Event, Message, Ticket
 
 Status = Literal["new", "open", "pending", "resolved", "closed"]
@@ -183,10 +184,13 @@ class AgentOut(BaseModel):
     email: str
     role: Literal["agent", "manager", "admin"]
     presence: PresenceName
-    capacity: int
-    load: int = Field(description="Open and pending tickets assigned, across all channels.")
+    capacity: int = Field(description="Most open tickets at once; the router gives no more.")
+    open_tickets: int = Field(description="Open and pending tickets assigned, across all channels.")
+    load: float = Field(description="Their summed weights (channel x priority): what the router compares.")
     groups: list[str]
+    skills: list[str]
     last_assigned_at: datetime | None
+    last_seen_at: datetime | None = Field(description="Last API request (to the minute); idle agents go offline.")
 
 
 class AgentList(BaseModel):
@@ -341,7 +345,10 @@ def agent_out(view: AgentView) -> AgentOut:
         role=agent.role.value,
         presence=agent.presence.value,
         capacity=agent.capacity,
-        load=view.load,
+        open_tickets=view.load.open,
+        load=view.load.weighted,
         groups=view.groups,
+        skills=view.skills,
         last_assigned_at=agent.last_assigned_at,
+        last_seen_at=agent.last_seen_at,
     )

@@ -1,26 +1,34 @@
-"""Least-loaded routing: the choice and the load change happen while the group's agent rows are locked.
+"""Least-loaded routing: the choice and the load change happen while the agents who could be chosen are locked.
 
-Locking every available agent of the group in id order and choosing in Python serialises choices per
-group: loads stay even under any concurrency (SKIP LOCKED alone left them uneven; see STACK-NOTES).
+Every member of the groups involved is locked in id order, in one statement, before choosing in Python:
+choices are serialised per group, so loads stay even under any concurrency and nobody passes their
+capacity (SKIP LOCKED alone left loads uneven; see STACK-NOTES). One statement, in id order, is what
+keeps two transactions locking overlapping groups from deadlocking.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing import rules
+from routing.weights import Load, LoadWeights
 from tickets import audit
-from tickets.load import open_loads
 from tickets.models import (
     Agent,
     AgentGroup,
+    AgentSkill,
+    Event,
     Presence,
     Priority,
+    Skill,
     Ticket,
     TicketStatus,
+    skill_set,
 )
 
 _PRIORITY_ORDER = case(
@@ -28,88 +36,218 @@ _PRIORITY_ORDER = case(
     value=Ticket.priority,
     else_=4,
 )
+_HANDOVERS = ("assigned", "taken", "transferred")
+"""Events that give a ticket to an agent; only the router's own (`assigned` by the router) is undone on offline."""
+
+
+@dataclass
+class Candidate:
+    """A locked agent as the router sees them while choosing."""
+
+    agent: Agent
+    groups: frozenset[int]
+    skills: frozenset[str]
+    load: Load
+
+    @property
+    def has_room(self) -> bool:
+        return self.agent.presence == Presence.available and self.load.open < self.agent.capacity
+
+    def can_take(self, ticket_skills: frozenset[str]) -> bool:
+        return self.has_room and ticket_skills <= self.skills
 
 
 class LeastLoadedRouter:
-    """Router v1: least-loaded available agent of the ticket's group, below capacity, idle longest on ties."""
+    """Least-loaded available agent of the ticket's group who has its skills and room; idle longest on ties."""
 
-    async def _lock_group(self, session: AsyncSession, group_id: int) -> list[Agent]:
-        result = await session.execute(
-            select(Agent)
-            .join(AgentGroup, AgentGroup.agent_id == Agent.id)
-            .where(AgentGroup.group_id == group_id, Agent.presence == Presence.available)
-            .order_by(Agent.id)
-            .with_for_update(of=Agent)
+    def __init__(self, weights: LoadWeights | None = None, *, return_on_offline: bool = True) -> None:
+        self.weights = weights or LoadWeights()
+        self.return_on_offline = return_on_offline
+
+    # --- locking and looking -----------------------------------------------------------------
+
+    async def lock(
+        self, session: AsyncSession, group_ids: Iterable[int], agent_ids: Iterable[int] = ()
+    ) -> list[Candidate]:
+        """Lock the members of these groups and these agents, in id order, and read their skills and loads."""
+        group_ids, agent_ids = sorted(set(group_ids)), sorted(set(agent_ids))
+        members = select(AgentGroup.agent_id).where(AgentGroup.group_id.in_(group_ids))
+        agents = list(
+            await session.scalars(
+                select(Agent)
+                .where(Agent.id.in_(members) | Agent.id.in_(agent_ids))
+                .order_by(Agent.id)
+                .with_for_update(of=Agent)
+            )
         )
-        return list(result.scalars())
+        ids = [a.id for a in agents]
+        groups: dict[int, set[int]] = {i: set() for i in ids}
+        for agent_id, group_id in await session.execute(
+            select(AgentGroup.agent_id, AgentGroup.group_id).where(AgentGroup.agent_id.in_(ids))
+        ):
+            groups[agent_id].add(group_id)
+        skills: dict[int, set[str]] = {i: set() for i in ids}
+        for agent_id, name in await session.execute(
+            select(AgentSkill.agent_id, Skill.name).join(Skill, Skill.id == AgentSkill.skill_id)
+            .where(AgentSkill.agent_id.in_(ids))
+        ):
+            skills[agent_id].add(name)
+        loads = await self.weights.loads(session, ids)
+        return [Candidate(a, frozenset(groups[a.id]), frozenset(skills[a.id]), loads[a.id]) for a in agents]
+
+    async def loads(self, session: AsyncSession, agent_ids: Collection[int]) -> dict[int, Load]:
+        return await self.weights.loads(session, list(agent_ids))
+
+    async def place(self, session: AsyncSession, ticket: Ticket, language: str | None) -> str | None:
+        """Apply the routing rules to a new ticket; says which matched, for its audit event."""
+        return (await rules.place(session, ticket, language)).describe()
+
+    # --- choosing ----------------------------------------------------------------------------
 
     @staticmethod
-    def _choose(agents: list[Agent], loads: dict[int, int]) -> tuple[Agent | None, str]:
-        eligible = [a for a in agents if loads[a.id] < a.capacity]
+    def choose(
+        candidates: list[Candidate], ticket: Ticket, exclude: Collection[int] = ()
+    ) -> tuple[Candidate | None, str]:
+        needed = skill_set(ticket.skills)
+        members = [c for c in candidates if ticket.group_id in c.groups and c.agent.id not in exclude]
+        available = [c for c in members if c.agent.presence == Presence.available]
+        skilled = [c for c in available if needed <= c.skills]
+        eligible = [c for c in skilled if c.has_room]
         if not eligible:
-            why = "no agent available" if not agents else "every available agent is at capacity"
-            return None, why
+            skills = ", ".join(sorted(needed))
+            if not available:
+                return None, "no agent available"
+            if not skilled:
+                return None, f"no available agent has the skills {skills}"
+            return None, "every available agent " + (f"with the skills {skills} " if needed else "") + "is at capacity"
         ranked = sorted(
             eligible,
-            key=lambda a: (loads[a.id], a.last_assigned_at is not None, a.last_assigned_at or 0, a.id),
+            key=lambda c: (
+                c.load.weighted, c.agent.last_assigned_at is not None, c.agent.last_assigned_at or 0, c.agent.id
+            ),
         )
         chosen = ranked[0]
-        reason = f"least-loaded: {loads[chosen.id]} open"
+        reason = f"least-loaded: {chosen.load.describe()}"
         if len(ranked) > 1:
-            reason += f"; next best {loads[ranked[1].id]}"
+            reason += f"; next best {ranked[1].load.describe()}"
+        else:
+            reason += "; the only agent who could take it"
         return chosen, reason
+
+    def _hand_over(self, session: AsyncSession, ticket: Ticket, chosen: Candidate, now: datetime, reason: str) -> None:
+        weight = self.weights.of(ticket.channel, ticket.priority)
+        chosen.load = Load(chosen.load.open + 1, round(chosen.load.weighted + weight, 6))
+        self.give(session, ticket, chosen.agent, now, reason, open=chosen.load.open,
+                  load=chosen.load.weighted, capacity=chosen.agent.capacity)
 
     @staticmethod
     def give(
-        session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime, reason: str, *, actor: str = "router"
+        session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime, reason: str, *, actor: str = "router",
+        **data: object,
     ) -> None:
         ticket.assignee_id = agent.id
         ticket.status = TicketStatus.open
         ticket.updated_at = now
         agent.last_assigned_at = now
-        audit.record(session, ticket.id, "assigned", now, actor=actor, reason=reason, agent_id=agent.id)
+        audit.record(session, ticket.id, "assigned", now, actor=actor, reason=reason, agent_id=agent.id, **data)
 
     async def assign(
         self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()
     ) -> Agent | None:
-        agents = await self._lock_group(session, ticket.group_id)
-        loads = await open_loads(session, [a.id for a in agents])
-        chosen, reason = self._choose([a for a in agents if a.id not in exclude], loads)
+        candidates = await self.lock(session, [ticket.group_id])
+        chosen, reason = self.choose(candidates, ticket, exclude)
         if chosen is None:
             audit.record(session, ticket.id, "queued", now, actor="router", reason=reason, group_id=ticket.group_id)
             return None
-        self.give(session, ticket, chosen, now, reason)
-        return chosen
+        self._hand_over(session, ticket, chosen, now, reason)
+        return chosen.agent
 
     async def drain(
         self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = ()
     ) -> int:
+        """Give waiting tickets to agents with room: highest priority first, then oldest.
+
+        Tickets that need skills no agent with room has are passed over, not waited for.
+        """
+        group_ids = sorted(set(group_ids))
+        if not group_ids:
+            return 0
+        candidates = await self.lock(session, group_ids)
         assigned = 0
-        for group_id in sorted(set(group_ids)):
-            agents = await self._lock_group(session, group_id)
-            if not agents:
-                continue
-            loads = await open_loads(session, [a.id for a in agents])
-            room = sum(max(a.capacity - loads[a.id], 0) for a in agents)
-            if room == 0:
-                continue
-            waiting = await session.execute(
-                select(Ticket)
-                .where(
+        for group_id in group_ids:
+            members = [c for c in candidates if group_id in c.groups]
+            while True:
+                with_room = [c for c in members if c.has_room]
+                if not with_room:
+                    break
+                waiting = (
                     Ticket.group_id == group_id,
                     Ticket.status == TicketStatus.new,
                     Ticket.assignee_id.is_(None),
                     Ticket.id.not_in(hold),
                 )
-                .order_by(_PRIORITY_ORDER, Ticket.created_at, Ticket.id)
-                .limit(room)
-                .with_for_update(skip_locked=True)
-            )
-            for ticket in waiting.scalars():
-                chosen, reason = self._choose(agents, loads)
-                if chosen is None:
+                kinds = list(await session.scalars(select(Ticket.skills).where(*waiting).distinct()))
+                takeable = [k for k in kinds if any(c.can_take(skill_set(k)) for c in with_room)]
+                if not takeable:
                     break
-                self.give(session, ticket, chosen, now, f"from the queue, {reason}")
-                loads[chosen.id] += 1
-                assigned += 1
+                room = sum(c.agent.capacity - c.load.open for c in with_room)
+                tickets = list(
+                    await session.scalars(
+                        select(Ticket)
+                        .where(*waiting, Ticket.skills.in_(takeable))
+                        .order_by(_PRIORITY_ORDER, Ticket.created_at, Ticket.id)
+                        .limit(room)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                given = 0
+                for ticket in tickets:
+                    chosen, reason = self.choose(members, ticket)
+                    if chosen is not None:
+                        self._hand_over(session, ticket, chosen, now, f"from the queue, {reason}")
+                        given += 1
+                assigned += given
+                if given == 0 or len(tickets) < room:
+                    break
         return assigned
+
+    # --- presence ------------------------------------------------------------------------------
+
+    async def release(self, session: AsyncSession, agent: Agent, now: datetime, reason: str) -> list[Ticket]:
+        """Return the router's assignments this agent has not touched yet to their queues (they went offline).
+
+        Touched means any event of theirs on it, a reply or a first response, or that it came by hand (taken or
+        transferred), not from the router.
+        """
+        if not self.return_on_offline:
+            return []
+        held = list(
+            await session.scalars(
+                select(Ticket)
+                .where(Ticket.assignee_id == agent.id, Ticket.status == TicketStatus.open,
+                       Ticket.first_response_at.is_(None))
+                .order_by(Ticket.id)
+                .with_for_update()
+            )
+        )
+        if not held:
+            return []
+        events = await session.execute(
+            select(Event.ticket_id, Event.kind, Event.actor, Event.actor_id)
+            .where(Event.ticket_id.in_([t.id for t in held]))
+            .order_by(Event.id)
+        )
+        touched: set[int] = set()
+        last_handover: dict[int, tuple[str, str]] = {}
+        for ticket_id, kind, actor, actor_id in events:
+            if actor_id == agent.id:
+                touched.add(ticket_id)
+            if kind in _HANDOVERS:
+                last_handover[ticket_id] = (kind, actor)
+        returned = [t for t in held if t.id not in touched and last_handover.get(t.id) == ("assigned", "router")]
+        for ticket in returned:
+            ticket.assignee_id = None
+            ticket.status = TicketStatus.new
+            ticket.updated_at = now
+            audit.record(session, ticket.id, "returned", now, actor="router", reason=reason, agent_id=agent.id)
+        return returned

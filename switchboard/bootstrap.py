@@ -100,7 +100,7 @@ def build_service(
     """Notifications are always written to the outbox; without `jobs` (CLI, no Redis) the worker's sweeper sends them."""
     return TicketService(
         create_session_factory(engine),
-        LeastLoadedRouter(),
+        LeastLoadedRouter(settings.routing.weights(), return_on_offline=settings.routing.return_on_offline),
         clock,
         settings.default_group,
         notifications=notifications or default_notifications(settings),

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from channels.phone.cdr import DEFAULT_INBOUND_CONTEXTS
+from routing.weights import DEFAULT_CHANNEL_WEIGHTS, DEFAULT_PRIORITY_WEIGHTS, LoadWeights
 from sla.calendar import BusinessCalendar, parse_calendar
 
 
@@ -167,6 +168,53 @@ class PhoneSettings(BaseSettings):
     _split_contexts = field_validator("inbound_contexts", mode="before")(classmethod(lambda cls, v: _comma_list(v)))
 
 
+def _weights(value: object, known: tuple[str, ...] | None = None) -> object:
+    """NAME=WEIGHT pairs, comma-separated (webchat=2,telegram=2); each weight above 0."""
+    if not isinstance(value, str):
+        return value
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, separator, raw = item.partition("=")
+        name = name.strip().lower()
+        try:
+            weight = float(raw)
+        except ValueError:
+            weight = 0.0
+        if not separator or not name or weight <= 0:
+            raise ValueError(f"expected NAME=WEIGHT with a weight above 0, got {item!r}")
+        if known is not None and name not in known:
+            raise ValueError(f"{name!r} is not one of {', '.join(known)}")
+        weights[name] = weight
+    return weights
+
+
+class RoutingSettings(BaseSettings):
+    model_config = _section("ROUTING_")
+
+    channel_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_CHANNEL_WEIGHTS))
+    """What a ticket of each channel adds to its agent's load (webchat=2,telegram=2); channels not named weigh 1."""
+    priority_weights: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_PRIORITY_WEIGHTS)
+    )
+    """Multiplies a ticket's channel weight by its priority (low=1,normal=1,high=1.5,critical=2)."""
+    idle_offline_minutes: float = Field(60, ge=0)
+    """An agent who made no API request for this long goes offline (0: never); agents never signed in stay as set."""
+    return_on_offline: bool = True
+    """An agent going offline hands back the tickets the router gave them that they have not touched."""
+
+    _parse_channel_weights = field_validator("channel_weights", mode="before")(classmethod(lambda cls, v: _weights(v)))
+
+    @field_validator("priority_weights", mode="before")
+    @classmethod
+    def _parse_priority_weights(cls, value: object) -> object:
+        """Priorities not named keep their default weight."""
+        parsed = _weights(value, tuple(DEFAULT_PRIORITY_WEIGHTS))
+        return {**DEFAULT_PRIORITY_WEIGHTS, **parsed} if isinstance(parsed, dict) else parsed
+
+    def weights(self) -> LoadWeights:
+        return LoadWeights(channel=self.channel_weights, priority=self.priority_weights)
+
+
 class SmsSettings(BaseSettings):
     model_config = _section("SMS_")
 
@@ -196,6 +244,7 @@ class Settings(BaseSettings):
     sms: SmsSettings = Field(default_factory=SmsSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     phone: PhoneSettings = Field(default_factory=PhoneSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
 
     @property
     def database_url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from arq import cron
@@ -17,13 +18,21 @@ async def drain_queues(ctx: dict[str, Any]) -> int:
     return await runtime.service.drain_queues()
 
 
+async def sweep_idle_agents(ctx: dict[str, Any]) -> int:
+    """Agents idle past SWITCHBOARD_ROUTING_IDLE_OFFLINE_MINUTES go offline; their untouched tickets re-route."""
+    runtime: Runtime = ctx["runtime"]
+    minutes = runtime.settings.routing.idle_offline_minutes
+    return len(await runtime.service.sweep_idle_agents(timedelta(minutes=minutes))) if minutes > 0 else 0
+
+
 def worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments for `arq.worker.Worker`; a test checks each is a real parameter."""
     settings: dict[str, Any] = {
-        "functions": [drain_queues, deliver_outbox],
+        "functions": [drain_queues, deliver_outbox, sweep_idle_agents],
         "cron_jobs": [
             cron(drain_queues, second=0, unique=True, run_at_startup=True, name="cron:drain_queues"),
             cron(sweep_outbox, second=30, unique=True, run_at_startup=True, name="cron:sweep_outbox"),
+            cron(sweep_idle_agents, second=15, unique=True, name="cron:sweep_idle_agents"),
         ],
         # Its own connection pool: Worker.close() closes the pool it runs on, and the web side keeps using ours.
         "redis_settings": redis_settings(runtime.redis_url),

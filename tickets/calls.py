@@ -286,8 +286,9 @@ async def _ticket_for(
                 due = regulations.callback_due(details.ended_at or details.started_at)
                 await deadlines.restart(session, callback.id, CALLBACK, "call_back", due)
             return callback, False, f"another missed call while callback #{callback.id} is open"
-        ticket = await _new_ticket(session, inbound, customer, now, default_group, _callback_subject(inbound, details),
-                                   batch, category=CALLBACK, reason="missed call: call the client back")
+        ticket = await _new_ticket(session, inbound, customer, now, router, default_group,
+                                   _callback_subject(inbound, details), batch, category=CALLBACK,
+                                   reason="missed call: call the client back")
         if regulations is not None:
             due = regulations.callback_due(details.ended_at or details.started_at)
             deadlines.start(session, ticket, CALLBACK, "call_back", due, now)
@@ -300,7 +301,7 @@ async def _ticket_for(
     if not details.notes:
         return None, False, ""
     subject = subject_from(details.notes)
-    ticket = await _new_ticket(session, inbound, customer, now, default_group, subject, batch,
+    ticket = await _new_ticket(session, inbound, customer, now, router, default_group, subject, batch,
                                category=None, reason=f"{_describe(details)} with notes")
     if agent is not None:  # the agent who talked to the client keeps the work they noted
         router.give(session, ticket, agent, now, "took the call", actor="phone")
@@ -311,8 +312,8 @@ async def _ticket_for(
 
 
 async def _new_ticket(
-    session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime, default_group: str, subject: str,
-    batch: CallBatch, *, category: str | None, reason: str,
+    session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime, router: Assigner, default_group: str,
+    subject: str, batch: CallBatch, *, category: str | None, reason: str,
 ) -> Ticket:
     if inbound.group not in batch.groups:
         batch.groups[inbound.group] = await group_for(session, inbound.group, default_group, now)
@@ -330,8 +331,10 @@ async def _new_ticket(
         created_at=now,
         updated_at=now,
     )
+    placed = await router.place(session, ticket, inbound.language)
     session.add(ticket)
     await session.flush()
+    reason += f"; {placed}" if placed else ""
     audit.record(session, ticket.id, "created", now, actor="customer", reason=reason[:500], channel=CHANNEL)
     return ticket
 

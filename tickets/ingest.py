@@ -62,7 +62,7 @@ async def ingest_in(
         return await _bounce(session, inbound, now)
 
     customer = await _customer_card(session, inbound, now)
-    thread = await _thread(session, inbound, customer, now, default_group)
+    thread = await _thread(session, inbound, customer, now, router, default_group)
     message = _message(inbound, thread.ticket, thread.reason, now, customer_id=customer.id, direction=Direction.inbound)
     session.add(message)
     thread.ticket.updated_at = now
@@ -206,7 +206,7 @@ async def _earlier(
 
 
 async def _thread(
-    session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime, default_group: str
+    session: AsyncSession, inbound: Inbound, customer: Customer, now: datetime, router: Assigner, default_group: str
 ) -> _Thread:
     """Join the ticket this message continues, or open one, saying why.
 
@@ -239,12 +239,15 @@ async def _thread(
         created_at=now,
         updated_at=now,
     )
+    placed = await router.place(session, ticket, inbound.language)
     session.add(ticket)
     await session.flush()
     if earlier is not None:
         reason = f"follow-up to closed ticket #{earlier.id} ({reason})"
     else:
         reason = f"new {inbound.channel} message" + (f"; {reason}" if reason else "")
+    if placed:
+        reason += f"; {placed}"
     audit.record(session, ticket.id, "created", now, actor="customer", reason=reason[:500], channel=inbound.channel)
     return _Thread(ticket, reason[:200], True, True)
 

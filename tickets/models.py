@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,8 +24,8 @@ from sqlalchemy import (
     or_,
     text,
 )
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 # BigInteger primary keys that are still SQLite ROWID aliases (SQLite only autoincrements INTEGER).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -171,6 +172,53 @@ class AgentGroup(Base):
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
+class Skill(Base):
+    """Something a ticket may require of its agent (a language, a product line); admins keep the list."""
+
+    __tablename__ = "skills"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AgentSkill(Base):
+    __tablename__ = "agent_skills"
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class RoutingRule(Base):
+    """Where a new ticket goes: tickets matching every condition set here get its group, skills and priority."""
+
+    __tablename__ = "routing_rules"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    """Rules are checked in this order."""
+    channel: Mapped[str | None] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(8))
+    from_group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    """Matches tickets the channel address placed in this group."""
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    skills: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    """Required skills, as `Ticket.skills` holds them."""
+    priority: Mapped[Priority | None] = mapped_column(_enum(Priority, "rule_priority"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def skill_key(names: Iterable[str]) -> str:
+    """A set of skill names as one comparable string (sorted, comma-joined), so queues can group by it in SQL."""
+    return ",".join(sorted({n.strip().lower() for n in names if n.strip()}))
+
+
+def skill_set(key: str | None) -> frozenset[str]:
+    return frozenset(filter(None, (key or "").split(",")))
+
+
 class Agent(Base):
     __tablename__ = "agents"
 
@@ -185,6 +233,9 @@ class Agent(Base):
     capacity: Mapped[int] = mapped_column(Integer, default=10)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     last_assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """The agent's last API request (kept to the minute); idle agents go offline after a while."""
+    presence_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -204,6 +255,8 @@ class Ticket(Base):
     priority: Mapped[Priority] = mapped_column(_enum(Priority, "ticket_priority"), default=Priority.normal)
     category: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
+    skills: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    """Skills its agent must have, sorted and comma-joined (`skill_key`); empty → anyone in the group."""
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -11,11 +11,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tickets.models import Agent, Message, Ticket
 
 
+class AgentLoad(Protocol):
+    open: int
+    """Open and pending tickets held: what capacity limits."""
+    weighted: float
+    """Their summed weights (channel x priority): what the router compares."""
+
+
 class Assigner(Protocol):
+    """Routing as the ticket services see it; every method works inside the caller's transaction."""
+
+    async def lock(self, session: AsyncSession, group_ids: Iterable[int], agent_ids: Iterable[int] = ()) -> object:
+        """Lock these groups' members and these agents before a change that moves load between them."""
+
+    async def loads(self, session: AsyncSession, agent_ids: Collection[int]) -> Mapping[int, AgentLoad]: ...
+
+    async def place(self, session: AsyncSession, ticket: Ticket, language: str | None) -> str | None:
+        """Set a new ticket's group, skills and priority by the routing rules; says which rules matched."""
+
     async def assign(
         self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()
     ) -> Agent | None:
-        """Give the ticket to an agent (not one of `exclude`) inside the caller's transaction, or leave it queued."""
+        """Give the ticket to an agent (not one of `exclude`), or leave it queued."""
 
     def give(
         self, session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime, reason: str, *, actor: str = "router"
@@ -26,6 +43,9 @@ class Assigner(Protocol):
         self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = ()
     ) -> int:
         """Assign waiting tickets of these groups (except those in `hold`) while agents have room; returns how many."""
+
+    async def release(self, session: AsyncSession, agent: Agent, now: datetime, reason: str) -> Sequence[Ticket]:
+        """Return the agent's untouched assignments to the queue (they went offline); drain re-routes them."""
 
 
 class Notifications(Protocol):

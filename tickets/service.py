@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,12 +19,12 @@ from tickets.clock import Clock
 from tickets.db import refresh_statistics
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.inbound import Identity, Inbound
-from tickets.ingest import IngestResult, ensure_group, ingest_in
-from tickets.load import open_loads
+from tickets.ingest import IngestResult, ingest_in
 from tickets.models import (
     LOAD_STATUSES,
     Agent,
     AgentGroup,
+    AgentSkill,
     Call,
     Customer,
     CustomerIdentity,
@@ -36,13 +34,15 @@ from tickets.models import (
     Event,
     Group,
     Message,
-    Presence,
     Priority,
     Role,
+    Skill,
     Ticket,
     TicketStatus,
+    skill_set,
 )
 from tickets.ports import Assigner, JobQueue, Notifications, Regulations
+from tickets.staff import StaffCommands, skill_names
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,18 +50,6 @@ T = TypeVar("T")
 MAX_BODY = 100_000
 HISTORY_CALLS = 200
 """Calls shown on a customer card, newest first."""
-
-
-def hash_token(token: str) -> str:
-    """API tokens are stored only as SHA-256: they are long random strings, so a fast hash is enough."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class AgentView:
-    agent: Agent
-    load: int
-    groups: list[str]
 
 
 @dataclass(frozen=True)
@@ -104,7 +92,7 @@ class TicketPage:
     next_cursor: int | None
 
 
-class TicketService:
+class TicketService(StaffCommands):
     """Composes the store, the router and the clock; the only way desk/ and channels change tickets."""
 
     def __init__(
@@ -197,109 +185,6 @@ class TicketService:
         """After a large import step: keep the planner's picture of the tables calls grow true (PostgreSQL)."""
         async with self._transaction() as session:
             await refresh_statistics(session, ["calls", "customers", "customer_identities", "tickets", "messages"])
-
-    # --- staff --------------------------------------------------------------------------------
-
-    async def add_group(self, name: str, head_email: str | None = None, *, acknowledge: bool = True) -> Group:
-        name = name.strip()
-        if not name:
-            raise InvalidInput({"name": "a group needs a name"})
-        async with self._transaction() as session:
-            if await session.scalar(select(Group.id).where(Group.name == name)) is not None:
-                raise Conflict(f"group {name!r} exists already")
-            group = Group(name=name, head_email=head_email, acknowledge=acknowledge, created_at=self._clock.now())
-            session.add(group)
-            return group
-
-    async def add_agent(
-        self,
-        name: str,
-        email: str,
-        *,
-        phone: str | None = None,
-        extension: str | None = None,
-        role: Role = Role.agent,
-        groups: list[str] | None = None,
-        capacity: int = 10,
-        presence: Presence = Presence.available,
-    ) -> tuple[Agent, str]:
-        """Create an agent and return the API token, which is shown once and stored only hashed."""
-        errors: dict[str, str] = {}
-        if not name.strip():
-            errors["name"] = "an agent needs a name"
-        if capacity < 1:
-            errors["capacity"] = "must be at least 1"
-        if errors:
-            raise InvalidInput(errors)
-        token = secrets.token_urlsafe(32)
-        now = self._clock.now()
-        async with self._transaction() as session:
-            if await session.scalar(select(Agent.id).where(Agent.email == email)) is not None:
-                raise Conflict(f"an agent with email {email} exists already")
-            if extension and await session.scalar(select(Agent.id).where(Agent.extension == extension)) is not None:
-                raise Conflict(f"extension {extension} belongs to another agent already")
-            member_of: list[Group] = []
-            for group_name in groups or [self._default_group]:
-                if group_name == self._default_group:
-                    member_of.append(await ensure_group(session, group_name, now))
-                    continue
-                group = await session.scalar(select(Group).where(Group.name == group_name))
-                if group is None:
-                    raise InvalidInput({"group": f"no group named {group_name!r}; add it with `switchboard group add`"})
-                member_of.append(group)
-            agent = Agent(
-                name=name.strip(),
-                email=email,
-                phone=phone,
-                extension=extension,
-                role=role,
-                presence=presence,
-                capacity=capacity,
-                token_hash=hash_token(token),
-                created_at=now,
-            )
-            session.add(agent)
-            await session.flush()
-            for group in member_of:
-                session.add(AgentGroup(agent_id=agent.id, group_id=group.id))
-            await session.flush()
-            await self._router.drain(session, [g.id for g in member_of], now)
-        return agent, token
-
-    async def authenticate(self, token: str) -> Agent | None:
-        async with self._transaction() as session:
-            return await session.scalar(select(Agent).where(Agent.token_hash == hash_token(token)))
-
-    async def list_agents(self) -> list[AgentView]:
-        async with self._transaction() as session:
-            agents = list(await session.scalars(select(Agent).order_by(Agent.id)))
-            loads = await open_loads(session, [a.id for a in agents])
-            memberships: dict[int, list[str]] = {}
-            rows = await session.execute(
-                select(AgentGroup.agent_id, Group.name).join(Group, Group.id == AgentGroup.group_id).order_by(Group.name)
-            )
-            for agent_id, group_name in rows:
-                memberships.setdefault(agent_id, []).append(group_name)
-            return [AgentView(a, loads[a.id], memberships.get(a.id, [])) for a in agents]
-
-    async def set_presence(self, agent_id: int, presence: Presence) -> AgentView:
-        """An agent becoming available takes waiting tickets from their groups' queues at once."""
-        now = self._clock.now()
-        async with self._transaction() as session:
-            agent = await session.get_one(Agent, agent_id, with_for_update=True)
-            agent.presence = presence
-            group_ids = await _group_ids(session, agent.id)
-            if presence == Presence.available:
-                await self._router.drain(session, group_ids, now)
-            loads = await open_loads(session, [agent.id])
-            names = list(await session.scalars(select(Group.name).where(Group.id.in_(group_ids)).order_by(Group.name)))
-            return AgentView(agent, loads[agent.id], names)
-
-    async def drain_queues(self) -> int:
-        """Safety net run by the worker: assign anything waiting while some agent has room."""
-        async with self._transaction() as session:
-            group_ids = list(await session.scalars(select(Group.id)))
-            return await self._router.drain(session, group_ids, self._clock.now())
 
     # --- agent queries -----------------------------------------------------------------------
 
@@ -459,16 +344,43 @@ class TicketService:
         return message
 
     async def update_ticket(self, viewer: Agent, number: int, changes: dict[str, Any]) -> TicketView:
-        """Apply status/priority/category/assignee changes; each change is audited, freed capacity re-routes."""
+        """Apply status/priority/category/skills/group/assignee changes; each is audited, freed capacity re-routes.
+
+        A ticket moved to another group, returned to the queue or given other skills while waiting is routed
+        again at once; the agent who returned it is not handed it straight back.
+        """
         now = self._clock.now()
         async with self._transaction() as session:
             ticket = await self._visible_ticket(session, viewer, number, lock=True)
+            old_group = ticket.group_id
+            target_group = await self._target_group(session, viewer, ticket, changes)
+            if target_group is not None and "assignee" not in changes and ticket.assignee_id is not None:
+                changes = {**changes, "assignee": None}  # a ticket sent to another group joins its queue
+            target_id = changes.get("assignee")
+            # Everyone whose load or queue this may move is locked first, in the router's order.
+            await self._router.lock(
+                session, {old_group, *([target_group.id] if target_group else [])},
+                [a for a in (ticket.assignee_id, target_id) if a is not None],
+            )
             frees_capacity = False
+            reroute = False
             returned_by: int | None = None
+            if target_group is not None:
+                audit.record(session, ticket.id, "group_changed", now, actor=viewer,
+                             old=old_group, new=target_group.id, reason=f"moved to {target_group.name}")
+                ticket.group_id = target_group.id
+                reroute = True
+            if "skills" in changes:
+                key = await skill_names(session, changes["skills"] or [])
+                if key != ticket.skills:
+                    audit.record(session, ticket.id, "skills_changed", now, actor=viewer, old=ticket.skills, new=key)
+                    ticket.skills = key
+                    reroute = True
             if "assignee" in changes:
-                if changes["assignee"] is None:
+                if target_id is None:
                     returned_by = ticket.assignee_id
-                frees_capacity |= await self._reassign(session, viewer, ticket, changes["assignee"], now)
+                    reroute = True
+                frees_capacity |= await self._reassign(session, viewer, ticket, target_id, now)
             resolved_now = False
             if "status" in changes:
                 was_resolved = ticket.status == TicketStatus.resolved
@@ -489,18 +401,31 @@ class TicketService:
                 ticket.category = changes["category"]
             ticket.updated_at = now
             hold: list[int] = []
-            if returned_by is not None and ticket.status == TicketStatus.new:
-                # Returned to the queue: route it to someone else now; it is not handed straight back.
-                await self._router.assign(session, ticket, now, exclude=[returned_by])
+            if reroute and ticket.status == TicketStatus.new and ticket.assignee_id is None:
+                await self._router.assign(session, ticket, now, exclude=[returned_by] if returned_by else [])
                 hold.append(ticket.id)
-            if frees_capacity:
-                await self._router.drain(session, [ticket.group_id], now, hold=hold)
+            if frees_capacity or ticket.group_id != old_group:
+                await self._router.drain(session, {old_group, ticket.group_id}, now, hold=hold)
             outbox: list[int] = []
             if resolved_now and self._notifications is not None:
                 outbox = await self._notifications.ticket_resolved(session, ticket, now)
             view = await _ticket_view(session, ticket, now)
         await self._after_commit(outbox)
         return view
+
+    async def _target_group(
+        self, session: AsyncSession, viewer: Agent, ticket: Ticket, changes: dict[str, Any]
+    ) -> Group | None:
+        """The group a manager moves the ticket to, or None when it stays."""
+        name = changes.get("group")
+        if name is None:
+            return None
+        if not _sees_everything(viewer):
+            raise Forbidden("only a manager may move a ticket to another group")
+        group = await session.scalar(select(Group).where(Group.name == name))
+        if group is None:
+            raise InvalidInput({"group": f"no group named {name!r}"})
+        return None if group.id == ticket.group_id else group
 
     def _set_status(
         self, session: AsyncSession, viewer: Agent, ticket: Ticket, status: TicketStatus, now: datetime
@@ -540,13 +465,20 @@ class TicketService:
             return True
         if not manager and target_id != viewer.id:
             raise Forbidden("only a manager may assign a ticket to someone else")
-        target = await session.get(Agent, target_id, with_for_update=True)
+        target = await session.get(Agent, target_id)
         if target is None:
             raise InvalidInput({"assignee": f"no agent {target_id}"})
         if not manager:
-            load = (await open_loads(session, [target.id]))[target.id]
-            if load >= target.capacity:
-                raise Conflict(f"you are at capacity ({load} of {target.capacity} open tickets)")
+            # Managers may overrule capacity and skills; an agent taking work may not.
+            load = (await self._router.loads(session, [target.id]))[target.id]
+            if load.open >= target.capacity:
+                raise Conflict(f"you are at capacity ({load.open} of {target.capacity} open tickets)")
+            missing = skill_set(ticket.skills) - set(
+                await session.scalars(select(Skill.name).join(AgentSkill, AgentSkill.skill_id == Skill.id)
+                                      .where(AgentSkill.agent_id == target.id))
+            )
+            if missing:
+                raise Conflict(f"ticket #{ticket.id} needs the skills {', '.join(sorted(missing))}, which you lack")
         previous = ticket.assignee_id
         ticket.assignee_id = target.id
         if ticket.status == TicketStatus.new:

@@ -422,7 +422,8 @@ async def test_agents_with_load_and_presence(client: TestClient[Any, Any], add_a
     assert set(listed) == {alice.id, bob.id}
     assert listed[alice.id] | {"last_assigned_at": None} == {
         "id": alice.id, "name": "Alice", "email": alice.email, "role": "agent", "presence": "available",
-        "capacity": 4, "load": 2, "groups": ["Sales", "Support"], "last_assigned_at": None,
+        "capacity": 4, "open_tickets": 2, "load": 2, "groups": ["Sales", "Support"], "skills": [],
+        "last_assigned_at": None, "last_seen_at": None,
     }
     assert listed[alice.id]["last_assigned_at"] is not None
     assert (listed[bob.id]["presence"], listed[bob.id]["load"], listed[bob.id]["role"]) == ("away", 0, "manager")
@@ -430,7 +431,11 @@ async def test_agents_with_load_and_presence(client: TestClient[Any, Any], add_a
     response = await client.patch("/api/v1/agents/me", json={"presence": "offline"}, headers=alice_headers)
     assert response.status == 200
     me = await response.json()
-    assert (me["id"], me["presence"], me["load"], me["groups"]) == (alice.id, "offline", 2, ["Sales", "Support"])
+    # Going offline hands back what the router gave her and she never touched; with Bob away, it waits.
+    assert (me["id"], me["presence"], me["load"], me["groups"]) == (alice.id, "offline", 0, ["Sales", "Support"])
+    assert me["last_seen_at"] is not None
+    queue = await client.get("/api/v1/tickets?assignee=none&status=new", headers=bob_headers)
+    assert len((await queue.json())["items"]) == 2
     assert (await agents_by_id(client, bob_headers))[alice.id]["presence"] == "offline"
 
     for payload, field in [({"presence": "busy"}, "presence"), ({}, "presence"), ({"presence": "away", "capacity": 99}, "capacity")]:

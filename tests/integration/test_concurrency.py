@@ -56,4 +56,4 @@ async def test_200_concurrent_posts_over_5_agents_from_two_processes(
     holder = {t.id: t.assignee_id for t in tickets}
     assert all(e.data["agent_id"] == holder[e.ticket_id] for e in assigned_events)
     views = await runtime.service.list_agents()
-    assert {v.agent.id: v.load for v in views} == dict(loads)
+    assert {v.agent.id: v.load.open for v in views} == dict(loads)

@@ -21,6 +21,6 @@ def test_every_worker_setting_is_a_worker_parameter() -> None:
     parameters = set(inspect.signature(Worker.__init__).parameters) - {"self"}
     configured = worker_settings(runtime)
     assert set(configured) <= parameters, set(configured) - parameters
-    assert {f.__name__ for f in configured["functions"]} == {"drain_queues", "deliver_outbox"}
-    assert {c.name for c in configured["cron_jobs"]} == {"cron:drain_queues", "cron:sweep_outbox"}
+    assert {f.__name__ for f in configured["functions"]} == {"drain_queues", "deliver_outbox", "sweep_idle_agents"}
+    assert {c.name for c in configured["cron_jobs"]} == {"cron:drain_queues", "cron:sweep_outbox", "cron:sweep_idle_agents"}
     assert configured["handle_signals"] is False

@@ -1,0 +1,379 @@
+"""Staff and routing configuration: agents, presence, groups, skills and routing rules.
+
+A mixin of `TicketService` (one object for desk/ and the CLI to call), kept apart so each file stays readable.
+Every change that can free room (an agent becoming available, a higher capacity, a new skill or group)
+drains the queues it touches in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets.clock import Clock
+from tickets.errors import Conflict, InvalidInput, NotFound
+from tickets.ingest import ensure_group
+from tickets.models import (
+    Agent,
+    AgentGroup,
+    AgentSkill,
+    Group,
+    Presence,
+    Priority,
+    Role,
+    RoutingRule,
+    Skill,
+    Ticket,
+    TicketStatus,
+    skill_key,
+    skill_set,
+)
+from tickets.ports import AgentLoad, Assigner
+
+SEEN_EVERY = timedelta(minutes=1)
+"""How stale `last_seen_at` may get before a request writes it again (one write a minute, not one a request)."""
+SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
+
+
+def hash_token(token: str) -> str:
+    """API tokens are stored only as SHA-256: they are long random strings, so a fast hash is enough."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AgentView:
+    agent: Agent
+    load: AgentLoad
+    groups: list[str]
+    skills: list[str]
+
+
+@dataclass(frozen=True)
+class GroupView:
+    group: Group
+    agents: int
+    waiting: int
+    """Tickets in its queue (new, nobody assigned)."""
+
+
+@dataclass(frozen=True)
+class SkillView:
+    skill: Skill
+    agents: int
+
+
+@dataclass(frozen=True)
+class RuleView:
+    rule: RoutingRule
+    from_group: str | None
+    group: str | None
+
+
+@dataclass(frozen=True)
+class AgentChanges:
+    """What an admin changes about an agent; None leaves a field as it is. Lists replace the old ones."""
+
+    presence: Presence | None = None
+    capacity: int | None = None
+    skills: list[str] | None = None
+    groups: list[str] | None = None
+
+
+class StaffCommands:
+    """Provided by `TicketService`: the router, the clock, the default group and one transaction per command."""
+
+    _router: Assigner
+    _clock: Clock
+    _default_group: str
+    if TYPE_CHECKING:
+        def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+    # --- agents ------------------------------------------------------------------------------
+
+    async def add_agent(
+        self,
+        name: str,
+        email: str,
+        *,
+        phone: str | None = None,
+        extension: str | None = None,
+        role: Role = Role.agent,
+        groups: list[str] | None = None,
+        skills: list[str] | None = None,
+        capacity: int = 10,
+        presence: Presence = Presence.available,
+    ) -> tuple[Agent, str]:
+        """Create an agent and return the API token, which is shown once and stored only hashed."""
+        errors: dict[str, str] = {}
+        if not name.strip():
+            errors["name"] = "an agent needs a name"
+        if capacity < 1:
+            errors["capacity"] = "must be at least 1"
+        if errors:
+            raise InvalidInput(errors)
+        token = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        async with self._transaction() as session:
+            if await session.scalar(select(Agent.id).where(Agent.email == email)) is not None:
+                raise Conflict(f"an agent with email {email} exists already")
+            if extension and await session.scalar(select(Agent.id).where(Agent.extension == extension)) is not None:
+                raise Conflict(f"extension {extension} belongs to another agent already")
+            member_of = await self._groups_named(session, groups or [self._default_group], now)
+            known_skills = await _skills_named(session, skills or [])
+            agent = Agent(
+                name=name.strip(), email=email, phone=phone, extension=extension, role=role, presence=presence,
+                presence_since=now, capacity=capacity, token_hash=hash_token(token), created_at=now,
+            )
+            session.add(agent)
+            await session.flush()
+            session.add_all(AgentGroup(agent_id=agent.id, group_id=g.id) for g in member_of)
+            session.add_all(AgentSkill(agent_id=agent.id, skill_id=s.id) for s in known_skills)
+            await session.flush()
+            await self._router.drain(session, [g.id for g in member_of], now)
+        return agent, token
+
+    async def authenticate(self, token: str) -> Agent | None:
+        """The agent behind a token; their request counts as being seen (what keeps them from going idle)."""
+        now = self._clock.now()
+        async with self._transaction() as session:
+            agent = await session.scalar(select(Agent).where(Agent.token_hash == hash_token(token)))
+            if agent is not None and (agent.last_seen_at is None or now - agent.last_seen_at >= SEEN_EVERY):
+                agent.last_seen_at = now
+            return agent
+
+    async def find_agent(self, reference: str) -> Agent:
+        """An agent by id or email (the CLI's way to name one)."""
+        async with self._transaction() as session:
+            query = select(Agent).where(Agent.id == int(reference)) if reference.isdigit() else \
+                select(Agent).where(func.lower(Agent.email) == reference.strip().lower())
+            agent = await session.scalar(query)
+            if agent is None:
+                raise NotFound(f"no agent {reference}")
+            return agent
+
+    async def list_agents(self) -> list[AgentView]:
+        async with self._transaction() as session:
+            agents = list(await session.scalars(select(Agent).order_by(Agent.id)))
+            return await self._agent_views(session, agents)
+
+    async def _agent_views(self, session: AsyncSession, agents: Sequence[Agent]) -> list[AgentView]:
+        ids = [a.id for a in agents]
+        loads = await self._router.loads(session, ids)
+        groups: dict[int, list[str]] = {}
+        for agent_id, name in await session.execute(
+            select(AgentGroup.agent_id, Group.name).join(Group, Group.id == AgentGroup.group_id)
+            .where(AgentGroup.agent_id.in_(ids)).order_by(Group.name)
+        ):
+            groups.setdefault(agent_id, []).append(name)
+        skills: dict[int, list[str]] = {}
+        for agent_id, name in await session.execute(
+            select(AgentSkill.agent_id, Skill.name).join(Skill, Skill.id == AgentSkill.skill_id)
+            .where(AgentSkill.agent_id.in_(ids)).order_by(Skill.name)
+        ):
+            skills.setdefault(agent_id, []).append(name)
+        return [AgentView(a, loads[a.id], groups.get(a.id, []), skills.get(a.id, [])) for a in agents]
+
+    async def set_presence(self, agent_id: int, presence: Presence, *, reason: str | None = None) -> AgentView:
+        """Available takes waiting tickets at once; offline hands back the router's untouched assignments."""
+        return await self.update_agent(agent_id, AgentChanges(presence=presence), reason=reason)
+
+    async def update_agent(self, agent_id: int, changes: AgentChanges, *, reason: str | None = None) -> AgentView:
+        """Change presence, capacity, skills or groups; room this frees is filled from the queues at once."""
+        if changes.capacity is not None and changes.capacity < 1:
+            raise InvalidInput({"capacity": "must be at least 1"})
+        now = self._clock.now()
+        async with self._transaction() as session:
+            old_groups = await _group_ids(session, agent_id)
+            new_groups = await self._groups_named(session, changes.groups, now) if changes.groups is not None else None
+            touched = {*old_groups, *(g.id for g in new_groups or [])}
+            await self._router.lock(session, touched, [agent_id])
+            agent = await session.get(Agent, agent_id)
+            if agent is None:
+                raise NotFound(f"no agent {agent_id}")
+            if changes.capacity is not None:
+                agent.capacity = changes.capacity
+            if changes.skills is not None:
+                await session.execute(delete(AgentSkill).where(AgentSkill.agent_id == agent_id))
+                session.add_all(AgentSkill(agent_id=agent_id, skill_id=s.id)
+                                for s in await _skills_named(session, changes.skills))
+            if new_groups is not None:
+                if not new_groups:
+                    raise InvalidInput({"groups": "an agent works in at least one group"})
+                await session.execute(delete(AgentGroup).where(AgentGroup.agent_id == agent_id))
+                session.add_all(AgentGroup(agent_id=agent_id, group_id=g.id) for g in new_groups)
+            returned: list[int] = []
+            if changes.presence is not None and changes.presence != agent.presence:
+                agent.presence = changes.presence
+                agent.presence_since = now
+                if changes.presence == Presence.offline:
+                    why = f"{agent.name} went offline" + (f" ({reason})" if reason else "")
+                    returned = [t.group_id for t in await self._router.release(session, agent, now, why)]
+            await session.flush()
+            await self._router.drain(session, {*touched, *returned}, now)
+            return (await self._agent_views(session, [agent]))[0]
+
+    async def sweep_idle_agents(self, idle: timedelta) -> list[int]:
+        """Agents who made no request for `idle` go offline (agents who never signed in are left alone)."""
+        cutoff = self._clock.now() - idle
+        async with self._transaction() as session:
+            ids = list(
+                await session.scalars(
+                    select(Agent.id).where(Agent.presence != Presence.offline, Agent.last_seen_at < cutoff)
+                )
+            )
+        minutes = f"{idle.total_seconds() / 60:g}"
+        for agent_id in ids:
+            await self.set_presence(agent_id, Presence.offline, reason=f"idle for {minutes} minutes")
+        return ids
+
+    async def drain_queues(self) -> int:
+        """Safety net run by the worker: assign anything waiting while some agent has room."""
+        async with self._transaction() as session:
+            group_ids = list(await session.scalars(select(Group.id)))
+            return await self._router.drain(session, group_ids, self._clock.now())
+
+    # --- groups --------------------------------------------------------------------------------
+
+    async def add_group(self, name: str, head_email: str | None = None, *, acknowledge: bool = True) -> Group:
+        name = name.strip()
+        if not name:
+            raise InvalidInput({"name": "a group needs a name"})
+        async with self._transaction() as session:
+            if await session.scalar(select(Group.id).where(Group.name == name)) is not None:
+                raise Conflict(f"group {name!r} exists already")
+            group = Group(name=name, head_email=head_email, acknowledge=acknowledge, created_at=self._clock.now())
+            session.add(group)
+            return group
+
+    async def list_groups(self) -> list[GroupView]:
+        async with self._transaction() as session:
+            groups = list(await session.scalars(select(Group).order_by(Group.name)))
+            agents = dict(
+                (await session.execute(select(AgentGroup.group_id, func.count()).group_by(AgentGroup.group_id))).tuples()
+            )
+            waiting = dict(
+                (await session.execute(
+                    select(Ticket.group_id, func.count())
+                    .where(Ticket.status == TicketStatus.new, Ticket.assignee_id.is_(None))
+                    .group_by(Ticket.group_id)
+                )).tuples()
+            )
+            return [GroupView(g, agents.get(g.id, 0), waiting.get(g.id, 0)) for g in groups]
+
+    async def _groups_named(self, session: AsyncSession, names: Sequence[str], now: datetime) -> list[Group]:
+        found: list[Group] = []
+        for name in dict.fromkeys(n.strip() for n in names):
+            if name == self._default_group:
+                found.append(await ensure_group(session, name, now))
+                continue
+            group = await session.scalar(select(Group).where(Group.name == name))
+            if group is None:
+                raise InvalidInput({"groups": f"no group named {name!r}; add it with `switchboard group add`"})
+            found.append(group)
+        return found
+
+    # --- skills --------------------------------------------------------------------------------
+
+    async def add_skill(self, name: str, description: str | None = None) -> Skill:
+        name = name.strip().lower()
+        if not SKILL_NAME.match(name):
+            raise InvalidInput({"name": "a skill is a short name: letters, digits and _ . + - (ru, billing, product-x)"})
+        async with self._transaction() as session:
+            if await session.scalar(select(Skill.id).where(Skill.name == name)) is not None:
+                raise Conflict(f"skill {name!r} exists already")
+            skill = Skill(name=name, description=description, created_at=self._clock.now())
+            session.add(skill)
+            return skill
+
+    async def list_skills(self) -> list[SkillView]:
+        async with self._transaction() as session:
+            counts = dict(
+                (await session.execute(select(AgentSkill.skill_id, func.count()).group_by(AgentSkill.skill_id))).tuples()
+            )
+            return [SkillView(s, counts.get(s.id, 0))
+                    for s in await session.scalars(select(Skill).order_by(Skill.name))]
+
+    # --- routing rules ---------------------------------------------------------------------------
+
+    async def add_rule(
+        self,
+        *,
+        channel: str | None = None,
+        category: str | None = None,
+        language: str | None = None,
+        from_group: str | None = None,
+        group: str | None = None,
+        skills: Sequence[str] = (),
+        priority: Priority | None = None,
+        position: int | None = None,
+    ) -> RuleView:
+        """A rule needs at least one condition and one effect; rules run in `position` order (default: last)."""
+        conditions = {"channel": channel, "category": category, "language": language, "from_group": from_group}
+        if not any(conditions.values()):
+            raise InvalidInput({"rule": "give at least one condition: channel, category, language or from_group"})
+        if group is None and not skills and priority is None:
+            raise InvalidInput({"rule": "give at least one effect: group, skills or priority"})
+        now = self._clock.now()
+        async with self._transaction() as session:
+            target = (await self._groups_named(session, [group], now))[0] if group else None
+            source = (await self._groups_named(session, [from_group], now))[0] if from_group else None
+            needed = await _skills_named(session, skills)
+            if position is None:
+                position = (await session.scalar(select(func.max(RoutingRule.position))) or 0) + 10
+            rule = RoutingRule(
+                position=position,
+                channel=channel.strip().lower() if channel else None,
+                category=category.strip().lower() if category else None,
+                language=language.strip().lower() if language else None,
+                from_group_id=source.id if source else None,
+                group_id=target.id if target else None,
+                skills=skill_key(s.name for s in needed),
+                priority=priority,
+                created_at=now,
+            )
+            session.add(rule)
+            await session.flush()
+            return RuleView(rule, source.name if source else None, target.name if target else None)
+
+    async def list_rules(self) -> list[RuleView]:
+        async with self._transaction() as session:
+            names = dict((await session.execute(select(Group.id, Group.name))).tuples())
+            rules = await session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id))
+            return [RuleView(r, names.get(r.from_group_id or 0), names.get(r.group_id or 0)) for r in rules]
+
+    async def remove_rule(self, rule_id: int) -> None:
+        async with self._transaction() as session:
+            result: Any = await session.execute(delete(RoutingRule).where(RoutingRule.id == rule_id))
+            if not result.rowcount:
+                raise NotFound(f"no routing rule {rule_id}")
+
+
+async def _skills_named(session: AsyncSession, names: Sequence[str]) -> list[Skill]:
+    wanted = sorted(skill_set(skill_key(names)))
+    if not wanted:
+        return []
+    found = {s.name: s for s in await session.scalars(select(Skill).where(Skill.name.in_(wanted)))}
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise InvalidInput({"skills": f"no skill named {', '.join(map(repr, missing))}; "
+                                      "add it with `switchboard skill add`"})
+    return [found[n] for n in wanted]
+
+
+async def _group_ids(session: AsyncSession, agent_id: int) -> list[int]:
+    return list(await session.scalars(select(AgentGroup.group_id).where(AgentGroup.agent_id == agent_id)))
+
+
+async def skill_names(session: AsyncSession, names: Sequence[str]) -> str:
+    """Validate skill names against the catalogue and return them as `Ticket.skills` holds them."""
+    return skill_key(s.name for s in await _skills_named(session, names))
+
