@@ -227,7 +227,9 @@ class LeastLoadedRouter:
                 .where(Ticket.assignee_id == agent.id, Ticket.status == TicketStatus.open,
                        Ticket.first_response_at.is_(None))
                 .order_by(Ticket.id)
-                .with_for_update()
+                # A ticket someone is changing right now is being worked; waiting for it here, with the
+                # agents locked, could deadlock against that change (ticket first, then agents).
+                .with_for_update(skip_locked=True)
             )
         )
         if not held:

@@ -135,15 +135,17 @@ class TicketService(StaffCommands):
             raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
 
     async def _retrying(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 3) -> T:
-        """Run a transaction again when a concurrent writer won a unique-key race; the retry sees its row."""
+        """Run a transaction again when a concurrent writer won a unique-key race (the retry sees its row) or
+        PostgreSQL broke a deadlock by aborting this one (lock orders are kept, but a retry is the safety net)."""
         for attempt in range(1, attempts + 1):
             try:
                 async with self._transaction() as session:
                     return await work(session)
-            except IntegrityError:
-                if attempt == attempts:
+            except (IntegrityError, DBAPIError) as exc:
+                if attempt == attempts or not (isinstance(exc, IntegrityError) or _lost_a_race(exc)):
                     raise
-                log.info("unique-key race, retrying (attempt %d)", attempt)
+                log.info("%s, retrying (attempt %d)", "unique-key race" if isinstance(exc, IntegrityError)
+                         else "deadlock or serialisation failure", attempt)
         raise AssertionError("unreachable")
 
     # --- channels ---------------------------------------------------------------------------
@@ -508,6 +510,11 @@ def _chat_tickets(channel: str, sender_prefix: str) -> Select[tuple[int]]:
 
 def _sees_everything(agent: Agent) -> bool:
     return agent.role in (Role.manager, Role.admin)
+
+
+def _lost_a_race(exc: DBAPIError) -> bool:
+    """PostgreSQL's deadlock_detected (40P01) or serialization_failure (40001): running it again is safe."""
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 def _is_connection_problem(exc: DBAPIError) -> bool:
