@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from channels.phone.numbers import extension_of
 from desk import schemas
 from desk.endpoints import Endpoint, Param
 from desk.http import authenticate, json_ok, parse_json, runtime
-from tickets.errors import InvalidInput
+from tickets.errors import Forbidden, InvalidInput
 from tickets.identities import InvalidAddress, email_identity, phone_identity
-from tickets.models import Presence, TicketStatus
+from tickets.models import Presence, Priority, Role, TicketStatus
+from tickets.staff import AgentChanges, GroupView
 
 MAX_PAGE = 200
+ADMINS = (Role.admin,)
+MANAGERS = (Role.manager, Role.admin)
+MANAGER_MAY_SET = frozenset({"presence"})
+"""What a manager may change about another agent (e.g. mark someone offline who left); the rest is an admin's."""
 
 
 def _int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
@@ -35,6 +41,12 @@ def _flag(request: web.Request, name: str) -> bool:
     if raw in ("1", "true", "yes"):
         return True
     raise InvalidInput({name: "must be true or false"})
+
+
+def _refuse_nulls(changes: dict[str, object], names: tuple[str, ...]) -> None:
+    nulls = {name: "must not be null" for name in names if name in changes and changes[name] is None}
+    if nulls:
+        raise InvalidInput(nulls)
 
 
 def _number(request: web.Request, name: str = "number") -> int:
@@ -89,9 +101,7 @@ async def update_ticket(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     payload = await parse_json(request, schemas.TicketPatch)
     changes = payload.model_dump(include=payload.model_fields_set)
-    for name in ("status", "priority"):
-        if name in changes and changes[name] is None:
-            raise InvalidInput({name: "must not be null"})
+    _refuse_nulls(changes, ("status", "priority", "group", "skills"))
     view = await runtime(request).service.update_ticket(agent, _number(request), changes)
     return json_ok(schemas.ticket_detail(view))
 
@@ -129,7 +139,123 @@ async def update_me(request: web.Request) -> web.Response:
     return json_ok(schemas.agent_out(view))
 
 
+async def add_agent(request: web.Request) -> web.Response:
+    await authenticate(request, roles=ADMINS)
+    payload = await parse_json(request, schemas.AgentIn)
+    rt = runtime(request)
+    errors: dict[str, str] = {}
+    email = phone = extension = None
+    try:
+        email = email_identity(payload.email).address
+    except InvalidAddress as exc:
+        errors["email"] = str(exc)
+    if payload.phone:
+        try:
+            phone = phone_identity(payload.phone, rt.settings.phone_region).address
+        except InvalidAddress as exc:
+            errors["phone"] = str(exc)
+    if payload.extension:
+        extension = extension_of(payload.extension)
+        if extension is None:
+            errors["extension"] = "an extension is 2–5 digits"
+    if errors or email is None:
+        raise InvalidInput(errors)
+    agent, token = await rt.service.add_agent(
+        payload.name, email, phone=phone, extension=extension, role=Role(payload.role),
+        groups=payload.groups or None, skills=payload.skills, capacity=payload.capacity,
+    )
+    # Listed after the commit: joining may already have given the new agent waiting tickets.
+    view = next(v for v in await rt.service.list_agents() if v.agent.id == agent.id)
+    created = schemas.AgentCreated(**schemas.agent_out(view).model_dump(), token=token)
+    return json_ok(created, status=201)
+
+
+async def update_agent(request: web.Request) -> web.Response:
+    viewer = await authenticate(request, roles=MANAGERS)
+    payload = await parse_json(request, schemas.AgentChangesIn)
+    changes = payload.model_dump(include=payload.model_fields_set)
+    _refuse_nulls(changes, ("presence", "capacity", "skills", "groups"))
+    if not changes:
+        raise InvalidInput({"body": "give at least one of presence, capacity, skills, groups"})
+    if viewer.role != Role.admin and set(changes) - MANAGER_MAY_SET:
+        refused = ", ".join(sorted(set(changes) - MANAGER_MAY_SET))
+        raise Forbidden(f"only an admin may change an agent's {refused}; a manager may set presence")
+    agent_id = _number(request, "id")
+    view = await runtime(request).service.update_agent(
+        agent_id,
+        AgentChanges(
+            presence=Presence(payload.presence) if payload.presence else None,
+            capacity=payload.capacity,
+            skills=payload.skills,
+            groups=payload.groups,
+        ),
+        reason=None if agent_id == viewer.id else f"set by {viewer.name}",
+    )
+    return json_ok(schemas.agent_out(view))
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    await authenticate(request)
+    views = await runtime(request).service.list_groups()
+    return json_ok(schemas.GroupList(items=[schemas.group_out(v) for v in views]))
+
+
+async def add_group(request: web.Request) -> web.Response:
+    await authenticate(request, roles=ADMINS)
+    payload = await parse_json(request, schemas.GroupIn)
+    head = None
+    if payload.head_email is not None:
+        try:
+            head = email_identity(payload.head_email).address
+        except InvalidAddress as exc:
+            raise InvalidInput({"head_email": str(exc)}) from None
+    group = await runtime(request).service.add_group(payload.name, head, acknowledge=payload.acknowledge)
+    return json_ok(schemas.group_out(GroupView(group, agents=0, waiting=0)), status=201)
+
+
+async def list_skills(request: web.Request) -> web.Response:
+    await authenticate(request)
+    views = await runtime(request).service.list_skills()
+    return json_ok(schemas.SkillList(items=[schemas.skill_out(v.skill, v.agents) for v in views]))
+
+
+async def add_skill(request: web.Request) -> web.Response:
+    await authenticate(request, roles=ADMINS)
+    payload = await parse_json(request, schemas.SkillIn)
+    skill = await runtime(request).service.add_skill(payload.name, payload.description)
+    return json_ok(schemas.skill_out(skill), status=201)
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    await authenticate(request, roles=MANAGERS)
+    views = await runtime(request).service.list_rules()
+    return json_ok(schemas.RuleList(items=[schemas.rule_out(v) for v in views]))
+
+
+async def add_rule(request: web.Request) -> web.Response:
+    await authenticate(request, roles=ADMINS)
+    payload = await parse_json(request, schemas.RuleIn)
+    view = await runtime(request).service.add_rule(
+        channel=payload.channel,
+        category=payload.category,
+        language=payload.language,
+        from_group=payload.from_group,
+        group=payload.group,
+        skills=payload.skills,
+        priority=Priority(payload.priority) if payload.priority else None,
+        position=payload.position,
+    )
+    return json_ok(schemas.rule_out(view), status=201)
+
+
+async def remove_rule(request: web.Request) -> web.Response:
+    await authenticate(request, roles=ADMINS)
+    await runtime(request).service.remove_rule(_number(request, "id"))
+    return web.Response(status=204)
+
+
 _AUTH_ERRORS = (401, 403, 404, 422, 503)
+_ID = Param("id", "path", "Agent id.", {"type": "integer"}, True)
 
 ENDPOINTS = [
     Endpoint(
@@ -160,7 +286,8 @@ ENDPOINTS = [
     ),
     Endpoint(
         "PATCH", "/api/v1/tickets/{number}", update_ticket,
-        "Change status, priority, category or assignee (null returns it to the queue)", "tickets",
+        "Change status, priority, category, assignee (null: back to the queue), required skills or (managers) group",
+        "tickets",
         body=schemas.TicketPatch, response=schemas.TicketDetail,
         params=(Param("number", "path", "Ticket number.", {"type": "integer"}, True),),
         errors=(*_AUTH_ERRORS, 409),
@@ -185,5 +312,43 @@ ENDPOINTS = [
     Endpoint(
         "PATCH", "/api/v1/agents/me", update_me, "Set your presence; becoming available takes queued tickets", "agents",
         body=schemas.AgentPatch, response=schemas.AgentOut, errors=(401, 422, 503),
+    ),
+    Endpoint(
+        "PATCH", "/api/v1/agents/{id}", update_agent,
+        "Admins: set an agent's presence, capacity, skills or groups; managers: presence only", "agents",
+        body=schemas.AgentChangesIn, response=schemas.AgentOut, params=(_ID,), errors=_AUTH_ERRORS,
+    ),
+    Endpoint(
+        "POST", "/api/v1/agents", add_agent, "Admins: add an agent; the answer shows their API token once", "agents",
+        body=schemas.AgentIn, response=schemas.AgentCreated, status=201, errors=(401, 403, 409, 422, 503),
+    ),
+    Endpoint(
+        "GET", "/api/v1/groups", list_groups, "Groups (departments) with their agents and waiting tickets", "routing",
+        response=schemas.GroupList, errors=(401, 503),
+    ),
+    Endpoint(
+        "POST", "/api/v1/groups", add_group, "Admins: add a group (department)", "routing",
+        body=schemas.GroupIn, response=schemas.GroupOut, status=201, errors=(401, 403, 409, 422, 503),
+    ),
+    Endpoint(
+        "GET", "/api/v1/skills", list_skills, "Skills tickets may require, with how many agents have each", "routing",
+        response=schemas.SkillList, errors=(401, 503),
+    ),
+    Endpoint(
+        "POST", "/api/v1/skills", add_skill, "Admins: add a skill", "routing",
+        body=schemas.SkillIn, response=schemas.SkillOut, status=201, errors=(401, 403, 409, 422, 503),
+    ),
+    Endpoint(
+        "GET", "/api/v1/routing/rules", list_rules, "Managers: routing rules in the order they are checked", "routing",
+        response=schemas.RuleList, errors=(401, 403, 503),
+    ),
+    Endpoint(
+        "POST", "/api/v1/routing/rules", add_rule,
+        "Admins: add a rule setting new tickets' group, skills or priority by channel, category, language or group",
+        "routing", body=schemas.RuleIn, response=schemas.RuleOut, status=201, errors=(401, 403, 422, 503),
+    ),
+    Endpoint(
+        "DELETE", "/api/v1/routing/rules/{id}", remove_rule, "Admins: remove a routing rule", "routing",
+        status=204, params=(Param("id", "path", "Rule id.", {"type": "integer"}, True),), errors=(401, 403, 404, 503),
     ),
 ]

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tickets.service import CustomerView, TicketView
-from tickets.staff import AgentView
-from tickets.models import Agent, Call, CustomerIdentity, Deadline, DeadlineStatus, Event, Message, Ticket
+from tickets.staff import AgentView, GroupView, RuleView
+from tickets.models import (
+    Agent,
+    Call,
+    CustomerIdentity,
+    Deadline,
+    DeadlineStatus,
+    Event,
+    Message,
+    Skill,
+    Ticket,
+    skill_set,
+)
 
 Status = Literal["new", "open", "pending", "resolved", "closed"]
 PriorityName = Literal["low", "normal", "high", "critical"]
 PresenceName = Literal["available", "away", "offline"]
+RoleName = Literal["agent", "manager", "admin"]
+ChannelName = Literal["email", "webform", "webchat", "telegram", "phone"]
+MAX_CAPACITY = 1000
+SkillName = Annotated[str, Field(min_length=1, max_length=64)]
+GroupName = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class Strict(BaseModel):
@@ -33,6 +49,13 @@ class TicketPatch(Strict):
     priority: PriorityName | None = None
     category: str | None = Field(None, max_length=64)
     assignee: int | None = Field(None, description="Agent id; null returns the ticket to its group queue.")
+    group: GroupName | None = Field(
+        None, description="Managers: move the ticket to this group's queue (its agent lets go) and route it again."
+    )
+    skills: list[SkillName] | None = Field(
+        None, max_length=20,
+        description="The skills its agent must have (the whole list; [] clears it); a waiting ticket is routed again.",
+    )
 
 
 class IdentityIn(Strict):
@@ -43,6 +66,52 @@ class IdentityIn(Strict):
 
 class AgentPatch(Strict):
     presence: PresenceName
+
+
+class AgentChangesIn(Strict):
+    """Fields left out stay as they are; a manager may send only `presence`."""
+
+    presence: PresenceName | None = Field(None, description="offline hands the router's untouched tickets back.")
+    capacity: int | None = Field(None, ge=1, le=MAX_CAPACITY, description="Admins: most open tickets at once.")
+    skills: list[SkillName] | None = Field(None, max_length=50, description="Admins: the whole list of skills.")
+    groups: list[GroupName] | None = Field(
+        None, min_length=1, max_length=50, description="Admins: the whole list of groups (at least one)."
+    )
+
+
+class AgentIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=1, max_length=320)
+    phone: str | None = Field(None, max_length=40, description="With country code, unless the server has a region.")
+    extension: str | None = Field(None, max_length=16, description="PBX extension (2–5 digits); call logs name it.")
+    role: RoleName = "agent"
+    groups: list[GroupName] = Field(default_factory=list, max_length=50, description="Empty: the default group.")
+    skills: list[SkillName] = Field(default_factory=list, max_length=50)
+    capacity: int = Field(10, ge=1, le=MAX_CAPACITY, description="Most open tickets at once.")
+
+
+class GroupIn(Strict):
+    name: GroupName
+    head_email: str | None = Field(None, max_length=320, description="Head of department: alerted on escalations.")
+    acknowledge: bool = Field(True, description="Send new email tickets an acknowledgement with their number.")
+
+
+class SkillIn(Strict):
+    name: SkillName = Field(description="Short, lower-case: letters, digits and _ . + - (ru, billing, product-x).")
+    description: str | None = Field(None, max_length=300)
+
+
+class RuleIn(Strict):
+    """At least one condition (channel, category, language, from_group) and one effect (group, skills, priority)."""
+
+    channel: ChannelName | None = None
+    category: str | None = Field(None, min_length=1, max_length=64)
+    language: str | None = Field(None, min_length=2, max_length=8, description="The client's language, e.g. ru.")
+    from_group: GroupName | None = Field(None, description="Matches tickets their channel address put in this group.")
+    group: GroupName | None = Field(None, description="Where the ticket goes (the first matching rule naming one).")
+    skills: list[SkillName] = Field(default_factory=list, max_length=20, description="Added to the ticket's skills.")
+    priority: PriorityName | None = Field(None, description="The ticket's priority (the first matching rule's).")
+    position: int | None = Field(None, ge=0, le=1_000_000, description="Rules run in this order (default: last).")
 
 
 # --- responses -----------------------------------------------------------------------------
@@ -69,6 +138,7 @@ class TicketSummary(BaseModel):
     customer_id: int
     group_id: int
     assignee_id: int | None
+    skills: list[str] = Field(description="Skills its agent must have; empty: anyone in the group.")
     follows_up: int | None
     created_at: datetime
     updated_at: datetime
@@ -197,6 +267,50 @@ class AgentList(BaseModel):
     items: list[AgentOut]
 
 
+class AgentCreated(AgentOut):
+    token: str = Field(description="The agent's API token: shown this once, stored only hashed.")
+
+
+class GroupOut(BaseModel):
+    id: int
+    name: str
+    head_email: str | None
+    acknowledge: bool
+    agents: int = Field(description="Agents who work in the group.")
+    waiting: int = Field(description="Tickets in its queue (new, nobody assigned).")
+
+
+class GroupList(BaseModel):
+    items: list[GroupOut]
+
+
+class SkillOut(BaseModel):
+    id: int
+    name: str
+    description: str | None
+    agents: int = Field(description="Agents who have the skill.")
+
+
+class SkillList(BaseModel):
+    items: list[SkillOut]
+
+
+class RuleOut(BaseModel):
+    id: int
+    position: int
+    channel: str | None
+    category: str | None
+    language: str | None
+    from_group: str | None
+    group: str | None
+    skills: list[str]
+    priority: PriorityName | None
+
+
+class RuleList(BaseModel):
+    items: list[RuleOut] = Field(description="In the order they are checked.")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -227,6 +341,7 @@ def ticket_summary(ticket: Ticket) -> TicketSummary:
         customer_id=ticket.customer_id,
         group_id=ticket.group_id,
         assignee_id=ticket.assignee_id,
+        skills=sorted(skill_set(ticket.skills)),
         follows_up=ticket.follows_up_id,
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
@@ -351,4 +466,31 @@ def agent_out(view: AgentView) -> AgentOut:
         skills=view.skills,
         last_assigned_at=agent.last_assigned_at,
         last_seen_at=agent.last_seen_at,
+    )
+
+
+def group_out(view: GroupView) -> GroupOut:
+    group = view.group
+    return GroupOut(
+        id=group.id, name=group.name, head_email=group.head_email, acknowledge=group.acknowledge,
+        agents=view.agents, waiting=view.waiting,
+    )
+
+
+def skill_out(skill: Skill, agents: int = 0) -> SkillOut:
+    return SkillOut(id=skill.id, name=skill.name, description=skill.description, agents=agents)
+
+
+def rule_out(view: RuleView) -> RuleOut:
+    rule = view.rule
+    return RuleOut(
+        id=rule.id,
+        position=rule.position,
+        channel=rule.channel,
+        category=rule.category,
+        language=rule.language,
+        from_group=view.from_group,
+        group=view.group,
+        skills=sorted(skill_set(rule.skills)),
+        priority=rule.priority.value if rule.priority is not None else None,
     )
