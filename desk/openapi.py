@@ -13,7 +13,8 @@ from desk.schemas import ErrorOut
 
 _ERROR_TEXT = {
     400: "Bad request", 401: "Missing or invalid token", 403: "Not allowed for your role", 404: "Not found",
-    409: "Conflicts with the ticket's state", 413: "Too large", 422: "Invalid fields (see error.fields)",
+    409: "Conflicts with what exists (a duplicate, a ticket's state, an agent's capacity)", 413: "Too large",
+    422: "Invalid fields (see error.fields)",
     429: "Too many requests (see Retry-After)", 503: "Ticket store unavailable (see Retry-After)",
 }
 
