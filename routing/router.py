@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, select
+from sqlalchemy import and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import rules
@@ -154,10 +154,21 @@ class LeastLoadedRouter:
     async def assign(
         self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()
     ) -> Agent | None:
+        """Give the ticket to the least-loaded eligible agent not in `exclude`, or say why nobody.
+
+        A waiting ticket stays in its group's queue (`queued`). A ticket being reassigned (it has an agent, whom
+        `exclude` names) stays with that agent when nobody else can take it: `not_reassigned`, not a `queued`
+        event that would claim it waits in a queue it is not in.
+        """
         candidates = await self.lock(session, [ticket.group_id])
         chosen, reason = self.choose(candidates, ticket, exclude)
         if chosen is None:
-            audit.record(session, ticket.id, "queued", now, actor="router", reason=reason, group_id=ticket.group_id)
+            if ticket.assignee_id is not None:
+                audit.record(session, ticket.id, "not_reassigned", now, actor="router",
+                             reason=f"nobody else could take it: {reason}", agent_id=ticket.assignee_id)
+            else:
+                audit.record(session, ticket.id, "queued", now, actor="router", reason=reason,
+                             group_id=ticket.group_id)
             return None
         self._hand_over(session, ticket, chosen, now, reason)
         return chosen.agent
@@ -167,48 +178,51 @@ class LeastLoadedRouter:
     ) -> int:
         """Give waiting tickets to agents with room: highest priority first, then oldest.
 
-        Tickets that need skills no agent with room has are passed over, not waited for.
+        Tickets that need skills no agent with room has are passed over, not waited for. The order runs across
+        all the groups at once: an agent of two groups takes the most urgent ticket of either queue, not first
+        everything of the group with the lower id.
         """
         group_ids = sorted(set(group_ids))
         if not group_ids:
             return 0
         candidates = await self.lock(session, group_ids)
+        waiting = (
+            Ticket.group_id.in_(group_ids),
+            Ticket.status == TicketStatus.new,
+            Ticket.assignee_id.is_(None),
+            Ticket.id.not_in(hold),
+        )
         assigned = 0
-        for group_id in group_ids:
-            members = [c for c in candidates if group_id in c.groups]
-            while True:
-                with_room = [c for c in members if c.has_room]
-                if not with_room:
-                    break
-                waiting = (
-                    Ticket.group_id == group_id,
-                    Ticket.status == TicketStatus.new,
-                    Ticket.assignee_id.is_(None),
-                    Ticket.id.not_in(hold),
+        while True:
+            with_room = [c for c in candidates if c.has_room]
+            if not with_room:
+                break
+            kinds = (await session.execute(select(Ticket.group_id, Ticket.skills).where(*waiting).distinct())).all()
+            takeable = [
+                (group_id, skills) for group_id, skills in kinds
+                if any(group_id in c.groups and c.can_take(skill_set(skills)) for c in with_room)
+            ]
+            if not takeable:
+                break
+            room = sum(c.agent.capacity - c.load.open for c in with_room)
+            tickets = list(
+                await session.scalars(
+                    select(Ticket)
+                    .where(*waiting, or_(*(and_(Ticket.group_id == g, Ticket.skills == k) for g, k in takeable)))
+                    .order_by(_PRIORITY_ORDER, Ticket.created_at, Ticket.id)
+                    .limit(room)
+                    .with_for_update(skip_locked=True)
                 )
-                kinds = list(await session.scalars(select(Ticket.skills).where(*waiting).distinct()))
-                takeable = [k for k in kinds if any(c.can_take(skill_set(k)) for c in with_room)]
-                if not takeable:
-                    break
-                room = sum(c.agent.capacity - c.load.open for c in with_room)
-                tickets = list(
-                    await session.scalars(
-                        select(Ticket)
-                        .where(*waiting, Ticket.skills.in_(takeable))
-                        .order_by(_PRIORITY_ORDER, Ticket.created_at, Ticket.id)
-                        .limit(room)
-                        .with_for_update(skip_locked=True)
-                    )
-                )
-                given = 0
-                for ticket in tickets:
-                    chosen, reason = self.choose(members, ticket)
-                    if chosen is not None:
-                        self._hand_over(session, ticket, chosen, now, f"from the queue, {reason}")
-                        given += 1
-                assigned += given
-                if given == 0 or len(tickets) < room:
-                    break
+            )
+            given = 0
+            for ticket in tickets:
+                chosen, reason = self.choose(candidates, ticket)
+                if chosen is not None:
+                    self._hand_over(session, ticket, chosen, now, f"from the queue, {reason}")
+                    given += 1
+            assigned += given
+            if given == 0 or len(tickets) < room:
+                break
         return assigned
 
     # --- presence ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +34,17 @@ class Load:
 class LoadWeights:
     channel: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CHANNEL_WEIGHTS))
     priority: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_PRIORITY_WEIGHTS))
+
+    def __post_init__(self) -> None:
+        """Refuse at start-up a weight that would make loads meaningless (0, negative, infinite or NaN).
+
+        A NaN compares false with everything, so the least-loaded choice would silently become arbitrary.
+        """
+        for kind, weights in (("channel", self.channel), ("priority", self.priority)):
+            for name, weight in weights.items():
+                if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                        or weight <= 0:
+                    raise ValueError(f"{kind} weight {name}={weight!r}: a weight is a finite number above 0")
 
     def of(self, channel: str, priority: Priority | str) -> float:
         return self.channel.get(channel, 1.0) * self.priority.get(str(priority), 1.0)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.clock import Clock
@@ -41,6 +41,8 @@ from tickets.ports import AgentLoad, Assigner
 
 SEEN_EVERY = timedelta(minutes=1)
 """How stale `last_seen_at` may get before a request writes it again (one write a minute, not one a request)."""
+K = TypeVar("K")
+V = TypeVar("V")
 SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
 
 
@@ -222,18 +224,31 @@ class StaffCommands:
             return (await self._agent_views(session, [agent]))[0]
 
     async def sweep_idle_agents(self, idle: timedelta) -> list[int]:
-        """Agents who made no request for `idle` go offline (agents who never signed in are left alone)."""
-        cutoff = self._clock.now() - idle
-        async with self._transaction() as session:
-            ids = list(
-                await session.scalars(
-                    select(Agent.id).where(Agent.presence != Presence.offline, Agent.last_seen_at < cutoff)
-                )
-            )
+        """Agents who made no request for `idle` go offline (agents who never signed in are left alone).
+
+        One transaction for the whole sweep, every idle agent offline before any work is re-routed: one at a time,
+        the first one's tickets went to the next idle agent and came straight back when that one went offline too.
+        Idleness is checked again under the lock, so a request made meanwhile keeps its agent online.
+        """
+        now = self._clock.now()
+        idle_now = (Agent.presence != Presence.offline, Agent.last_seen_at < now - idle)
         minutes = f"{idle.total_seconds() / 60:g}"
-        for agent_id in ids:
-            await self.set_presence(agent_id, Presence.offline, reason=f"idle for {minutes} minutes")
-        return ids
+        async with self._transaction() as session:
+            ids = list(await session.scalars(select(Agent.id).where(*idle_now)))
+            if not ids:
+                return []
+            groups = set(await session.scalars(select(AgentGroup.group_id).where(AgentGroup.agent_id.in_(ids))))
+            await self._router.lock(session, groups, ids)
+            agents = list(await session.scalars(select(Agent).where(Agent.id.in_(ids), *idle_now).order_by(Agent.id)))
+            for agent in agents:
+                agent.presence = Presence.offline
+                agent.presence_since = now
+            for agent in agents:
+                why = f"{agent.name} went offline (idle for {minutes} minutes)"
+                groups.update(t.group_id for t in await self._router.release(session, agent, now, why))
+            await session.flush()
+            await self._router.drain(session, groups, now)
+            return [agent.id for agent in agents]
 
     async def drain_queues(self) -> int:
         """Safety net run by the worker: assign anything waiting while some agent has room."""
@@ -257,15 +272,12 @@ class StaffCommands:
     async def list_groups(self) -> list[GroupView]:
         async with self._transaction() as session:
             groups = list(await session.scalars(select(Group).order_by(Group.name)))
-            agents = dict(
-                (await session.execute(select(AgentGroup.group_id, func.count()).group_by(AgentGroup.group_id))).tuples()
-            )
-            waiting = dict(
-                (await session.execute(
-                    select(Ticket.group_id, func.count())
-                    .where(Ticket.status == TicketStatus.new, Ticket.assignee_id.is_(None))
-                    .group_by(Ticket.group_id)
-                )).tuples()
+            agents = await _pairs(session, select(AgentGroup.group_id, func.count()).group_by(AgentGroup.group_id))
+            waiting = await _pairs(
+                session,
+                select(Ticket.group_id, func.count())
+                .where(Ticket.status == TicketStatus.new, Ticket.assignee_id.is_(None))
+                .group_by(Ticket.group_id),
             )
             return [GroupView(g, agents.get(g.id, 0), waiting.get(g.id, 0)) for g in groups]
 
@@ -296,9 +308,7 @@ class StaffCommands:
 
     async def list_skills(self) -> list[SkillView]:
         async with self._transaction() as session:
-            counts = dict(
-                (await session.execute(select(AgentSkill.skill_id, func.count()).group_by(AgentSkill.skill_id))).tuples()
-            )
+            counts = await _pairs(session, select(AgentSkill.skill_id, func.count()).group_by(AgentSkill.skill_id))
             return [SkillView(s, counts.get(s.id, 0))
                     for s in await session.scalars(select(Skill).order_by(Skill.name))]
 
@@ -324,8 +334,8 @@ class StaffCommands:
             raise InvalidInput({"rule": "give at least one effect: group, skills or priority"})
         now = self._clock.now()
         async with self._transaction() as session:
-            target = (await self._groups_named(session, [group], now))[0] if group else None
-            source = (await self._groups_named(session, [from_group], now))[0] if from_group else None
+            target = await self._group_for_field(session, "group", group, now) if group else None
+            source = await self._group_for_field(session, "from_group", from_group, now) if from_group else None
             needed = await _skills_named(session, skills)
             if position is None:
                 position = (await session.scalar(select(func.max(RoutingRule.position))) or 0) + 10
@@ -344,9 +354,16 @@ class StaffCommands:
             await session.flush()
             return RuleView(rule, source.name if source else None, target.name if target else None)
 
+    async def _group_for_field(self, session: AsyncSession, field: str, name: str, now: datetime) -> Group:
+        """The group a rule names, an unknown one refused under the rule's own field (not `_groups_named`'s)."""
+        try:
+            return (await self._groups_named(session, [name], now))[0]
+        except InvalidInput as exc:
+            raise InvalidInput({field: exc.fields["groups"]}) from None
+
     async def list_rules(self) -> list[RuleView]:
         async with self._transaction() as session:
-            names = dict((await session.execute(select(Group.id, Group.name))).tuples())
+            names = await _pairs(session, select(Group.id, Group.name))
             rules = await session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id))
             return [RuleView(r, names.get(r.from_group_id or 0), names.get(r.group_id or 0)) for r in rules]
 
@@ -367,6 +384,15 @@ async def _skills_named(session: AsyncSession, names: Sequence[str]) -> list[Ski
         raise InvalidInput({"skills": f"no skill named {', '.join(map(repr, missing))}; "
                                       "add it with `switchboard skill add`"})
     return [found[n] for n in wanted]
+
+
+async def _pairs(session: AsyncSession, query: Select[tuple[K, V]]) -> dict[K, V]:
+    """A two-column query as a dict.
+
+    Not `dict(result.tuples())`: on SQLAlchemy 2.1 `tuples()` hands back the Result itself, whose `keys()`
+    makes `dict()` take it for a mapping and index it by column name (TypeError).
+    """
+    return {key: value for key, value in await session.execute(query)}
 
 
 async def _group_ids(session: AsyncSession, agent_id: int) -> list[int]:
