@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from typing import Annotated
@@ -169,19 +170,25 @@ class PhoneSettings(BaseSettings):
 
 
 def _weights(value: object, known: tuple[str, ...] | None = None) -> object:
-    """NAME=WEIGHT pairs, comma-separated (webchat=2,telegram=2); each weight above 0."""
-    if not isinstance(value, str):
+    """NAME=WEIGHT pairs, comma-separated (webchat=2,telegram=2), or a mapping; each weight a finite number above 0."""
+    if isinstance(value, str):
+        texts = list(filter(None, (part.strip() for part in value.split(","))))
+        items = [(text, *text.partition("=")[::2]) for text in texts if "=" in text]
+        if len(items) < len(texts):
+            raise ValueError(f"expected NAME=WEIGHT with a weight above 0, got {next(t for t in texts if '=' not in t)!r}")
+    elif isinstance(value, dict):
+        items = [(f"{name}={raw}", name, raw) for name, raw in value.items()]
+    else:
         return value
     weights: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        name, separator, raw = item.partition("=")
-        name = name.strip().lower()
+    for text, raw_name, raw in items:
+        name = str(raw_name).strip().lower()
         try:
             weight = float(raw)
-        except ValueError:
+        except (TypeError, ValueError):
             weight = 0.0
-        if not separator or not name or weight <= 0:
-            raise ValueError(f"expected NAME=WEIGHT with a weight above 0, got {item!r}")
+        if not name or not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"expected NAME=WEIGHT with a weight above 0, got {text!r}")
         if known is not None and name not in known:
             raise ValueError(f"{name!r} is not one of {', '.join(known)}")
         weights[name] = weight

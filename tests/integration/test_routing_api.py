@@ -423,8 +423,6 @@ async def test_routing_rules_refuse_bad_input(client: Client, add_agent: Any, ru
     assert (await response.json())["position"] == 10
 
 
-@pytest.mark.xfail(strict=True, reason="tickets/staff.py add_rule reports an unknown group or from_group under the "
-                                       "field 'groups' (from _groups_named), not the field the request named")
 async def test_a_rule_naming_an_unknown_group_says_which_field(client: Client, add_agent: Any) -> None:
     admin, manager = await staff(add_agent)
     for body, field in [({"category": "billing", "group": "Nowhere"}, "group"),
