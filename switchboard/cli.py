@@ -1,4 +1,4 @@
-"""The `switchboard` command: run the processes, migrate, and manage agents and groups."""
+"""The `switchboard` command: run the processes, migrate, and manage agents, groups, skills and routing rules."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ from pydantic import ValidationError
 
 from switchboard.errors import CliError
 from switchboard.settings import Settings
+from tickets.language import LANGUAGES
 
 log = logging.getLogger("switchboard")
+
+PRESENCES = ("available", "away", "offline")
+PRIORITIES = ("low", "normal", "high", "critical")
+CHANNELS = ("email", "webform", "webchat", "telegram", "phone")
+"""The channels' `CHANNEL` names, spelled out so the parser imports no channel."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     add_agent.add_argument("--group", action="append", dest="groups", metavar="GROUP",
                            help="group (department) to work in; repeat for several (default: the default group)")
     add_agent.add_argument("--capacity", type=int, default=10, help="most open tickets at once (default 10)")
+    add_agent.add_argument("--skill", action="append", dest="skills", default=[], metavar="SKILL",
+                           help="skill the agent has (see `switchboard skill list`); repeat for several")
+    agent.add_parser("list", help="list agents: presence, open tickets/capacity, load, groups and skills")
+    set_agent = agent.add_parser("set", help="change an agent's presence, capacity, skills or groups and print the agent")
+    set_agent.add_argument("agent", metavar="AGENT", help="the agent's id or email")
+    set_agent.add_argument("--presence", choices=PRESENCES, help="available agents take queued tickets at once; "
+                                                                  "offline hands back tickets they have not touched")
+    set_agent.add_argument("--capacity", type=int, metavar="N", help="most open tickets at once")
+    for flag, dest, what in (("--add-skill", "add_skills", "SKILL"), ("--remove-skill", "remove_skills", "SKILL"),
+                             ("--add-group", "add_groups", "GROUP"), ("--remove-group", "remove_groups", "GROUP")):
+        set_agent.add_argument(flag, action="append", dest=dest, default=[], metavar=what, help="repeat for several")
 
     calls = commands.add_parser("calls", help="phone calls").add_subparsers(dest="action", required=True, metavar="ACTION")
     import_calls = calls.add_parser(
@@ -63,6 +80,33 @@ def _parser() -> argparse.ArgumentParser:
     add_group.add_argument("--head", metavar="EMAIL", help="head of the department (receives escalation alerts)")
     add_group.add_argument("--no-acknowledge", dest="acknowledge", action="store_false",
                            help="send new email tickets of this group no acknowledgement")
+    group.add_parser("list", help="list groups: head, agents and tickets waiting in the queue")
+
+    skill = commands.add_parser("skill", help="manage skills (what a ticket may require of its agent)").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    add_skill = skill.add_parser("add", help="add a skill: a short name such as ru, billing or product-x")
+    add_skill.add_argument("name")
+    add_skill.add_argument("--description", metavar="TEXT")
+    skill.add_parser("list", help="list skills and how many agents have each")
+
+    rule = commands.add_parser("rule", help="manage routing rules (group, skills and priority of new tickets)") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_rule = rule.add_parser("add", help="add a rule: new tickets matching every condition given get its effects")
+    conditions = add_rule.add_argument_group("conditions (at least one)")
+    conditions.add_argument("--channel", choices=CHANNELS)
+    conditions.add_argument("--category", help="e.g. question, request, defect, billing, feedback (web form), callback")
+    conditions.add_argument("--language", choices=LANGUAGES, help="the client's language (web form: Accept-Language)")
+    conditions.add_argument("--from-group", metavar="GROUP", help="the group the channel address placed the ticket in")
+    effects = add_rule.add_argument_group("effects (at least one)")
+    effects.add_argument("--group", metavar="GROUP", help="send the ticket to this group")
+    effects.add_argument("--skill", action="append", dest="skills", default=[], metavar="SKILL",
+                         help="require this skill of the agent; repeat for several")
+    effects.add_argument("--priority", choices=PRIORITIES)
+    add_rule.add_argument("--position", type=int, metavar="N",
+                          help="rules are checked in position order (default: after the last)")
+    rule.add_parser("list", help="list routing rules in the order they are checked")
+    remove_rule = rule.add_parser("remove", help="remove a routing rule")
+    remove_rule.add_argument("id", type=int, metavar="ID")
     return parser
 
 
@@ -80,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     commands: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
-        "agent": _agent, "group": _group, "mail": _mail, "bot": _bot, "calls": _calls,
+        "agent": _agent, "group": _group, "skill": _skill, "rule": _rule, "mail": _mail, "bot": _bot, "calls": _calls,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -153,6 +197,10 @@ async def _with_service(settings: Settings, work: Callable[[Any], Awaitable[int]
 
 
 async def _agent(settings: Settings, args: argparse.Namespace) -> int:
+    return await {"add": _agent_add, "list": _agent_list, "set": _agent_set}[args.action](settings, args)
+
+
+async def _agent_add(settings: Settings, args: argparse.Namespace) -> int:
     from tickets.identities import InvalidAddress, email_identity, phone_identity
     from tickets.models import Role
 
@@ -169,7 +217,8 @@ async def _agent(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(service: Any) -> int:
         agent, token = await service.add_agent(
-            args.name, email, phone=phone, extension=extension, role=Role(args.role), groups=args.groups, capacity=args.capacity
+            args.name, email, phone=phone, extension=extension, role=Role(args.role), groups=args.groups,
+            skills=args.skills, capacity=args.capacity,
         )
         print(f"added agent {agent.id} {agent.name} <{agent.email}> ({agent.role})", file=sys.stderr)
         print("API token (shown once; use it as Authorization: Bearer TOKEN):", file=sys.stderr)
@@ -179,7 +228,75 @@ async def _agent(settings: Settings, args: argparse.Namespace) -> int:
     return await _with_service(settings, work)
 
 
+def _agent_line(view: Any) -> str:
+    """One agent as `agent list` and `agent set` print it."""
+    agent, load = view.agent, view.load
+    return (f"{agent.id:>4}  {agent.name} <{agent.email}>  {agent.role}  {agent.presence}  "
+            f"{load.open}/{agent.capacity} open  load {load.weighted:g}  "
+            f"groups: {', '.join(view.groups) or '-'}  skills: {', '.join(view.skills) or '-'}")
+
+
+async def _agent_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        views = await service.list_agents()
+        if not views:
+            print("no agents yet; add one with `switchboard agent add NAME --email EMAIL`", file=sys.stderr)
+        for view in views:
+            print(_agent_line(view))
+        return 0
+
+    return await _with_service(settings, work)
+
+
+def _edited(kind: str, current: list[str], add: list[str], remove: list[str]) -> list[str] | None:
+    """The agent's new full list of skills or groups, or None when neither flag was given."""
+    if not add and not remove:
+        return None
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise CliError(f"--add-{kind} and --remove-{kind} both name {', '.join(map(repr, both))}")
+    missing = [name for name in remove if name not in current]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise CliError(f"--remove-{kind}: the agent has no {kind}{plural} {', '.join(map(repr, missing))} "
+                       f"(their {kind}s: {', '.join(current) or 'none'})")
+    return [name for name in dict.fromkeys([*current, *add]) if name not in remove]
+
+
+async def _agent_set(settings: Settings, args: argparse.Namespace) -> int:
+    from tickets.models import Presence
+    from tickets.staff import AgentChanges
+
+    add_skills = [s.strip().lower() for s in args.add_skills]
+    remove_skills = [s.strip().lower() for s in args.remove_skills]
+    add_groups = [g.strip() for g in args.add_groups]
+    remove_groups = [g.strip() for g in args.remove_groups]
+    if args.presence is None and args.capacity is None and not (add_skills or remove_skills or add_groups or remove_groups):
+        raise CliError("nothing to change: give --presence, --capacity, --add-skill, --remove-skill, --add-group "
+                       "or --remove-group")
+    if args.capacity is not None and args.capacity < 1:
+        raise CliError("--capacity: must be at least 1")
+
+    async def work(service: Any) -> int:
+        agent = await service.find_agent(args.agent)
+        current = next(v for v in await service.list_agents() if v.agent.id == agent.id)
+        changes = AgentChanges(
+            presence=Presence(args.presence) if args.presence else None,
+            capacity=args.capacity,
+            skills=_edited("skill", current.skills, add_skills, remove_skills),
+            groups=_edited("group", current.groups, add_groups, remove_groups),
+        )
+        print(_agent_line(await service.update_agent(agent.id, changes)))
+        return 0
+
+    return await _with_service(settings, work)
+
+
 async def _group(settings: Settings, args: argparse.Namespace) -> int:
+    return await {"add": _group_add, "list": _group_list}[args.action](settings, args)
+
+
+async def _group_add(settings: Settings, args: argparse.Namespace) -> int:
     from tickets.identities import InvalidAddress, email_identity
 
     try:
@@ -190,6 +307,112 @@ async def _group(settings: Settings, args: argparse.Namespace) -> int:
     async def work(service: Any) -> int:
         group = await service.add_group(args.name, head, acknowledge=args.acknowledge)
         print(f"added group {group.id} {group.name}" + (f" (head {group.head_email})" if group.head_email else ""))
+        return 0
+
+    return await _with_service(settings, work)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+async def _group_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        views = await service.list_groups()
+        if not views:
+            print("no groups yet; add one with `switchboard group add NAME`", file=sys.stderr)
+        for view in views:
+            group = view.group
+            print(f"{group.id:>4}  {group.name}  head: {group.head_email or '-'}  {_count(view.agents, 'agent')}  "
+                  f"{view.waiting} waiting")
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _skill(settings: Settings, args: argparse.Namespace) -> int:
+    return await {"add": _skill_add, "list": _skill_list}[args.action](settings, args)
+
+
+def _skill_line(skill: Any, agents: int | None = None) -> str:
+    return (skill.name + (f"  {_count(agents, 'agent')}" if agents is not None else "")
+            + (f"  {skill.description}" if skill.description else ""))
+
+
+async def _skill_add(settings: Settings, args: argparse.Namespace) -> int:
+    description = (args.description or "").strip() or None
+    if description and len(description) > 300:
+        raise CliError("--description: at most 300 characters")
+
+    async def work(service: Any) -> int:
+        skill = await service.add_skill(args.name, description)
+        print(f"added skill {_skill_line(skill)}")
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _skill_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        views = await service.list_skills()
+        if not views:
+            print("no skills yet; add one with `switchboard skill add NAME`", file=sys.stderr)
+        for view in views:
+            print(_skill_line(view.skill, view.agents))
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _rule(settings: Settings, args: argparse.Namespace) -> int:
+    return await {"add": _rule_add, "list": _rule_list, "remove": _rule_remove}[args.action](settings, args)
+
+
+def _rule_line(view: Any) -> str:
+    """A rule as its flags would give it: `#3  position 10  when language=ru  then skills=ru priority=high`."""
+    rule = view.rule
+    when = [f"{name}={value}" for name, value in (("channel", rule.channel), ("category", rule.category),
+                                                   ("language", rule.language), ("from-group", view.from_group))
+            if value]
+    then = [f"{name}={value}" for name, value in (("group", view.group), ("skills", rule.skills),
+                                                   ("priority", rule.priority)) if value]
+    return f"#{rule.id}  position {rule.position}  when {' '.join(when)}  then {' '.join(then)}"
+
+
+async def _rule_add(settings: Settings, args: argparse.Namespace) -> int:
+    from tickets.models import Priority
+
+    if args.category is not None and len(args.category.strip()) > 64:
+        raise CliError("--category: at most 64 characters")
+
+    async def work(service: Any) -> int:
+        view = await service.add_rule(
+            channel=args.channel, category=args.category, language=args.language, from_group=args.from_group,
+            group=args.group, skills=args.skills, priority=Priority(args.priority) if args.priority else None,
+            position=args.position,
+        )
+        print(f"added rule {_rule_line(view)}")
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _rule_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        views = await service.list_rules()
+        if not views:
+            print("no routing rules; add one with `switchboard rule add`", file=sys.stderr)
+        for view in views:
+            print(_rule_line(view))
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _rule_remove(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        await service.remove_rule(args.id)
+        print(f"removed rule #{args.id}")
         return 0
 
     return await _with_service(settings, work)
