@@ -18,10 +18,20 @@ class AgentLoad(Protocol):
     """Their summed weights (channel x priority): what the router compares."""
 
 
+class LockedAgent(Protocol):
+    """An agent as the router read them under its lock: what a take or transfer is checked against."""
+
+    agent: Agent
+    skills: frozenset[str]
+    load: AgentLoad
+
+
 class Assigner(Protocol):
     """Routing as the ticket services see it; every method works inside the caller's transaction."""
 
-    async def lock(self, session: AsyncSession, group_ids: Iterable[int], agent_ids: Iterable[int] = ()) -> object:
+    async def lock(
+        self, session: AsyncSession, group_ids: Iterable[int], agent_ids: Iterable[int] = ()
+    ) -> Sequence[LockedAgent]:
         """Lock these groups' members and these agents before a change that moves load between them."""
 
     async def loads(self, session: AsyncSession, agent_ids: Collection[int]) -> Mapping[int, AgentLoad]: ...

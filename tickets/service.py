@@ -23,8 +23,6 @@ from tickets.ingest import IngestResult, ingest_in
 from tickets.models import (
     LOAD_STATUSES,
     Agent,
-    AgentGroup,
-    AgentSkill,
     Call,
     Customer,
     CustomerIdentity,
@@ -36,13 +34,12 @@ from tickets.models import (
     Message,
     Priority,
     Role,
-    Skill,
     Ticket,
     TicketStatus,
     skill_set,
 )
-from tickets.ports import Assigner, JobQueue, Notifications, Regulations
-from tickets.staff import StaffCommands, skill_names
+from tickets.ports import Assigner, JobQueue, LockedAgent, Notifications, Regulations
+from tickets.staff import StaffCommands, group_ids_of, skill_names
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -360,7 +357,7 @@ class TicketService(StaffCommands):
                 changes = {**changes, "assignee": None}  # a ticket sent to another group joins its queue
             target_id = changes.get("assignee")
             # Everyone whose load or queue this may move is locked first, in the router's order.
-            await self._router.lock(
+            locked = await self._router.lock(
                 session, {old_group, *([target_group.id] if target_group else [])},
                 [a for a in (ticket.assignee_id, target_id) if a is not None],
             )
@@ -382,7 +379,8 @@ class TicketService(StaffCommands):
                 if target_id is None:
                     returned_by = ticket.assignee_id
                     reroute = True
-                frees_capacity |= await self._reassign(session, viewer, ticket, target_id, now)
+                target = next((c for c in locked if c.agent.id == target_id), None)
+                frees_capacity |= await self._reassign(session, viewer, ticket, target_id, target, now)
             resolved_now = False
             if "status" in changes:
                 was_resolved = ticket.status == TicketStatus.resolved
@@ -452,8 +450,10 @@ class TicketService(StaffCommands):
         return old in LOAD_STATUSES and status not in LOAD_STATUSES
 
     async def _reassign(
-        self, session: AsyncSession, viewer: Agent, ticket: Ticket, target_id: int | None, now: datetime
+        self, session: AsyncSession, viewer: Agent, ticket: Ticket, target_id: int | None,
+        locked_target: LockedAgent | None, now: datetime,
     ) -> bool:
+        """`locked_target` is the new assignee as the router's lock read them (None: no such agent)."""
         if target_id == ticket.assignee_id:
             return False
         manager = viewer.role in (Role.manager, Role.admin)
@@ -467,18 +467,15 @@ class TicketService(StaffCommands):
             return True
         if not manager and target_id != viewer.id:
             raise Forbidden("only a manager may assign a ticket to someone else")
-        target = await session.get(Agent, target_id)
-        if target is None:
+        if locked_target is None:
             raise InvalidInput({"assignee": f"no agent {target_id}"})
+        target = locked_target.agent
         if not manager:
             # Managers may overrule capacity and skills; an agent taking work may not.
-            load = (await self._router.loads(session, [target.id]))[target.id]
+            load = locked_target.load
             if load.open >= target.capacity:
                 raise Conflict(f"you are at capacity ({load.open} of {target.capacity} open tickets)")
-            missing = skill_set(ticket.skills) - set(
-                await session.scalars(select(Skill.name).join(AgentSkill, AgentSkill.skill_id == Skill.id)
-                                      .where(AgentSkill.agent_id == target.id))
-            )
+            missing = skill_set(ticket.skills) - locked_target.skills
             if missing:
                 raise Conflict(f"ticket #{ticket.id} needs the skills {', '.join(sorted(missing))}, which you lack")
         previous = ticket.assignee_id
@@ -495,7 +492,7 @@ class TicketService(StaffCommands):
         if ticket is None:
             raise NotFound(f"no ticket #{number}")
         if not _sees_everything(viewer) and ticket.assignee_id != viewer.id:
-            if ticket.group_id not in await _group_ids(session, viewer.id):
+            if ticket.group_id not in await group_ids_of(session, viewer.id):
                 raise Forbidden(f"ticket #{number} is not in your groups")
         return ticket
 
@@ -529,11 +526,7 @@ async def _visible_to(session: AsyncSession, viewer: Agent, query: Select[tuple[
     """Agents see their groups' tickets and those assigned to them; managers and admins see all."""
     if _sees_everything(viewer):
         return query
-    return query.where(or_(Ticket.assignee_id == viewer.id, Ticket.group_id.in_(await _group_ids(session, viewer.id))))
-
-
-async def _group_ids(session: AsyncSession, agent_id: int) -> list[int]:
-    return list(await session.scalars(select(AgentGroup.group_id).where(AgentGroup.agent_id == agent_id)))
+    return query.where(or_(Ticket.assignee_id == viewer.id, Ticket.group_id.in_(await group_ids_of(session, viewer.id))))
 
 
 async def _customer_view(session: AsyncSession, viewer: Agent, customer_id: int) -> CustomerView:

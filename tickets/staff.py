@@ -194,7 +194,7 @@ class StaffCommands:
             raise InvalidInput({"capacity": "must be at least 1"})
         now = self._clock.now()
         async with self._transaction() as session:
-            old_groups = await _group_ids(session, agent_id)
+            old_groups = await group_ids_of(session, agent_id)
             new_groups = await self._groups_named(session, changes.groups, now) if changes.groups is not None else None
             touched = {*old_groups, *(g.id for g in new_groups or [])}
             await self._router.lock(session, touched, [agent_id])
@@ -395,7 +395,7 @@ async def _pairs(session: AsyncSession, query: Select[tuple[K, V]]) -> dict[K, V
     return {key: value for key, value in await session.execute(query)}
 
 
-async def _group_ids(session: AsyncSession, agent_id: int) -> list[int]:
+async def group_ids_of(session: AsyncSession, agent_id: int) -> list[int]:
     return list(await session.scalars(select(AgentGroup.group_id).where(AgentGroup.agent_id == agent_id)))
 
 
