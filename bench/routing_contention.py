@@ -128,6 +128,7 @@ async def worker(args: argparse.Namespace) -> None:
 
             async def resolver() -> None:
                 nonlocal resolved
+                idle = 0.01
                 while True:
                     async with engine.connect() as connection:
                         candidates = list(await connection.scalars(
@@ -139,8 +140,12 @@ async def worker(args: argparse.Namespace) -> None:
                     if number is None:
                         if ingesting.done() and await finished():
                             return
-                        await asyncio.sleep(0.02)
+                        # An agent with nothing open looks again a little later; polling flat out would spend
+                        # the cores the ingests and the database need (and measure the poll, not the router).
+                        idle = min(idle * 2, 0.25)
+                        await asyncio.sleep(idle)
                         continue
+                    idle = 0.01
                     in_hand.add(number)
                     try:
                         await service.update_ticket(manager, number, {"status": "resolved"})

@@ -8,11 +8,12 @@ keeps two transactions locking overlapping groups from deadlocking.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import String, and_, bindparam, case, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import rules
@@ -40,11 +41,31 @@ _HANDOVERS = ("assigned", "taken", "transferred")
 """Events that give a ticket to an agent; only the router's own (`assigned` by the router) is undone on offline."""
 
 
+class RoutedAgent(Protocol):
+    """What choosing reads of an agent: an `AgentState` read under the lock, or an `Agent` (tests, the phone)."""
+
+    id: int
+    presence: Presence
+    capacity: int
+    last_assigned_at: datetime | None
+
+
+@dataclass
+class AgentState:
+    """An agent's row as the router's lock read it: plain columns, not an ORM object (50 of those per lock cost
+    more than the whole choice)."""
+
+    id: int
+    presence: Presence
+    capacity: int
+    last_assigned_at: datetime | None
+
+
 @dataclass
 class Candidate:
     """A locked agent as the router sees them while choosing."""
 
-    agent: Agent
+    agent: RoutedAgent
     groups: frozenset[int]
     skills: frozenset[str]
     load: Load
@@ -63,37 +84,60 @@ class LeastLoadedRouter:
     def __init__(self, weights: LoadWeights | None = None, *, return_on_offline: bool = True) -> None:
         self.weights = weights or LoadWeights()
         self.return_on_offline = return_on_offline
+        # Built once: the lock is the critical section of every assignment, and building these costs as much
+        # as running them.
+        members = select(AgentGroup.agent_id).where(AgentGroup.group_id.in_(bindparam("group_ids", expanding=True)))
+        self._lock_rows = (
+            select(Agent.id)
+            .where(Agent.id.in_(members) | Agent.id.in_(bindparam("agent_ids", expanding=True)))
+            .order_by(Agent.id)
+            # FOR NO KEY UPDATE: serialises routers just as FOR UPDATE does, but not the foreign-key checks
+            # (FOR KEY SHARE) of rows that name an agent, which a transaction may write before it locks.
+            .with_for_update(key_share=True)
+        )
+        groups = select(func.aggregate_strings(cast(AgentGroup.group_id, String), ",")).where(
+            AgentGroup.agent_id == Agent.id
+        )
+        skills = (
+            select(func.aggregate_strings(Skill.name, ","))
+            .select_from(AgentSkill)
+            .join(Skill, Skill.id == AgentSkill.skill_id)
+            .where(AgentSkill.agent_id == Agent.id)
+        )
+        ids = bindparam("ids", expanding=True)
+        loads = self.weights.loads_of(ids).subquery()
+        self._read_locked = (
+            select(Agent.id, Agent.presence, Agent.capacity, Agent.last_assigned_at, groups.scalar_subquery(),
+                   skills.scalar_subquery(), func.coalesce(loads.c.open, 0), func.coalesce(loads.c.weighted, 0.0))
+            .outerjoin(loads, loads.c.agent_id == Agent.id)
+            .where(Agent.id.in_(ids))
+            .order_by(Agent.id)
+        )
 
     # --- locking and looking -----------------------------------------------------------------
 
     async def lock(
         self, session: AsyncSession, group_ids: Iterable[int], agent_ids: Iterable[int] = ()
     ) -> list[Candidate]:
-        """Lock the members of these groups and these agents, in id order, and read their skills and loads."""
-        group_ids, agent_ids = sorted(set(group_ids)), sorted(set(agent_ids))
-        members = select(AgentGroup.agent_id).where(AgentGroup.group_id.in_(group_ids))
-        agents = list(
-            await session.scalars(
-                select(Agent)
-                .where(Agent.id.in_(members) | Agent.id.in_(agent_ids))
-                .order_by(Agent.id)
-                .with_for_update(of=Agent)
-            )
-        )
-        ids = [a.id for a in agents]
-        groups: dict[int, set[int]] = {i: set() for i in ids}
-        for agent_id, group_id in await session.execute(
-            select(AgentGroup.agent_id, AgentGroup.group_id).where(AgentGroup.agent_id.in_(ids))
-        ):
-            groups[agent_id].add(group_id)
-        skills: dict[int, set[str]] = {i: set() for i in ids}
-        for agent_id, name in await session.execute(
-            select(AgentSkill.agent_id, Skill.name).join(Skill, Skill.id == AgentSkill.skill_id)
-            .where(AgentSkill.agent_id.in_(ids))
-        ):
-            skills[agent_id].add(name)
-        loads = await self.weights.loads(session, ids)
-        return [Candidate(a, frozenset(groups[a.id]), frozenset(skills[a.id]), loads[a.id]) for a in agents]
+        """Lock the members of these groups and these agents, in id order, and read their groups, skills and loads.
+
+        Everything the transaction wrote so far is flushed first, so the lock is held only for the choice and its
+        writes. The read is a statement of its own after the lock: under READ COMMITTED it sees what the previous
+        holder committed, which a subquery of the locking statement (its snapshot older than the wait) would not.
+        """
+        await session.flush()
+        ids = list(await session.scalars(
+            self._lock_rows, {"group_ids": sorted(set(group_ids)), "agent_ids": sorted(set(agent_ids))}
+        ))
+        if not ids:
+            return []
+        return [
+            Candidate(AgentState(agent_id, presence, capacity, last_assigned_at),
+                      frozenset(int(g) for g in (group_list or "").split(",") if g), skill_set(skill_list),
+                      Load(open_count, round(float(weighted), 6)))
+            for agent_id, presence, capacity, last_assigned_at, group_list, skill_list, open_count, weighted
+            in await session.execute(self._read_locked, {"ids": ids})
+        ]
 
     async def loads(self, session: AsyncSession, agent_ids: Collection[int]) -> dict[int, Load]:
         return await self.weights.loads(session, list(agent_ids))
@@ -142,18 +186,25 @@ class LeastLoadedRouter:
 
     @staticmethod
     def give(
-        session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime, reason: str, *, actor: str = "router",
-        **data: object,
+        session: AsyncSession, ticket: Ticket, agent: RoutedAgent, now: datetime, reason: str, *,
+        actor: str = "router", **data: object,
     ) -> None:
+        """Hand the ticket over; an `AgentState`'s new last assignment is written by `stamp`, an `Agent`'s by flush."""
         ticket.assignee_id = agent.id
         ticket.status = TicketStatus.open
         ticket.updated_at = now
         agent.last_assigned_at = now
         audit.record(session, ticket.id, "assigned", now, actor=actor, reason=reason, agent_id=agent.id, **data)
 
+    @staticmethod
+    async def stamp(session: AsyncSession, agent_ids: Collection[int], now: datetime) -> None:
+        """Record when these agents were last given a ticket (the tie-break), in one statement."""
+        if agent_ids:
+            await session.execute(update(Agent).where(Agent.id.in_(sorted(agent_ids))).values(last_assigned_at=now))
+
     async def assign(
         self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()
-    ) -> Agent | None:
+    ) -> RoutedAgent | None:
         """Give the ticket to the least-loaded eligible agent not in `exclude`, or say why nobody.
 
         A waiting ticket stays in its group's queue (`queued`). A ticket being reassigned (it has an agent, whom
@@ -171,21 +222,24 @@ class LeastLoadedRouter:
                              group_id=ticket.group_id)
             return None
         self._hand_over(session, ticket, chosen, now, reason)
+        await self.stamp(session, [chosen.agent.id], now)
         return chosen.agent
 
     async def drain(
-        self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = ()
+        self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = (),
+        locked: Sequence[Candidate] | None = None,
     ) -> int:
         """Give waiting tickets to agents with room: highest priority first, then oldest.
 
         Tickets that need skills no agent with room has are passed over, not waited for. The order runs across
         all the groups at once: an agent of two groups takes the most urgent ticket of either queue, not first
-        everything of the group with the lower id.
+        everything of the group with the lower id. `locked` is what this transaction's `lock` of these groups
+        returned, when no load has moved since: it spares locking and reading them again.
         """
         group_ids = sorted(set(group_ids))
         if not group_ids:
             return 0
-        candidates = await self.lock(session, group_ids)
+        candidates = list(locked) if locked is not None else await self.lock(session, group_ids)
         waiting = (
             Ticket.group_id.in_(group_ids),
             Ticket.status == TicketStatus.new,
@@ -193,6 +247,7 @@ class LeastLoadedRouter:
             Ticket.id.not_in(hold),
         )
         assigned = 0
+        stamped: set[int] = set()
         while True:
             with_room = [c for c in candidates if c.has_room]
             if not with_room:
@@ -219,10 +274,12 @@ class LeastLoadedRouter:
                 chosen, reason = self.choose(candidates, ticket)
                 if chosen is not None:
                     self._hand_over(session, ticket, chosen, now, f"from the queue, {reason}")
+                    stamped.add(chosen.agent.id)
                     given += 1
             assigned += given
             if given == 0 or len(tickets) < room:
                 break
+        await self.stamp(session, stamped, now)
         return assigned
 
     # --- presence ------------------------------------------------------------------------------

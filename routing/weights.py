@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.selectable import Select
 
 from tickets.models import LOAD_STATUSES, Priority, Ticket
 
@@ -60,14 +62,19 @@ class LoadWeights:
         )
         return by_channel * by_priority
 
+    def loads_of(self, agent_ids: Sequence[int] | BindParameter[Any]) -> Select[tuple[int, int, float]]:
+        """Open count and weighted load per agent holding any, in one pass over their open tickets."""
+        return (
+            select(Ticket.assignee_id.label("agent_id"), func.count().label("open"),
+                   func.sum(self.expression()).label("weighted"))
+            .where(Ticket.assignee_id.in_(agent_ids), Ticket.status.in_(LOAD_STATUSES))
+            .group_by(Ticket.assignee_id)
+        )
+
     async def loads(self, session: AsyncSession, agent_ids: Sequence[int]) -> dict[int, Load]:
         loads = {agent_id: Load(0, 0.0) for agent_id in agent_ids}
         if agent_ids:
             await session.flush()  # status changes made earlier in this transaction must count
-            rows = await session.execute(
-                select(Ticket.assignee_id, func.count(), func.sum(self.expression()))
-                .where(Ticket.assignee_id.in_(agent_ids), Ticket.status.in_(LOAD_STATUSES))
-                .group_by(Ticket.assignee_id)
-            )
+            rows = await session.execute(self.loads_of(list(agent_ids)))
             loads.update({agent_id: Load(count, round(float(total or 0), 6)) for agent_id, count, total in rows})
         return loads

@@ -35,6 +35,8 @@ class IngestResult:
     """A new ticket was opened for this message."""
     duplicate: bool
     """The message had been stored before (a redelivery); nothing was written."""
+    needs_routing: bool = False
+    """The ticket waits for an agent: the caller routes it last, so the agents stay locked only until commit."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class _Thread:
 async def ingest_in(
     session: AsyncSession, inbound: Inbound, now: datetime, router: Assigner, default_group: str
 ) -> IngestResult:
-    """The whole ingest inside the caller's transaction; the caller commits (and retries on a race)."""
+    """Store and thread the message inside the caller's transaction; the caller routes a ticket that
+    `needs_routing` (after writing anything else, as routing locks the agents) and commits, retrying on a race."""
     if not inbound.identities:
         raise InvalidInput({"identities": "a message needs at least one way to reach its sender"})
     if inbound.external_id:
@@ -66,10 +69,9 @@ async def ingest_in(
     message = _message(inbound, thread.ticket, thread.reason, now, customer_id=customer.id, direction=Direction.inbound)
     session.add(message)
     thread.ticket.updated_at = now
-    if thread.needs_routing:
-        await router.assign(session, thread.ticket, now)
     await session.flush()
-    return IngestResult(thread.ticket, message, created=thread.created, duplicate=False)
+    return IngestResult(thread.ticket, message, created=thread.created, duplicate=False,
+                        needs_routing=thread.needs_routing)
 
 
 def _message(

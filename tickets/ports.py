@@ -18,10 +18,15 @@ class AgentLoad(Protocol):
     """Their summed weights (channel x priority): what the router compares."""
 
 
+class LockedAgentRow(Protocol):
+    id: int
+    capacity: int
+
+
 class LockedAgent(Protocol):
     """An agent as the router read them under its lock: what a take or transfer is checked against."""
 
-    agent: Agent
+    agent: LockedAgentRow
     skills: frozenset[str]
     load: AgentLoad
 
@@ -49,10 +54,16 @@ class Assigner(Protocol):
     ) -> None:
         """Give the ticket to this agent, whatever their load, and audit why (an agent who already took the work)."""
 
+    async def stamp(self, session: AsyncSession, agent_ids: Collection[int], now: datetime) -> None:
+        """Record that these agents were just given a ticket (routing's tie-break: idle longest first)."""
+
     async def drain(
-        self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = ()
+        self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = (),
+        locked: Sequence[LockedAgent] | None = None,
     ) -> int:
-        """Assign waiting tickets of these groups (except those in `hold`) while agents have room; returns how many."""
+        """Assign waiting tickets of these groups (except those in `hold`) while agents have room; returns how many.
+
+        `locked`: what `lock` of these groups returned in this transaction, if no load has moved since."""
 
     async def release(self, session: AsyncSession, agent: Agent, now: datetime, reason: str) -> Sequence[Ticket]:
         """Return the agent's untouched assignments to the queue (they went offline); drain re-routes them."""

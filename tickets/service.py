@@ -157,6 +157,8 @@ class TicketService(StaffCommands):
             result = await ingest_in(session, inbound, now, self._router, self._default_group)
             if result.created and self._notifications is not None:
                 outbox.extend(await self._notifications.ticket_created(session, result.ticket, result.message, now))
+            if result.needs_routing:
+                await self._router.assign(session, result.ticket, now)
             return result
 
         result = await self._retrying(work)
@@ -346,24 +348,20 @@ class TicketService(StaffCommands):
         """Apply status/priority/category/skills/group/assignee changes; each is audited, freed capacity re-routes.
 
         A ticket moved to another group, returned to the queue or given other skills while waiting is routed
-        again at once; the agent who returned it is not handed it straight back.
+        again at once; the agent who returned it is not handed it straight back. The changes that need no
+        agent's load are written first, so the agents are locked only for the reassignment and the re-routing;
+        the view is read after commit, outside the lock.
         """
         now = self._clock.now()
         async with self._transaction() as session:
             ticket = await self._visible_ticket(session, viewer, number, lock=True)
+            ticket.updated_at = now  # first, so the changes below go out in one UPDATE whatever flushes between
             old_group = ticket.group_id
             target_group = await self._target_group(session, viewer, ticket, changes)
             if target_group is not None and "assignee" not in changes and ticket.assignee_id is not None:
                 changes = {**changes, "assignee": None}  # a ticket sent to another group joins its queue
             target_id = changes.get("assignee")
-            # Everyone whose load or queue this may move is locked first, in the router's order.
-            locked = await self._router.lock(
-                session, {old_group, *([target_group.id] if target_group else [])},
-                [a for a in (ticket.assignee_id, target_id) if a is not None],
-            )
-            frees_capacity = False
             reroute = False
-            returned_by: int | None = None
             if target_group is not None:
                 audit.record(session, ticket.id, "group_changed", now, actor=viewer,
                              old=old_group, new=target_group.id, reason=f"moved to {target_group.name}")
@@ -375,19 +373,17 @@ class TicketService(StaffCommands):
                     audit.record(session, ticket.id, "skills_changed", now, actor=viewer, old=ticket.skills, new=key)
                     ticket.skills = key
                     reroute = True
-            if "assignee" in changes:
-                if target_id is None:
-                    returned_by = ticket.assignee_id
-                    reroute = True
-                target = next((c for c in locked if c.agent.id == target_id), None)
-                frees_capacity |= await self._reassign(session, viewer, ticket, target_id, target, now)
-            resolved_now = False
+            frees_capacity = False
+            outbox: list[int] = []
             if "status" in changes:
                 was_resolved = ticket.status == TicketStatus.resolved
-                frees_capacity |= self._set_status(session, viewer, ticket, TicketStatus(changes["status"]), now)
-                resolved_now = ticket.status == TicketStatus.resolved and not was_resolved
+                assignee_after = target_id if "assignee" in changes else ticket.assignee_id
+                frees_capacity = self._set_status(session, viewer, ticket, TicketStatus(changes["status"]), now,
+                                                  assignee_after)
                 if ticket.status in (TicketStatus.resolved, TicketStatus.closed):
                     await deadlines.cancel(session, ticket.id)
+                if ticket.status == TicketStatus.resolved and not was_resolved and self._notifications is not None:
+                    outbox = await self._notifications.ticket_resolved(session, ticket, now)
             if "priority" in changes and changes["priority"] != ticket.priority:
                 audit.record(
                     session, ticket.id, "priority_changed", now, actor=viewer,
@@ -399,19 +395,30 @@ class TicketService(StaffCommands):
                     session, ticket.id, "category_changed", now, actor=viewer, old=ticket.category, new=changes["category"]
                 )
                 ticket.category = changes["category"]
-            ticket.updated_at = now
+            # Everyone whose load or queue this may move is locked, in the router's order; what was written above
+            # commits while they are locked, so every choice made under the lock sees all of it or none of it.
+            locked = await self._router.lock(
+                session, {old_group, ticket.group_id}, [a for a in (ticket.assignee_id, target_id) if a is not None]
+            )
+            returned_by: int | None = None
+            if "assignee" in changes:
+                if target_id is None:
+                    returned_by = ticket.assignee_id
+                    reroute = True
+                target = next((c for c in locked if c.agent.id == target_id), None)
+                if await self._reassign(session, viewer, ticket, target_id, target, now):
+                    frees_capacity = True
+                locked = None  # loads moved: the router reads them again
             hold: list[int] = []
             if reroute and ticket.status == TicketStatus.new and ticket.assignee_id is None:
                 await self._router.assign(session, ticket, now, exclude=[returned_by] if returned_by else [])
                 hold.append(ticket.id)
+                locked = None
             if frees_capacity or ticket.group_id != old_group:
-                await self._router.drain(session, {old_group, ticket.group_id}, now, hold=hold)
-            outbox: list[int] = []
-            if resolved_now and self._notifications is not None:
-                outbox = await self._notifications.ticket_resolved(session, ticket, now)
-            view = await _ticket_view(session, ticket, now)
+                await self._router.drain(session, {old_group, ticket.group_id}, now, hold=hold, locked=locked)
         await self._after_commit(outbox)
-        return view
+        async with self._transaction() as session:
+            return await _ticket_view(session, await session.get_one(Ticket, number), now)
 
     async def _target_group(
         self, session: AsyncSession, viewer: Agent, ticket: Ticket, changes: dict[str, Any]
@@ -428,13 +435,15 @@ class TicketService(StaffCommands):
         return None if group.id == ticket.group_id else group
 
     def _set_status(
-        self, session: AsyncSession, viewer: Agent, ticket: Ticket, status: TicketStatus, now: datetime
+        self, session: AsyncSession, viewer: Agent, ticket: Ticket, status: TicketStatus, now: datetime,
+        assignee_after: int | None,
     ) -> bool:
+        """`assignee_after` is who holds the ticket once the same update's reassignment is applied."""
         if status == ticket.status:
             return False
         if status == TicketStatus.new:
             raise InvalidInput({"status": "a ticket becomes new only by returning it to the queue (assignee: null)"})
-        if status in LOAD_STATUSES and ticket.assignee_id is None:
+        if status in LOAD_STATUSES and assignee_after is None:
             raise InvalidInput({"status": f"assign the ticket before setting it {status}"})
         old = ticket.status
         ticket.status = status
@@ -482,7 +491,7 @@ class TicketService(StaffCommands):
         ticket.assignee_id = target.id
         if ticket.status == TicketStatus.new:
             ticket.status = TicketStatus.open
-        target.last_assigned_at = now
+        await self._router.stamp(session, [target.id], now)
         kind = "taken" if target.id == viewer.id else "transferred"
         audit.record(session, ticket.id, kind, now, actor=viewer, agent_id=target.id, previous_agent_id=previous)
         return previous is not None
