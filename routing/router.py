@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import String, and_, bindparam, case, cast, func, or_, select, update
+from sqlalchemy import String, bindparam, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import rules
@@ -32,11 +32,10 @@ from tickets.models import (
     skill_set,
 )
 
-_PRIORITY_ORDER = case(
-    {Priority.critical: 0, Priority.high: 1, Priority.normal: 2, Priority.low: 3},
-    value=Ticket.priority,
-    else_=4,
-)
+_URGENCY = (Priority.critical, Priority.high, Priority.normal, Priority.low)
+"""The order queues drain in; within a priority, oldest first."""
+_PAGE_MOST = 200
+"""Waiting tickets one drain query reads at most (pages grow from the free seats while tickets are passed over)."""
 _HANDOVERS = ("assigned", "taken", "transferred")
 """Events that give a ticket to an agent; only the router's own (`assigned` by the router) is undone on offline."""
 
@@ -235,50 +234,44 @@ class LeastLoadedRouter:
         all the groups at once: an agent of two groups takes the most urgent ticket of either queue, not first
         everything of the group with the lower id. `locked` is what this transaction's `lock` of these groups
         returned, when no load has moved since: it spares locking and reading them again.
+
+        Each priority is read from the head of its queue in pages (the queue index is ordered by group, status,
+        priority and age), so a drain costs the tickets it looks at, not the depth of the queue: sorting or
+        grouping the whole queue took 40 ms under the lock at 30,000 waiting.
         """
         group_ids = sorted(set(group_ids))
         if not group_ids:
             return 0
         candidates = list(locked) if locked is not None else await self.lock(session, group_ids)
-        waiting = (
-            Ticket.group_id.in_(group_ids),
-            Ticket.status == TicketStatus.new,
-            Ticket.assignee_id.is_(None),
-            Ticket.id.not_in(hold),
-        )
         assigned = 0
         stamped: set[int] = set()
-        while True:
-            with_room = [c for c in candidates if c.has_room]
-            if not with_room:
-                break
-            kinds = (await session.execute(select(Ticket.group_id, Ticket.skills).where(*waiting).distinct())).all()
-            takeable = [
-                (group_id, skills) for group_id, skills in kinds
-                if any(group_id in c.groups and c.can_take(skill_set(skills)) for c in with_room)
-            ]
-            if not takeable:
-                break
-            room = sum(c.agent.capacity - c.load.open for c in with_room)
-            tickets = list(
-                await session.scalars(
-                    select(Ticket)
-                    .where(*waiting, or_(*(and_(Ticket.group_id == g, Ticket.skills == k) for g, k in takeable)))
-                    .order_by(_PRIORITY_ORDER, Ticket.created_at, Ticket.id)
-                    .limit(room)
-                    .with_for_update(skip_locked=True)
+        for priority in _URGENCY:
+            after: tuple[datetime, int] | None = None
+            size = 0
+            while room := sum(c.agent.capacity - c.load.open for c in candidates if c.has_room):
+                size = min(max(room, size * 2), _PAGE_MOST)
+                query = select(Ticket).where(
+                    Ticket.group_id.in_(group_ids),
+                    Ticket.status == TicketStatus.new,
+                    Ticket.priority == priority,
+                    Ticket.assignee_id.is_(None),
+                    Ticket.id.not_in(hold),
                 )
-            )
-            given = 0
-            for ticket in tickets:
-                chosen, reason = self.choose(candidates, ticket)
-                if chosen is not None:
-                    self._hand_over(session, ticket, chosen, now, f"from the queue, {reason}")
-                    stamped.add(chosen.agent.id)
-                    given += 1
-            assigned += given
-            if given == 0 or len(tickets) < room:
-                break
+                if after is not None:  # past the tickets this drain looked at (it holds their locks itself)
+                    query = query.where(Ticket.created_at >= after[0],
+                                        or_(Ticket.created_at > after[0], Ticket.id > after[1]))
+                tickets = list(await session.scalars(
+                    query.order_by(Ticket.created_at, Ticket.id).limit(size).with_for_update(skip_locked=True)
+                ))
+                for ticket in tickets:
+                    chosen, reason = self.choose(candidates, ticket)
+                    if chosen is not None:
+                        self._hand_over(session, ticket, chosen, now, f"from the queue, {reason}")
+                        stamped.add(chosen.agent.id)
+                        assigned += 1
+                if len(tickets) < size:
+                    break
+                after = (tickets[-1].created_at, tickets[-1].id)
         await self.stamp(session, stamped, now)
         return assigned
 

@@ -269,6 +269,29 @@ async def test_the_queue_passes_over_tickets_nobody_with_room_can_take(
     assert {g.group.name: g.waiting for g in await runtime.service.list_groups()} == {"Support": 0}
 
 
+async def test_the_queue_reads_past_a_long_head_of_tickets_nobody_can_take_in_pages(
+    runtime: Runtime, add_agent: Any, clock: ManualClock
+) -> None:
+    """Drains read each priority's queue from its head in growing pages; the takeable tickets behind many that
+    need a missing skill are found, in order, also when those at a page's edge arrived in the same second."""
+    await runtime.service.add_skill("ru")
+    await runtime.service.add_rule(language="ru", skills=["ru"])
+    await manager(add_agent)
+    clock.advance(SECOND)  # all twelve arrive in one second: the page cursor goes by (time, number)
+    russian = [(await runtime.service.ingest(mail(f"r{n}", language="ru"))).ticket.id for n in range(9)]
+    plain = [(await runtime.service.ingest(mail(f"p{n}"))).ticket.id for n in range(3)]
+    urgent = await ingest(runtime, mail("u", language="ru", priority=Priority.high), clock)
+
+    ann, _ = await add_agent("Ann", capacity=2)
+    assert await assigned_in_order(runtime) == plain[:2]
+    await runtime.service.update_ticket(ann, plain[0], {"status": "resolved"})  # one seat: a page of one, then more
+    assert await assigned_in_order(runtime) == plain
+    rita, _ = await add_agent("Rita", skills=["ru"], capacity=3)
+    assert await assigned_in_order(runtime) == [*plain, urgent.id, *russian[:2]]
+    assert {(await ticket_now(runtime, n)).status for n in russian[2:]} == {TicketStatus.new}
+    assert {g.group.name: g.waiting for g in await runtime.service.list_groups()} == {"Support": 7}
+
+
 async def test_the_workers_drain_assigns_what_a_path_without_routing_left_waiting(
     runtime: Runtime, add_agent: Any, clock: ManualClock
 ) -> None:

@@ -403,6 +403,42 @@ async def test_a_resolve_racing_its_agent_going_offline_does_not_deadlock(databa
         await engine.dispose()
 
 
+@pytest.mark.postgresql_only
+async def test_a_row_naming_an_agent_written_before_routing_neither_blocks_nor_deadlocks_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A transaction that writes a row naming an agent (an event by them, a ticket assigned to them) holds FOR KEY
+    SHARE on that agent until it commits, and may lock the agents for routing only afterwards (an agent resolving
+    their own ticket does). The router's FOR NO KEY UPDATE does not wait for that; FOR UPDATE did, and once the
+    writer asked for the agents too, both waited for ever (found by the contention bench)."""
+    settings = Settings(data_dir=tmp_path, database=DatabaseSettings(url=database_url))
+    engine = build_engine(settings)
+    service = build_service(settings, engine, SystemClock())
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    writer = await asyncpg.connect(dsn)
+    try:
+        ann, _ = await service.add_agent("Ann", "ann@example.com", capacity=5)
+        bob, _ = await service.add_agent("Bob", "bob@example.com", capacity=5)
+        held = (await service.ingest(form("held", 1))).ticket.id
+        writing = writer.transaction()
+        await writing.start()
+        await writer.execute(
+            "INSERT INTO events (ticket_id, kind, actor, actor_id, data, created_at) "
+            "VALUES ($1, 'note_added', 'agent', $2, '{}', now())", held, ann.id,
+        )
+        async with asyncio.timeout(5):  # routing goes on while the writer's key share is held
+            routed = [(await service.ingest(form("meanwhile", n))).ticket for n in range(4)]
+        assert {t.assignee_id for t in routed} == {ann.id, bob.id}
+        async with asyncio.timeout(5):  # and the writer gets the agents as a router would
+            locked = await writer.fetch("SELECT id FROM agents ORDER BY id FOR NO KEY UPDATE")
+        assert [r["id"] for r in locked] == sorted([ann.id, bob.id])
+        await writing.commit()
+        await check_audit(engine, [ann.id, bob.id])
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
 # --- SQLite: the single-process embedded default -----------------------------------------------------------------
 
 
