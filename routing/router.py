@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import String, bindparam, cast, func, or_, select, update
+from sqlalchemy import Select, String, bindparam, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import rules
@@ -243,20 +243,28 @@ class LeastLoadedRouter:
         if not group_ids:
             return 0
         candidates = list(locked) if locked is not None else await self.lock(session, group_ids)
+        if not any(c.has_room for c in candidates):
+            return 0
+
+        def waiting(priority: Priority) -> Select[tuple[Ticket]]:
+            return select(Ticket).where(
+                Ticket.group_id.in_(group_ids),
+                Ticket.status == TicketStatus.new,
+                Ticket.priority == priority,
+                Ticket.assignee_id.is_(None),
+                Ticket.id.not_in(hold),
+            )
+
+        # One probe says which priorities have anyone waiting, so empty ones cost no query of their own.
+        found = (await session.execute(select(*(waiting(p).exists() for p in _URGENCY)))).one()
         assigned = 0
         stamped: set[int] = set()
-        for priority in _URGENCY:
+        for priority in (p for p, anyone in zip(_URGENCY, found) if anyone):
             after: tuple[datetime, int] | None = None
             size = 0
             while room := sum(c.agent.capacity - c.load.open for c in candidates if c.has_room):
                 size = min(max(room, size * 2), _PAGE_MOST)
-                query = select(Ticket).where(
-                    Ticket.group_id.in_(group_ids),
-                    Ticket.status == TicketStatus.new,
-                    Ticket.priority == priority,
-                    Ticket.assignee_id.is_(None),
-                    Ticket.id.not_in(hold),
-                )
+                query = waiting(priority)
                 if after is not None:  # past the tickets this drain looked at (it holds their locks itself)
                     query = query.where(Ticket.created_at >= after[0],
                                         or_(Ticket.created_at > after[0], Ticket.id > after[1]))
