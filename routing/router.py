@@ -4,6 +4,11 @@ Every member of the groups involved is locked in id order, in one statement, bef
 choices are serialised per group, so loads stay even under any concurrency and nobody passes their
 capacity (SKIP LOCKED alone left loads uneven; see STACK-NOTES). One statement, in id order, is what
 keeps two transactions locking overlapping groups from deadlocking.
+
+That lock serialises every assignment of a group, so what runs under it is kept to the least: callers take
+it after writing everything else, it is FOR NO KEY UPDATE (rows that merely name an agent, like an event by
+them, neither wait for it nor deadlock with it), the locked agents are read as plain rows in one pre-built
+statement, and drains read the queue from its head instead of sorting it.
 """
 
 from __future__ import annotations
