@@ -201,7 +201,7 @@ SELECT (SELECT count(*) FROM events WHERE kind = 'assigned' AND actor = 'router'
 async def stand_in_for_autovacuum(url: str, every: float = 60.0) -> None:
     """VACUUM ANALYZE the growing tables every minute when the server's autovacuum is off (it is on this
     machine's PostgreSQL). Without it the planner kept its empty-table statistics while the queue grew to
-    25,000 and drained through the wrong index: the run slowed by half in 20 minutes."""
+    25,000, and drains filtered the whole queue through the wrong index (15 ms a page instead of 0.3 ms)."""
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
         if await connection.fetchval("SHOW autovacuum") == "on":
