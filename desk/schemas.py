@@ -12,6 +12,7 @@ from tickets.staff import AgentView, GroupView, RuleView
 from tickets.models import (
     Agent,
     Call,
+    ClockEvent,
     CustomerIdentity,
     Deadline,
     DeadlineStatus,
@@ -211,11 +212,28 @@ class CallOut(BaseModel):
 class DeadlineOut(BaseModel):
     regulation: str
     step: str
-    met_by: str = Field(description="What keeps the promise: first_response (a reply or a call to the client) or resolved.")
-    due_at: datetime
-    status: Literal["pending", "met", "cancelled"]
+    position: int = Field(description="Its place in the regulation's ladder.")
+    kind: Literal["step", "warning", "target"]
+    met_by: str = Field(description="What keeps the promise: processed (first response or take-over), resolved, "
+                                    "replied (to the client's latest message), or first_response (a callback).")
+    due_at: datetime = Field(description="When it acts if not met; while paused, where the clock stood.")
+    counts_from: datetime | None = Field(description="Creation, the step before, or the client's message.")
+    status: Literal["pending", "paused", "met", "fired", "cancelled"]
+    outcome: Literal["pending", "paused", "met", "met late", "fired", "breached", "cancelled"]
     met_at: datetime | None
-    late: bool = Field(description="Met after its due time, or still pending past it.")
+    fired_at: datetime | None
+    late: bool = Field(description="Met after its due time, fired, or still pending past it.")
+    breached: bool = Field(description="It broke the regulation: fired with a breach, or met late.")
+    version: str | None = Field(description="The regulation version that planned it (see `clock`).")
+
+
+class ClockEventOut(BaseModel):
+    kind: Literal["started", "paused", "resumed", "stopped", "replanned"]
+    reason: str
+    regulation: str | None
+    version: str | None
+    calendar: str | None = Field(description="The calendar the steps count in, or 'clock time'.")
+    at: datetime
 
 
 class CustomerBrief(BaseModel):
@@ -232,7 +250,10 @@ class TicketDetail(TicketSummary):
     messages: list[MessageOut]
     events: list[EventOut]
     calls: list[CallOut]
+    regulation: str | None = Field(description="The regulation the ticket is under (null: none applies).")
+    processed_at: datetime | None = Field(description="First response or take-over.")
     deadlines: list[DeadlineOut]
+    clock: list[ClockEventOut] = Field(description="Why each deadline is where it is: the regulation clock's timeline.")
 
 
 class CustomerOut(CustomerBrief):
@@ -396,19 +417,34 @@ def call_out(call: Call) -> CallOut:
 
 
 def _deadline_out(deadline: Deadline, now: datetime) -> DeadlineOut:
+    met_late = deadline.met_at is not None and deadline.met_at > deadline.due_at
     if deadline.status == DeadlineStatus.pending:
         late = now > deadline.due_at
     else:
-        late = deadline.met_at is not None and deadline.met_at > deadline.due_at
+        late = met_late or deadline.status == DeadlineStatus.fired
+    outcome = ("breached" if deadline.breach else "fired") if deadline.status == DeadlineStatus.fired else (
+        "met late" if deadline.status == DeadlineStatus.met and met_late else deadline.status.value)
     return DeadlineOut(
         regulation=deadline.regulation,
         step=deadline.step,
+        position=deadline.position or 0,
+        kind=deadline.kind or "step",  # type: ignore[arg-type]
         met_by=deadline.met_by,
         due_at=deadline.due_at,
+        counts_from=deadline.reference_at,
         status=deadline.status.value,
+        outcome=outcome,  # type: ignore[arg-type]
         met_at=deadline.met_at,
+        fired_at=deadline.fired_at,
         late=late,
+        breached=deadline.breached,
+        version=deadline.version,
     )
+
+
+def _clock_out(event: ClockEvent) -> ClockEventOut:
+    return ClockEventOut(kind=event.kind, reason=event.reason, regulation=event.regulation,  # type: ignore[arg-type]
+                         version=event.version, calendar=event.calendar, at=event.created_at)
 
 
 def _event_out(event: Event) -> EventOut:
@@ -435,7 +471,10 @@ def ticket_detail(view: TicketView) -> TicketDetail:
         messages=[message_out(m) for m in view.messages],
         events=[_event_out(e) for e in view.events],
         calls=[call_out(c) for c in view.calls],
+        regulation=view.ticket.regulation,
+        processed_at=view.ticket.processed_at,
         deadlines=[_deadline_out(d, view.as_of) for d in view.deadlines],
+        clock=[_clock_out(e) for e in view.clock],
     )
 
 

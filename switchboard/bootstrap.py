@@ -17,12 +17,15 @@ from notifier.senders import EmailSender, RelaySender, SinkSender
 from notifier.telegram import TelegramNotifications
 from notifier.webchat import WebchatNotifications, WebchatSender
 from routing.router import LeastLoadedRouter
-from sla.regulations import BuiltinRegulations
+from notifier.alerts import StaffAlerts
+from sla.engine import RegulationEngine
+from sla.firing import Escalations
+from sla.jobs import ArqTimers
 from switchboard.settings import Settings
 from tickets.attachments import AttachmentStore
 from tickets.clock import Clock, SystemClock
 from tickets.db import create_engine, create_session_factory
-from tickets.ports import JobQueue, Notifications
+from tickets.ports import JobQueue, Notifications, Timers
 from tickets.service import TicketService
 
 if TYPE_CHECKING:
@@ -43,6 +46,8 @@ class Runtime:
     clock: Clock
     deliverer: Deliverer | None = None
     """Sends outbox rows; the worker's delivery jobs use it."""
+    escalations: Escalations | None = None
+    """Fires due regulation steps; the worker's timer jobs and sweeper use it."""
     telegram_bot: Bot | None = None
     """The Telegram bot (set only when a token is configured): receives updates and sends replies."""
 
@@ -96,17 +101,31 @@ def build_service(
     *,
     notifications: Notifications | None = None,
     jobs: JobQueue | None = None,
+    timers: Timers | None = None,
+    regulations: RegulationEngine | None = None,
 ) -> TicketService:
-    """Notifications are always written to the outbox; without `jobs` (CLI, no Redis) the worker's sweeper sends them."""
+    """Notifications are always written to the outbox; without `jobs` (CLI, no Redis) the worker's sweeper sends
+    them, and without `timers` the deadline sweeper fires what comes due."""
     return TicketService(
         create_session_factory(engine),
-        LeastLoadedRouter(settings.routing.weights(), return_on_offline=settings.routing.return_on_offline),
+        build_router(settings),
         clock,
         settings.default_group,
         notifications=notifications or default_notifications(settings),
         jobs=jobs,
-        regulations=BuiltinRegulations(settings.calendar.calendar(), timedelta(hours=settings.phone.callback_hours)),
+        timers=timers,
+        regulations=regulations or RegulationEngine(settings.regulation_book()),
     )
+
+
+def build_router(settings: Settings) -> LeastLoadedRouter:
+    return LeastLoadedRouter(settings.routing.weights(), return_on_offline=settings.routing.return_on_offline)
+
+
+def build_escalations(settings: Settings, sessions: async_sessionmaker[AsyncSession], engine: RegulationEngine,
+                      clock: Clock, *, jobs: JobQueue | None, timers: Timers | None) -> Escalations:
+    alerts = StaffAlerts(EmailNotifications(settings), settings.smtp.reply_from, settings.public_url)
+    return Escalations(sessions, engine, build_router(settings), alerts, clock, jobs=jobs, timers=timers)
 
 
 def default_notifications(settings: Settings) -> Notifications:
@@ -133,6 +152,7 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
         await engine.dispose()
         raise
     sessions = create_session_factory(engine)
+    jobs, timers, regulations = ArqJobQueue(redis), ArqTimers(redis), RegulationEngine(settings.regulation_book())
     bot = build_telegram_bot(settings)
     chat_senders: dict[str, TextSender] = {"webchat": WebchatSender(redis)}
     if bot is not None:
@@ -143,12 +163,13 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
         settings=settings,
         engine=engine,
         sessions=sessions,
-        service=build_service(settings, engine, clock, jobs=ArqJobQueue(redis)),
+        service=build_service(settings, engine, clock, jobs=jobs, timers=timers, regulations=regulations),
         attachments=AttachmentStore(settings.attachments_dir),
         redis=redis,
         redis_url=url,
         clock=clock,
         deliverer=Deliverer(sessions, clock, sender, chat_senders=chat_senders),
+        escalations=build_escalations(settings, sessions, regulations, clock, jobs=jobs, timers=timers),
         telegram_bot=bot,
     )
 

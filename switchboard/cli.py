@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     outbox = mail.add_parser("outbox", help="list the mail written to the sink folder (no relay configured)")
     outbox.add_argument("--show", type=int, metavar="N", help="print message N of the list in full")
 
+    notifications = commands.add_parser("notifications", help="the outbox: alerts, replies and notices, any channel") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
+    listed = notifications.add_parser("list", help="list outbox rows, newest first, with their delivery status")
+    listed.add_argument("--ticket", type=int, metavar="NUMBER")
+    listed.add_argument("--channel", help="email, sms, telegram, webchat")
+    listed.add_argument("--limit", type=int, default=50)
+
     group = commands.add_parser("group", help="manage groups").add_subparsers(dest="action", required=True, metavar="ACTION")
     add_group = group.add_parser("add", help="add a group (department)")
     add_group.add_argument("name")
@@ -125,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
         "agent": _agent, "group": _group, "skill": _skill, "rule": _rule, "mail": _mail, "bot": _bot, "calls": _calls,
+        "notifications": _notifications,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -446,6 +454,21 @@ async def _mail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _notifications(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        rows = await service.list_notifications(ticket=args.ticket, channel=args.channel, limit=args.limit)
+        if not rows:
+            print("no notifications", file=sys.stderr)
+        for row in rows:
+            about = (row.subject or row.body_text or "").splitlines()[0][:80] if (row.subject or row.body_text) else ""
+            ticket = f"#{row.ticket_id}" if row.ticket_id else "-"
+            print(f"{row.id:>6}  {row.created_at:%Y-%m-%d %H:%M:%S}  {row.channel:<8} {row.status:<9} {ticket:>7}  "
+                  f"{row.kind}  to {row.recipient}  {about}")
+        return 0
+
+    return await _with_service(settings, work)
+
+
 # --- processes ------------------------------------------------------------------------------
 
 
@@ -501,7 +524,7 @@ async def _start_polling(rt: Any, stack: AsyncExitStack) -> None:
 async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, embedded_redis: bool,
                      smtp_role: bool = False, telegram_role: bool = False) -> int:
     from switchboard.bootstrap import build
-    from switchboard.worker import build_worker
+    from switchboard.worker import build_workers
 
     stop = _stop_event()
     async with AsyncExitStack() as stack:
@@ -520,10 +543,10 @@ async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, e
         rt = await build(settings, redis_url=redis_url)
         stack.push_async_callback(rt.close)
         if worker_role:
-            worker = build_worker(rt)
-            worker_task = asyncio.create_task(worker.async_run())
-            stack.push_async_callback(_stop_worker, worker, worker_task)
-            worker_task.add_done_callback(lambda task: task.cancelled() or task.exception() is None or stop.set())
+            for worker in build_workers(rt):
+                worker_task = asyncio.create_task(worker.async_run())
+                stack.push_async_callback(_stop_worker, worker, worker_task)
+                worker_task.add_done_callback(lambda task: task.cancelled() or task.exception() is None or stop.set())
         if smtp_role:
             await _start_smtp(rt, stack)
         if telegram_role:

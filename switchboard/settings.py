@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from channels.phone.cdr import DEFAULT_INBOUND_CONTEXTS
 from routing.weights import DEFAULT_CHANNEL_WEIGHTS, DEFAULT_PRIORITY_WEIGHTS, LoadWeights
 from sla.calendar import BusinessCalendar, parse_calendar
+from sla.regulations import RegulationBook, builtin_book, load_book
 
 
 def _section(prefix: str) -> SettingsConfigDict:
@@ -155,6 +156,11 @@ class CalendarSettings(BaseSettings):
         return parse_calendar(timezone_name=self.timezone, hours=self.hours, days=self.days,
                               country=self.holidays, extra_days_off=self.days_off)
 
+    def spec(self) -> dict[str, object]:
+        """As a regulations file would write it: the calendar a regulation names `default`."""
+        return {"timezone": self.timezone, "hours": self.hours, "days": self.days, "holidays": self.holidays,
+                "days_off": self.days_off}
+
 
 class PhoneSettings(BaseSettings):
     model_config = _section("PHONE_")
@@ -259,6 +265,17 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'switchboard.db').resolve()}"
+
+    @model_validator(mode="after")
+    def _regulations_valid(self) -> Settings:
+        self.regulation_book()  # a wrong file stops every process at start, naming line, field and why
+        return self
+
+    def regulation_book(self) -> RegulationBook:
+        """The regulations file, or the built-in default (with SWITCHBOARD_PHONE_CALLBACK_HOURS for callbacks)."""
+        if self.regulations is None:
+            return builtin_book(self.calendar.spec(), self.phone.callback_hours)
+        return load_book(self.regulations, self.calendar.spec())
 
     @property
     def uses_embedded_database(self) -> bool:

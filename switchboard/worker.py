@@ -9,6 +9,7 @@ from arq import cron
 from arq.worker import Worker
 
 from notifier.jobs import deliver_outbox, sweep_outbox
+from sla.jobs import TIMER_QUEUE, fire_deadline, sweep_deadlines
 from switchboard.bootstrap import Runtime, redis_settings
 
 
@@ -46,5 +47,23 @@ def worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
     return settings
 
 
+def timer_worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
+    """The regulation clock's own queue: its deferred jobs wait days, and must not hold up a burst of deliveries."""
+    settings = worker_settings(runtime, **{
+        "functions": [fire_deadline, sweep_deadlines],
+        "cron_jobs": [cron(sweep_deadlines, second=45, unique=True, run_at_startup=True, name="cron:sweep_deadlines")],
+        "queue_name": TIMER_QUEUE,
+        "max_jobs": 10,
+        "keep_result": 10,
+    })
+    settings.update(overrides)
+    return settings
+
+
 def build_worker(runtime: Runtime, **overrides: Any) -> Worker:
     return Worker(**worker_settings(runtime, **overrides))
+
+
+def build_workers(runtime: Runtime) -> list[Worker]:
+    """What `switchboard worker` runs: deliveries and routing sweeps, and the regulation timers."""
+    return [build_worker(runtime), Worker(**timer_worker_settings(runtime))]

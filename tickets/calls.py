@@ -148,6 +148,7 @@ async def log_call_in(
             at = min(details.answered_at or details.started_at, now)
             if ticket.first_response_at is None:
                 ticket.first_response_at = at
+            ticket.processed_at = ticket.processed_at or at
             met = await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, at)
             audit.record(session, ticket.id, "call_response", now, actor=_actor(agent), reason=_describe(details),
                          call_id=inbound.external_id, deadlines_met=met)

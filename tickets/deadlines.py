@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.models import Deadline, DeadlineStatus, Ticket
+from tickets.models import Deadline, DeadlineStatus, Ticket, TicketStatus
+
+CLOSED_STATUSES = (TicketStatus.resolved, TicketStatus.closed)
 
 FIRST_RESPONSE = "first_response"
 
@@ -15,7 +17,7 @@ FIRST_RESPONSE = "first_response"
 def start(session: AsyncSession, ticket: Ticket, regulation: str, step: str, due_at: datetime, now: datetime,
           *, met_by: str = FIRST_RESPONSE) -> Deadline:
     deadline = Deadline(ticket_id=ticket.id, regulation=regulation, step=step, met_by=met_by, due_at=due_at,
-                        status=DeadlineStatus.pending, created_at=now)
+                        status=DeadlineStatus.pending, created_at=now, plan=1, reference_at=now, breach=False)
     session.add(deadline)
     return deadline
 
@@ -40,6 +42,7 @@ async def restart(session: AsyncSession, ticket_id: int, regulation: str, step: 
              if d.regulation == regulation and d.step == step and d.status != DeadlineStatus.pending]
     for deadline in again:
         deadline.status, deadline.due_at, deadline.met_at = DeadlineStatus.pending, due_at, None
+        deadline.plan, deadline.fired_at, deadline.breach = (deadline.plan or 0) + 1, None, False
     return len(again)
 
 
@@ -52,9 +55,10 @@ async def cancel(session: AsyncSession, ticket_id: int) -> int:
 
 
 def overdue(now: datetime) -> ColumnElement[bool]:
-    """Tickets with a promise still pending past its due time."""
-    return exists(
-        select(Deadline.id).where(
-            Deadline.ticket_id == Ticket.id, Deadline.status == DeadlineStatus.pending, Deadline.due_at < now
-        )
+    """Open tickets with a promise past its due time and not kept: still pending, or fired and not met since."""
+    late = or_(
+        and_(Deadline.status == DeadlineStatus.pending, Deadline.due_at < now),
+        and_(Deadline.status == DeadlineStatus.fired, Deadline.met_at.is_(None)),
     )
+    return and_(Ticket.status.not_in(CLOSED_STATUSES),
+                exists(select(Deadline.id).where(Deadline.ticket_id == Ticket.id, late)))

@@ -222,6 +222,13 @@ async def _thread(
             earlier.resolved_at = None
             audit.record(session, earlier.id, "reopened", now, actor="customer", reason="the customer replied")
             reason += "; reopened it"
+        elif earlier.status == TicketStatus.pending and inbound.auto_reply is None:
+            # We were waiting on the client and they answered: the ticket is the agent's move again (and the
+            # regulation clock, which stood while it was pending, runs again).
+            earlier.status = TicketStatus.open
+            audit.record(session, earlier.id, "status_changed", now, actor="customer", old="pending", new="open",
+                         reason="the customer replied")
+            reason += "; no longer waiting on the client"
         audit.record(session, earlier.id, "message_received", now, actor="customer", channel=inbound.channel,
                      auto_reply=inbound.auto_reply)
         return _Thread(earlier, reason, False, reopen and earlier.assignee_id is None)

@@ -129,6 +129,8 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(8))
+    tier: Mapped[str | None] = mapped_column(String(32))
+    """A service level the client bought (gold, basic): regulations may match on it."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -264,6 +266,10 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """First response or an agent's explicit take-over: what "processed" means to a regulation."""
+    regulation: Mapped[str | None] = mapped_column(String(32))
+    """The regulation whose ladder the ticket is on (None: none applies)."""
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -404,8 +410,12 @@ class Call(Base):
 
 class DeadlineStatus(StrEnum):
     pending = "pending"
+    paused = "paused"
+    """The ticket waits on the client: the clock stands, `due_at` is where it stood."""
     met = "met"
     """The condition came true in time or late; `met_at` against `due_at` tells which."""
+    fired = "fired"
+    """Due and not met: the step's actions were carried out (once), at `fired_at`."""
     cancelled = "cancelled"
 
 
@@ -423,12 +433,43 @@ class Deadline(Base):
     regulation: Mapped[str] = mapped_column(String(32))
     step: Mapped[str] = mapped_column(String(32))
     met_by: Mapped[str] = mapped_column(String(32))
-    """What fulfils it: `first_response` (a reply or a call to the client) or `resolved`."""
+    """What fulfils it: `first_response` (a reply or a call to the client), `processed`, `resolved` or `replied`."""
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     status: Mapped[DeadlineStatus] = mapped_column(_enum(DeadlineStatus, "deadline_status"), default=DeadlineStatus.pending)
     met_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Its place in the regulation's ladder (the order the API shows)."""
+    kind: Mapped[str] = mapped_column(String(8), default="step", server_default="step")
+    """`step` of a ladder, a target's `warning`, or the `target` itself."""
+    plan: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped at every re-plan: the timer job's id carries it, so an outdated timer finds nothing to do."""
+    reference_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """What its time counts from (creation, the step before, the client's message)."""
+    fired_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    breach: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    """Firing it marked the ticket's regulation breached."""
+    version: Mapped[str | None] = mapped_column(String(12))
+    """The regulation version that planned it."""
 
     @property
     def breached(self) -> bool:
-        return self.met_at is not None and self.met_at > self.due_at
+        """Broken: fired with a breach, or met after it was due."""
+        return self.breach or (self.met_at is not None and self.met_at > self.due_at)
+
+
+class ClockEvent(Base):
+    """A ticket's regulation clock: started, paused, resumed, stopped, re-planned, with why and which version."""
+
+    __tablename__ = "sla_clock_events"
+    __table_args__ = (Index("ix_sla_clock_events_ticket_id", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(300))
+    regulation: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[str | None] = mapped_column(String(12))
+    """Digest of the regulation and its calendar as they were used."""
+    calendar: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -88,8 +89,35 @@ class JobQueue(Protocol):
     async def deliver(self, outbox_ids: Sequence[int]) -> None: ...
 
 
+@dataclass(frozen=True)
+class Timer:
+    """A deadline to fire at `due_at`: the job id carries `plan`, so a timer of an older plan finds nothing to do."""
+
+    deadline_id: int
+    ticket_id: int
+    step: str
+    plan: int
+    due_at: datetime
+
+    @property
+    def job_id(self) -> str:
+        return f"sla:{self.ticket_id}:{self.step}:{self.plan}"
+
+
+class Timers(Protocol):
+    """The job queue as the regulation clock's alarm (arq deferred jobs); told after commit, swept if lost."""
+
+    async def schedule(self, timers: Sequence[Timer]) -> None: ...
+
+
 class Regulations(Protocol):
-    """The deadlines regulations set (sla/ owns the calendars and durations)."""
+    """The deadlines regulations set (sla/ owns the calendars, the ladders and their clocks)."""
 
     def callback_due(self, missed_at: datetime) -> datetime:
         """When a client whose call was missed at `missed_at` must have been called back."""
+
+    async def track(self, session: AsyncSession, ticket: Ticket, now: datetime, reason: str,
+                    *, new: bool = False) -> list[Timer]:
+        """Bring the ticket's regulation, clock and deadline rows in line with its state, inside the caller's
+        transaction; returns the timers to set once it commits. Call it after every change a regulation may
+        care about (created, status, priority, category, group, processed, a client's message, a reply)."""

@@ -24,6 +24,7 @@ from tickets.models import (
     LOAD_STATUSES,
     Agent,
     Call,
+    ClockEvent,
     Customer,
     CustomerIdentity,
     Deadline,
@@ -38,7 +39,7 @@ from tickets.models import (
     TicketStatus,
     skill_set,
 )
-from tickets.ports import Assigner, JobQueue, LockedAgent, Notifications, Regulations
+from tickets.ports import Assigner, JobQueue, LockedAgent, Notifications, Regulations, Timer, Timers
 from tickets.staff import StaffCommands, group_ids_of, skill_names
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class TicketView:
     events: list[Event]
     calls: list[Call]
     deadlines: list[Deadline]
+    clock: list[ClockEvent]
+    """The regulation clock's timeline: started, paused, resumed, stopped, re-planned."""
     as_of: datetime
     """When this view was read: a pending deadline before it is late."""
 
@@ -101,9 +104,11 @@ class TicketService(StaffCommands):
         *,
         notifications: Notifications | None = None,
         jobs: JobQueue | None = None,
+        timers: Timers | None = None,
         regulations: Regulations | None = None,
     ) -> None:
         self._sessions = sessions
+        self._timers = timers
         self._regulations = regulations
         self._router = router
         self._clock = clock
@@ -111,13 +116,25 @@ class TicketService(StaffCommands):
         self._notifications = notifications
         self._jobs = jobs
 
-    async def _after_commit(self, outbox_ids: list[int]) -> None:
-        """Hand committed outbox rows to the queue; if Redis is away the sweeper delivers them later."""
+    async def _after_commit(self, outbox_ids: list[int], timers: Sequence[Timer] = ()) -> None:
+        """Hand committed outbox rows and deadlines to the queue; if Redis is away the sweepers catch up."""
         if outbox_ids and self._jobs is not None:
             try:
                 await self._jobs.deliver(outbox_ids)
             except Exception:  # noqa: BLE001 - the rows are committed; only the prompt start is lost
                 log.warning("could not enqueue delivery of outbox %s; the sweeper will", outbox_ids, exc_info=True)
+        if timers and self._timers is not None:
+            try:
+                await self._timers.schedule(timers)
+            except Exception:  # noqa: BLE001 - the deadline rows are committed; the sweeper fires them
+                log.warning("could not set timers for deadlines %s; the sweeper will fire them",
+                            [t.deadline_id for t in timers], exc_info=True)
+
+    async def _track(self, session: AsyncSession, ticket: Ticket, now: datetime, reason: str,
+                     *, new: bool = False) -> list[Timer]:
+        if self._regulations is None:
+            return []
+        return await self._regulations.track(session, ticket, now, reason, new=new)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
@@ -150,6 +167,7 @@ class TicketService(StaffCommands):
     async def ingest(self, inbound: Inbound) -> IngestResult:
         """IngestMessage: store, thread and route one inbound message; redelivery returns the same ticket."""
         outbox: list[int] = []
+        timers: list[Timer] = []
 
         async def work(session: AsyncSession) -> IngestResult:
             outbox.clear()
@@ -157,12 +175,16 @@ class TicketService(StaffCommands):
             result = await ingest_in(session, inbound, now, self._router, self._default_group)
             if result.created and self._notifications is not None:
                 outbox.extend(await self._notifications.ticket_created(session, result.ticket, result.message, now))
+            if not result.duplicate:
+                timers[:] = await self._track(session, result.ticket, now,
+                                              f"registered via {inbound.channel}" if result.created
+                                              else f"the client wrote via {inbound.channel}", new=result.created)
             if result.needs_routing:
                 await self._router.assign(session, result.ticket, now)
             return result
 
         result = await self._retrying(work)
-        await self._after_commit(outbox)
+        await self._after_commit(outbox, timers)
         return result
 
     async def log_calls(self, inbounds: Sequence[Inbound]) -> list[CallResult]:
@@ -171,16 +193,26 @@ class TicketService(StaffCommands):
         Calls logged before come back as duplicates, so a batch can be sent again after any failure.
         """
 
+        timers: list[Timer] = []
+
         async def work(session: AsyncSession) -> list[CallResult]:
+            timers.clear()
             now = self._clock.now()
             batch = await start_batch(session, inbounds)
             results = [
                 await log_call_in(session, inbound, now, self._router, self._default_group, self._regulations, batch)
                 for inbound in inbounds
             ]
-            return await finish_batch(session, batch, results)
+            results = await finish_batch(session, batch, results)
+            touched = {r.ticket.id: r for r in results if r.ticket is not None and not r.duplicate}
+            for result in touched.values():
+                assert result.ticket is not None
+                timers.extend(await self._track(session, result.ticket, now, "a call was logged", new=result.created))
+            return results
 
-        return await self._retrying(work)
+        results = await self._retrying(work)
+        await self._after_commit([], timers)
+        return results
 
     async def refresh_call_statistics(self) -> None:
         """After a large import step: keep the planner's picture of the tables calls grow true (PostgreSQL)."""
@@ -333,15 +365,19 @@ class TicketService(StaffCommands):
             if not internal:
                 if ticket.first_response_at is None:
                     ticket.first_response_at = now
+                ticket.processed_at = ticket.processed_at or now
                 await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, now)
             await session.flush()
             audit.record(
                 session, ticket.id, "note_added" if internal else "replied", now, actor=viewer, message_id=message.id
             )
             outbox: list[int] = []
-            if not internal and self._notifications is not None:
-                outbox = await self._notifications.reply_added(session, ticket, message, now)
-        await self._after_commit(outbox)
+            timers: list[Timer] = []
+            if not internal:
+                timers = await self._track(session, ticket, now, f"{viewer.name} replied")
+                if self._notifications is not None:
+                    outbox = await self._notifications.reply_added(session, ticket, message, now)
+        await self._after_commit(outbox, timers)
         return message
 
     async def update_ticket(self, viewer: Agent, number: int, changes: dict[str, Any]) -> TicketView:
@@ -395,6 +431,9 @@ class TicketService(StaffCommands):
                     session, ticket.id, "category_changed", now, actor=viewer, old=ticket.category, new=changes["category"]
                 )
                 ticket.category = changes["category"]
+            if "assignee" in changes and target_id == viewer.id and ticket.assignee_id != viewer.id:
+                ticket.processed_at = ticket.processed_at or now  # an explicit take-over processes the ticket
+            timers = await self._track(session, ticket, now, f"{viewer.name} changed {', '.join(sorted(changes))}")
             # Everyone whose load or queue this may move is locked, in the router's order; what was written above
             # commits while they are locked, so every choice made under the lock sees all of it or none of it.
             locked = await self._router.lock(
@@ -416,7 +455,7 @@ class TicketService(StaffCommands):
                 locked = None
             if frees_capacity or ticket.group_id != old_group:
                 await self._router.drain(session, {old_group, ticket.group_id}, now, hold=hold, locked=locked)
-        await self._after_commit(outbox)
+        await self._after_commit(outbox, timers)
         async with self._transaction() as session:
             return await _ticket_view(session, await session.get_one(Ticket, number), now)
 
@@ -593,4 +632,5 @@ async def _ticket_view(session: AsyncSession, ticket: Ticket, now: datetime) -> 
     events = list(await session.scalars(select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id)))
     calls = list(await session.scalars(select(Call).where(Call.ticket_id == ticket.id).order_by(Call.started_at, Call.id)))
     promises = list(await session.scalars(select(Deadline).where(Deadline.ticket_id == ticket.id).order_by(Deadline.id)))
-    return TicketView(ticket, customer, identities, group, assignee, messages, events, calls, promises, now)
+    clock = list(await session.scalars(select(ClockEvent).where(ClockEvent.ticket_id == ticket.id).order_by(ClockEvent.id)))
+    return TicketView(ticket, customer, identities, group, assignee, messages, events, calls, promises, clock, now)

@@ -27,6 +27,7 @@ from tickets.models import (
     AgentGroup,
     AgentSkill,
     Group,
+    Outbox,
     Presence,
     Priority,
     Role,
@@ -294,6 +295,17 @@ class StaffCommands:
         return found
 
     # --- skills --------------------------------------------------------------------------------
+
+    async def list_notifications(self, *, ticket: int | None = None, channel: str | None = None,
+                                 limit: int = 50) -> list[Outbox]:
+        """The outbox, newest first: what was sent, and what still waits (an SMS with no gateway set, a retry)."""
+        async with self._transaction() as session:
+            query = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
+            if ticket is not None:
+                query = query.where(Outbox.ticket_id == ticket)
+            if channel is not None:
+                query = query.where(Outbox.channel == channel)
+            return list(await session.scalars(query))
 
     async def add_skill(self, name: str, description: str | None = None) -> Skill:
         name = name.strip().lower()

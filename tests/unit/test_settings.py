@@ -22,6 +22,10 @@ def test_nothing_set_means_the_embedded_default(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_documented_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "regulations.toml").write_text(
+        '[[regulations]]\nname = "request"\n[[regulations.steps]]\nname = "alert"\nafter = "1 day"\n'
+        'unless = "processed"\nnotify = [{to = "group_head"}]\n'
+    )
     env = {
         "SWITCHBOARD_DATABASE_URL": "postgresql+asyncpg://u@db/sb",
         "SWITCHBOARD_REDIS_URL": "redis://cache:6379/1",
@@ -52,4 +56,5 @@ def test_documented_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert (s.telegram.token, s.telegram.api_base) == ("123:abc", "http://127.0.0.1:8081")
     assert s.sms.gateway_url == "http://sms.example/send"
     assert s.regulations == tmp_path / "regulations.toml"
+    assert [r.name for r in s.regulation_book().regulations] == ["request"]
     assert (s.default_group, s.phone_region) == ("Helpdesk", "DE")

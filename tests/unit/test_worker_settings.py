@@ -8,9 +8,10 @@ from typing import Any, cast
 
 from arq.worker import Worker
 
+from sla.jobs import FIRE_JOB, TIMER_QUEUE
 from switchboard.bootstrap import Runtime
 from switchboard.settings import Settings
-from switchboard.worker import worker_settings
+from switchboard.worker import timer_worker_settings, worker_settings
 
 
 def test_every_worker_setting_is_a_worker_parameter() -> None:
@@ -23,4 +24,9 @@ def test_every_worker_setting_is_a_worker_parameter() -> None:
     assert set(configured) <= parameters, set(configured) - parameters
     assert {f.__name__ for f in configured["functions"]} == {"drain_queues", "deliver_outbox", "sweep_idle_agents"}
     assert {c.name for c in configured["cron_jobs"]} == {"cron:drain_queues", "cron:sweep_outbox", "cron:sweep_idle_agents"}
+    timers = timer_worker_settings(runtime)
+    assert set(timers) <= parameters, set(timers) - parameters
+    assert {f.__name__ for f in timers["functions"]} == {FIRE_JOB, "sweep_deadlines"}  # FIRE_JOB: what ArqTimers enqueues
+    assert [c.name for c in timers["cron_jobs"]] == ["cron:sweep_deadlines"] and timers["cron_jobs"][0].unique
+    assert timers["queue_name"] == TIMER_QUEUE != configured.get("queue_name")
     assert configured["handle_signals"] is False

@@ -1,0 +1,232 @@
+"""FireDeadline: a due step acts once — re-checked against the database, acted on and marked in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notifier.alerts import StaffAlerts
+from sla.engine import RegulationEngine
+from sla.regulations import Regulation, Step
+from tickets import audit
+from tickets.clock import Clock
+from tickets.models import PRIORITY_RANK, Agent, Deadline, DeadlineStatus, Group, Priority, Role, Ticket
+from tickets.ports import Assigner, JobQueue, Timer, Timers
+
+log = logging.getLogger(__name__)
+SWEEP_BATCH = 500
+_CONDITION_TEXT = {"processed": "processed (answered or taken)", "resolved": "resolved", "replied": "answered"}
+
+
+@dataclass
+class _Recipient:
+    who: str
+    name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass
+class _Fired:
+    outbox: list[int] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+    outcome: str = "fired"
+
+
+class Escalations:
+    """Fires due deadline rows (from their arq timer or the sweeper) and carries out the steps' actions."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: RegulationEngine, router: Assigner,
+                 alerts: StaffAlerts, clock: Clock, *, jobs: JobQueue | None = None, timers: Timers | None = None) -> None:
+        self._sessions = sessions
+        self._engine = engine
+        self._router = router
+        self._alerts = alerts
+        self._clock = clock
+        self._jobs = jobs
+        self._timers = timers
+
+    async def fire(self, deadline_id: int, plan: int | None = None) -> str:
+        """What became of the step: fired, met, paused, early (set again), stale (re-planned or done) or gone."""
+        async with self._sessions() as session, session.begin():
+            result = await self._fire_in(session, deadline_id, plan)
+        if result.outbox and self._jobs is not None:
+            await _quietly(self._jobs.deliver(result.outbox), "delivery", result.outbox)
+        if result.timers and self._timers is not None:
+            await _quietly(self._timers.schedule(result.timers), "timers", result.timers)
+        return result.outcome
+
+    async def sweep(self, limit: int = SWEEP_BATCH) -> int:
+        """Fire every step past due and not fired: what a flushed Redis or a killed worker lost is late, not lost."""
+        async with self._sessions() as session:
+            due = list(await session.scalars(
+                select(Deadline.id).where(Deadline.status == DeadlineStatus.pending, Deadline.due_at <= self._clock.now())
+                .order_by(Deadline.due_at).limit(limit)))
+        fired = 0
+        for deadline_id in due:
+            fired += await self.fire(deadline_id) == "fired"
+        return fired
+
+    async def _fire_in(self, session: AsyncSession, deadline_id: int, plan: int | None) -> _Fired:
+        ticket_id = await session.scalar(select(Deadline.ticket_id).where(Deadline.id == deadline_id))
+        if ticket_id is None:
+            return _Fired(outcome="gone")
+        # The ticket first, as every command that changes it does; then the row, read again under that lock.
+        ticket = await session.get_one(Ticket, ticket_id, with_for_update=True)
+        row = await session.get_one(Deadline, deadline_id, with_for_update=True, populate_existing=True)
+        if row.status != DeadlineStatus.pending or (plan is not None and row.plan != plan):
+            return _Fired(outcome="stale")
+        now = self._clock.now()
+        result = _Fired()
+        # What the database says now decides, not what the timer was told when it was set.
+        result.timers = await self._engine.track(session, ticket, now, "checked when due")
+        if row.status != DeadlineStatus.pending:
+            result.outcome = str(row.status)
+            return result
+        if row.due_at > now:
+            result.outcome = "early"
+            result.timers = [*result.timers, Timer(row.id, ticket.id, row.step, row.plan, row.due_at)]
+            return result
+        below = await self._rung_below(session, row)
+        if below is not None and below.status != DeadlineStatus.fired:
+            # The rung below has not fired yet (it comes due later): this one waits for it.
+            result.outcome = "waiting"
+            result.timers = [*result.timers, Timer(row.id, ticket.id, row.step, row.plan, max(below.due_at, now))]
+            return result
+        regulation = self._engine.book.named(row.regulation)
+        step = regulation.step(row.step) if regulation else None
+        if regulation is None or step is None:
+            row.status = DeadlineStatus.cancelled
+            audit.record(session, ticket.id, "sla_step_dropped", now, actor="regulations",
+                         reason=f"{row.regulation}/{row.step} is no longer in the regulations", deadline_id=row.id)
+            result.outcome = "cancelled"
+            return result
+        await self._act(session, ticket, row, regulation, step, now, result)
+        return result
+
+    async def _rung_below(self, session: AsyncSession, row: Deadline) -> Deadline | None:
+        if row.kind != "step":
+            return None
+        return await session.scalar(
+            select(Deadline).where(Deadline.ticket_id == row.ticket_id, Deadline.regulation == row.regulation,
+                                   Deadline.kind == "step", Deadline.position < row.position)
+            .order_by(Deadline.position.desc()).limit(1))
+
+    async def _act(self, session: AsyncSession, ticket: Ticket, row: Deadline, regulation: Regulation, step: Step,
+                   now: datetime, result: _Fired) -> None:
+        done: list[str] = []
+        previous: Agent | None = None
+        if step.reassign:
+            previous, line = await self._reassign(session, ticket, now)
+            done.append(line)
+        if step.raise_priority is not None:
+            done.append(self._raise(session, ticket, step.raise_priority, now))
+        row.status, row.fired_at = DeadlineStatus.fired, now
+        if step.breach:
+            row.breach = True
+            done.append("breached")
+        summary = (f"{regulation.name}/{step.name}: not {_CONDITION_TEXT[step.unless]} by "
+                   f"{row.due_at:%Y-%m-%d %H:%M:%S} UTC")
+        notified, skipped = await self._notify(session, ticket, row, regulation, step, previous, now, summary, done,
+                                               result)
+        audit.record(session, ticket.id, "sla_breached" if step.breach else "sla_step_fired", now, actor="regulations",
+                     reason=f"{summary}; {', '.join(done) or 'alerted'}", deadline_id=row.id, regulation=regulation.name,
+                     step=step.name, due_at=row.due_at.isoformat(), actions=done, notified=notified, skipped=skipped)
+        if step.raise_priority is not None:
+            # The new priority may put the ticket under another regulation: its remaining steps are planned again.
+            result.timers = [*result.timers, *await self._engine.track(session, ticket, now, "priority raised")]
+
+    async def _reassign(self, session: AsyncSession, ticket: Ticket, now: datetime) -> tuple[Agent | None, str]:
+        if ticket.assignee_id is None:
+            return None, "not reassigned: the ticket is still waiting in its queue"
+        previous = await session.get_one(Agent, ticket.assignee_id)
+        chosen = await self._router.assign(session, ticket, now, exclude=[previous.id])
+        if chosen is None:
+            return None, f"not reassigned: nobody else could take it from {previous.name}"
+        await self._router.drain(session, [ticket.group_id], now, hold=[ticket.id])
+        return previous, f"reassigned from {previous.name} to {(await session.get_one(Agent, chosen.id)).name}"
+
+    def _raise(self, session: AsyncSession, ticket: Ticket, to: str, now: datetime) -> str:
+        order = sorted(PRIORITY_RANK, key=PRIORITY_RANK.__getitem__)
+        old = ticket.priority
+        new = order[min(PRIORITY_RANK[old] + 1, len(order) - 1)] if to == "up" else Priority(to)
+        if PRIORITY_RANK[new] <= PRIORITY_RANK[old]:
+            return f"priority stays {old}"
+        ticket.priority = new
+        audit.record(session, ticket.id, "priority_changed", now, actor="regulations", old=str(old), new=str(new))
+        return f"priority raised from {old} to {new}"
+
+    async def _notify(self, session: AsyncSession, ticket: Ticket, row: Deadline, regulation: Regulation, step: Step,
+                      previous: Agent | None, now: datetime, summary: str, done: list[str],
+                      result: _Fired) -> tuple[list[str], list[str]]:
+        notified: list[str] = []
+        skipped: list[str] = []
+        subject = f"[#{ticket.id}] {'Breached' if step.breach else 'Escalation'}: {summary} — {ticket.subject}"[:500]
+        text = "\n".join([
+            f"Ticket #{ticket.id} \"{ticket.subject}\" ({ticket.priority}, {ticket.channel})",
+            f"{summary}.", *(f"- {line}" for line in done),
+            f"{self._alerts.desk_url}/desk/tickets/{ticket.id}",
+        ])
+        sms = f"#{ticket.id} {summary}. {'; '.join(done)}".strip()
+        for notify in step.notify:
+            for who in notify.to:
+                people = await self._recipients(session, ticket, who, previous)
+                if not people:
+                    skipped.append(f"{who}: nobody to notify")
+                for person in people:
+                    for medium in notify.by:
+                        address = person.email if medium == "email" else person.phone
+                        if not address:
+                            skipped.append(f"{medium} to {person.name}: no {'address' if medium == 'email' else 'phone'}")
+                            continue
+                        key = f"sla:{row.id}:{row.plan}:{medium}:{address}"[:200]
+                        if medium == "email":
+                            result.outbox.append(await self._alerts.email(
+                                session, ticket, recipient=address, subject=subject, text=text, dedupe_key=key, now=now))
+                        else:
+                            result.outbox.append(await self._alerts.sms(
+                                session, ticket, phone=address, text=sms, dedupe_key=key, now=now))
+                        notified.append(f"{medium} to {person.name} <{address}>")
+        return notified, skipped
+
+    async def _recipients(self, session: AsyncSession, ticket: Ticket, who: str,
+                          previous: Agent | None) -> list[_Recipient]:
+        def agent(a: Agent, role: str) -> _Recipient:
+            return _Recipient(role, a.name, a.email, a.phone)
+
+        if who == "assignee":
+            found = await session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
+            return [agent(found, who)] if found else []
+        if who == "previous_assignee":
+            return [agent(previous, who)] if previous else []
+        if who == "group_head":
+            group = await session.get_one(Group, ticket.group_id)
+            if not group.head_email:
+                return []
+            head = await session.scalar(select(Agent).where(Agent.email == group.head_email))
+            return [agent(head, who) if head else _Recipient(who, f"head of {group.name}", group.head_email)]
+        contact = self._engine.book.contacts.get(who)
+        if contact is not None:
+            return [_Recipient(who, who.replace("_", " "), contact.email, contact.phone)]
+        if who == "production_manager":  # no contact of that name in the file: the managers are told
+            managers = await session.scalars(select(Agent).where(Agent.role == Role.manager).order_by(Agent.id))
+            return [agent(m, who) for m in managers]
+        if who.startswith("agent:"):
+            found = await session.scalar(select(Agent).where(Agent.email == who.removeprefix("agent:")))
+            return [agent(found, who)] if found else []
+        if "@" in who:
+            return [_Recipient(who, who, email=who)]
+        return [_Recipient(who, who, phone=who)]
+
+
+async def _quietly(work: Any, what: str, items: Sequence[Any]) -> None:
+    try:
+        await work
+    except Exception:  # noqa: BLE001 - committed; the sweepers pick these up
+        log.warning("could not enqueue %s for %s; the sweeper will", what, items, exc_info=True)

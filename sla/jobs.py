@@ -1,0 +1,39 @@
+"""arq shells for the regulation clock: a deferred job per pending step, and the sweeper behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from tickets.ports import Timer
+
+FIRE_JOB = "fire_deadline"
+TIMER_QUEUE = "arq:sla-timers"
+"""A queue of its own: a burst worker (tests, a drain) waits for every deferred job of its queue, and these wait days."""
+
+
+class ArqTimers:
+    """`tickets.ports.Timers` on arq: `_defer_until` the due time, the job id names the plan it was set for."""
+
+    def __init__(self, redis: ArqRedis) -> None:
+        self._redis = redis
+
+    async def schedule(self, timers: Sequence[Timer]) -> None:
+        now = datetime.now(timezone.utc)  # arq defers by the wall clock, whatever clock the services run on
+        for timer in timers:
+            await self._redis.enqueue_job(FIRE_JOB, timer.deadline_id, timer.plan, _job_id=timer.job_id,
+                                          _defer_until=timer.due_at if timer.due_at > now else None,
+                                          _queue_name=TIMER_QUEUE)
+
+
+async def fire_deadline(ctx: dict[str, Any], deadline_id: int, plan: int) -> str:
+    """Acts only if this plan of the step is still pending and due; running twice acts once."""
+    return await ctx["runtime"].escalations.fire(deadline_id, plan)
+
+
+async def sweep_deadlines(ctx: dict[str, Any]) -> int:
+    """Every minute: fire what is past due and not fired (a flushed Redis, a job lost with a killed worker)."""
+    return await ctx["runtime"].escalations.sweep()
