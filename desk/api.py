@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiohttp import web
 
 from channels.phone.numbers import extension_of
@@ -88,6 +90,29 @@ async def get_ticket(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     view = await runtime(request).service.get_ticket(agent, _number(request))
     return json_ok(schemas.ticket_detail(view))
+
+
+async def forecast(request: web.Request) -> web.Response:
+    agent = await authenticate(request)
+    if agent.role not in MANAGERS:
+        raise Forbidden("the breach forecast is for managers")
+    raw = request.query.get("hours", "24")
+    try:
+        hours = float(raw)
+    except ValueError:
+        raise InvalidInput({"hours": "must be a number of hours"}) from None
+    if not 0 < hours <= 24 * 31:
+        raise InvalidInput({"hours": "must be above 0 and at most 744 (31 days)"})
+    rt = runtime(request)
+    assert rt.escalations is not None
+    found = await rt.escalations.forecast(timedelta(hours=hours), breaches_only=not _flag(request, "all"))
+    now = rt.clock.now()
+    return json_ok(schemas.Forecast(hours=hours, items=[
+        schemas.ForecastItem(
+            number=f.ticket.id, subject=f.ticket.subject, status=f.ticket.status.value,
+            priority=f.ticket.priority.value, assignee_id=f.ticket.assignee_id, regulation=f.deadline.regulation,
+            step=f.deadline.step, due_at=f.deadline.due_at, late=f.deadline.due_at < now, breach=f.breach,
+        ) for f in found]))
 
 
 async def add_message(request: web.Request) -> web.Response:
@@ -270,6 +295,16 @@ ENDPOINTS = [
             Param("cursor", "query", "`next_cursor` of the previous page.", {"type": "integer"}),
         ),
         errors=(401, 422, 503),
+    ),
+    Endpoint(
+        "GET", "/api/v1/regulations/forecast", forecast,
+        "Tickets that will breach their regulation in the next N hours at the current pace (managers)", "regulations",
+        response=schemas.Forecast,
+        params=(
+            Param("hours", "query", "The window, in hours (default 24, at most 744).", {"type": "number"}),
+            Param("all", "query", "true: every step coming due, not only breaches.", {"type": "boolean"}),
+        ),
+        errors=_AUTH_ERRORS,
     ),
     Endpoint(
         "GET", "/api/v1/tickets/{number}", get_ticket, "A ticket with its messages and audit events", "tickets",

@@ -227,6 +227,24 @@ class DeadlineOut(BaseModel):
     version: str | None = Field(description="The regulation version that planned it (see `clock`).")
 
 
+class ForecastItem(BaseModel):
+    number: int
+    subject: str
+    status: Status
+    priority: PriorityName
+    assignee_id: int | None
+    regulation: str
+    step: str
+    due_at: datetime
+    late: bool = Field(description="Already past due (the timer or the sweeper fires it within a minute).")
+    breach: bool = Field(description="Firing it breaches the regulation.")
+
+
+class Forecast(BaseModel):
+    hours: float
+    items: list[ForecastItem]
+
+
 class ClockEventOut(BaseModel):
     kind: Literal["started", "paused", "resumed", "stopped", "replanned"]
     reason: str
@@ -471,7 +489,7 @@ def ticket_detail(view: TicketView) -> TicketDetail:
         messages=[message_out(m) for m in view.messages],
         events=[_event_out(e) for e in view.events],
         calls=[call_out(c) for c in view.calls],
-        regulation=view.ticket.regulation,
+        regulation=view.ticket.regulation or None,
         processed_at=view.ticket.processed_at,
         deadlines=[_deadline_out(d, view.as_of) for d in view.deadlines],
         clock=[_clock_out(e) for e in view.clock],

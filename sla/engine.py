@@ -61,7 +61,7 @@ class RegulationEngine:
     async def track(self, session: AsyncSession, ticket: Ticket, now: datetime, reason: str,
                     *, new: bool = False) -> list[Timer]:
         regulation = self.book.for_ticket(await self.facts(session, ticket))
-        name = regulation.name if regulation else None
+        name = regulation.name if regulation else ""  # "": checked, and none applies (None: never planned)
         rows = [] if new else list(await session.scalars(select(Deadline).where(Deadline.ticket_id == ticket.id)))
         events = [] if new else list(await session.scalars(
             select(ClockEvent).where(ClockEvent.ticket_id == ticket.id).order_by(ClockEvent.id)))
@@ -69,7 +69,7 @@ class RegulationEngine:
             for row in rows:
                 if row.regulation == ticket.regulation and row.status in _OPEN_ROWS:
                     row.status = DeadlineStatus.cancelled
-            if ticket.regulation is not None:
+            if ticket.regulation:
                 events.append(_event(session, ticket, "replanned", now, regulation,
                                      f"{reason}: regulation {ticket.regulation} → {name or 'none'}"))
             ticket.regulation = name
@@ -111,8 +111,8 @@ class RegulationEngine:
                 row = Deadline(ticket_id=ticket.id, regulation=regulation.name, step=item.step.name,
                                met_by=item.step.unless, plan=0, created_at=now, breach=False)
                 session.add(row)
-            elif (row.status, row.due_at, row.reference_at) == (target.status, target.due_at, item.reference) \
-                    and row.met_at == target.met_at:
+            elif (row.status, row.due_at, row.reference_at, row.met_at, row.version) == (
+                    target.status, target.due_at, item.reference, target.met_at, regulation.version):
                 continue
             rearmed = target.status == DeadlineStatus.pending and (
                 row.status != DeadlineStatus.pending or row.due_at != target.due_at)

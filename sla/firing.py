@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.alerts import StaffAlerts
-from sla.engine import RegulationEngine
+from sla.engine import STOPPED, RegulationEngine
 from sla.regulations import Regulation, Step
 from tickets import audit
 from tickets.clock import Clock
@@ -30,6 +30,16 @@ class _Recipient:
     name: str
     email: str | None = None
     phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A step that will come due within the window at the current pace (its clock running)."""
+
+    ticket: Ticket
+    deadline: Deadline
+    breach: bool
+    """Firing it breaches the regulation (a target, or a step marked breach)."""
 
 
 @dataclass
@@ -51,6 +61,7 @@ class Escalations:
         self._clock = clock
         self._jobs = jobs
         self._timers = timers
+        self._replanned = False
 
     async def fire(self, deadline_id: int, plan: int | None = None) -> str:
         """What became of the step: fired, met, paused, early (set again), stale (re-planned or done) or gone."""
@@ -63,7 +74,15 @@ class Escalations:
         return result.outcome
 
     async def sweep(self, limit: int = SWEEP_BATCH) -> int:
-        """Fire every step past due and not fired: what a flushed Redis or a killed worker lost is late, not lost."""
+        """Fire every step past due and not fired: what a flushed Redis or a killed worker lost is late, not lost.
+
+        A process's first sweep also re-plans the open tickets planned by another version of the regulations (the
+        file changed, or they predate the engine): the book is read once at start, so later sweeps need not look.
+        """
+        if not self._replanned:
+            while await self.replan_outdated(limit) >= limit:
+                pass
+            self._replanned = True
         async with self._sessions() as session:
             due = list(await session.scalars(
                 select(Deadline.id).where(Deadline.status == DeadlineStatus.pending, Deadline.due_at <= self._clock.now())
@@ -72,6 +91,45 @@ class Escalations:
         for deadline_id in due:
             fired += await self.fire(deadline_id) == "fired"
         return fired
+
+    async def forecast(self, within: timedelta, *, breaches_only: bool = True) -> list[Forecast]:
+        """Open tickets whose pending steps come due before now + `within` (paused clocks excluded), soonest first."""
+        until = self._clock.now() + within
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Deadline, Ticket).join(Ticket, Ticket.id == Deadline.ticket_id)
+                .where(Deadline.status == DeadlineStatus.pending, Deadline.due_at <= until,
+                       Ticket.status.not_in(STOPPED))
+                .order_by(Deadline.due_at, Deadline.id).limit(1000))
+            found = []
+            for deadline, ticket in rows:
+                regulation = self._engine.book.named(deadline.regulation)
+                step = regulation.step(deadline.step) if regulation else None
+                breach = step is not None and step.breach
+                if breach or not breaches_only:
+                    found.append(Forecast(ticket, deadline, breach))
+            return found
+
+    async def replan_outdated(self, limit: int = SWEEP_BATCH) -> int:
+        """Re-plan open tickets whose deadlines a different regulation version planned; returns how many looked at."""
+        current = [r.version for r in self._engine.book.regulations]
+        async with self._sessions() as session:
+            outdated = select(Deadline.ticket_id).where(
+                Deadline.status.in_((DeadlineStatus.pending, DeadlineStatus.paused)), Deadline.version.is_not(None),
+                Deadline.version.not_in(current))
+            unplanned = select(Ticket.id).where(Ticket.regulation.is_(None), Ticket.status.not_in(STOPPED))
+            numbers = sorted(set(await session.scalars(outdated.distinct().limit(limit)))
+                             | set(await session.scalars(unplanned.limit(limit))))
+        for number in numbers:
+            timers: list[Timer] = []
+            async with self._sessions() as session, session.begin():
+                ticket = await session.get(Ticket, number, with_for_update=True)
+                if ticket is None:
+                    continue
+                timers = await self._engine.track(session, ticket, self._clock.now(), "the regulations changed")
+            if timers and self._timers is not None:
+                await _quietly(self._timers.schedule(timers), "timers", timers)
+        return len(numbers)
 
     async def _fire_in(self, session: AsyncSession, deadline_id: int, plan: int | None) -> _Fired:
         ticket_id = await session.scalar(select(Deadline.ticket_id).where(Deadline.id == deadline_id))

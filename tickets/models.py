@@ -248,6 +248,9 @@ class Ticket(Base):
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_customer_channel_status", "customer_id", "channel", "status"),
         Index("ix_tickets_status_id", "status", "id"),
+        # Tickets no regulation has looked at yet (older than the engine): the first sweep plans them.
+        Index("ix_tickets_unplanned", "id", postgresql_where=text("regulation IS NULL"),
+              sqlite_where=text("regulation IS NULL")),
     )
 
     # The primary key is the ticket's human number: short, unique, never reused.
@@ -269,7 +272,7 @@ class Ticket(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """First response or an agent's explicit take-over: what "processed" means to a regulation."""
     regulation: Mapped[str | None] = mapped_column(String(32))
-    """The regulation whose ladder the ticket is on (None: none applies)."""
+    """The regulation whose ladder the ticket is on ("": none applies; None: not planned yet)."""
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 

@@ -281,3 +281,50 @@ def _presence(value: str) -> Any:
     from tickets.staff import AgentChanges
 
     return AgentChanges(presence=Presence(value))
+
+
+async def test_a_changed_regulations_file_replans_open_tickets_at_the_next_sweep(
+    runtime: Runtime, team: dict[str, Agent], clock: ManualClock, settings: Settings, tmp_path: Path
+) -> None:
+    from switchboard.bootstrap import build
+
+    ticket = (await runtime.service.ingest(form())).ticket
+    clock.advance(HOUR)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(REGULATIONS.replace("after: 1 day\n        unless: processed", "after: 2 days\n        unless: processed"))
+    restarted = await build(Settings(**{**settings.model_dump(), "regulations": changed}), clock=clock)
+    try:
+        assert restarted.escalations is not None
+        assert await restarted.escalations.sweep() == 0  # re-planned, and nothing is due yet
+        got = await rows(restarted, ticket.id)
+        assert got["reassign"].due_at == MONDAY_9 + timedelta(days=1, hours=9)  # two working days from creation
+        assert got["reassign"].plan == 2  # a new plan: the timer set for the old one finds nothing to do
+        async with restarted.sessions() as session:
+            timeline = [(e.kind, e.reason, e.version) for e in await session.scalars(
+                select(ClockEvent).where(ClockEvent.ticket_id == ticket.id).order_by(ClockEvent.id))]
+        assert [k for k, _, _ in timeline] == ["started", "replanned"]
+        assert "the regulations changed" in timeline[1][1] and timeline[0][2] != timeline[1][2]
+        assert await restarted.escalations.replan_outdated() == 0  # deterministic: a second pass changes nothing
+    finally:
+        await restarted.close()
+
+
+async def test_the_forecast_lists_what_will_breach_within_the_window(
+    runtime: Runtime, team: dict[str, Agent], clock: ManualClock, client: Any, add_agent: Any
+) -> None:
+    soon = (await runtime.service.ingest(form("a@example.com"))).ticket
+    clock.advance(3 * HOUR)
+    later = (await runtime.service.ingest(form("b@example.com"))).ticket
+    manager, headers = await add_agent("Mona", role=Role.manager, presence="offline")
+    _, agent_headers = await add_agent("Olga")
+    response = await client.get("/api/v1/regulations/forecast", params={"hours": "2"}, headers=headers)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    # Within 2 hours of 12:00: the first ticket's 4-hour first response (13:00); the second's is due at 16:00.
+    assert [(i["number"], i["step"], i["breach"]) for i in body["items"]] == [(soon.id, "first_response", True)]
+    every = await (await client.get("/api/v1/regulations/forecast", params={"hours": "5", "all": "true"},
+                                    headers=headers)).json()
+    assert {(i["number"], i["step"]) for i in every["items"]} >= {(later.id, "first_response.warning"),
+                                                                  (later.id, "first_response")}
+    assert (await client.get("/api/v1/regulations/forecast", headers=agent_headers)).status == 403
+    assert (await client.get("/api/v1/regulations/forecast", params={"hours": "-1"}, headers=headers)).status == 422

@@ -195,3 +195,11 @@ def test_the_built_in_default_is_our_regulation() -> None:
     assert defect.steps[1].notify[0].to == ("production_manager", "group_head") and defect.steps[1].breach
     assert book.named("callback").steps[0].after == Span(seconds=7200)
     assert all(r.business_time for r in book.regulations)
+
+
+def test_the_readme_example_is_a_valid_file(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("**A regulations file**", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    book = load_book(_write(tmp_path, "readme.yaml", example), DEFAULT_CALENDAR)
+    assert [r.name for r in book.regulations] == ["critical_defect", "request"]
+    assert book.named("critical_defect").calendar_name == "office"

@@ -55,14 +55,19 @@ def upgrade() -> None:
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tier', sa.String(length=32), nullable=True))
 
-    # Tickets answered before this version were processed when first answered.
+    # Tickets answered before this version were processed when first answered; finished ones need no plan.
     op.execute("UPDATE tickets SET processed_at = first_response_at WHERE first_response_at IS NOT NULL")
+    op.execute("UPDATE tickets SET regulation = '' WHERE status IN ('resolved', 'closed')")
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.create_index('ix_tickets_unplanned', ['id'], unique=False, postgresql_where=sa.text('regulation IS NULL'),
+                              sqlite_where=sa.text('regulation IS NULL'))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_column('tier')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_tickets_unplanned')
         batch_op.drop_column('regulation')
         batch_op.drop_column('processed_at')
     with op.batch_alter_table('deadlines', schema=None) as batch_op:
