@@ -40,7 +40,7 @@ class Deployment:
         """Run one role (`web`, `smtp`, `worker`) as its own process, as production would."""
         self.processes.append(subprocess.Popen([sys.executable, "-m", "switchboard.cli", role], cwd=REPO,
                                                env={**self.env, **env}, stdout=subprocess.DEVNULL,
-                                               stderr=subprocess.DEVNULL))
+                                               stderr=None if os.environ.get("BENCH_VERBOSE") else subprocess.DEVNULL))
 
     async def count(self, sql: str) -> int:
         connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
