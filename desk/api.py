@@ -137,6 +137,15 @@ async def get_customer(request: web.Request) -> web.Response:
     return json_ok(schemas.customer_out(view))
 
 
+async def update_customer(request: web.Request) -> web.Response:
+    agent = await authenticate(request)
+    if agent.role not in MANAGERS:
+        raise Forbidden("only a manager may change a customer's tier")
+    payload = await parse_json(request, schemas.CustomerPatch)
+    view = await runtime(request).service.set_customer_tier(agent, _number(request, "id"), payload.tier)
+    return json_ok(schemas.customer_out(view))
+
+
 async def add_identity(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     payload = await parse_json(request, schemas.IdentityIn)
@@ -332,6 +341,13 @@ ENDPOINTS = [
         response=schemas.CustomerOut,
         params=(Param("id", "path", "Customer id.", {"type": "integer"}, True),),
         errors=(401, 404, 503),
+    ),
+    Endpoint(
+        "PATCH", "/api/v1/customers/{id}", update_customer,
+        "Managers: set the customer's tier (what regulations match on); their open tickets are planned again",
+        "customers", body=schemas.CustomerPatch, response=schemas.CustomerOut,
+        params=(Param("id", "path", "Customer id.", {"type": "integer"}, True),),
+        errors=_AUTH_ERRORS,
     ),
     Endpoint(
         "POST", "/api/v1/customers/{id}/identities", add_identity,

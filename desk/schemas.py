@@ -65,6 +65,11 @@ class IdentityIn(Strict):
     merge: bool = Field(False, description="If the address is on another card, merge that card (tickets, calls) into this one.")
 
 
+class CustomerPatch(Strict):
+    tier: str | None = Field(description="Service level (gold, basic; null: none). Regulations may match on it; the "
+                                         "client's open tickets are planned again.", max_length=32, pattern=r"^[\w.-]+$")
+
+
 class AgentPatch(Strict):
     presence: PresenceName
 
@@ -258,6 +263,7 @@ class CustomerBrief(BaseModel):
     id: int
     name: str | None
     language: str | None
+    tier: str | None = Field(description="The service level regulations may match on.")
     identities: list[IdentityOut]
 
 
@@ -484,6 +490,7 @@ def ticket_detail(view: TicketView) -> TicketDetail:
             id=view.customer.id,
             name=view.customer.name,
             language=view.customer.language,
+            tier=view.customer.tier,
             identities=_identities(view.identities),
         ),
         messages=[message_out(m) for m in view.messages],
@@ -501,6 +508,7 @@ def customer_out(view: CustomerView) -> CustomerOut:
         id=view.customer.id,
         name=view.customer.name,
         language=view.customer.language,
+        tier=view.customer.tier,
         identities=_identities(view.identities),
         created_at=view.customer.created_at,
         tickets=[ticket_summary(t) for t in view.tickets],

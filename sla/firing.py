@@ -247,9 +247,8 @@ class Escalations:
                         if medium == "email":
                             result.outbox.append(await self._alerts.email(
                                 session, ticket, recipient=address, subject=subject, text=text, dedupe_key=key, now=now))
-                        else:
-                            result.outbox.append(await self._alerts.sms(
-                                session, ticket, phone=address, text=sms, dedupe_key=key, now=now))
+                        else:  # no delivery job: the SMS gateway's deliverer takes them from the outbox
+                            await self._alerts.sms(session, ticket, phone=address, text=sms, dedupe_key=key, now=now)
                         notified.append(f"{medium} to {person.name} <{address}>")
         return notified, skipped
 

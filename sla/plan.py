@@ -55,15 +55,14 @@ def add_running(clock: Calendar, start: datetime, duration: timedelta, pauses: S
 
 
 def plan(regulation: Regulation, state: ClockState) -> list[Planned]:
-    """Every step's due time; steps `since: previous` count from the one before them in the file."""
-    clock = regulation.clock
+    """Every step's due time; steps `since: previous` count from the ladder step before them in the file."""
     planned: list[Planned] = []
     previous: datetime | None = state.created_at
     for position, step in enumerate(regulation.steps):
         if step.since == "creation":
             reference: datetime | None = state.created_at
         elif step.since == "previous":
-            reference = previous if planned else state.created_at
+            reference = previous
         else:
             reference = state.awaiting_reply_since
         due = None if reference is None else _due(regulation, step, reference, state.pauses)

@@ -209,21 +209,35 @@ def add_agent(runtime: Runtime) -> AddAgent:
 
 
 @asynccontextmanager
+async def running_workers(workers: list[Any]) -> AsyncIterator[list[Any]]:
+    """Real arq workers running beside the test until the block ends."""
+    tasks = [asyncio.create_task(worker.async_run()) for worker in workers]
+    try:
+        yield workers
+    finally:
+        for worker, task in zip(workers, tasks):
+            await worker.close()
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - only stopping it
+                pass
+
+
+@asynccontextmanager
 async def background_worker(runtime: Runtime) -> AsyncIterator[None]:
     """A real arq worker running beside the test, as `switchboard worker` would (no crons)."""
     from switchboard.worker import build_worker
 
-    running = build_worker(runtime, cron_jobs=[])
-    task = asyncio.create_task(running.async_run())
-    try:
+    async with running_workers([build_worker(runtime, cron_jobs=[])]):
         yield
-    finally:
-        await running.close()
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - only stopping it
-            pass
+
+
+def with_regulations(settings: Settings, directory: Path, text: str) -> Settings:
+    """These settings with a regulations file of `text` (YAML)."""
+    path = directory / "regulations.yaml"
+    path.write_text(text)
+    return Settings(**{**settings.model_dump(), "regulations": path})
 
 
 @contextmanager

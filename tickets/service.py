@@ -261,6 +261,26 @@ class TicketService(StaffCommands):
         async with self._transaction() as session:
             return await _customer_view(session, viewer, customer_id)
 
+    async def set_customer_tier(self, viewer: Agent, customer_id: int, tier: str | None) -> CustomerView:
+        """A client's service level changed: their open tickets move to the regulation that now matches."""
+        now = self._clock.now()
+        timers: list[Timer] = []
+        async with self._transaction() as session:
+            customer = await session.get(Customer, customer_id, with_for_update=True)
+            if customer is None:
+                raise NotFound(f"no customer {customer_id}")
+            if customer.tier != tier:
+                customer.tier, customer.updated_at = tier, now
+                open_tickets = await session.scalars(
+                    select(Ticket).where(Ticket.customer_id == customer_id,
+                                         Ticket.status.not_in(deadlines.CLOSED_STATUSES))
+                    .order_by(Ticket.id).with_for_update())
+                for ticket in open_tickets:
+                    timers.extend(await self._track(session, ticket, now, f"{viewer.name} set the tier to {tier}"))
+            view = await _customer_view(session, viewer, customer_id)
+        await self._after_commit([], timers)
+        return view
+
     async def add_identity(self, viewer: Agent, customer_id: int, identity: Identity, *, merge: bool = False) -> CustomerView:
         """An address the client gave an agent (on a call, say) joins their card, so what they send from it lands there.
 

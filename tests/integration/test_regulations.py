@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from switchboard.bootstrap import Runtime
+from tests.conftest import with_regulations
 from switchboard.settings import Settings
 from tickets.clock import ManualClock
 from tickets.inbound import Identity, Inbound
-from tickets.models import Agent, ClockEvent, Deadline, Event, Outbox, Priority, Role, Ticket, TicketStatus
+from tickets.models import Agent, ClockEvent, Deadline, Event, Outbox, Priority, Role, Ticket
 
 MONDAY_9 = datetime.fromisoformat("2026-03-02T09:00:00+00:00")
 HOUR = timedelta(hours=1)
@@ -27,6 +28,10 @@ REGULATIONS = """\
 contacts:
   production_manager: {email: pm@example.com, phone: "+447700900001"}
 regulations:
+  - name: gold
+    match: {tier: gold}
+    targets:
+      first_response: {within: 1h}
   - name: critical_defect
     match: {category: defect, priority: critical}
     calendar: default
@@ -65,9 +70,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
-    path = tmp_path / "regulations.yaml"
-    path.write_text(REGULATIONS)
-    return Settings(**{**settings.model_dump(), "regulations": path})
+    return with_regulations(settings, tmp_path, REGULATIONS)
 
 
 @pytest.fixture
@@ -328,3 +331,24 @@ async def test_the_forecast_lists_what_will_breach_within_the_window(
                                                                   (later.id, "first_response")}
     assert (await client.get("/api/v1/regulations/forecast", headers=agent_headers)).status == 403
     assert (await client.get("/api/v1/regulations/forecast", params={"hours": "-1"}, headers=headers)).status == 422
+
+
+async def test_a_customer_given_a_tier_moves_their_open_tickets_to_its_regulation(
+    runtime: Runtime, team: dict[str, Agent], clock: ManualClock, client: Any, add_agent: Any
+) -> None:
+    ticket = (await runtime.service.ingest(form())).ticket
+    _, headers = await add_agent("Mona", role=Role.manager, presence="offline")
+    _, agent_headers = await add_agent("Olga")
+    url = f"/api/v1/customers/{ticket.customer_id}"
+    assert (await client.patch(url, json={"tier": "gold"}, headers=agent_headers)).status == 403
+    assert (await client.patch(url, json={"tier": "no spaces"}, headers=headers)).status == 422
+    response = await client.patch(url, json={"tier": "gold"}, headers=headers)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["tier"] == "gold"
+    detail = await (await client.get(f"/api/v1/tickets/{ticket.id}", headers=headers)).json()
+    assert detail["regulation"] == "gold" and detail["customer"]["tier"] == "gold"
+    steps = {d["step"]: d for d in detail["deadlines"]}
+    assert steps["first_response"]["status"] == "pending" and steps["reassign"]["status"] == "cancelled"
+    assert steps["first_response"]["due_at"].startswith("2026-03-02T10:00:00")  # clock time: an hour from creation
+    assert [(e["kind"], e["regulation"]) for e in detail["clock"]] == [("started", "request"), ("replanned", "gold")]
+    assert "tier" in detail["clock"][1]["reason"]

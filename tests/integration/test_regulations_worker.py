@@ -11,8 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy import func, select
 
 from sla.jobs import sweep_deadlines
 from switchboard.bootstrap import Runtime
+from tests.conftest import running_workers, with_regulations
 from switchboard.settings import Settings
 from switchboard.worker import timer_worker_settings
 from tickets.inbound import Identity, Inbound
@@ -53,9 +53,7 @@ EVERY_SECOND = set(range(60))
 
 @pytest.fixture
 def settings(settings: Settings, tmp_path: Path) -> Settings:
-    path = tmp_path / "regulations.yaml"
-    path.write_text(REGULATIONS)
-    return Settings(**{**settings.model_dump(), "regulations": path})
+    return with_regulations(settings, tmp_path, REGULATIONS)
 
 
 @pytest.fixture
@@ -66,21 +64,10 @@ async def team(runtime: Runtime, add_agent: Any) -> list[Any]:
     return [(await add_agent(name, capacity=50))[0] for name in ("Anna", "Boris")]
 
 
-@asynccontextmanager
-async def timer_workers(runtime: Runtime, count: int = 1, **overrides: Any) -> AsyncIterator[list[Worker]]:
+def timer_workers(runtime: Runtime, count: int = 1, **overrides: Any) -> Any:
     """`count` real timer workers beside the test, as `switchboard worker` runs them (crons off unless given)."""
-    workers = [Worker(**timer_worker_settings(runtime, **{"cron_jobs": [], **overrides})) for _ in range(count)]
-    tasks = [asyncio.create_task(w.async_run()) for w in workers]
-    try:
-        yield workers
-    finally:
-        for worker, task in zip(workers, tasks):
-            await worker.close()
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - only stopping it
-                pass
+    return running_workers([Worker(**timer_worker_settings(runtime, **{"cron_jobs": [], **overrides}))
+                            for _ in range(count)])
 
 
 def form(n: int = 0, **kwargs: Any) -> Inbound:
