@@ -73,7 +73,7 @@ def plan(regulation: Regulation, state: ClockState) -> list[Planned]:
 
 
 def _due(regulation: Regulation, step: Step, reference: datetime, pauses: Sequence[Pause]) -> datetime | None:
-    clock = regulation.clock
+    clock = regulation.clock(step)
     if step.end_of_day is not None:
         # "End of business day N" is the office's close, whichever time the steps count; time paused moves it on.
         duration = clock.between(reference, regulation.calendar.end_of_day(reference, step.end_of_day))

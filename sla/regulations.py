@@ -78,6 +78,8 @@ class Step:
     """A priority name, or "up" for one level higher."""
     breach: bool = False
     kind: Literal["step", "warning", "target"] = "step"
+    time: Literal["business", "calendar"] | None = None
+    """What its duration counts; None: the regulation's (business time when it names a calendar)."""
 
 
 @dataclass(frozen=True)
@@ -126,9 +128,10 @@ class Regulation:
     def step(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
 
-    @property
-    def clock(self) -> Calendar:
-        return self.calendar if self.business_time else AlwaysOpen(self.calendar.tz)
+    def clock(self, step: Step) -> Calendar:
+        """What `step`'s duration counts: the calendar's working time, or every hour of the clock."""
+        business = self.business_time if step.time is None else step.time == "business"
+        return self.calendar if business else AlwaysOpen(self.calendar.tz)
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class _StepIn(_Strict):
     after: str | None = None
     at: str | None = None
     since: Literal["creation", "previous"] = "creation"
+    time: Literal["business", "calendar"] | None = None
     reassign: bool = False
     notify: list[_NotifyIn] = Field(default_factory=list)
     raise_priority: str | None = None
@@ -243,7 +247,7 @@ class _StepIn(_Strict):
             name=self.name, unless=self.unless, since=self.since,
             after=parse_span(self.after) if self.after else None, end_of_day=int(eod["n"]) if eod else None,
             reassign=self.reassign, notify=tuple(Notify(tuple(n.to), tuple(n.by)) for n in self.notify),
-            raise_priority=self.raise_priority, breach=self.breach,
+            raise_priority=self.raise_priority, breach=self.breach, time=self.time,
         )
 
 

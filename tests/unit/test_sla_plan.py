@@ -123,3 +123,13 @@ def test_adding_running_time_across_several_pauses() -> None:
     assert add_running(calendar, start, timedelta(hours=3), pauses) == datetime(2026, 12, 1, 14, tzinfo=UTC)
     assert add_running(AlwaysOpen(), start, timedelta(hours=3), pauses) == datetime(2026, 12, 1, 14, tzinfo=UTC)
     assert add_running(calendar, start, timedelta(minutes=30), pauses) == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+def test_a_step_may_count_clock_time_in_a_business_regulation() -> None:
+    book = build_book({"regulations": [{"name": "mixed", "calendar": "default", "steps": [
+        {"name": "page", "after": "30 minutes", "time": "calendar", "unless": "processed", "breach": True},
+        {"name": "office", "after": "2h", "unless": "processed", "breach": True},
+    ]}]}, "test", OFFICE)
+    friday_evening = msk(2026, 12, 4, 20)
+    got = {p.step.name: p.due_at for p in plan(book.named("mixed"), ClockState(friday_evening))}
+    assert got == {"page": msk(2026, 12, 4, 20, 30), "office": msk(2026, 12, 7, 11)}
