@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     outbox = mail.add_parser("outbox", help="list the mail written to the sink folder (no relay configured)")
     outbox.add_argument("--show", type=int, metavar="N", help="print message N of the list in full")
 
+    regulations = commands.add_parser("regulations", help="the regulations in effect (SWITCHBOARD_REGULATIONS)") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
+    regulations.add_parser("show", help="check the regulations file and print each regulation's match and ladder")
+
     notifications = commands.add_parser("notifications", help="the outbox: alerts, replies and notices, any channel") \
         .add_subparsers(dest="action", required=True, metavar="ACTION")
     listed = notifications.add_parser("list", help="list outbox rows, newest first, with their delivery status")
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
         "agent": _agent, "group": _group, "skill": _skill, "rule": _rule, "mail": _mail, "bot": _bot, "calls": _calls,
-        "notifications": _notifications,
+        "notifications": _notifications, "regulations": _regulations,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -451,6 +455,13 @@ async def _mail(settings: Settings, args: argparse.Namespace) -> int:
     for number, entry in enumerate(entries, 1):
         when = entry.date.strftime("%Y-%m-%d %H:%M") if entry.date else "?"
         print(f"{number:>4}  {when}  to {entry.to}  {entry.subject}  ({entry.path.name})")
+    return 0
+
+
+async def _regulations(settings: Settings, args: argparse.Namespace) -> int:
+    from sla.describe import describe_book
+
+    print(describe_book(settings.regulation_book()))
     return 0
 
 

@@ -203,3 +203,16 @@ def test_the_readme_example_is_a_valid_file(tmp_path: Path) -> None:
     book = load_book(_write(tmp_path, "readme.yaml", example), DEFAULT_CALENDAR)
     assert [r.name for r in book.regulations] == ["critical_defect", "request"]
     assert book.named("critical_defect").calendar_name == "office"
+
+
+def test_the_regulations_read_back_in_words() -> None:
+    from sla.describe import describe_book
+
+    text = describe_book(builtin_book(DEFAULT_CALENDAR))
+    assert "regulations from built-in" in text
+    assert "critical_defect (version " in text and "tickets with category defect, priority critical" in text
+    assert "1. unprocessed_day_1 [step]: at the end of business day 1 unless processed → notify production_manager " \
+           "by email and sms" in text
+    assert "1. reassign [step]: 1 day after registration unless processed → reassign to the least-loaded other " \
+           "agent; notify assignee, previous_assignee by email" in text
+    assert "call_back [step]: 2 h after registration" in text
