@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sla.plan import ClockState, Pause, Planned, plan
 from sla.regulations import CALLBACK, Regulation, RegulationBook, TicketFacts
 from tickets.models import (
+    CLOSED_STATUSES,
     ClockEvent,
     Customer,
     Deadline,
@@ -25,7 +26,6 @@ from tickets.models import (
 from tickets.ports import Timer
 
 RUNNING = (TicketStatus.new, TicketStatus.open)
-STOPPED = (TicketStatus.resolved, TicketStatus.closed)
 _STATE_OF_EVENT = {"started": "running", "resumed": "running", "replanned": None, "paused": "paused",
                    "stopped": "stopped"}
 _EVENT_FOR_STATE = {"running": "resumed", "paused": "paused", "stopped": "stopped"}
@@ -186,7 +186,7 @@ def _target(item: Planned, row: Deadline | None, ticket: Ticket, state: str, now
     if step.unless == "processed":
         met_at = ticket.processed_at
     elif step.unless == "resolved":
-        met_at = ticket.resolved_at if ticket.status in STOPPED else None
+        met_at = ticket.resolved_at if ticket.status in CLOSED_STATUSES else None
     else:
         if item.reference is None and row is None:
             return None

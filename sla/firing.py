@@ -12,11 +12,21 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.alerts import StaffAlerts
-from sla.engine import STOPPED, RegulationEngine
+from sla.engine import RegulationEngine
 from sla.regulations import Regulation, Step
 from tickets import audit
 from tickets.clock import Clock
-from tickets.models import PRIORITY_RANK, Agent, Deadline, DeadlineStatus, Group, Priority, Role, Ticket
+from tickets.models import (
+    CLOSED_STATUSES,
+    PRIORITY_RANK,
+    Agent,
+    Deadline,
+    DeadlineStatus,
+    Group,
+    Priority,
+    Role,
+    Ticket,
+)
 from tickets.ports import Assigner, JobQueue, Timer, Timers
 
 log = logging.getLogger(__name__)
@@ -99,7 +109,7 @@ class Escalations:
             rows = await session.execute(
                 select(Deadline, Ticket).join(Ticket, Ticket.id == Deadline.ticket_id)
                 .where(Deadline.status == DeadlineStatus.pending, Deadline.due_at <= until,
-                       Ticket.status.not_in(STOPPED))
+                       Ticket.status.not_in(CLOSED_STATUSES))
                 .order_by(Deadline.due_at, Deadline.id).limit(1000))
             found = []
             for deadline, ticket in rows:
@@ -117,7 +127,8 @@ class Escalations:
             outdated = select(Deadline.ticket_id).where(
                 Deadline.status.in_((DeadlineStatus.pending, DeadlineStatus.paused)), Deadline.version.is_not(None),
                 Deadline.version.not_in(current))
-            unplanned = select(Ticket.id).where(Ticket.regulation.is_(None), Ticket.status.not_in(STOPPED))
+            unplanned = select(Ticket.id).where(Ticket.regulation.is_(None),
+                                                Ticket.status.not_in(CLOSED_STATUSES))
             numbers = sorted(set(await session.scalars(outdated.distinct().limit(limit)))
                              | set(await session.scalars(unplanned.limit(limit))))
         for number in numbers:

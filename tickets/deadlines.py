@@ -7,9 +7,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.models import Deadline, DeadlineStatus, Ticket, TicketStatus
-
-CLOSED_STATUSES = (TicketStatus.resolved, TicketStatus.closed)
+from tickets.models import CLOSED_STATUSES, Deadline, DeadlineStatus, Ticket
 
 FIRST_RESPONSE = "first_response"
 

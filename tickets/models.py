@@ -92,6 +92,8 @@ class TicketStatus(StrEnum):
 # Statuses that count towards an agent's load and keep a ticket "open" for threading.
 ACTIVE_STATUSES = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
 LOAD_STATUSES = (TicketStatus.open, TicketStatus.pending)
+CLOSED_STATUSES = (TicketStatus.resolved, TicketStatus.closed)
+"""Finished: no regulation clock runs, nothing is overdue."""
 
 
 class Priority(StrEnum):

@@ -21,6 +21,7 @@ from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUna
 from tickets.inbound import Identity, Inbound
 from tickets.ingest import IngestResult, ingest_in
 from tickets.models import (
+    CLOSED_STATUSES,
     LOAD_STATUSES,
     Agent,
     Call,
@@ -273,7 +274,7 @@ class TicketService(StaffCommands):
                 customer.tier, customer.updated_at = tier, now
                 open_tickets = await session.scalars(
                     select(Ticket).where(Ticket.customer_id == customer_id,
-                                         Ticket.status.not_in(deadlines.CLOSED_STATUSES))
+                                         Ticket.status.not_in(CLOSED_STATUSES))
                     .order_by(Ticket.id).with_for_update())
                 for ticket in open_tickets:
                     timers.extend(await self._track(session, ticket, now, f"{viewer.name} set the tier to {tier}"))
@@ -436,7 +437,7 @@ class TicketService(StaffCommands):
                 assignee_after = target_id if "assignee" in changes else ticket.assignee_id
                 frees_capacity = self._set_status(session, viewer, ticket, TicketStatus(changes["status"]), now,
                                                   assignee_after)
-                if ticket.status in (TicketStatus.resolved, TicketStatus.closed):
+                if ticket.status in CLOSED_STATUSES:
                     await deadlines.cancel(session, ticket.id)
                 if ticket.status == TicketStatus.resolved and not was_resolved and self._notifications is not None:
                     outbox = await self._notifications.ticket_resolved(session, ticket, now)
