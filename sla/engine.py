@@ -124,6 +124,10 @@ class RegulationEngine:
             if rearmed:
                 row.plan = (row.plan or 0) + 1
                 changed.append(row)
+        planned_steps = {item.step.name for item in planned}
+        for row in by_step.values():
+            if row.step not in planned_steps and row.status in _OPEN_ROWS:
+                row.status, row.version = DeadlineStatus.cancelled, regulation.version  # the step left the file
         if not changed:
             return []
         await session.flush()

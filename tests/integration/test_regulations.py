@@ -352,3 +352,24 @@ async def test_a_customer_given_a_tier_moves_their_open_tickets_to_its_regulatio
     assert steps["first_response"]["due_at"].startswith("2026-03-02T10:00:00")  # clock time: an hour from creation
     assert [(e["kind"], e["regulation"]) for e in detail["clock"]] == [("started", "request"), ("replanned", "gold")]
     assert "tier" in detail["clock"][1]["reason"]
+
+
+async def test_a_step_taken_out_of_the_file_is_cancelled_at_the_next_sweep(
+    runtime: Runtime, team: dict[str, Agent], clock: ManualClock, settings: Settings, tmp_path: Path
+) -> None:
+    from switchboard.bootstrap import build
+
+    ticket = (await runtime.service.ingest(form())).ticket
+    without_head = REGULATIONS.split("      - name: head\n")[0] + REGULATIONS.split("notify: [{to: group_head, by: [email, sms]}]\n")[1]
+    (tmp_path / "changed").mkdir()
+    changed = with_regulations(settings, tmp_path / "changed", without_head)
+    assert changed.regulation_book().named("request").step("head") is None
+    restarted = await build(changed, clock=clock)
+    try:
+        assert restarted.escalations is not None
+        await restarted.escalations.sweep()
+        got = await rows(restarted, ticket.id)
+        assert (str(got["head"].status), str(got["reassign"].status)) == ("cancelled", "pending")
+        assert await restarted.escalations.replan_outdated() == 0  # nothing left planned by the old version
+    finally:
+        await restarted.close()
