@@ -196,7 +196,7 @@ async def add_agent(request: web.Request) -> web.Response:
         raise InvalidInput(errors)
     agent, token = await rt.service.add_agent(
         payload.name, email, phone=phone, extension=extension, role=Role(payload.role),
-        groups=payload.groups or None, skills=payload.skills, capacity=payload.capacity,
+        groups=payload.groups or None, skills=payload.skills, capacity=payload.capacity, language=payload.language,
     )
     # Listed after the commit: joining may already have given the new agent waiting tickets.
     view = next(v for v in await rt.service.list_agents() if v.agent.id == agent.id)

@@ -9,7 +9,7 @@ from aiohttp import web
 from channels.chat.webchat import handlers as webchat
 from channels.phone import handlers as phone
 from channels.webform import handlers as webform
-from desk import api, health
+from desk import api, health, notifications
 from desk.endpoints import Endpoint, register
 from desk.http import RUNTIME, domain_errors
 from desk.openapi import build_openapi, openapi_handler
@@ -17,13 +17,13 @@ from switchboard.bootstrap import Runtime
 
 
 def all_endpoints() -> list[Endpoint]:
-    return [*api.ENDPOINTS, *health.ENDPOINTS, *phone.ENDPOINTS, *webform.ENDPOINTS, *webchat.ENDPOINTS]
+    return [*api.ENDPOINTS, *notifications.ENDPOINTS, *health.ENDPOINTS, *phone.ENDPOINTS, *webform.ENDPOINTS, *webchat.ENDPOINTS]
 
 
 def create_app(rt: Runtime) -> web.Application:
     app = web.Application(middlewares=[domain_errors], client_max_size=rt.settings.http.max_upload_mb * 1024 * 1024)
     app[RUNTIME] = rt
-    register(app, [*api.ENDPOINTS, *health.ENDPOINTS, *phone.ENDPOINTS])
+    register(app, [*api.ENDPOINTS, *notifications.ENDPOINTS, *health.ENDPOINTS, *phone.ENDPOINTS])
     webform.setup(app)
     webchat.setup(app)
     document = build_openapi(all_endpoints(), version("switchboard"))

@@ -94,6 +94,7 @@ class AgentIn(Strict):
     groups: list[GroupName] = Field(default_factory=list, max_length=50, description="Empty: the default group.")
     skills: list[SkillName] = Field(default_factory=list, max_length=50)
     capacity: int = Field(10, ge=1, le=MAX_CAPACITY, description="Most open tickets at once.")
+    language: Literal["en", "ru"] | None = Field(None, description="Language of their alerts and notices.")
 
 
 class GroupIn(Strict):
@@ -558,4 +559,52 @@ def rule_out(view: RuleView) -> RuleOut:
         group=view.group,
         skills=sorted(skill_set(rule.skills)),
         priority=rule.priority.value if rule.priority is not None else None,
+    )
+
+
+class DeliveryAttemptOut(BaseModel):
+    attempt: int = Field(description="The notification's attempt count when this happened (receipts keep the last).")
+    outcome: str = Field(description="sent, retry, failed, abandoned (the worker died), unconfirmed, cancelled, or a "
+                                     "delivery receipt's status (delivered, undelivered, sent…).")
+    started_at: datetime | None
+    at: datetime
+    error: str | None
+    provider_id: str | None
+
+
+class NotificationOut(BaseModel):
+    id: int
+    ticket: int | None
+    kind: str = Field(description="ack, reply, resolved, chat_fallback, sla_alert…")
+    channel: str = Field(description="email, sms, telegram, webchat")
+    recipient: str
+    subject: str | None
+    text: str
+    status: str = Field(description="queued, sending, sent, delivered, failed, cancelled")
+    attempts: int
+    last_error: str | None
+    provider_id: str | None = Field(description="The relay's queue id, the SMS gateway's message id, the sink file.")
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    history: list[DeliveryAttemptOut]
+
+
+class NotificationList(BaseModel):
+    items: list[NotificationOut]
+
+
+class ReceiptOut(BaseModel):
+    id: int = Field(description="The notification the receipt was about.")
+    status: str
+
+
+def notification_out(row: Any, attempts: list[Any]) -> NotificationOut:
+    return NotificationOut(
+        id=row.id, ticket=row.ticket_id, kind=row.kind, channel=row.channel, recipient=row.recipient,
+        subject=row.subject, text=row.body_text or "", status=str(row.status), attempts=row.attempts,
+        last_error=row.last_error, provider_id=row.provider_id, created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at, sent_at=row.sent_at,
+        history=[DeliveryAttemptOut(attempt=a.attempt, outcome=a.outcome, started_at=a.started_at, at=a.at,
+                                    error=a.error, provider_id=a.provider_id) for a in attempts],
     )

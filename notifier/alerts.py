@@ -1,37 +1,127 @@
-"""Alerts to staff (escalations, warnings): outbox rows by email or SMS, one per recipient, medium and firing."""
+"""Alerts to staff (escalations, breaches, warnings): one outbox row per recipient, medium and firing.
+
+Written in the recipient's language from `templates/alert*.txt`; an SMS is cut to the configured number of
+segments (the link survives, the subject is cut first), and a non-urgent one (a warning) waits out the
+quiet hours.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
 from notifier.compose import EmailNotifications
-from tickets.models import Ticket
+from notifier.quiet import quiet_until
+from notifier.sms import CHANNEL as SMS_CHANNEL
+from notifier.sms import fit
+from tickets.language import answer_in
+from tickets.models import Agent, Customer, CustomerIdentity, Ticket
 
-SMS_CHANNEL = "sms"
-SMS_LIMIT = 320
-"""Two concatenated SMS segments: an alert says what and which ticket; the email has the rest."""
+AlertKind = Literal["escalation", "breach", "warning"]
+_TITLES = {
+    "en": {"escalation": "Escalation", "breach": "Breached", "warning": "Warning"},
+    "ru": {"escalation": "Эскалация", "breach": "Нарушен срок", "warning": "Предупреждение"},
+}
+_CONDITIONS = {
+    "en": {"processed": "processed (answered or taken)", "resolved": "resolved", "replied": "answered"},
+    "ru": {"processed": "обработана (ответ или взята в работу)", "resolved": "решена", "replied": "получила ответ"},
+}
+_UNITS = {"en": ("d", "h", "min", "s"), "ru": ("дн", "ч", "мин", "с")}
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone an alert goes to, with the addresses they may be reached at."""
+
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """What fired: the same for every recipient of one firing."""
+
+    kind: AlertKind
+    regulation: str
+    step: str
+    condition: str
+    """What the ticket was not by the due time: processed, resolved or replied."""
+    due_at: datetime
+    actions: Sequence[str] = ()
+    """What the firing did (reassigned from … to …, priority raised …)."""
+
+    @property
+    def urgent(self) -> bool:
+        return self.kind != "warning"
+
+
+def waited(delta: timedelta, language: str) -> str:
+    """`1 d 3 h`, `25 min`, `40 s`: the two largest units."""
+    seconds = max(0, int(delta.total_seconds()))
+    parts = [(seconds // 86400, 0), (seconds % 86400 // 3600, 1), (seconds % 3600 // 60, 2), (seconds % 60, 3)]
+    units = _UNITS[language]
+    shown = [f"{value} {units[unit]}" for value, unit in parts if value][:2]
+    return " ".join(shown) or f"0 {units[3]}"
 
 
 class StaffAlerts:
-    def __init__(self, email: EmailNotifications, sender: str, desk_url: str) -> None:
+    def __init__(self, email: EmailNotifications, sender: str, desk_url: str, *, max_segments: int = 2,
+                 quiet_hours: tuple[time, time] | None = None, timezone: str = "UTC") -> None:
         self._email = email
         self._sender = sender
         self.desk_url = desk_url.rstrip("/")
+        self._max_segments = max_segments
+        self._quiet_hours = quiet_hours
+        self._timezone = timezone
 
-    async def email(self, session: AsyncSession, ticket: Ticket, *, recipient: str, subject: str, text: str,
+    async def queue(self, session: AsyncSession, ticket: Ticket, person: Person, medium: str, facts: AlertFacts, *,
                     dedupe_key: str, now: datetime) -> int:
-        return await self._email.queue_mail(
-            session, kind="sla_alert", dedupe_key=dedupe_key, ticket=ticket, message_id=None, sender=self._sender,
-            recipient=recipient, subject=subject, text=text, headers={"Auto-Submitted": "auto-generated"},
-            language=None, now=now,
-        )
+        """One row to `person` by `medium` (email or sms), rendered in their language."""
+        language = answer_in(person.language)
+        context = await self._context(session, ticket, facts, language, now)
+        templates = self._email.templates
+        if medium == "email":
+            subject, _, text = templates.get_template(f"alert.{language}.txt").render(**context).partition("\n")
+            return await self._email.queue_mail(
+                session, kind="sla_alert", dedupe_key=dedupe_key, ticket=ticket, message_id=None,
+                sender=self._sender, recipient=person.email or "", subject=subject[:500], text=text,
+                headers={"Auto-Submitted": "auto-generated"}, language=language, now=now,
+            )
+        text = fit(templates.get_template(f"alert_sms.{language}.txt").render(**context), self._max_segments)
+        due_at = None
+        if not facts.urgent and self._quiet_hours is not None:
+            due_at = quiet_until(now, self._quiet_hours, self._timezone)
+        return await outbox.queue(session, now, due_at=due_at, kind="sla_alert", channel=SMS_CHANNEL,
+                                  recipient=person.phone or "", body_text=text, headers={}, ticket_id=ticket.id,
+                                  dedupe_key=dedupe_key)
 
-    async def sms(self, session: AsyncSession, ticket: Ticket, *, phone: str, text: str, dedupe_key: str,
-                  now: datetime) -> int:
-        """Queued for the SMS gateway's deliverer (SWITCHBOARD_SMS_GATEWAY_URL); without one it waits in the outbox."""
-        short = text if len(text) <= SMS_LIMIT else text[: SMS_LIMIT - 1] + "…"
-        return await outbox.queue(session, now, kind="sla_alert", channel=SMS_CHANNEL, recipient=phone,
-                                  body_text=short, headers={}, ticket_id=ticket.id, dedupe_key=dedupe_key)
+    async def _context(self, session: AsyncSession, ticket: Ticket, facts: AlertFacts, language: str,
+                       now: datetime) -> dict[str, object]:
+        assignee = await session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
+        return {
+            "number": ticket.id, "subject": ticket.subject, "title": _TITLES[language][facts.kind],
+            "regulation": facts.regulation, "step": facts.step, "condition": _CONDITIONS[language][facts.condition],
+            "due": f"{facts.due_at:%Y-%m-%d %H:%M} UTC", "actions": list(facts.actions),
+            "client": await client_of(session, ticket), "channel": ticket.channel, "priority": str(ticket.priority),
+            "assignee": assignee.name if assignee else None, "waiting": waited(now - ticket.created_at, language),
+            "link": f"{self.desk_url}/desk/tickets/{ticket.id}",
+        }
+
+
+async def client_of(session: AsyncSession, ticket: Ticket) -> str:
+    customer = await session.get(Customer, ticket.customer_id)
+    address = await session.scalar(select(CustomerIdentity.address)
+                                   .where(CustomerIdentity.customer_id == ticket.customer_id)
+                                   .order_by(CustomerIdentity.id).limit(1))
+    name = customer.name if customer and customer.name else None
+    if name and address:
+        return f"{name} <{address}>"
+    return name or address or f"customer {ticket.customer_id}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import make_msgid
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -25,6 +26,7 @@ from tickets.models import (
     Customer,
     CustomerIdentity,
     Direction,
+    Event,
     Group,
     Message,
     Ticket,
@@ -33,6 +35,8 @@ from tickets.models import (
 log = logging.getLogger(__name__)
 
 CHANNEL = "email"
+MAIL_CHANNELS = (CHANNEL, "webform")
+"""Tickets whose client is answered by email: mail, and web forms (which ask for an address)."""
 MAX_REFERENCES = 20
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -114,7 +118,7 @@ class EmailNotifications:
 
     def __init__(self, settings: MailSettings) -> None:
         self._reply_from = settings.smtp.reply_from
-        self._templates = Environment(
+        self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
             undefined=StrictUndefined,
@@ -123,7 +127,7 @@ class EmailNotifications:
 
     async def ticket_resolved(self, session: AsyncSession, ticket: Ticket, now: datetime) -> list[int]:
         """Tell the client their email ticket was resolved, in their thread, and that replying reopens it."""
-        if ticket.channel != CHANNEL:
+        if ticket.channel not in MAIL_CHANNELS:
             return []
         latest = await self._latest_client_mail(session, ticket)
         recipient = (latest.sender if latest else None) or await self._customer_address(session, ticket)
@@ -135,7 +139,7 @@ class EmailNotifications:
             return []
         customer = await session.get(Customer, ticket.customer_id)
         language = answer_in(customer.language if customer else None)
-        text = self._templates.get_template(f"resolved.{language}.txt").render(
+        text = self.templates.get_template(f"resolved.{language}.txt").render(
             name=customer.name if customer else None, number=ticket.id, subject=ticket.subject
         )
         return [await self.queue_mail(
@@ -160,7 +164,7 @@ class EmailNotifications:
         )]
 
     async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
-        if ticket.channel != CHANNEL:
+        if ticket.channel not in MAIL_CHANNELS:
             return []
         latest = await self._latest_client_mail(session, ticket)
         recipient = (latest.sender if latest else None) or await self._customer_address(session, ticket)
@@ -197,7 +201,7 @@ class EmailNotifications:
         )]
 
     async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
-        if ticket.channel != CHANNEL or message.direction != Direction.inbound:
+        if ticket.channel not in MAIL_CHANNELS or message.direction != Direction.inbound:
             return []
         meta = message.meta or {}
         if meta.get("auto_reply"):
@@ -217,7 +221,7 @@ class EmailNotifications:
         language = answer_in(customer.language if customer else None)
         subject = ticket_subject(ticket.id, ticket.subject, reply=False)
         client_mail = _ClientMail(recipient, message.external_id, list(meta.get("references") or []))
-        text = self._templates.get_template(f"ack.{language}.txt").render(
+        text = self.templates.get_template(f"ack.{language}.txt").render(
             name=customer.name if customer else None, number=ticket.id, subject=ticket.subject, team=group.name
         )
         return [await self.queue_mail(
@@ -261,7 +265,7 @@ class EmailNotifications:
         extra: dict[str, Any] | None = None,
     ) -> int:
         """One email outbox row with our headers and the HTML alternative; `due_at` defers it (a fallback copy)."""
-        html = self._templates.get_template("message.html").render(
+        html = self.templates.get_template("message.html").render(
             paragraphs=paragraphs(text), subject=subject, lang=language
         )
         stored = {"From": sender, "To": recipient}
@@ -330,8 +334,10 @@ class EmailNotifications:
 class CompositeNotifications:
     """Asks every channel's notifications in turn; each writes rows only for its own tickets."""
 
-    def __init__(self, *channels: Any) -> None:
+    def __init__(self, *channels: Any, reactions: Sequence[Any] = ()) -> None:
         self.channels = channels
+        self.reactions = tuple(reactions)
+        """What reacts to a transaction's events (assignment notices): each has `events_recorded`."""
 
     async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         ids: list[int] = []
@@ -349,4 +355,10 @@ class CompositeNotifications:
         ids: list[int] = []
         for channel in self.channels:
             ids += await channel.ticket_resolved(session, ticket, now)
+        return ids
+
+    async def events_recorded(self, session: AsyncSession, events: Sequence[Event], now: datetime) -> list[int]:
+        ids: list[int] = []
+        for reaction in self.reactions:
+            ids += await reaction.events_recorded(session, events, now)
         return ids

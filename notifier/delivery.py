@@ -20,10 +20,10 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notifier.senders import EmailSender, PermanentFailure, TemporaryFailure
+from notifier.senders import EmailSender, PermanentFailure, TemporaryFailure, Unconfirmed
 from tickets import audit
 from tickets.clock import Clock
-from tickets.models import DeliveryStatus, Message, Outbox, OutboxStatus
+from tickets.models import DeliveryStatus, Message, Outbox, OutboxAttempt, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ SKIP_IF_SEEN = "skip_if_seen"
 EARLY_TOLERANCE = timedelta(seconds=1)
 RECORD_RETRIES = (0.5, 2.0, 5.0)  # seconds between tries to record an outcome while the database is away
 HEADERS_FROM_ROW = ("Message-ID", "In-Reply-To", "References", "Auto-Submitted", "X-Auto-Response-Suppress")
+IDEMPOTENCY_KEY = "idempotency_key"
+"""A chat sender's detail: the row's dedupe key, for providers that take an idempotency key."""
+RESUMED = "resumed"
+"""A chat sender's detail: set when an earlier attempt was abandoned mid-send (it may have gone out)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class _Claim:
     recipient: str = ""
     text: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
+    started_at: datetime | None = None
 
 
 def backoff(attempt: int, *, first: timedelta, cap: timedelta, jitter: Callable[[], float] = random.random) -> timedelta:
@@ -111,7 +116,7 @@ class Deliverer:
         claimed = await self._claim(outbox_id)
         if isinstance(claimed, Attempt):
             return claimed
-        failure: TemporaryFailure | PermanentFailure | None = None
+        failure: TemporaryFailure | PermanentFailure | Unconfirmed | None = None
         provider_id: str | None = None
         try:
             if claimed.message is not None:
@@ -120,23 +125,30 @@ class Deliverer:
                 provider_id = await self.chat_senders[claimed.channel].send_text(
                     claimed.recipient, claimed.text, claimed.details
                 )
-        except (TemporaryFailure, PermanentFailure) as exc:
+        except (TemporaryFailure, PermanentFailure, Unconfirmed) as exc:
             failure = exc
         except Exception as exc:  # noqa: BLE001 - a sender bug must not leave the row claimed for 10 minutes
             log.exception("sender crashed on outbox %s", outbox_id)
             failure = TemporaryFailure(f"sender error: {exc!r}")
         for pause in RECORD_RETRIES:
             try:
-                if failure is None:
-                    return await self._record_sent(claimed, provider_id)
+                if failure is None or isinstance(failure, Unconfirmed):
+                    return await self._record_sent(claimed, provider_id, failure)
                 return await self._record_failure(claimed, failure)
             except (DBAPIError, OSError) as exc:
                 # The mail is out (or refused): losing that fact would mean sending it again after `stale_after`.
                 log.warning("outbox %s: recording the outcome failed (%r); retrying in %s s", outbox_id, exc, pause)
                 await asyncio.sleep(pause)
-        if failure is None:
-            return await self._record_sent(claimed, provider_id)
+        if failure is None or isinstance(failure, Unconfirmed):
+            return await self._record_sent(claimed, provider_id, failure)
         return await self._record_failure(claimed, failure)
+
+    async def close(self) -> None:
+        """Close the senders that hold connections (the SMS gateway's HTTP session)."""
+        for sender in self.chat_senders.values():
+            close = getattr(sender, "close", None)
+            if close is not None:
+                await close()
 
     async def due(self, limit: int = 500) -> list[tuple[int, int]]:
         """(outbox id, attempts so far) of rows a job should exist for: due ones and claims whose worker died."""
@@ -183,10 +195,15 @@ class Deliverer:
             if (row.headers or {}).get(SKIP_IF_SEEN) and await self._seen(session, row):
                 row.status = OutboxStatus.cancelled
                 row.updated_at = now
+                history(session, row, "cancelled", now, error="the client saw the message in the chat")
                 log.info("outbox %s (%s) cancelled: the client saw the message", row.id, row.kind)
                 return Attempt(row.id, str(row.status), row.attempts)
+            details = {**(row.headers or {}), IDEMPOTENCY_KEY: row.dedupe_key}
             if row.status == OutboxStatus.sending:
                 log.warning("outbox %s: attempt %d was abandoned; trying again", row.id, row.attempts)
+                history(session, row, "abandoned", now, started_at=row.updated_at,
+                        error=f"no outcome recorded within {self.stale_after}: the sending worker stopped")
+                details[RESUMED] = True
             message: EmailMessage | None = None
             try:
                 if row.channel == CHANNEL:
@@ -196,26 +213,27 @@ class Deliverer:
             except (ValueError, TypeError) as exc:
                 row.attempts += 1
                 error = f"cannot build the message: {exc}"
-                self._fail(session, row, error, now)
+                self._fail(session, row, error, now, started_at=now)
                 await self._mark_message_failed(session, row, error)
                 return Attempt(row.id, str(row.status), row.attempts, error=error)
             row.status = OutboxStatus.sending
             row.attempts += 1
             row.updated_at = now
-            return _Claim(
-                row.id, row.attempts, row.channel, message, row.recipient, row.body_text or "", dict(row.headers or {})
-            )
+            return _Claim(row.id, row.attempts, row.channel, message, row.recipient, row.body_text or "", details, now)
 
-    async def _record_sent(self, claim: _Claim, provider_id: str | None) -> Attempt:
-        """Transaction 2 after success."""
+    async def _record_sent(self, claim: _Claim, provider_id: str | None, unconfirmed: Unconfirmed | None) -> Attempt:
+        """Transaction 2 after success (or a send whose answer was lost and must not be repeated)."""
         now = self._clock.now()
+        note = str(unconfirmed)[:1000] if unconfirmed is not None else None
         async with self._sessions() as session, session.begin():
             row = await session.get_one(Outbox, claim.outbox_id, with_for_update=True)
-            row.status = OutboxStatus.sent
-            row.sent_at = now
+            if row.status != OutboxStatus.delivered:  # a receipt may have come in while the answer was on its way
+                row.status = OutboxStatus.sent
+            row.sent_at = row.sent_at or now
             row.updated_at = now
             row.provider_id = provider_id[:255] if provider_id else None
-            row.last_error = None
+            row.last_error = note
+            history(session, row, "unconfirmed" if note else "sent", now, started_at=claim.started_at, error=note)
             await self._set_message_status(session, row, DeliveryStatus.sent, None)
             log.info("outbox %s (%s) sent to %s", row.id, row.kind, row.recipient)
             return Attempt(row.id, str(row.status), row.attempts)
@@ -238,18 +256,21 @@ class Deliverer:
                 row.last_error = error[:1000]
                 if failure.progress:
                     row.headers = {**(row.headers or {}), **failure.progress}
+                history(session, row, "retry", now, started_at=claim.started_at, error=error)
                 log.warning("outbox %s attempt %d failed, retry in %s: %s", row.id, row.attempts, delay, error)
                 return Attempt(row.id, str(row.status), row.attempts, retry_in=delay, error=error)
             if isinstance(failure, TemporaryFailure):
                 error = f"gave up after {row.attempts} attempts: {error}"
-            self._fail(session, row, error, now)
+            self._fail(session, row, error, now, started_at=claim.started_at)
             await self._mark_message_failed(session, row, error)
             return Attempt(row.id, str(row.status), row.attempts, error=error)
 
-    def _fail(self, session: AsyncSession, row: Outbox, error: str, now: datetime) -> None:
+    def _fail(self, session: AsyncSession, row: Outbox, error: str, now: datetime, *,
+              started_at: datetime | None) -> None:
         row.status = OutboxStatus.failed
         row.updated_at = now
         row.last_error = error[:1000]
+        history(session, row, "failed", now, started_at=started_at, error=error)
         log.error("outbox %s (%s) to %s failed: %s", row.id, row.kind, row.recipient, error)
         if row.ticket_id is not None:
             audit.record(
@@ -284,6 +305,13 @@ class Deliverer:
         if row.message_id is None:
             return None
         return await session.get(Message, row.message_id)
+
+
+def history(session: AsyncSession, row: Outbox, outcome: str, now: datetime, *, started_at: datetime | None = None,
+            error: str | None = None) -> None:
+    """One line of the row's delivery history, in the transaction that changes the row."""
+    session.add(OutboxAttempt(outbox_id=row.id, attempt=row.attempts, outcome=outcome, started_at=started_at, at=now,
+                              error=error[:1000] if error else None, provider_id=row.provider_id))
 
 
 def build_email(row: Outbox) -> EmailMessage:

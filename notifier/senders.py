@@ -51,6 +51,11 @@ class PermanentFailure(DeliveryFailure):
     """Never retry: the relay answered 5xx or the message cannot be addressed."""
 
 
+class Unconfirmed(DeliveryFailure):
+    """The request went out and its answer was lost, and resending could make a second copy: recorded as sent,
+    with this as the note, for a delivery receipt to settle."""
+
+
 class EmailSender(Protocol):
     async def send(self, message: EmailMessage) -> str | None:
         """Hand one message on; returns the provider's id for it when there is one."""

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notifier.alerts import StaffAlerts
+from notifier.alerts import AlertFacts, Person, StaffAlerts
 from sla.engine import RegulationEngine
 from sla.regulations import Regulation, Step
 from tickets import audit
@@ -32,14 +32,6 @@ from tickets.ports import Assigner, JobQueue, Timer, Timers
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
 _CONDITION_TEXT = {"processed": "processed (answered or taken)", "resolved": "resolved", "replied": "answered"}
-
-
-@dataclass
-class _Recipient:
-    who: str
-    name: str
-    email: str | None = None
-    phone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +194,7 @@ class Escalations:
             done.append("breached")
         summary = (f"{regulation.name}/{step.name}: not {_CONDITION_TEXT[step.unless]} by "
                    f"{row.due_at:%Y-%m-%d %H:%M:%S} UTC")
-        notified, skipped = await self._notify(session, ticket, row, regulation, step, previous, now, summary, done,
+        notified, skipped = await self._notify(session, ticket, row, regulation, step, previous, now, done,
                                                result)
         audit.record(session, ticket.id, "sla_breached" if step.breach else "sla_step_fired", now, actor="regulations",
                      reason=f"{summary}; {', '.join(done) or 'alerted'}", deadline_id=row.id, regulation=regulation.name,
@@ -232,17 +224,13 @@ class Escalations:
         return f"priority raised from {old} to {new}"
 
     async def _notify(self, session: AsyncSession, ticket: Ticket, row: Deadline, regulation: Regulation, step: Step,
-                      previous: Agent | None, now: datetime, summary: str, done: list[str],
+                      previous: Agent | None, now: datetime, done: list[str],
                       result: _Fired) -> tuple[list[str], list[str]]:
         notified: list[str] = []
         skipped: list[str] = []
-        subject = f"[#{ticket.id}] {'Breached' if step.breach else 'Escalation'}: {summary} — {ticket.subject}"[:500]
-        text = "\n".join([
-            f"Ticket #{ticket.id} \"{ticket.subject}\" ({ticket.priority}, {ticket.channel})",
-            f"{summary}.", *(f"- {line}" for line in done),
-            f"{self._alerts.desk_url}/desk/tickets/{ticket.id}",
-        ])
-        sms = f"#{ticket.id} {summary}. {'; '.join(done)}".strip()
+        facts = AlertFacts(kind="breach" if step.breach else "warning" if step.kind == "warning" else "escalation",
+                           regulation=regulation.name, step=step.name, condition=step.unless, due_at=row.due_at,
+                           actions=tuple(done))
         for notify in step.notify:
             for who in notify.to:
                 people = await self._recipients(session, ticket, who, previous)
@@ -255,42 +243,39 @@ class Escalations:
                             skipped.append(f"{medium} to {person.name}: no {'address' if medium == 'email' else 'phone'}")
                             continue
                         key = f"sla:{row.id}:{row.plan}:{medium}:{address}"[:200]
-                        if medium == "email":
-                            result.outbox.append(await self._alerts.email(
-                                session, ticket, recipient=address, subject=subject, text=text, dedupe_key=key, now=now))
-                        else:  # no delivery job: the SMS gateway's deliverer takes them from the outbox
-                            await self._alerts.sms(session, ticket, phone=address, text=sms, dedupe_key=key, now=now)
+                        result.outbox.append(await self._alerts.queue(session, ticket, person, medium, facts,
+                                                                      dedupe_key=key, now=now))
                         notified.append(f"{medium} to {person.name} <{address}>")
         return notified, skipped
 
     async def _recipients(self, session: AsyncSession, ticket: Ticket, who: str,
-                          previous: Agent | None) -> list[_Recipient]:
-        def agent(a: Agent, role: str) -> _Recipient:
-            return _Recipient(role, a.name, a.email, a.phone)
+                          previous: Agent | None) -> list[Person]:
+        def agent(a: Agent) -> Person:
+            return Person(a.name, a.email, a.phone, a.language)
 
         if who == "assignee":
             found = await session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
-            return [agent(found, who)] if found else []
+            return [agent(found)] if found else []
         if who == "previous_assignee":
-            return [agent(previous, who)] if previous else []
+            return [agent(previous)] if previous else []
         if who == "group_head":
             group = await session.get_one(Group, ticket.group_id)
             if not group.head_email:
                 return []
             head = await session.scalar(select(Agent).where(Agent.email == group.head_email))
-            return [agent(head, who) if head else _Recipient(who, f"head of {group.name}", group.head_email)]
+            return [agent(head) if head else Person(f"head of {group.name}", group.head_email)]
         contact = self._engine.book.contacts.get(who)
         if contact is not None:
-            return [_Recipient(who, who.replace("_", " "), contact.email, contact.phone)]
+            return [Person(who.replace("_", " "), contact.email, contact.phone, contact.language)]
         if who == "production_manager":  # no contact of that name in the file: the managers are told
             managers = await session.scalars(select(Agent).where(Agent.role == Role.manager).order_by(Agent.id))
-            return [agent(m, who) for m in managers]
+            return [agent(m) for m in managers]
         if who.startswith("agent:"):
             found = await session.scalar(select(Agent).where(Agent.email == who.removeprefix("agent:")))
-            return [agent(found, who)] if found else []
+            return [agent(found)] if found else []
         if "@" in who:
-            return [_Recipient(who, who, email=who)]
-        return [_Recipient(who, who, phone=who)]
+            return [Person(who, email=who)]
+        return [Person(who, phone=who)]
 
 
 async def _quietly(work: Any, what: str, items: Sequence[Any]) -> None:

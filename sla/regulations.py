@@ -111,6 +111,8 @@ class TicketFacts:
 class Contact:
     email: str | None = None
     phone: str | None = None
+    language: str | None = None
+    """The language alerts to this contact are written in (en, ru)."""
 
 
 @dataclass(frozen=True)
@@ -335,6 +337,7 @@ class _CalendarIn(_Strict):
 class _ContactIn(_Strict):
     email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
     phone: str | None = Field(None, pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, e.g. +74951234567")
+    language: Literal["en", "ru"] | None = None
 
 
 class _RegulationIn(_Strict):
@@ -427,7 +430,7 @@ def build_book(document: Mapping[str, Any], source: str, default_calendar: Mappi
             calendar=calendars[calendar_name], business_time=regulation.calendar is not None, steps=steps,
             version=digest,
         ))
-    contacts = {name: Contact(c.email, c.phone) for name, c in parsed.contacts.items()}
+    contacts = {name: Contact(c.email, c.phone, c.language) for name, c in parsed.contacts.items()}
     return RegulationBook(tuple(regulations), contacts, source)
 
 

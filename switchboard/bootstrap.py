@@ -10,10 +10,16 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from notifier.assignments import AssignmentNotices
 from notifier.compose import CompositeNotifications, EmailNotifications
 from notifier.delivery import Deliverer, TextSender
 from notifier.jobs import ArqJobQueue
+from notifier.quiet import quiet_window
 from notifier.senders import EmailSender, RelaySender, SinkSender
+from notifier.sms import CHANNEL as SMS_CHANNEL
+from notifier.sms import LOG_FILE as SMS_LOG
+from notifier.sms import GatewaySender, LogSender
+from notifier.receipts import SMS_STATUS_PATH
 from notifier.telegram import TelegramNotifications
 from notifier.webchat import WebchatNotifications, WebchatSender
 from routing.router import LeastLoadedRouter
@@ -54,6 +60,8 @@ class Runtime:
     async def close(self) -> None:
         if self.telegram_bot is not None:
             await self.telegram_bot.session.close()
+        if self.deliverer is not None:
+            await self.deliverer.close()
         await self.redis.aclose()
         await self.engine.dispose()
 
@@ -94,6 +102,24 @@ def build_sender(settings: Settings) -> EmailSender:
     return SinkSender(settings.data_dir / "mail-sink")
 
 
+def build_sms_sender(settings: Settings) -> TextSender:
+    """The configured SMS gateway, or the SMS log file when there is none (the zero-config default)."""
+    sms = settings.sms
+    if sms.gateway_url:
+        return GatewaySender(sms.profile_spec(), callback_url=f"{settings.public_url}{SMS_STATUS_PATH}",
+                             timeout=sms.timeout_seconds, region=settings.phone_region)
+    return LogSender(settings.data_dir / SMS_LOG, region=settings.phone_region)
+
+
+def build_deliverer(settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock,
+                    sender: EmailSender, chat_senders: dict[str, TextSender]) -> Deliverer:
+    retry = settings.notifier
+    return Deliverer(sessions, clock, sender, chat_senders=chat_senders, max_attempts=retry.max_attempts,
+                     first_retry=timedelta(seconds=retry.first_retry_seconds),
+                     max_retry=timedelta(seconds=retry.max_retry_seconds),
+                     stale_after=timedelta(seconds=retry.stale_after_seconds))
+
+
 def build_service(
     settings: Settings,
     engine: AsyncEngine,
@@ -124,7 +150,10 @@ def build_router(settings: Settings) -> LeastLoadedRouter:
 
 def build_escalations(settings: Settings, sessions: async_sessionmaker[AsyncSession], engine: RegulationEngine,
                       clock: Clock, *, jobs: JobQueue | None, timers: Timers | None) -> Escalations:
-    alerts = StaffAlerts(EmailNotifications(settings), settings.smtp.reply_from, settings.public_url)
+    sms = settings.sms
+    alerts = StaffAlerts(EmailNotifications(settings), settings.smtp.reply_from, settings.public_url,
+                         max_segments=sms.max_segments, timezone=settings.calendar.timezone,
+                         quiet_hours=quiet_window(sms.quiet_hours) if sms.quiet_hours else None)
     return Escalations(sessions, engine, build_router(settings), alerts, clock, jobs=jobs, timers=timers)
 
 
@@ -135,7 +164,9 @@ def default_notifications(settings: Settings) -> Notifications:
     webchat = WebchatNotifications(
         email, settings.smtp.reply_from, settings.public_url, timedelta(minutes=minutes) if minutes > 0 else None
     )
-    return CompositeNotifications(email, TelegramNotifications(), webchat)
+    reactions = [AssignmentNotices(email, settings.smtp.reply_from, settings.public_url)] \
+        if settings.notifier.assignment_emails else []
+    return CompositeNotifications(email, TelegramNotifications(), webchat, reactions=reactions)
 
 
 async def build(settings: Settings, *, redis_url: str | None = None, clock: Clock | None = None) -> Runtime:
@@ -154,7 +185,7 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
     sessions = create_session_factory(engine)
     jobs, timers, regulations = ArqJobQueue(redis), ArqTimers(redis), RegulationEngine(settings.regulation_book())
     bot = build_telegram_bot(settings)
-    chat_senders: dict[str, TextSender] = {"webchat": WebchatSender(redis)}
+    chat_senders: dict[str, TextSender] = {"webchat": WebchatSender(redis), SMS_CHANNEL: build_sms_sender(settings)}
     if bot is not None:
         from notifier.telegram_sender import TelegramSender
 
@@ -168,7 +199,7 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
         redis=redis,
         redis_url=url,
         clock=clock,
-        deliverer=Deliverer(sessions, clock, sender, chat_senders=chat_senders),
+        deliverer=build_deliverer(settings, sessions, clock, sender, chat_senders),
         escalations=build_escalations(settings, sessions, regulations, clock, jobs=jobs, timers=timers),
         telegram_bot=bot,
     )

@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     add_agent.add_argument("--group", action="append", dest="groups", metavar="GROUP",
                            help="group (department) to work in; repeat for several (default: the default group)")
     add_agent.add_argument("--capacity", type=int, default=10, help="most open tickets at once (default 10)")
+    add_agent.add_argument("--language", choices=["en", "ru"], help="language of the alerts and notices they get")
     add_agent.add_argument("--skill", action="append", dest="skills", default=[], metavar="SKILL",
                            help="skill the agent has (see `switchboard skill list`); repeat for several")
     agent.add_parser("list", help="list agents: presence, open tickets/capacity, load, groups and skills")
@@ -83,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     listed = notifications.add_parser("list", help="list outbox rows, newest first, with their delivery status")
     listed.add_argument("--ticket", type=int, metavar="NUMBER")
     listed.add_argument("--channel", help="email, sms, telegram, webchat")
+    listed.add_argument("--status", help="queued, sending, sent, delivered, failed, cancelled")
     listed.add_argument("--limit", type=int, default=50)
+    listed.add_argument("--history", action="store_true", help="show every attempt and delivery receipt under each row")
 
     group = commands.add_parser("group", help="manage groups").add_subparsers(dest="action", required=True, metavar="ACTION")
     add_group = group.add_parser("add", help="add a group (department)")
@@ -230,7 +233,7 @@ async def _agent_add(settings: Settings, args: argparse.Namespace) -> int:
     async def work(service: Any) -> int:
         agent, token = await service.add_agent(
             args.name, email, phone=phone, extension=extension, role=Role(args.role), groups=args.groups,
-            skills=args.skills, capacity=args.capacity,
+            skills=args.skills, capacity=args.capacity, language=args.language,
         )
         print(f"added agent {agent.id} {agent.name} <{agent.email}> ({agent.role})", file=sys.stderr)
         print("API token (shown once; use it as Authorization: Bearer TOKEN):", file=sys.stderr)
@@ -466,18 +469,36 @@ async def _regulations(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _notifications(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(service: Any) -> int:
-        rows = await service.list_notifications(ticket=args.ticket, channel=args.channel, limit=args.limit)
-        if not rows:
-            print("no notifications", file=sys.stderr)
-        for row in rows:
-            about = (row.subject or row.body_text or "").splitlines()[0][:80] if (row.subject or row.body_text) else ""
-            ticket = f"#{row.ticket_id}" if row.ticket_id else "-"
-            print(f"{row.id:>6}  {row.created_at:%Y-%m-%d %H:%M:%S}  {row.channel:<8} {row.status:<9} {ticket:>7}  "
-                  f"{row.kind}  to {row.recipient}  {about}")
-        return 0
+    from notifier.history import notifications
+    from tickets.db import create_session_factory
+    from tickets.models import OutboxStatus
 
-    return await _with_service(settings, work)
+    try:
+        status = OutboxStatus(args.status) if args.status else None
+    except ValueError:
+        raise CliError(f"--status: one of {', '.join(OutboxStatus)}") from None
+    engine = await _prepared_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            found = await notifications(session, ticket=args.ticket, channel=args.channel, status=status,
+                                        limit=args.limit)
+    finally:
+        await engine.dispose()
+    if not found:
+        print("no notifications", file=sys.stderr)
+    for item in found:
+        row = item.row
+        about = (row.subject or row.body_text or "").splitlines()[0][:80] if (row.subject or row.body_text) else ""
+        ticket = f"#{row.ticket_id}" if row.ticket_id else "-"
+        where = f"  [{row.provider_id}]" if row.provider_id else ""
+        print(f"{row.id:>6}  {row.created_at:%Y-%m-%d %H:%M:%S}  {row.channel:<8} {row.status:<9} {ticket:>7}  "
+              f"{row.kind}  to {row.recipient}  {about}{where}")
+        if row.last_error and not args.history:
+            print(f"{'':8}{row.last_error}")
+        for attempt in item.attempts if args.history else ():
+            error = f": {attempt.error}" if attempt.error else ""
+            print(f"{'':8}{attempt.at:%Y-%m-%d %H:%M:%S}  attempt {attempt.attempt}  {attempt.outcome}{error}")
+    return 0
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -581,7 +602,11 @@ async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, e
 
 
 async def _stop_worker(worker: Any, task: asyncio.Task[None]) -> None:
-    await worker.close()
+    try:
+        await worker.close()  # re-raises CancelledError when it stops a job mid-way (arq re-queues that job)
+    except asyncio.CancelledError:
+        log.info("stopped a job mid-way; it runs again on the next start")
+    task.cancel()
     try:
         await task
     except asyncio.CancelledError:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from channels.phone.cdr import DEFAULT_INBOUND_CONTEXTS
+from notifier.quiet import quiet_window
+from notifier.sms import GatewayProfile
 from routing.weights import DEFAULT_CHANNEL_WEIGHTS, DEFAULT_PRIORITY_WEIGHTS, LoadWeights
 from sla.calendar import BusinessCalendar, parse_calendar
 from sla.regulations import RegulationBook, builtin_book, load_book
@@ -232,7 +234,85 @@ class SmsSettings(BaseSettings):
     model_config = _section("SMS_")
 
     gateway_url: str | None = None
-    """HTTP SMS gateway endpoint; unset → SMS notifications stay queued."""
+    """HTTP SMS gateway (json: the endpoint; twilio: the API base); unset → SMS go to DATA_DIR/sms-log.jsonl."""
+    profile: Literal["json", "twilio"] = "json"
+    """The gateway's API shape: a generic JSON POST, or the Twilio-compatible Messages API."""
+    token: str | None = None
+    """json: bearer token sent with every SMS."""
+    account_sid: str | None = None
+    """twilio: the account SID (basic-auth user and part of the URL)."""
+    auth_token: str | None = None
+    """twilio: the auth token (basic-auth password; also checks the signature of delivery receipts)."""
+    sender: str | None = None
+    """The From number or sender id (twilio: a number, or a MessagingServiceSid MG…)."""
+    fields: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """json: body field names where the gateway differs (to=phone,text=message,from=sender,reference=ref)."""
+    id_field: str = "id"
+    """json: the field of the gateway's answer holding its message id."""
+    idempotency_header: str | None = None
+    """Header carrying each SMS's dedupe key (default Idempotency-Key; twilio I-Twilio-Idempotency-Token); `none`: the
+    gateway has none, so an SMS whose answer was lost is not resent."""
+    timeout_seconds: float = Field(15, gt=0)
+    """How long one request to the gateway may take."""
+    max_segments: int = Field(2, ge=1, le=10)
+    """Longest SMS, in segments (160 GSM-7 / 70 UCS-2 characters, 153 / 67 when concatenated); longer texts are cut."""
+    status_token: str | None = None
+    """json: the bearer token the gateway's delivery receipts must carry (POST /api/v1/notifier/sms/status)."""
+    quiet_hours: str | None = None
+    """Hours (22:00-08:00, the calendar's time zone) non-urgent SMS to agents wait out; escalations always go."""
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _parse_fields(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = ("to", "text", "from", "reference", "callback_url")
+        mapping: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            ours, separator, theirs = item.partition("=")
+            if not separator or ours.strip() not in names:
+                raise ValueError(f"expected NAME=FIELD with NAME one of {', '.join(names)}, got {item!r}")
+            mapping[ours.strip()] = theirs.strip()
+        return mapping
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _parse_quiet_hours(cls, value: str | None) -> str | None:
+        if value:
+            quiet_window(value)
+        return value or None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SmsSettings:
+        if self.gateway_url and self.profile == "twilio" and not (self.account_sid and self.auth_token):
+            raise ValueError("the twilio profile needs SWITCHBOARD_SMS_ACCOUNT_SID and SWITCHBOARD_SMS_AUTH_TOKEN")
+        if self.gateway_url and not self.gateway_url.startswith(("http://", "https://")):
+            raise ValueError(f"gateway_url must be an http:// or https:// URL, got {self.gateway_url!r}")
+        return self
+
+    def profile_spec(self) -> GatewayProfile:
+        header = self.idempotency_header or (
+            "I-Twilio-Idempotency-Token" if self.profile == "twilio" else "Idempotency-Key")
+        return GatewayProfile(
+            kind=self.profile, url=self.gateway_url or "", sender=self.sender, token=self.token,
+            account_sid=self.account_sid, auth_token=self.auth_token, fields=self.fields, id_field=self.id_field,
+            idempotency_header=None if header.lower() == "none" else header,
+        )
+
+
+class NotifierSettings(BaseSettings):
+    model_config = _section("NOTIFIER_")
+
+    max_attempts: int = Field(8, ge=1)
+    """Tries per notification before a temporary failure (timeout, 5xx, 429, SMTP 4xx) becomes final."""
+    first_retry_seconds: float = Field(30, gt=0)
+    """Wait before the second try; doubled for each further one (±20 % jitter)."""
+    max_retry_seconds: float = Field(3600, gt=0)
+    """The longest wait between two tries."""
+    stale_after_seconds: float = Field(600, gt=0)
+    """A notification left `sending` this long (its worker died) is taken over by the sweeper."""
+    assignment_emails: bool = True
+    """Email an agent each ticket the router or a manager hands them (not ones they take themselves)."""
 
 
 class Settings(BaseSettings):
@@ -255,6 +335,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     webchat: WebchatSettings = Field(default_factory=WebchatSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
+    notifier: NotifierSettings = Field(default_factory=NotifierSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     phone: PhoneSettings = Field(default_factory=PhoneSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)

@@ -9,6 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.models import Agent, Event
 
+RECORDED = "switchboard.recorded_events"
+"""`session.info` key: the events this transaction recorded, for what reacts to them before commit (notices)."""
+
 
 def record(
     session: AsyncSession,
@@ -34,4 +37,5 @@ def record(
         created_at=now,
     )
     session.add(event)
+    session.info.setdefault(RECORDED, []).append(event)
     return event

@@ -240,6 +240,8 @@ class Agent(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """The agent's last API request (kept to the minute); idle agents go offline after a while."""
     presence_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    language: Mapped[str | None] = mapped_column(String(8))
+    """The language alerts and notices to this agent are written in (en, ru); unset → the default."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -347,11 +349,30 @@ class Outbox(Base):
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"), default=OutboxStatus.queued)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(1000))
-    provider_id: Mapped[str | None] = mapped_column(String(255))
+    provider_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    """The provider's id (relay queue id, SMS gateway message id): delivery receipts find the row by it."""
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OutboxAttempt(Base):
+    """One try at delivering an outbox row, or a provider's receipt about it: the row's delivery history."""
+
+    __tablename__ = "outbox_attempts"
+    __table_args__ = (Index("ix_outbox_attempts_outbox_id", "outbox_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    """The row's attempt count when this happened (a receipt keeps the last attempt's number)."""
+    outcome: Mapped[str] = mapped_column(String(16))
+    """sent, retry, failed, abandoned (its worker died), unconfirmed, cancelled, or a receipt's delivered/undelivered."""
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(String(1000))
+    provider_id: Mapped[str | None] = mapped_column(String(255))
 
 
 class Event(Base):

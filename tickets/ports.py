@@ -9,7 +9,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.models import Agent, Message, Ticket
+from tickets.models import Agent, Event, Message, Ticket
 
 
 class AgentLoad(Protocol):
@@ -81,6 +81,9 @@ class Notifications(Protocol):
 
     async def ticket_resolved(self, session: AsyncSession, ticket: Ticket, now: datetime) -> list[int]:
         """Outbox ids that tell the client their ticket was resolved."""
+
+    async def events_recorded(self, session: AsyncSession, events: Sequence[Event], now: datetime) -> list[int]:
+        """Outbox ids for what the transaction's events call for (an agent told of a ticket handed to them)."""
 
 
 class JobQueue(Protocol):

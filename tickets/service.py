@@ -139,15 +139,25 @@ class TicketService(StaffCommands):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        notices: list[int] = []
         try:
             async with self._sessions() as session, session.begin():
                 yield session
+                notices = await self._react(session)
         except IntegrityError:
             raise
         except (DBAPIError, OSError, TimeoutError) as exc:
             if isinstance(exc, DBAPIError) and not _is_connection_problem(exc):
                 raise
             raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+        await self._after_commit(notices)
+
+    async def _react(self, session: AsyncSession) -> list[int]:
+        """Before commit: the notices the transaction's events call for, written in it (an agent handed a ticket)."""
+        events = session.info.pop(audit.RECORDED, [])
+        if not events or self._notifications is None:
+            return []
+        return await self._notifications.events_recorded(session, events, self._clock.now())
 
     async def _retrying(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 3) -> T:
         """Run a transaction again when a concurrent writer won a unique-key race (the retry sees its row) or

@@ -27,7 +27,6 @@ from tickets.models import (
     AgentGroup,
     AgentSkill,
     Group,
-    Outbox,
     Presence,
     Priority,
     Role,
@@ -114,6 +113,7 @@ class StaffCommands:
         skills: list[str] | None = None,
         capacity: int = 10,
         presence: Presence = Presence.available,
+        language: str | None = None,
     ) -> tuple[Agent, str]:
         """Create an agent and return the API token, which is shown once and stored only hashed."""
         errors: dict[str, str] = {}
@@ -134,7 +134,7 @@ class StaffCommands:
             known_skills = await _skills_named(session, skills or [])
             agent = Agent(
                 name=name.strip(), email=email, phone=phone, extension=extension, role=role, presence=presence,
-                presence_since=now, capacity=capacity, token_hash=hash_token(token), created_at=now,
+                presence_since=now, capacity=capacity, token_hash=hash_token(token), created_at=now, language=language,
             )
             session.add(agent)
             await session.flush()
@@ -295,17 +295,6 @@ class StaffCommands:
         return found
 
     # --- skills --------------------------------------------------------------------------------
-
-    async def list_notifications(self, *, ticket: int | None = None, channel: str | None = None,
-                                 limit: int = 50) -> list[Outbox]:
-        """The outbox, newest first: what was sent, and what still waits (an SMS with no gateway set, a retry)."""
-        async with self._transaction() as session:
-            query = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
-            if ticket is not None:
-                query = query.where(Outbox.ticket_id == ticket)
-            if channel is not None:
-                query = query.where(Outbox.channel == channel)
-            return list(await session.scalars(query))
 
     async def add_skill(self, name: str, description: str | None = None) -> Skill:
         name = name.strip().lower()

@@ -53,12 +53,14 @@ def client_mail(
 
 
 def with_relay(settings: Settings, relay_url: str | None) -> Settings:
-    return settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"relay_url": relay_url})})
+    """With this relay, and without assignment notices to agents (these tests count the client's mail)."""
+    return settings.model_copy(update={"smtp": settings.smtp.model_copy(update={"relay_url": relay_url}),
+                                       "notifier": settings.notifier.model_copy(update={"assignment_emails": False})})
 
 
 async def start(settings: Settings, clock: Clock) -> Runtime:
-    """A runtime whose retries come after a fraction of a second instead of 30 s."""
-    runtime = await build(settings, clock=clock)
+    """A runtime whose retries come after a fraction of a second instead of 30 s (and no assignment notices)."""
+    runtime = await build(with_relay(settings, settings.smtp.relay_url), clock=clock)
     assert runtime.deliverer is not None
     runtime.deliverer = Deliverer(
         runtime.sessions, runtime.clock, runtime.deliverer.sender,
@@ -212,7 +214,9 @@ async def test_a_reply_without_any_address_stays_queued(mail_runtime: Runtime, m
     reply = await rt.service.add_message(manager, phoned.ticket.id, "Hello?", internal=False)
     webform = await rt.service.ingest(Inbound(channel="webform", identities=(Identity("email", CLIENT),), body_text="hi"))
     await rt.service.add_message(manager, webform.ticket.id, "Hi", internal=False)
-    assert await outbox_rows(rt) == []  # no address for the first; the web form's replies are not email
+    # No address for the first; the web form's client gave one, so they get the acknowledgement and the reply.
+    assert [(r.ticket_id, r.kind, r.recipient) for r in await outbox_rows(rt)] == [
+        (webform.ticket.id, "ack", CLIENT), (webform.ticket.id, "reply", CLIENT)]
     view = await rt.service.get_ticket(manager, phoned.ticket.id)
     assert next(m for m in view.messages if m.id == reply.id).delivery_status == DeliveryStatus.queued
 
@@ -317,12 +321,16 @@ async def test_no_resolution_mail_for_other_channels_or_automated_senders(
     robot = await rt.service.ingest(client_mail("<r1@shop.example>", sender="no-reply@shop.example"))
     webform = await rt.service.ingest(Inbound(channel="webform", identities=(Identity("email", "web@example.com"),),
                                               body_text="hi", external_id="form-1"))
-    for result in (english, robot, webform):
+    phoned = await rt.service.ingest(Inbound(channel="phone", identities=(Identity("email", "call@example.com"),),
+                                             body_text="called", external_id="call-1"))
+    for result in (english, robot, webform, phoned):
         await rt.service.update_ticket(manager, result.ticket.id, {"status": "resolved"})
     rows = [(row.ticket_id, row.kind) for row in await outbox_rows(rt)]
-    assert [ticket for ticket, kind in rows if kind == "resolved"] == [english.ticket.id]
+    # The web form's client is answered by email (the address the form asked for); a phone ticket is not.
+    assert [ticket for ticket, kind in rows if kind == "resolved"] == [english.ticket.id, webform.ticket.id]
     await run_worker(rt)
-    [notice] = [mail for mail in await sink.wait_for(2) if "resolved" in parts(mail.message)[0]]
+    [notice] = [mail for mail in await sink.wait_for(4) if "resolved" in parts(mail.message)[0]
+                and mail.rcpt_tos == (CLIENT,)]
     text, _ = parts(notice.message)
     assert f"ticket #{english.ticket.id}" in text and "reply to this mail" in text and "reopens" in text
 

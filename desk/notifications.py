@@ -1,0 +1,128 @@
+"""Notifications in the API: managers read every one with its delivery history; the SMS gateway posts receipts."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from desk import schemas
+from desk.endpoints import Endpoint, Param
+from desk.http import authenticate, json_ok, runtime
+from notifier import receipts
+from notifier.history import notifications
+from tickets.errors import InvalidInput, NotFound
+from tickets.models import OutboxStatus, Role, Ticket
+
+log = logging.getLogger(__name__)
+MANAGERS = (Role.manager, Role.admin)
+MAX_LIMIT = 500
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidInput({"limit": f"must be a whole number from 1 to {MAX_LIMIT}"})
+    return int(raw)
+
+
+async def _listed(request: web.Request, ticket: int | None) -> web.Response:
+    raw_status = request.query.get("status")
+    try:
+        status = OutboxStatus(raw_status) if raw_status else None
+    except ValueError:
+        raise InvalidInput({"status": f"one of {', '.join(OutboxStatus)}"}) from None
+    async with runtime(request).sessions() as session:
+        if ticket is not None and await session.get(Ticket, ticket) is None:
+            raise NotFound(f"no ticket #{ticket}")
+        found = await notifications(session, ticket=ticket, channel=request.query.get("channel") or None,
+                                    status=status, limit=_limit(request))
+    return json_ok(schemas.NotificationList(items=[schemas.notification_out(n.row, n.attempts) for n in found]))
+
+
+async def list_notifications(request: web.Request) -> web.Response:
+    await authenticate(request, MANAGERS)
+    raw = request.query.get("ticket")
+    if raw is not None and not raw.isdigit():
+        raise InvalidInput({"ticket": "must be a ticket number"})
+    return await _listed(request, int(raw) if raw else None)
+
+
+async def ticket_notifications(request: web.Request) -> web.Response:
+    await authenticate(request, MANAGERS)
+    raw = request.match_info["number"]
+    if not raw.isdigit():
+        raise web.HTTPNotFound(text="no such ticket")
+    return await _listed(request, int(raw))
+
+
+async def sms_status(request: web.Request) -> web.Response:
+    """A delivery receipt from the SMS gateway: signed (twilio) or with the bearer status token (json)."""
+    rt = runtime(request)
+    sms = rt.settings.sms
+    if request.content_type == "application/json":
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InvalidInput({"body": "not valid JSON"}) from None
+        if not isinstance(body, dict):
+            raise InvalidInput({"body": "expected a JSON object"})
+        fields = {k: str(v) for k, v in body.items() if v is not None}
+    else:
+        fields = {k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)}
+    signature = request.headers.get("X-Twilio-Signature")
+    url = f"{rt.settings.public_url}{receipts.SMS_STATUS_PATH}"
+    if sms.profile == "twilio" and sms.auth_token:
+        trusted = receipts.signed_by_twilio(sms.auth_token, url, fields, signature)
+    elif sms.status_token:
+        trusted = receipts.bearer_matches(sms.status_token, request.headers.get("Authorization"))
+    else:
+        return _refused(403, "receipts are off: set SWITCHBOARD_SMS_STATUS_TOKEN (json) or the twilio auth token")
+    if not trusted:
+        log.warning("SMS receipt refused from %s: bad signature or token", request.remote)
+        return _refused(401, "bad signature or token")
+    receipt = receipts.from_twilio(fields) if "MessageStatus" in fields else receipts.from_json(body) \
+        if request.content_type == "application/json" else receipts.from_json(fields)
+    try:
+        row = await receipts.record(rt.sessions, rt.clock, receipt)
+    except ValueError as exc:
+        raise InvalidInput({"body": str(exc)}) from None
+    if row is None:
+        raise NotFound(f"no SMS with id {receipt.provider_id or receipt.reference!r}")
+    return json_ok(schemas.ReceiptOut(id=row.id, status=str(row.status)))
+
+
+def _refused(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"code": "unauthorized" if status == 401 else "forbidden", "message": message}},
+                             status=status)
+
+
+_FILTERS = (
+    Param("channel", "query", "email, sms, telegram or webchat."),
+    Param("status", "query", "queued, sending, sent, delivered, failed or cancelled."),
+    Param("limit", "query", f"At most this many, newest first (1–{MAX_LIMIT}, default 50).", {"type": "integer"}),
+)
+
+ENDPOINTS = [
+    Endpoint(
+        "GET", "/api/v1/notifications", list_notifications,
+        "Managers: notifications (outbox), newest first, each with every delivery attempt and receipt",
+        "notifications", response=schemas.NotificationList,
+        params=(Param("ticket", "query", "Only this ticket's.", {"type": "integer"}), *_FILTERS),
+        errors=(401, 403, 422, 503),
+    ),
+    Endpoint(
+        "GET", "/api/v1/tickets/{number}/notifications", ticket_notifications,
+        "Managers: the ticket's notifications with their delivery history", "notifications",
+        response=schemas.NotificationList,
+        params=(Param("number", "path", "Ticket number.", {"type": "integer"}, True), *_FILTERS),
+        errors=(401, 403, 404, 422, 503),
+    ),
+    Endpoint(
+        "POST", receipts.SMS_STATUS_PATH, sms_status,
+        "The SMS gateway's delivery receipt (JSON with Authorization: Bearer SWITCHBOARD_SMS_STATUS_TOKEN, or "
+        "Twilio's signed form)", "notifications", auth=False, response=schemas.ReceiptOut,
+        errors=(401, 403, 404, 422, 503),
+    ),
+]
