@@ -10,7 +10,8 @@ from channels.phone.numbers import extension_of
 from desk import schemas
 from desk.endpoints import Endpoint, Param
 from desk.http import authenticate, json_ok, parse_json, runtime
-from tickets.errors import Forbidden, InvalidInput
+from channels.chat.telegram.link import link_code
+from tickets.errors import Conflict, Forbidden, InvalidInput
 from tickets.identities import InvalidAddress, email_identity, phone_identity
 from tickets.models import Presence, Priority, Role, TicketStatus
 from tickets.staff import AgentChanges, GroupView
@@ -171,6 +172,15 @@ async def update_me(request: web.Request) -> web.Response:
     payload = await parse_json(request, schemas.AgentPatch)
     view = await runtime(request).service.set_presence(agent.id, Presence(payload.presence))
     return json_ok(schemas.agent_out(view))
+
+
+async def telegram_link(request: web.Request) -> web.Response:
+    agent = await authenticate(request)
+    rt = runtime(request)
+    if not rt.settings.telegram.token:
+        raise Conflict("Telegram is off on this server (SWITCHBOARD_TELEGRAM_TOKEN)")
+    code, expires = link_code(rt.settings.telegram.token, agent.id, rt.clock.now())
+    return json_ok(schemas.TelegramLink(command=f"/link {code}", expires_at=expires))
 
 
 async def add_agent(request: web.Request) -> web.Response:
@@ -363,6 +373,11 @@ ENDPOINTS = [
     Endpoint(
         "PATCH", "/api/v1/agents/me", update_me, "Set your presence; becoming available takes queued tickets", "agents",
         body=schemas.AgentPatch, response=schemas.AgentOut, errors=(401, 422, 503),
+    ),
+    Endpoint(
+        "POST", "/api/v1/agents/me/telegram", telegram_link,
+        "A code to send the bot as /link CODE (within 15 minutes): your alerts and notices then come to that chat",
+        "agents", response=schemas.TelegramLink, errors=(401, 409, 503),
     ),
     Endpoint(
         "PATCH", "/api/v1/agents/{id}", update_agent,

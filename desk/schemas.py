@@ -594,6 +594,11 @@ class NotificationList(BaseModel):
     items: list[NotificationOut]
 
 
+class TelegramLink(BaseModel):
+    command: str = Field(description="Send this to the bot from your Telegram account.")
+    expires_at: datetime
+
+
 class ReceiptOut(BaseModel):
     id: int = Field(description="The notification the receipt was about.")
     status: str

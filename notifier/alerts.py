@@ -20,6 +20,7 @@ from notifier.compose import EmailNotifications
 from notifier.quiet import quiet_until
 from notifier.sms import CHANNEL as SMS_CHANNEL
 from notifier.sms import fit
+from notifier.telegram import CHANNEL as TELEGRAM_CHANNEL
 from tickets.language import answer_in
 from tickets.models import Agent, Customer, CustomerIdentity, Ticket
 
@@ -43,6 +44,11 @@ class Person:
     email: str | None = None
     phone: str | None = None
     language: str | None = None
+    telegram: str | None = None
+    """The chat of an agent who linked their Telegram account."""
+
+    def address(self, medium: str) -> str | None:
+        return {"email": self.email, "sms": self.phone, "telegram": self.telegram}.get(medium)
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,17 @@ class StaffAlerts:
 
     async def queue(self, session: AsyncSession, ticket: Ticket, person: Person, medium: str, facts: AlertFacts, *,
                     dedupe_key: str, now: datetime) -> int:
-        """One row to `person` by `medium` (email or sms), rendered in their language."""
+        """One row to `person` by `medium` (email, sms or telegram), rendered in their language."""
         language = answer_in(person.language)
         context = await self._context(session, ticket, facts, language, now)
         templates = self._email.templates
-        if medium == "email":
+        if medium in ("email", "telegram"):
             subject, _, text = templates.get_template(f"alert.{language}.txt").render(**context).partition("\n")
+        if medium == "telegram":
+            return await outbox.queue(session, now, kind="sla_alert", channel=TELEGRAM_CHANNEL,
+                                      recipient=person.telegram or "", body_text=f"{subject}\n{text}", headers={},
+                                      ticket_id=ticket.id, dedupe_key=dedupe_key)
+        if medium == "email":
             return await self._email.queue_mail(
                 session, kind="sla_alert", dedupe_key=dedupe_key, ticket=ticket, message_id=None,
                 sender=self._sender, recipient=person.email or "", subject=subject[:500], text=text,

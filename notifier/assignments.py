@@ -1,4 +1,4 @@
-"""Telling an agent by email that a ticket was handed to them: by the router, or by a manager's transfer.
+"""Telling an agent by email (and in Telegram, when they linked it) that a ticket was handed to them: by the router, or by a manager's transfer.
 
 Taking a ticket yourself tells nobody; a reassignment by a regulation step is told by that step's own alert.
 """
@@ -10,7 +10,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notifier import outbox
 from notifier.alerts import client_of
+from notifier.telegram import CHANNEL as TELEGRAM_CHANNEL
 from notifier.compose import EmailNotifications
 from tickets.language import answer_in
 from tickets.models import Agent, Event, Ticket
@@ -45,9 +47,14 @@ class AssignmentNotices:
                 link=f"{self._desk_url}/desk/tickets/{ticket.id}",
             )
             subject, _, text = rendered.partition("\n")
+            kind = "reassigned" if previous else "assigned"
             ids.append(await self._email.queue_mail(
-                session, kind="reassigned" if previous else "assigned", dedupe_key=f"assigned:{event.id}",
-                ticket=ticket, message_id=None, sender=self._sender, recipient=agent.email, subject=subject[:500],
-                text=text, headers={"Auto-Submitted": "auto-generated"}, language=language, now=now,
+                session, kind=kind, dedupe_key=f"assigned:{event.id}", ticket=ticket, message_id=None,
+                sender=self._sender, recipient=agent.email, subject=subject[:500], text=text,
+                headers={"Auto-Submitted": "auto-generated"}, language=language, now=now,
             ))
+            if agent.telegram_chat_id:
+                ids.append(await outbox.queue(
+                    session, now, kind=kind, channel=TELEGRAM_CHANNEL, recipient=agent.telegram_chat_id,
+                    body_text=rendered, headers={}, ticket_id=ticket.id, dedupe_key=f"assigned:{event.id}:telegram"))
         return ids

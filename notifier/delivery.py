@@ -231,7 +231,7 @@ class Deliverer:
                 row.status = OutboxStatus.sent
             row.sent_at = row.sent_at or now
             row.updated_at = now
-            row.provider_id = provider_id[:255] if provider_id else None
+            row.provider_id = provider_id[:255] if provider_id else row.provider_id  # a receipt may have named it
             row.last_error = note
             history(session, row, "unconfirmed" if note else "sent", now, started_at=claim.started_at, error=note)
             await self._set_message_status(session, row, DeliveryStatus.sent, None)

@@ -238,9 +238,10 @@ class Escalations:
                     skipped.append(f"{who}: nobody to notify")
                 for person in people:
                     for medium in notify.by:
-                        address = person.email if medium == "email" else person.phone
+                        address = person.address(medium)
                         if not address:
-                            skipped.append(f"{medium} to {person.name}: no {'address' if medium == 'email' else 'phone'}")
+                            missing = {"email": "address", "sms": "phone", "telegram": "linked Telegram"}[medium]
+                            skipped.append(f"{medium} to {person.name}: no {missing}")
                             continue
                         key = f"sla:{row.id}:{row.plan}:{medium}:{address}"[:200]
                         result.outbox.append(await self._alerts.queue(session, ticket, person, medium, facts,
@@ -251,7 +252,7 @@ class Escalations:
     async def _recipients(self, session: AsyncSession, ticket: Ticket, who: str,
                           previous: Agent | None) -> list[Person]:
         def agent(a: Agent) -> Person:
-            return Person(a.name, a.email, a.phone, a.language)
+            return Person(a.name, a.email, a.phone, a.language, a.telegram_chat_id)
 
         if who == "assignee":
             found = await session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None

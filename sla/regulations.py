@@ -24,7 +24,7 @@ Condition = Literal["processed", "resolved", "replied"]
 """What keeps a step from acting: processed (first response or take-over), resolved, or replied (to the client's
 latest message: the next-update target)."""
 Since = Literal["creation", "previous", "client_message"]
-Medium = Literal["email", "sms"]
+Medium = Literal["email", "sms", "telegram"]
 PRIORITIES = ("low", "normal", "high", "critical")
 ROLES = ("assignee", "previous_assignee", "group_head", "production_manager")
 """Whom a step may notify besides a named contact, `agent:EMAIL`, or a literal address (email or +phone)."""

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                              ("--add-group", "add_groups", "GROUP"), ("--remove-group", "remove_groups", "GROUP")):
         set_agent.add_argument(flag, action="append", dest=dest, default=[], metavar=what, help="repeat for several")
 
+    link = agent.add_parser("telegram", help="print a code that links the agent's Telegram to the bot, for alerts")
+    link.add_argument("agent", metavar="AGENT", help="the agent's id or email")
+
     calls = commands.add_parser("calls", help="phone calls").add_subparsers(dest="action", required=True, metavar="ACTION")
     import_calls = calls.add_parser(
         "import", help="import Asterisk cdr-csv files (Master.csv): missed calls become callback tickets; safe to re-run")
@@ -212,7 +215,8 @@ async def _with_service(settings: Settings, work: Callable[[Any], Awaitable[int]
 
 
 async def _agent(settings: Settings, args: argparse.Namespace) -> int:
-    return await {"add": _agent_add, "list": _agent_list, "set": _agent_set}[args.action](settings, args)
+    return await {"add": _agent_add, "list": _agent_list, "set": _agent_set, "telegram": _agent_telegram}[args.action](
+        settings, args)
 
 
 async def _agent_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -302,6 +306,24 @@ async def _agent_set(settings: Settings, args: argparse.Namespace) -> int:
             groups=_edited("group", current.groups, add_groups, remove_groups),
         )
         print(_agent_line(await service.update_agent(agent.id, changes)))
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _agent_telegram(settings: Settings, args: argparse.Namespace) -> int:
+    from channels.chat.telegram.link import LINK_TTL, link_code
+
+    token = settings.telegram.token
+    if not token:
+        raise CliError("Telegram is off: set SWITCHBOARD_TELEGRAM_TOKEN (the bot the agent will write to)")
+
+    async def work(service: Any) -> int:
+        agent = await service.find_agent(args.agent)
+        code, expires = link_code(token, agent.id, service.now())
+        print(f"{agent.name}: send this to the bot from your Telegram within {int(LINK_TTL.total_seconds() // 60)} "
+              f"minutes (until {expires:%H:%M} UTC); alerts and notices then come to that chat:", file=sys.stderr)
+        print(f"/link {code}")
         return 0
 
     return await _with_service(settings, work)

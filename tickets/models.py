@@ -242,6 +242,8 @@ class Agent(Base):
     presence_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     language: Mapped[str | None] = mapped_column(String(8))
     """The language alerts and notices to this agent are written in (en, ru); unset → the default."""
+    telegram_chat_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    """The Telegram chat the agent linked (/link CODE to the bot): alerts may go there."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

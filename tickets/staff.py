@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.clock import Clock
@@ -143,6 +143,22 @@ class StaffCommands:
             await session.flush()
             await self._router.drain(session, [g.id for g in member_of], now)
         return agent, token
+
+    def now(self) -> datetime:
+        """The service's clock (tests move it), for adapters that check a time-limited code."""
+        return self._clock.now()
+
+    async def link_telegram(self, agent_id: int, chat_id: str) -> Agent | None:
+        """Alerts to this agent may go to this Telegram chat; a chat linked to someone else before moves to them."""
+        async with self._transaction() as session:
+            agent = await session.get(Agent, agent_id, with_for_update=True)
+            if agent is None:
+                return None
+            await session.execute(update(Agent).where(Agent.telegram_chat_id == chat_id, Agent.id != agent_id)
+                                  .values(telegram_chat_id=None))
+            await session.flush()
+            agent.telegram_chat_id = chat_id
+            return agent
 
     async def authenticate(self, token: str) -> Agent | None:
         """The agent behind a token; their request counts as being seen (what keeps them from going idle)."""

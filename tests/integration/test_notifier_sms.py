@@ -9,13 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
@@ -34,6 +32,7 @@ from switchboard.worker import build_worker
 from tests.conftest import REPO, running_workers, with_regulations
 from tests.fake_sms import FakeSmsGateway, twilio_signature
 from tests.fakes import SmtpSink
+from tests.integration.test_regulations_worker import until
 from tickets.clock import Clock
 from tickets.inbound import Identity, Inbound
 from tickets.models import Agent, Outbox, OutboxAttempt, OutboxStatus, Role, Ticket
@@ -117,14 +116,6 @@ def workers(rt: Runtime, *, sweepers: bool = False) -> Any:
 def form(n: int = 0) -> Inbound:
     return Inbound(channel="webform", identities=(Identity("email", f"client{n}@example.com"),),
                    body_text="The printer is on fire", subject=f"Printer {n}", customer_name=f"Client {n}")
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.1)
 
 
 async def sms_rows(rt: Runtime, ticket: int | None = None) -> list[Outbox]:

@@ -28,7 +28,7 @@ from tests.conftest import free_port
 from tests.fakes import FakeTelegram
 from tickets.clock import Clock
 from tickets.inbound import Identity, Inbound
-from tickets.models import Agent, Customer, CustomerIdentity, DeliveryStatus, Message, Outbox, Role, Ticket
+from tickets.models import Agent, Customer, CustomerIdentity, DeliveryStatus, Message, Outbox, Presence, Role, Ticket
 
 TOKEN = "123456:TEST-token"
 
@@ -466,3 +466,56 @@ async def test_cli_sets_the_webhook_with_the_shared_secret(tg: FakeTelegram, tmp
     assert tg.webhook is not None and tg.webhook["url"] == url
     assert tg.webhook["secret_token"] == webhook_secret(TelegramSettings(token=TOKEN))
     assert "webhook set" in stdout.decode()
+
+
+# --- agents: alerts in Telegram ---------------------------------------------------------------------------
+
+
+async def test_an_agent_links_their_chat_with_a_code_and_gets_alerts_and_notices_there(
+    tg_settings: Settings, clock: Clock, tg: FakeTelegram, tmp_path: Path
+) -> None:
+    from channels.chat.telegram.link import link_code
+    from tests.conftest import with_regulations
+
+    rt = await build(with_regulations(tg_settings, tmp_path, """\
+regulations:
+  - name: request
+    steps:
+      - {name: nudge, after: 1s, unless: processed, notify: [{to: assignee, by: [telegram]}]}
+"""), clock=clock)
+    try:
+        assert rt.telegram_bot is not None and rt.escalations is not None
+        poller = TelegramPoller(rt.telegram_bot, rt.telegram_updates(), timeout=0)
+        anna, _ = await rt.service.add_agent("Anna", "anna@support.example", presence="offline")
+        code, _ = link_code(TOKEN, anna.id, rt.clock.now())
+        agent_user = tg.user(77, first_name="Anna", last_name=None, language_code="en")
+        tg.push(tg.message("/link 1-1-forged", user=agent_user), tg.message(f"/link {code}", user=agent_user))
+        await poller.step()
+        assert [m["text"] for m in tg.sent if m["chat_id"] == 77] == [
+            "This code is wrong or has expired. Get a new one: switchboard agent telegram YOUR_EMAIL",
+            "Done, Anna: Switchboard alerts will come to this chat now."]
+        assert await tickets(rt) == []  # an agent's commands are never a ticket
+        async with rt.sessions() as session:
+            assert (await session.get_one(Agent, anna.id)).telegram_chat_id == "77"
+
+        # A ticket routed to her: the notice comes by email and to her chat; a second later the regulation's
+        # step tells her by Telegram.
+        await rt.service.set_presence(anna.id, Presence.available)
+        result = await rt.service.ingest(Inbound(channel="email", identities=(Identity("email", "c@example.com"),),
+                                                 subject="Printer", body_text="Broken", external_id="<c@x.example>"))
+        await asyncio.sleep(1.2)
+        assert await rt.escalations.sweep() == 1
+        await run_worker(rt)
+        # The worker sends both at once: they arrive in either order.
+        texts = sorted(m["text"] for m in tg.sent if m["chat_id"] == 77 and m["text"].startswith("[#"))
+        assert len(texts) == 2, texts
+        assert texts[0].startswith(f"[#{result.ticket.id}] Assigned to you: Printer")
+        assert texts[1].startswith(f"[#{result.ticket.id}] Escalation: request/nudge — Printer")
+        assert f"/desk/tickets/{result.ticket.id}" in texts[1]
+        async with rt.sessions() as session:
+            rows = list(await session.scalars(select(Outbox).where(Outbox.channel == "telegram")
+                                              .order_by(Outbox.id)))
+        assert [(r.kind, r.recipient, str(r.status)) for r in rows] == [("assigned", "77", "sent"),
+                                                                         ("sla_alert", "77", "sent")]
+    finally:
+        await rt.close()

@@ -15,7 +15,7 @@ from tickets.inbound import AttachmentRef, Identity, Inbound
 from tickets.language import supported
 
 CHANNEL = "telegram"
-COMMANDS = ("start", "new", "status")
+COMMANDS = ("start", "new", "status", "link")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from aiogram.exceptions import (
 from aiogram.types import Message, Update
 
 from channels.chat.telegram import inbound as convert
+from channels.chat.telegram.link import agent_of
 from tickets.attachments import AttachmentStore
 from tickets.errors import NotStored
 from tickets.inbound import AttachmentRef, Identity, Inbound
@@ -58,6 +59,14 @@ NEW_ARMED = {
 NEW_HINT = {
     "ru": "Напишите вопрос сразу после команды, например: /new Не приходит счёт",
     "en": "Write your question right after the command, e.g. /new My invoice did not arrive",
+}
+LINKED = {
+    "ru": "Готово, {name}: оповещения Switchboard теперь будут приходить сюда.",
+    "en": "Done, {name}: Switchboard alerts will come to this chat now.",
+}
+BAD_LINK = {
+    "ru": "Этот код неверен или устарел. Получите новый: switchboard agent telegram ВАШ_EMAIL",
+    "en": "This code is wrong or has expired. Get a new one: switchboard agent telegram YOUR_EMAIL",
 }
 NO_TICKETS = {"ru": "У вас пока нет обращений.", "en": "You have no tickets yet."}
 STATUS_TITLE = {"ru": "Ваши обращения:", "en": "Your tickets:"}
@@ -133,6 +142,8 @@ class TelegramUpdates:
                 tickets = await self._service.customer_tickets_by_identity(*_address(convert.identity(message.from_user)))
                 await self._answer(message, status_text(tickets, lang))
                 return "status"
+            if name == "link":
+                return await self._link(message, rest, lang)
             if name == "new" and not rest:
                 if await self._arm_new(message):
                     await self._answer(message, NEW_ARMED[lang])
@@ -162,6 +173,16 @@ class TelegramUpdates:
         if armed is not None:  # only now: had the store failed, the redelivered update must still start a ticket
             await self._disarm(message, armed)
         return outcome
+
+    async def _link(self, message: Message, code: str, lang: str) -> str:
+        """An agent links this chat for alerts with the code the CLI or the API gave them; never a ticket."""
+        agent_id = agent_of(self._bot.token, code, self._service.now())
+        agent = await self._service.link_telegram(agent_id, str(message.chat.id)) if agent_id is not None else None
+        if agent is None:
+            await self._answer(message, BAD_LINK[lang])
+            return "link refused"
+        await self._answer(message, LINKED[lang].format(name=agent.name))
+        return "linked"
 
     async def _arm_new(self, message: Message) -> bool:
         """Remember for an hour that this chat's next message starts a new ticket; False when Redis is unusable."""

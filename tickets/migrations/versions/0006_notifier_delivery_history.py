@@ -1,4 +1,4 @@
-"""notifier: delivery history per outbox row, provider ids looked up by receipts, agents' language
+"""notifier: delivery history per outbox row, provider ids looked up by receipts, agents' language and Telegram
 
 Revision ID: 0006
 Revises: 0005
@@ -42,10 +42,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_outbox_provider_id'), ['provider_id'], unique=False)
     with op.batch_alter_table('agents', schema=None) as batch_op:
         batch_op.add_column(sa.Column('language', sa.String(length=8), nullable=True))
+        batch_op.add_column(sa.Column('telegram_chat_id', sa.String(length=32), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f('uq_agents_telegram_chat_id'), ['telegram_chat_id'])
 
 
 def downgrade() -> None:
     with op.batch_alter_table('agents', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('uq_agents_telegram_chat_id'), type_='unique')
+        batch_op.drop_column('telegram_chat_id')
         batch_op.drop_column('language')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_provider_id'))
