@@ -14,6 +14,7 @@ from notifier.assignments import AssignmentNotices
 from notifier.compose import CompositeNotifications, EmailNotifications
 from notifier.delivery import Deliverer, TextSender
 from notifier.jobs import ArqJobQueue
+from notifier.live import RedisChangeFeed
 from notifier.quiet import quiet_window
 from notifier.senders import EmailSender, RelaySender, SinkSender
 from notifier.sms import CHANNEL as SMS_CHANNEL
@@ -31,7 +32,7 @@ from switchboard.settings import Settings
 from tickets.attachments import AttachmentStore
 from tickets.clock import Clock, SystemClock
 from tickets.db import create_engine, create_session_factory
-from tickets.ports import JobQueue, Notifications, Timers
+from tickets.ports import ChangeFeed, JobQueue, Notifications, Timers
 from tickets.service import TicketService
 
 if TYPE_CHECKING:
@@ -129,9 +130,11 @@ def build_service(
     jobs: JobQueue | None = None,
     timers: Timers | None = None,
     regulations: RegulationEngine | None = None,
+    changes: ChangeFeed | None = None,
 ) -> TicketService:
     """Notifications are always written to the outbox; without `jobs` (CLI, no Redis) the worker's sweeper sends
-    them, and without `timers` the deadline sweeper fires what comes due."""
+    them, without `timers` the deadline sweeper fires what comes due, and without `changes` consoles see changes
+    on their next refresh."""
     return TicketService(
         create_session_factory(engine),
         build_router(settings),
@@ -141,6 +144,7 @@ def build_service(
         jobs=jobs,
         timers=timers,
         regulations=regulations or RegulationEngine(settings.regulation_book()),
+        changes=changes,
     )
 
 
@@ -194,7 +198,8 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
         settings=settings,
         engine=engine,
         sessions=sessions,
-        service=build_service(settings, engine, clock, jobs=jobs, timers=timers, regulations=regulations),
+        service=build_service(settings, engine, clock, jobs=jobs, timers=timers, regulations=regulations,
+                              changes=RedisChangeFeed(redis)),
         attachments=AttachmentStore(settings.attachments_dir),
         redis=redis,
         redis_url=url,

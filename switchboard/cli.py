@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                              ("--add-group", "add_groups", "GROUP"), ("--remove-group", "remove_groups", "GROUP")):
         set_agent.add_argument(flag, action="append", dest=dest, default=[], metavar=what, help="repeat for several")
 
+    passwd = agent.add_parser("passwd", help="set the agent's console password (asked twice, or read from stdin)")
+    passwd.add_argument("agent", metavar="AGENT", help="the agent's id or email")
+    passwd.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
     link = agent.add_parser("telegram", help="print a code that links the agent's Telegram to the bot, for alerts")
     link.add_argument("agent", metavar="AGENT", help="the agent's id or email")
 
@@ -215,7 +218,8 @@ async def _with_service(settings: Settings, work: Callable[[Any], Awaitable[int]
 
 
 async def _agent(settings: Settings, args: argparse.Namespace) -> int:
-    return await {"add": _agent_add, "list": _agent_list, "set": _agent_set, "telegram": _agent_telegram}[args.action](
+    return await {"add": _agent_add, "list": _agent_list, "set": _agent_set, "telegram": _agent_telegram,
+            "passwd": _agent_passwd}[args.action](
         settings, args)
 
 
@@ -306,6 +310,25 @@ async def _agent_set(settings: Settings, args: argparse.Namespace) -> int:
             groups=_edited("group", current.groups, add_groups, remove_groups),
         )
         print(_agent_line(await service.update_agent(agent.id, changes)))
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _agent_passwd(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New console password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CliError("the two passwords differ; nothing changed")
+
+    async def work(service: Any) -> int:
+        agent = await service.find_agent(args.agent)
+        await service.set_password(agent.id, password)
+        print(f"password set for {agent.name} <{agent.email}>; they can sign in at /desk", file=sys.stderr)
         return 0
 
     return await _with_service(settings, work)

@@ -244,6 +244,8 @@ class Agent(Base):
     """The language alerts and notices to this agent are written in (en, ru); unset → the default."""
     telegram_chat_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     """The Telegram chat the agent linked (/link CODE to the bot): alerts may go there."""
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    """argon2id hash of the console password (`switchboard agent passwd`); unset → API token only."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -357,6 +359,21 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebSession(Base):
+    """A console login: the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_agent_id", "agent_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))
+    """The token every form of this session must carry back."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class OutboxAttempt(Base):

@@ -113,6 +113,12 @@ class Timers(Protocol):
     async def schedule(self, timers: Sequence[Timer]) -> None: ...
 
 
+class ChangeFeed(Protocol):
+    """Who is watching tickets change (the consoles' live queues): told after commit, best effort."""
+
+    async def changed(self, numbers: Sequence[int]) -> None: ...
+
+
 class Regulations(Protocol):
     """The deadlines regulations set (sla/ owns the calendars, the ladders and their clocks)."""
 

@@ -29,6 +29,7 @@ from tickets.models import (
     Customer,
     CustomerIdentity,
     Deadline,
+    DeadlineStatus,
     DeliveryStatus,
     Direction,
     Event,
@@ -40,8 +41,10 @@ from tickets.models import (
     TicketStatus,
     skill_set,
 )
-from tickets.ports import Assigner, JobQueue, LockedAgent, Notifications, Regulations, Timer, Timers
+from tickets.ports import Assigner, ChangeFeed, JobQueue, LockedAgent, Notifications, Regulations, Timer, Timers
 from tickets.staff import StaffCommands, group_ids_of, skill_names
+from tickets.logins import LoginCommands
+from tickets.reports import ReportCommands
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,12 +91,20 @@ class ChatHistory:
 
 
 @dataclass(frozen=True)
+class DeadlineSummary:
+    next: Deadline | None
+    """The pending step due soonest."""
+    breached: bool
+    """A step marked breach fired and was not met since."""
+
+
+@dataclass(frozen=True)
 class TicketPage:
     tickets: list[Ticket]
     next_cursor: int | None
 
 
-class TicketService(StaffCommands):
+class TicketService(StaffCommands, LoginCommands, ReportCommands):
     """Composes the store, the router and the clock; the only way desk/ and channels change tickets."""
 
     def __init__(
@@ -107,9 +118,11 @@ class TicketService(StaffCommands):
         jobs: JobQueue | None = None,
         timers: Timers | None = None,
         regulations: Regulations | None = None,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._sessions = sessions
         self._timers = timers
+        self._changes = changes
         self._regulations = regulations
         self._router = router
         self._clock = clock
@@ -140,10 +153,13 @@ class TicketService(StaffCommands):
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
         notices: list[int] = []
+        changed: set[int] = set()
         try:
             async with self._sessions() as session, session.begin():
                 yield session
-                notices = await self._react(session)
+                events = session.info.pop(audit.RECORDED, [])
+                changed = {event.ticket_id for event in events}
+                notices = await self._react(session, events)
         except IntegrityError:
             raise
         except (DBAPIError, OSError, TimeoutError) as exc:
@@ -151,10 +167,14 @@ class TicketService(StaffCommands):
                 raise
             raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
         await self._after_commit(notices)
+        if changed and self._changes is not None:
+            try:
+                await self._changes.changed(sorted(changed))
+            except Exception:  # noqa: BLE001 - a console misses one live refresh; the store is committed
+                log.warning("could not announce changes to tickets %s", sorted(changed), exc_info=True)
 
-    async def _react(self, session: AsyncSession) -> list[int]:
+    async def _react(self, session: AsyncSession, events: Sequence[Event]) -> list[int]:
         """Before commit: the notices the transaction's events call for, written in it (an agent handed a ticket)."""
-        events = session.info.pop(audit.RECORDED, [])
         if not events or self._notifications is None:
             return []
         return await self._notifications.events_recorded(session, events, self._clock.now())
@@ -262,6 +282,22 @@ class TicketService(StaffCommands):
             more = len(tickets) > limit
             tickets = tickets[:limit]
             return TicketPage(tickets, tickets[-1].id if more else None)
+
+    async def deadline_summary(self, numbers: Sequence[int]) -> dict[int, DeadlineSummary]:
+        """Per ticket: its next pending step, and whether a step was breached — what a queue shows as a countdown."""
+        if not numbers:
+            return {}
+        async with self._transaction() as session:
+            rows = await session.scalars(select(Deadline).where(
+                Deadline.ticket_id.in_(numbers),
+                Deadline.status.in_((DeadlineStatus.pending, DeadlineStatus.fired))).order_by(Deadline.due_at))
+            found: dict[int, DeadlineSummary] = {}
+            for row in rows:
+                seen = found.get(row.ticket_id, DeadlineSummary(None, False))
+                found[row.ticket_id] = DeadlineSummary(
+                    seen.next or (row if row.status == DeadlineStatus.pending else None),
+                    seen.breached or (row.status == DeadlineStatus.fired and row.breach and row.met_at is None))
+            return found
 
     async def get_ticket(self, viewer: Agent, number: int) -> TicketView:
         async with self._transaction() as session:

@@ -1,0 +1,104 @@
+"""The manager dashboard: load per agent, queues, regulation compliance, answer and resolution times, tickets
+by channel, the overdue list — each chart drawn on the server and downloadable as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from desk.console.auth import Signed, require
+from desk.console.charts import Bar, bars
+from desk.console.render import WORDS, language, page, span
+from desk.http import runtime
+from tickets.models import Role, TicketStatus
+from tickets.reports import Histogram, Report
+
+MANAGERS = (Role.manager, Role.admin)
+OPEN = [TicketStatus.new, TicketStatus.open, TicketStatus.pending]
+
+
+async def _manager(request: web.Request) -> Signed:
+    signed = await require(request)
+    if signed.agent.role not in MANAGERS:
+        raise web.HTTPForbidden(text="The dashboard is for managers.")
+    return signed
+
+
+def _bucket_labels(histogram: Histogram, lang: str) -> list[str]:
+    labels = [f"≤ {span(bound, lang)}" for bound in histogram.bounds]
+    return [*labels, f"> {span(histogram.bounds[-1], lang)}"]
+
+
+async def _tables(request: web.Request, lang: str) -> tuple[dict[str, tuple[list[str], list[list[Any]]]], Report]:
+    """Every chart's data as (columns, rows): what the page draws and the CSV export writes."""
+    service = runtime(request).service
+    report = await service.report()
+    agents = await service.list_agents()
+    groups = await service.list_groups()
+    channels = sorted({c for day in report.by_channel.values() for c in day})
+    tables = {
+        "load": (["agent", "presence", "open", "capacity"],
+                 [[v.agent.name, str(v.agent.presence), v.load.open, v.agent.capacity] for v in agents]),
+        "queues": (["group", "waiting", "agents"], [[g.group.name, g.waiting, g.agents] for g in groups]),
+        "compliance": (["regulation", "step", "in_time", "late", "pending"],
+                       [[c.regulation, c.step, c.met, c.late, c.pending] for c in report.compliance]),
+        "first_response": (["time", "tickets"], list(map(list, zip(_bucket_labels(report.first_response, lang),
+                                                                      report.first_response.counts)))),
+        "resolution": (["time", "tickets"], list(map(list, zip(_bucket_labels(report.resolution, lang),
+                                                                  report.resolution.counts)))),
+        "channels": (["day", *channels], [[day, *(counts.get(c, 0) for c in channels)]
+                                          for day, counts in report.by_channel.items()]),
+    }
+    return tables, report
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    signed = await _manager(request)
+    lang = language(request, signed)
+    words = WORDS[lang]
+    tables, report = await _tables(request, lang)
+    load_rows = tables["load"][1]
+    charts = {
+        "load": bars(words["chart_load"], [words["open"], words["free"]],
+                     [Bar(name, [held, max(0, capacity - held)], f"{held} / {capacity}")
+                      for name, _, held, capacity in load_rows]),
+        "queues": bars(words["chart_queues"], [words["waiting"]],
+                       [Bar(name, [waiting], str(waiting)) for name, waiting, _ in tables["queues"][1]]),
+        "compliance": bars(words["chart_compliance"], [words["in_time"], words["late"], words["pending"]],
+                           [Bar(f"{r}/{s}", [m, late, p], f"{round(100 * m / (m + late)) if m + late else '—'} %")
+                            for r, s, m, late, p in tables["compliance"][1]]),
+        "first_response": _histogram_chart(words["chart_first_response"], tables["first_response"][1], words),
+        "resolution": _histogram_chart(words["chart_resolution"], tables["resolution"][1], words),
+        "channels": bars(words["chart_channels"], tables["channels"][0][1:],
+                         [Bar(day, counts, str(sum(counts))) for day, *counts in tables["channels"][1]]),
+    }
+    overdue = (await runtime(request).service.list_tickets(signed.agent, status=OPEN, overdue=True, limit=20)).tickets
+    return page(request, "dashboard.html", signed, charts=charts, overdue=overdue, since=report.since,
+                now=runtime(request).clock.now())
+
+
+def _histogram_chart(title: str, rows: Sequence[Sequence[Any]], words: dict[str, str]) -> Any:
+    return bars(title, [words["tickets"]], [Bar(label, [count], str(count)) for label, count in rows])
+
+
+async def export(request: web.Request) -> web.Response:
+    signed = await _manager(request)
+    tables, _ = await _tables(request, language(request, signed))
+    name = request.match_info["chart"]
+    if name not in tables:
+        raise web.HTTPNotFound(text=f"no chart {name!r}; one of {', '.join(tables)}")
+    columns, rows = tables[name]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="switchboard-{name}.csv"'})
+
+
+def routes() -> list[Any]:
+    return [web.get("/desk/dashboard", dashboard), web.get("/desk/dashboard/{chart}.csv", export)]

@@ -1,0 +1,140 @@
+"""The agent console's pages: the queue views with SLA countdowns, one ticket's timeline and its actions,
+and the presence switch. Every page is server-rendered; every change is a POST with the session's CSRF token
+and goes through the same ticket services as the API (post/redirect/get, so a reload never posts twice)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from desk.console import live
+from desk.console.auth import form_of, require
+from desk.console.render import page
+from desk.http import runtime
+from tickets.errors import DomainError
+from tickets.models import Deadline, Presence, Role, Ticket, TicketStatus
+
+MANAGERS = (Role.manager, Role.admin)
+STATIC = Path(__file__).parent / "static"
+OPEN = [TicketStatus.new, TicketStatus.open, TicketStatus.pending]
+VIEWS = ("mine", "unassigned", "open", "overdue")
+NOTICES = ("done_reply", "done_note", "done_saved", "done_taken", "done_returned")
+
+
+@dataclass(frozen=True)
+class Row:
+    ticket: Ticket
+    next: Deadline | None
+    breached: bool
+
+    def countdown(self, now: datetime) -> float | None:
+        """Seconds to the next step (negative: late)."""
+        return (self.next.due_at - now).total_seconds() if self.next is not None else None
+
+
+def _number(request: web.Request) -> int:
+    raw = request.match_info["number"]
+    if not raw.isdigit():
+        raise web.HTTPNotFound(text="no such ticket")
+    return int(raw)
+
+
+async def queue(request: web.Request) -> web.Response:
+    signed = await require(request)
+    view = request.query.get("view", "mine")
+    if view not in VIEWS or (view == "open" and signed.agent.role not in MANAGERS):
+        view = "mine"
+    arguments: dict[str, Any] = {"status": OPEN}
+    if view == "mine":
+        arguments["assignee"] = signed.agent.id
+    elif view == "unassigned":
+        arguments["assignee"] = None
+    elif view == "overdue":
+        arguments["overdue"] = True
+    service = runtime(request).service
+    listed = await service.list_tickets(signed.agent, limit=200, **arguments)
+    query = request.query.get("q", "").strip()
+    tickets = [t for t in listed.tickets if _matches(t, query)] if query else listed.tickets
+    summary = await service.deadline_summary([t.id for t in tickets])
+    rows = [Row(t, *(summary[t.id].next, summary[t.id].breached) if t.id in summary else (None, False))
+            for t in tickets]
+    # Soonest deadline first (the late ones at the top), then the tickets without one, newest first.
+    rows.sort(key=lambda r: (r.next is None, r.next.due_at.timestamp() if r.next else 0.0, -r.ticket.id))
+    return page(request, "queue.html", signed, rows=rows, view=view, q=query, now=runtime(request).clock.now(),
+                managers=signed.agent.role in MANAGERS)
+
+
+def _matches(ticket: Ticket, query: str) -> bool:
+    text = query.lstrip("#").lower()
+    return text == str(ticket.id) or text in (ticket.subject or "").lower()
+
+
+async def ticket(request: web.Request) -> web.Response:
+    signed = await require(request)
+    view = await runtime(request).service.get_ticket(signed.agent, _number(request))
+    notice = request.query.get("done")
+    return page(request, "ticket.html", signed, view=view, now=view.as_of,
+                notice=notice if notice in NOTICES else None, error=request.query.get("error"))
+
+
+async def act(request: web.Request) -> web.Response:
+    """One form on the ticket page: reply, note, status/priority, take, return."""
+    signed = await require(request)
+    form = await form_of(request, signed)
+    number, service, action = _number(request), runtime(request).service, form.get("action", "")
+    try:
+        if action in ("reply", "note"):
+            body = form.get("body", "").strip()
+            if not body:
+                raise _Back(number, "empty")
+            await service.add_message(signed.agent, number, body, internal=action == "note")
+            done = "done_reply" if action == "reply" else "done_note"
+        elif action == "save":
+            changes = {k: form[k] for k in ("status", "priority") if form.get(k)}
+            await service.update_ticket(signed.agent, number, changes)
+            done = "done_saved"
+        elif action == "take":
+            await service.update_ticket(signed.agent, number, {"assignee": signed.agent.id})
+            done = "done_taken"
+        elif action == "return":
+            await service.update_ticket(signed.agent, number, {"assignee": None})
+            done = "done_returned"
+        else:
+            raise web.HTTPBadRequest(text=f"unknown action {action!r}")
+    except DomainError as exc:
+        raise _Back(number, str(exc)) from exc
+    raise web.HTTPSeeOther(f"/desk/tickets/{number}?done={done}")
+
+
+class _Back(web.HTTPSeeOther):
+    """Back to the ticket with the reason shown on the page."""
+
+    def __init__(self, number: int, error: str) -> None:
+        super().__init__(f"/desk/tickets/{number}?error={quote(error[:300])}")
+
+
+async def presence(request: web.Request) -> web.Response:
+    signed = await require(request)
+    form = await form_of(request, signed)
+    try:
+        chosen = Presence(form.get("presence", ""))
+    except ValueError:
+        raise web.HTTPBadRequest(text="presence is available, away or offline") from None
+    await runtime(request).service.set_presence(signed.agent.id, chosen, reason="set in the console")
+    raise web.HTTPSeeOther(_back_to(form.get("next")))
+
+
+def _back_to(value: str | None) -> str:
+    return value if value and value.startswith("/desk") and not value.startswith("//") else "/desk"
+
+
+def routes() -> list[Any]:
+    return [web.get("/desk", queue), web.get("/desk/tickets/{number}", ticket),
+            web.post("/desk/tickets/{number}", act), web.post("/desk/presence", presence),
+            web.get("/desk/events", live.events), web.static("/desk/static", STATIC, append_version=True)]
+

@@ -1,0 +1,93 @@
+"""Rendering console pages: Jinja2 with autoescape on (everything a client wrote is text, never markup), in the
+agent's language (their setting, else the browser's), with the security headers every page carries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from notifier.alerts import waited
+from tickets.language import answer_in, from_accept_language
+
+if TYPE_CHECKING:
+    from desk.console.auth import Signed
+
+_templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                         autoescape=select_autoescape(default=True), undefined=StrictUndefined)
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Switchboard", "sign_in": "Sign in", "email": "Email", "password": "Password",
+        "bad_login": "Wrong email or password.", "too_many": "Too many attempts: wait a few minutes.",
+        "sign_out": "Sign out", "mine": "Mine", "unassigned": "Unassigned", "all_open": "All open",
+        "overdue": "Overdue", "number": "#", "subject": "Subject", "customer": "Customer", "channel": "Channel",
+        "priority": "Priority", "status": "Status", "waiting": "Waiting", "next_step": "Next deadline",
+        "nothing": "Nothing here.", "breached": "breached", "late": "late", "in": "in", "reply": "Reply",
+        "note": "Internal note", "send": "Send", "save": "Save", "take": "Take it", "return": "Back to the queue",
+        "presence": "Presence", "available": "available", "away": "away", "offline": "offline",
+        "assignee": "Assignee", "nobody": "nobody", "history": "History", "deadlines": "Deadlines",
+        "identities": "Identities", "events": "Events", "search": "Search", "internal": "internal",
+        "queue": "Queue", "done_reply": "Reply queued for delivery.", "done_note": "Note added.",
+        "done_saved": "Saved.", "done_taken": "The ticket is yours.", "done_returned": "Returned to the queue.",
+        "dir_in": "Client", "dir_out": "Agent", "dir_internal": "Internal note",
+        "dashboard": "Dashboard", "last_days": "The last 14 days", "open": "open", "free": "free",
+        "in_time": "in time", "tickets": "tickets", "chart_load": "Load per agent (open and pending / capacity)",
+        "chart_queues": "Waiting in each group's queue", "chart_compliance": "Regulation steps kept in time",
+        "chart_first_response": "Time to the first answer", "chart_resolution": "Time to resolution",
+        "chart_channels": "New tickets per day, by channel",
+        "met": "met", "fired": "fired", "pending": "pending", "cancelled": "cancelled", "paused": "paused",
+    },
+    "ru": {
+        "title": "Switchboard", "sign_in": "Войти", "email": "Почта", "password": "Пароль",
+        "bad_login": "Неверная почта или пароль.", "too_many": "Слишком много попыток: подождите несколько минут.",
+        "sign_out": "Выйти", "mine": "Мои", "unassigned": "Без исполнителя", "all_open": "Все открытые",
+        "overdue": "Просроченные", "number": "№", "subject": "Тема", "customer": "Клиент", "channel": "Канал",
+        "priority": "Приоритет", "status": "Статус", "waiting": "Ждёт", "next_step": "Ближайший срок",
+        "nothing": "Здесь пусто.", "breached": "нарушен", "late": "просрочен", "in": "через", "reply": "Ответ",
+        "note": "Внутренняя заметка", "send": "Отправить", "save": "Сохранить", "take": "Взять",
+        "return": "Вернуть в очередь", "presence": "Статус", "available": "на месте", "away": "отошёл",
+        "offline": "не в сети", "assignee": "Исполнитель", "nobody": "никто", "history": "История",
+        "deadlines": "Сроки", "identities": "Контакты", "events": "События", "search": "Поиск",
+        "internal": "внутренняя", "queue": "Очередь", "done_reply": "Ответ поставлен в отправку.",
+        "done_note": "Заметка добавлена.", "done_saved": "Сохранено.", "done_taken": "Заявка ваша.",
+        "done_returned": "Заявка возвращена в очередь.",
+        "dir_in": "Клиент", "dir_out": "Оператор", "dir_internal": "Внутренняя заметка",
+        "dashboard": "Сводка", "last_days": "Последние 14 дней", "open": "в работе", "free": "свободно",
+        "in_time": "в срок", "tickets": "заявки", "chart_load": "Нагрузка операторов (в работе / вместимость)",
+        "chart_queues": "Ожидают в очередях групп", "chart_compliance": "Шаги регламентов, выполненные в срок",
+        "chart_first_response": "Время до первого ответа", "chart_resolution": "Время до решения",
+        "chart_channels": "Новые заявки по дням и каналам",
+        "met": "выполнен", "fired": "сработал", "pending": "ожидает", "cancelled": "отменён", "paused": "на паузе",
+    },
+}
+
+
+def language(request: web.Request, signed: Signed | None) -> str:
+    if signed is not None and signed.agent.language:
+        return answer_in(signed.agent.language)
+    return answer_in(from_accept_language(request.headers.get("Accept-Language", "")))
+
+
+def span(delta: timedelta, lang: str) -> str:
+    """`2 d 3 h`, `25 min`: the two largest units (the alerts' wording)."""
+    return waited(delta, lang)
+
+
+def page(request: web.Request, template: str, signed: Signed | None, *, status: int = 200,
+         headers: dict[str, str] | None = None, **context: Any) -> web.Response:
+    lang = language(request, signed)
+    html = _templates.get_template(template).render(
+        t=WORDS[lang], lang=lang, me=signed.agent if signed else None, csrf=signed.csrf if signed else "",
+        span=lambda d: span(d, lang), **context)
+    return web.Response(text=html, status=status, content_type="text/html", headers={**HEADERS, **(headers or {})})

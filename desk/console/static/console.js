@@ -1,0 +1,31 @@
+// Live queue: when the server says tickets changed, fetch this page again and swap the new content in —
+// no reload, nothing typed lost (it waits while a field has focus), at most one refresh in flight.
+(function () {
+  "use strict";
+  var main = document.querySelector("main[data-live]");
+  if (!main || !window.EventSource) return;
+  var timer = null;
+  function busy() {
+    var active = document.activeElement;
+    return active && main.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
+  }
+  function refresh() {
+    timer = null;
+    if (busy()) { timer = setTimeout(refresh, 2000); return; }
+    fetch(location.href, { credentials: "same-origin" }).then(function (response) {
+      return response.ok ? response.text() : null;
+    }).then(function (html) {
+      if (!html) return;
+      var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main[data-live]");
+      if (fresh) {
+        main.replaceChildren.apply(main, Array.prototype.slice.call(fresh.childNodes));
+        main.dispatchEvent(new CustomEvent("switchboard:refreshed", { bubbles: true }));
+      }
+    }).catch(function () { /* the next change tries again */ });
+  }
+  var source = new EventSource("/desk/events");
+  source.addEventListener("tickets", function () { if (!timer) timer = setTimeout(refresh, 250); });
+  document.documentElement.dataset.live = "connecting";
+  source.addEventListener("open", function () { document.documentElement.dataset.live = "on"; });
+  source.addEventListener("error", function () { document.documentElement.dataset.live = "retrying"; });
+})();

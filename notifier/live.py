@@ -1,0 +1,38 @@
+"""The live feed of ticket changes for the consoles: a Redis pub/sub channel, told after each commit.
+
+Best effort by design: a console that misses a message still shows the truth on its next refresh, and the
+store never waits for a browser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+
+from redis.asyncio import Redis
+
+CHANNEL = "switchboard:tickets:changed"
+
+
+class RedisChangeFeed:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def changed(self, numbers: Sequence[int]) -> None:
+        await self._redis.publish(CHANNEL, json.dumps({"tickets": list(numbers)}))
+
+    async def watch(self) -> AsyncIterator[list[int]]:
+        """The ticket numbers of each change, as they are committed, until the caller stops."""
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(CHANNEL)
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                try:
+                    yield [int(n) for n in json.loads(message["data"])["tickets"]]
+                except (ValueError, KeyError, TypeError):
+                    continue
+        finally:
+            await pubsub.unsubscribe(CHANNEL)
+            await pubsub.aclose()

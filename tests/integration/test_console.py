@@ -1,0 +1,236 @@
+"""The agent console over real HTTP: password sign-in with a server-side session cookie, CSRF on every form,
+login rate limiting, the queue with SLA countdowns, a reply that reaches the client's mail, status and presence
+changes, and what must never happen (script in a subject, a form from elsewhere, a link that leads away)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from notifier.senders import list_sink
+from switchboard.bootstrap import Runtime
+from tickets.inbound import Identity, Inbound
+from tickets.models import Agent, Outbox, Presence, Role, WebSession
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def anna(runtime: Runtime, add_agent: Any) -> Agent:
+    agent, _ = await add_agent("Anna", email="anna@example.com", language="en")
+    await runtime.service.set_password(agent.id, PASSWORD)
+    return agent
+
+
+async def sign_in(client: TestClient[Any, Any], email: str = "anna@example.com", password: str = PASSWORD,
+                  next_path: str = "/desk") -> Any:
+    return await client.post("/desk/login", data={"email": email, "password": password, "next": next_path},
+                             allow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def form(n: int, subject: str = "Printer") -> Inbound:
+    return Inbound(channel="webform", identities=(Identity("email", f"client{n}@example.com"),),
+                   subject=f"{subject} {n}", body_text="It does not print", customer_name=f"Client {n}")
+
+
+async def test_signing_in_sets_an_http_only_session_and_signing_out_ends_it(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent
+) -> None:
+    away = await client.get("/desk", allow_redirects=False)
+    assert away.status == 303 and away.headers["Location"] == "/desk/login?next=/desk"
+
+    wrong = await sign_in(client, password="not the password")
+    assert wrong.status == 401 and "Wrong email or password." in await wrong.text()
+    unknown = await sign_in(client, email="nobody@example.com")
+    assert unknown.status == 401
+
+    ok = await sign_in(client, next_path="/desk/tickets/1")
+    assert ok.status == 303 and ok.headers["Location"] == "/desk/tickets/1"
+    cookie = ok.headers["Set-Cookie"]
+    assert cookie.startswith("sb_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    token = ok.cookies["sb_session"].value
+    async with runtime.sessions() as session:
+        [row] = list(await session.scalars(select(WebSession)))
+    assert row.agent_id == anna.id and token not in row.id  # only the token's hash is stored
+
+    queue = await client.get("/desk")
+    assert queue.status == 200 and "Anna" in await queue.text()
+    assert queue.headers["X-Content-Type-Options"] == "nosniff" and "frame-ancestors 'none'" in \
+        queue.headers["Content-Security-Policy"]
+
+    out = await client.post("/desk/logout", data={"csrf": csrf_of(await queue.text())}, allow_redirects=False)
+    assert out.status == 303 and out.headers["Location"] == "/desk/login"
+    async with runtime.sessions() as session:
+        assert list(await session.scalars(select(WebSession))) == []
+    client.session.cookie_jar.update_cookies({"sb_session": token})  # the old cookie, replayed
+    assert (await client.get("/desk", allow_redirects=False)).status == 303
+
+
+async def test_a_login_link_never_leads_away_from_the_console(client: TestClient[Any, Any], anna: Agent) -> None:
+    for target in ("https://evil.example/", "//evil.example/desk", "/api/v1/tickets"):
+        answer = await sign_in(client, next_path=target)
+        assert answer.status == 303 and answer.headers["Location"] == "/desk", target
+
+
+async def test_login_attempts_are_limited(client: TestClient[Any, Any], anna: Agent) -> None:
+    statuses = [(await sign_in(client, password=f"guess {n}")).status for n in range(11)]
+    assert statuses == [401] * 10 + [429]
+    limited = await sign_in(client)  # even the right password waits now
+    assert limited.status == 429 and int(limited.headers["Retry-After"]) > 0
+
+
+async def test_the_queue_shows_a_routed_ticket_with_its_countdown_and_a_reply_reaches_the_client(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent
+) -> None:
+    ticket = (await runtime.service.ingest(form(1))).ticket
+    assert ticket.assignee_id == anna.id
+    await sign_in(client)
+    queue = await (await client.get("/desk")).text()
+    row = re.search(rf'<tr data-ticket="{ticket.id}">(.*?)</tr>', queue, re.S)
+    assert row and "Printer 1" in row.group(1) and "reassign: in " in row.group(1)  # the built-in request ladder
+
+    page = await client.get(f"/desk/tickets/{ticket.id}")
+    html = await page.text()
+    assert "client1@example.com" in html and "It does not print" in html
+    sent = await client.post(f"/desk/tickets/{ticket.id}", allow_redirects=False,
+                             data={"csrf": csrf_of(html), "action": "reply", "body": "We are on it."})
+    assert sent.status == 303 and sent.headers["Location"] == f"/desk/tickets/{ticket.id}?done=done_reply"
+    shown = await (await client.get(sent.headers["Location"])).text()
+    assert "Reply queued for delivery." in shown and "We are on it." in shown
+    assert 'data-step="reassign" data-status="met"' in shown  # answering stopped the countdown
+
+    async with runtime.sessions() as session:
+        [reply] = list(await session.scalars(select(Outbox).where(Outbox.kind == "reply")))
+    assert runtime.deliverer is not None and await runtime.deliverer.deliver(reply.id) == "sent"
+    [mail] = [e for e in list_sink(runtime.settings.data_dir / "mail-sink") if e.subject.startswith("Re: ")]
+    assert mail.to == "client1@example.com" and mail.subject == f"Re: [#{ticket.id}] Printer 1"
+
+    resolved = await client.post(f"/desk/tickets/{ticket.id}", allow_redirects=False,
+                                 data={"csrf": csrf_of(shown), "action": "save", "status": "resolved",
+                                       "priority": "normal"})
+    assert resolved.status == 303
+    view = await runtime.service.get_ticket(anna, ticket.id)
+    assert view.ticket.status == "resolved"
+
+
+async def test_forms_without_this_sessions_csrf_token_are_refused(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent, add_agent: Any
+) -> None:
+    ticket = (await runtime.service.ingest(form(1))).ticket
+    await sign_in(client)
+    for data in ({"action": "reply", "body": "forged"}, {"csrf": "guess", "action": "reply", "body": "forged"}):
+        refused = await client.post(f"/desk/tickets/{ticket.id}", data=data, allow_redirects=False)
+        assert refused.status == 403
+    assert (await client.post("/desk/presence", data={"presence": "offline"})).status == 403
+    view = await runtime.service.get_ticket(anna, ticket.id)
+    assert [m.body_text for m in view.messages if m.body_text == "forged"] == []
+
+
+async def test_script_in_a_subject_or_message_is_shown_as_text(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent
+) -> None:
+    ticket = (await runtime.service.ingest(Inbound(
+        channel="webform", identities=(Identity("email", "x@example.com"),), subject="<script>alert(1)</script>",
+        body_text='<img src=x onerror="alert(2)">', customer_name="<b>Mallory</b>"))).ticket
+    await sign_in(client)
+    for path in ("/desk", f"/desk/tickets/{ticket.id}"):
+        html = await (await client.get(path)).text()
+        assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html, path
+        assert '<img src=x onerror' not in html and "<b>Mallory</b>" not in html
+
+
+async def test_presence_switch_is_what_the_router_obeys_and_agents_see_only_their_views(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent
+) -> None:
+    await sign_in(client)
+    html = await (await client.get("/desk?view=open")).text()
+    assert 'aria-current="page">Mine' in html and "All open" not in html  # a manager's view, not hers
+    moved = await client.post("/desk/presence", data={"csrf": csrf_of(html), "presence": "offline",
+                                                      "next": "/desk?view=unassigned"}, allow_redirects=False)
+    assert moved.status == 303 and moved.headers["Location"] == "/desk?view=unassigned"
+    async with runtime.sessions() as session:
+        assert (await session.get_one(Agent, anna.id)).presence == Presence.offline
+    ticket = (await runtime.service.ingest(form(2))).ticket
+    assert ticket.assignee_id is None  # offline: the router passed her by
+    unassigned = await (await client.get("/desk?view=unassigned")).text()
+    assert f'data-ticket="{ticket.id}"' in unassigned
+
+
+async def test_a_manager_sees_every_open_ticket(client: TestClient[Any, Any], runtime: Runtime,
+                                                add_agent: Any) -> None:
+    mia, _ = await add_agent("Mia", email="mia@example.com", role=Role.manager, presence="offline", language="ru")
+    await runtime.service.set_password(mia.id, PASSWORD)
+    agent, _ = await add_agent("Boris")
+    ticket = (await runtime.service.ingest(form(3))).ticket
+    assert ticket.assignee_id == agent.id
+    await sign_in(client, email="mia@example.com")
+    html = await (await client.get("/desk?view=open")).text()
+    assert f'data-ticket="{ticket.id}"' in html and "Все открытые" in html  # in her language
+
+
+async def test_an_open_queue_hears_of_each_committed_change(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent
+) -> None:
+    import asyncio
+    import json
+
+    assert (await client.get("/desk/events", allow_redirects=False)).status == 303  # signed-in agents only
+    await sign_in(client)
+    queue = await (await client.get("/desk")).text()
+    assert '<main data-live>' in queue and '/desk/static/console.js' in queue
+    script = await client.get("/desk/static/console.js")
+    assert script.status == 200 and "EventSource" in await script.text()
+
+    stream = await client.get("/desk/events")
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+
+    async def next_event() -> list[int]:
+        while True:
+            line = (await stream.content.readline()).decode()
+            if line.startswith("data: "):
+                return json.loads(line.removeprefix("data: "))
+
+    assert (await stream.content.readline()).startswith(b"retry:")
+    await asyncio.sleep(0.2)  # the stream has subscribed
+    ticket = (await runtime.service.ingest(form(5))).ticket
+    assert await asyncio.wait_for(next_event(), 5) == [ticket.id]
+    await runtime.service.update_ticket(anna, ticket.id, {"status": "pending"})
+    assert await asyncio.wait_for(next_event(), 5) == [ticket.id]
+    stream.close()
+
+
+async def test_the_dashboard_draws_load_per_agent_for_managers_only_and_exports_csv(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent, add_agent: Any
+) -> None:
+    mia, _ = await add_agent("Mia", email="mia@example.com", role=Role.manager, presence="offline")
+    await runtime.service.set_password(mia.id, PASSWORD)
+    await add_agent("<i>Boris</i>", presence="offline", capacity=4)
+    for n in range(3):
+        await runtime.service.ingest(form(n))  # all three to Anna, the one available agent
+    await sign_in(client)
+    assert (await client.get("/desk/dashboard")).status == 403  # an agent's
+    assert (await client.get("/desk/dashboard/load.csv")).status == 403
+    client.session.cookie_jar.clear()
+
+    await sign_in(client, email="mia@example.com")
+    html = await (await client.get("/desk/dashboard")).text()
+    load = re.search(r'<section class="chart" id="chart-load">(.*?)</section>', html, re.S)
+    assert load and "<svg" in load.group(1) and ">Anna</text>" in load.group(1) and "3 / 10" in load.group(1)
+    assert "&lt;i&gt;Boris&lt;/i&gt;" in load.group(1) and "<i>Boris</i>" not in html
+    for chart in ("queues", "compliance", "first_response", "resolution", "channels"):
+        assert f'id="chart-{chart}"' in html
+    csv_answer = await client.get("/desk/dashboard/load.csv")
+    assert csv_answer.status == 200 and csv_answer.content_type == "text/csv"
+    lines = (await csv_answer.text()).splitlines()
+    assert lines[0] == "agent,presence,open,capacity" and "Anna,available,3,10" in lines
+    assert (await client.get("/desk/dashboard/nothing.csv")).status == 404

@@ -1,0 +1,101 @@
+"""What the manager dashboard reads: aggregates over the store, each one query, bounded by a time window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets.clock import Clock
+from tickets.models import Deadline, DeadlineStatus, Ticket
+
+RESPONSE_BUCKETS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=8), timedelta(days=1),
+                    timedelta(days=2))
+"""Upper bounds of the time-to-answer histogram; the last bucket is everything longer."""
+
+
+@dataclass(frozen=True)
+class Compliance:
+    regulation: str
+    step: str
+    met: int
+    """Kept in time."""
+    late: int
+    """Met after the due time, or fired."""
+    pending: int
+
+    @property
+    def share(self) -> float | None:
+        done = self.met + self.late
+        return self.met / done if done else None
+
+
+@dataclass(frozen=True)
+class Histogram:
+    bounds: Sequence[timedelta]
+    counts: list[int]
+    """One per bound, and one more for longer."""
+
+
+@dataclass(frozen=True)
+class Report:
+    since: datetime
+    compliance: list[Compliance]
+    first_response: Histogram
+    resolution: Histogram
+    by_channel: dict[str, dict[str, int]]
+    """Day (ISO date) → channel → tickets created."""
+
+
+class ReportCommands:
+    """Provided by `TicketService`: the clock and one transaction per command."""
+
+    _clock: Clock
+    if TYPE_CHECKING:
+        def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+    async def report(self, days: int = 14) -> Report:
+        since = self._clock.now() - timedelta(days=days)
+        async with self._transaction() as session:
+            return Report(since, await _compliance(session, since),
+                          await _histogram(session, Ticket.first_response_at, since),
+                          await _histogram(session, Ticket.resolved_at, since),
+                          await _by_channel(session, since))
+
+
+async def _compliance(session: AsyncSession, since: datetime) -> list[Compliance]:
+    in_time = (Deadline.status == DeadlineStatus.met) & (Deadline.met_at <= Deadline.due_at)
+    late = (Deadline.status == DeadlineStatus.fired) | ((Deadline.status == DeadlineStatus.met)
+                                                        & (Deadline.met_at > Deadline.due_at))
+    rows = await session.execute(
+        select(Deadline.regulation, Deadline.step, func.count().filter(in_time), func.count().filter(late),
+               func.count().filter(Deadline.status == DeadlineStatus.pending))
+        .where(Deadline.created_at >= since)
+        .group_by(Deadline.regulation, Deadline.step)
+        .order_by(Deadline.regulation, Deadline.step))
+    return [Compliance(regulation, step, met, late_count, pending) for regulation, step, met, late_count, pending in rows]
+
+
+async def _histogram(session: AsyncSession, column: object, since: datetime) -> Histogram:
+    """Time from creation to `column` of the tickets created in the window that got there."""
+    rows = await session.execute(select(Ticket.created_at, column).where(Ticket.created_at >= since,
+                                                                         column.isnot(None)))  # type: ignore[attr-defined]
+    counts = [0] * (len(RESPONSE_BUCKETS) + 1)
+    for created, reached in rows:
+        took = reached - created
+        counts[next((i for i, bound in enumerate(RESPONSE_BUCKETS) if took <= bound), len(RESPONSE_BUCKETS))] += 1
+    return Histogram(RESPONSE_BUCKETS, counts)
+
+
+async def _by_channel(session: AsyncSession, since: datetime) -> dict[str, dict[str, int]]:
+    rows = await session.execute(select(Ticket.created_at, Ticket.channel).where(Ticket.created_at >= since))
+    days: dict[str, dict[str, int]] = {}
+    for created, channel in rows:
+        day = days.setdefault(created.date().isoformat(), {})
+        day[channel] = day.get(channel, 0) + 1
+    return dict(sorted(days.items()))
