@@ -54,10 +54,13 @@ class _SmtpSettings(Protocol):
 
 
 class MailSettings(Protocol):
-    """The part of the settings composing mail needs (the sender of replies)."""
+    """The part of the settings composing mail needs (the sender of replies, the base of the portal links)."""
 
     @property
     def smtp(self) -> _SmtpSettings: ...
+
+    @property
+    def public_url(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class EmailNotifications:
 
     def __init__(self, settings: MailSettings) -> None:
         self._reply_from = settings.smtp.reply_from
+        self._public_url = settings.public_url.rstrip("/")
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
@@ -140,7 +144,8 @@ class EmailNotifications:
         customer = await session.get(Customer, ticket.customer_id)
         language = answer_in(customer.language if customer else None)
         text = self.templates.get_template(f"resolved.{language}.txt").render(
-            name=customer.name if customer else None, number=ticket.id, subject=ticket.subject
+            name=customer.name if customer else None, number=ticket.id, subject=ticket.subject,
+            portal=self.portal_link(ticket),
         )
         return [await self.queue_mail(
             session,
@@ -222,7 +227,8 @@ class EmailNotifications:
         subject = ticket_subject(ticket.id, ticket.subject, reply=False)
         client_mail = _ClientMail(recipient, message.external_id, list(meta.get("references") or []))
         text = self.templates.get_template(f"ack.{language}.txt").render(
-            name=customer.name if customer else None, number=ticket.id, subject=ticket.subject, team=group.name
+            name=customer.name if customer else None, number=ticket.id, subject=ticket.subject, team=group.name,
+            portal=self.portal_link(ticket),
         )
         return [await self.queue_mail(
             session,
@@ -245,6 +251,10 @@ class EmailNotifications:
             language=language,
             now=now,
         )]
+
+    def portal_link(self, ticket: Ticket) -> str | None:
+        """Where the client follows the ticket online (tickets from before the portal have none)."""
+        return f"{self._public_url}/portal/{ticket.portal_key}" if ticket.portal_key else None
 
     async def queue_mail(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -283,6 +284,8 @@ class Ticket(Base):
     """The regulation whose ladder the ticket is on ("": none applies; None: not planned yet)."""
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    portal_key: Mapped[str | None] = mapped_column(String(43), unique=True, default=lambda: secrets.token_urlsafe(24))
+    """The unguessable part of the client's /portal link (in acknowledgements and resolution notices)."""
 
     @property
     def number(self) -> int:
@@ -359,6 +362,19 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Rating(Base):
+    """The client's answer to "how did we do?" on a resolved ticket: one per ticket."""
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    """1 (bad) to 5 (excellent)."""
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class WebSession(Base):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.clock import Clock
-from tickets.models import Deadline, DeadlineStatus, Ticket
+from tickets.models import Deadline, DeadlineStatus, Rating, Ticket
 
 RESPONSE_BUCKETS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=8), timedelta(days=1),
                     timedelta(days=2))
@@ -50,6 +50,14 @@ class Report:
     resolution: Histogram
     by_channel: dict[str, dict[str, int]]
     """Day (ISO date) → channel → tickets created."""
+    ratings: list[int]
+    """How many clients answered 1, 2, 3, 4 and 5."""
+
+    @property
+    def satisfaction(self) -> float | None:
+        """The mean rating, or None before the first."""
+        total = sum(self.ratings)
+        return sum(score * count for score, count in enumerate(self.ratings, 1)) / total if total else None
 
 
 class ReportCommands:
@@ -65,7 +73,7 @@ class ReportCommands:
             return Report(since, await _compliance(session, since),
                           await _histogram(session, Ticket.first_response_at, since),
                           await _histogram(session, Ticket.resolved_at, since),
-                          await _by_channel(session, since))
+                          await _by_channel(session, since), await _ratings(session, since))
 
 
 async def _compliance(session: AsyncSession, since: datetime) -> list[Compliance]:
@@ -90,6 +98,12 @@ async def _histogram(session: AsyncSession, column: object, since: datetime) -> 
         took = reached - created
         counts[next((i for i, bound in enumerate(RESPONSE_BUCKETS) if took <= bound), len(RESPONSE_BUCKETS))] += 1
     return Histogram(RESPONSE_BUCKETS, counts)
+
+
+async def _ratings(session: AsyncSession, since: datetime) -> list[int]:
+    counts = dict(list(await session.execute(select(Rating.score, func.count()).where(Rating.created_at >= since)
+                                             .group_by(Rating.score))))
+    return [counts.get(score, 0) for score in range(1, 6)]
 
 
 async def _by_channel(session: AsyncSession, since: datetime) -> dict[str, dict[str, int]]:

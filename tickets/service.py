@@ -45,6 +45,7 @@ from tickets.ports import Assigner, ChangeFeed, JobQueue, LockedAgent, Notificat
 from tickets.staff import StaffCommands, group_ids_of, skill_names
 from tickets.logins import LoginCommands
 from tickets.reports import ReportCommands
+from tickets.portal import PortalCommands
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,7 +105,7 @@ class TicketPage:
     next_cursor: int | None
 
 
-class TicketService(StaffCommands, LoginCommands, ReportCommands):
+class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands):
     """Composes the store, the router and the clock; the only way desk/ and channels change tickets."""
 
     def __init__(

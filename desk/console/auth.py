@@ -70,7 +70,7 @@ def _next(value: str | None) -> str:
 async def login_page(request: web.Request) -> web.Response:
     if await signed_in(request) is not None:
         raise web.HTTPSeeOther("/desk")
-    return page(request, "login.html", None, next=_next(request.query.get("next")))
+    return page(request, "login.html", None, next=_next(request.query.get("next")), email="", error=None)
 
 
 async def login(request: web.Request) -> web.Response:

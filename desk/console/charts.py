@@ -24,15 +24,16 @@ class Bar:
 
 def bars(title: str, series: Sequence[str], rows: Sequence[Bar], *, scale: float | None = None) -> Markup:
     """Horizontal stacked bars, one row each, with a legend; `scale` is the value of a full-width bar."""
-    width, label_w, row_h, top = 640, 170, 26, 34
+    width, label_w, row_h, top = 640, 170, 26, 58
     biggest = scale or max((sum(r.values) for r in rows), default=0) or 1
     height = top + row_h * max(1, len(rows)) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-             f'width="100%" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+             f'width="100%" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+             f'<text x="0" y="16" font-size="15" font-weight="600">{escape(title)}</text>']
     x = label_w
     for index, name in enumerate(series):
-        parts.append(f'<rect x="{x}" y="6" width="12" height="12" fill="{PALETTE[index % len(PALETTE)]}"/>'
-                     f'<text x="{x + 16}" y="16" font-size="12">{escape(name)}</text>')
+        parts.append(f'<rect x="{x}" y="30" width="12" height="12" fill="{PALETTE[index % len(PALETTE)]}"/>'
+                     f'<text x="{x + 16}" y="40" font-size="12">{escape(name)}</text>')
         x += 24 + 7 * len(name)
     plot = width - label_w - 70
     for number, row in enumerate(rows):

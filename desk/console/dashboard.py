@@ -52,6 +52,7 @@ async def _tables(request: web.Request, lang: str) -> tuple[dict[str, tuple[list
                                                                   report.resolution.counts)))),
         "channels": (["day", *channels], [[day, *(counts.get(c, 0) for c in channels)]
                                           for day, counts in report.by_channel.items()]),
+        "satisfaction": (["score", "answers"], [[score, count] for score, count in enumerate(report.ratings, 1)]),
     }
     return tables, report
 
@@ -75,6 +76,10 @@ async def dashboard(request: web.Request) -> web.Response:
         "resolution": _histogram_chart(words["chart_resolution"], tables["resolution"][1], words),
         "channels": bars(words["chart_channels"], tables["channels"][0][1:],
                          [Bar(day, counts, str(sum(counts))) for day, *counts in tables["channels"][1]]),
+        "satisfaction": bars(f"{words['chart_satisfaction']}: "
+                             f"{f'{report.satisfaction:.1f} / 5' if report.satisfaction is not None else '—'}",
+                             [words["answers"]], [Bar(f"{score} ★", [count], str(count))
+                                                  for score, count in tables["satisfaction"][1]]),
     }
     overdue = (await runtime(request).service.list_tickets(signed.agent, status=OPEN, overdue=True, limit=20)).tickets
     return page(request, "dashboard.html", signed, charts=charts, overdue=overdue, since=report.since,

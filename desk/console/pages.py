@@ -78,7 +78,10 @@ async def ticket(request: web.Request) -> web.Response:
     signed = await require(request)
     view = await runtime(request).service.get_ticket(signed.agent, _number(request))
     notice = request.query.get("done")
-    return page(request, "ticket.html", signed, view=view, now=view.as_of,
+    # One timeline: messages and events by time (a message before the events it caused).
+    timeline = sorted([("message", m) for m in view.messages] + [("event", e) for e in view.events],
+                      key=lambda item: (item[1].created_at, item[0] != "message", item[1].id))
+    return page(request, "ticket.html", signed, view=view, now=view.as_of, timeline=timeline,
                 notice=notice if notice in NOTICES else None, error=request.query.get("error"))
 
 

@@ -45,7 +45,14 @@ WORDS: dict[str, dict[str, str]] = {
         "in_time": "in time", "tickets": "tickets", "chart_load": "Load per agent (open and pending / capacity)",
         "chart_queues": "Waiting in each group's queue", "chart_compliance": "Regulation steps kept in time",
         "chart_first_response": "Time to the first answer", "chart_resolution": "Time to resolution",
-        "chart_channels": "New tickets per day, by channel",
+        "chart_channels": "New tickets per day, by channel", "chart_satisfaction": "Client satisfaction",
+        "answers": "answers",
+        "portal_title": "Your ticket", "portal_status": "Status", "you": "You", "support": "Support",
+        "portal_reply": "Write to us", "portal_sent": "Thank you: your message is with the ticket.",
+        "rate_title": "How did we do?", "rate_comment": "Anything to add? (optional)", "rate_send": "Send rating",
+        "rated": "Thank you for your rating.", "your_rating": "Your rating",
+        "s_new": "received", "s_open": "in progress", "s_pending": "waiting for you", "s_resolved": "resolved",
+        "s_closed": "closed",
         "met": "met", "fired": "fired", "pending": "pending", "cancelled": "cancelled", "paused": "paused",
     },
     "ru": {
@@ -67,15 +74,25 @@ WORDS: dict[str, dict[str, str]] = {
         "in_time": "в срок", "tickets": "заявки", "chart_load": "Нагрузка операторов (в работе / вместимость)",
         "chart_queues": "Ожидают в очередях групп", "chart_compliance": "Шаги регламентов, выполненные в срок",
         "chart_first_response": "Время до первого ответа", "chart_resolution": "Время до решения",
-        "chart_channels": "Новые заявки по дням и каналам",
+        "chart_channels": "Новые заявки по дням и каналам", "chart_satisfaction": "Удовлетворённость клиентов",
+        "answers": "ответы",
+        "portal_title": "Ваша заявка", "portal_status": "Статус", "you": "Вы", "support": "Поддержка",
+        "portal_reply": "Написать нам", "portal_sent": "Спасибо: сообщение добавлено к заявке.",
+        "rate_title": "Как мы справились?", "rate_comment": "Хотите что-то добавить? (необязательно)",
+        "rate_send": "Оценить", "rated": "Спасибо за оценку.", "your_rating": "Ваша оценка",
+        "s_new": "получена", "s_open": "в работе", "s_pending": "ждёт вашего ответа", "s_resolved": "решена",
+        "s_closed": "закрыта",
         "met": "выполнен", "fired": "сработал", "pending": "ожидает", "cancelled": "отменён", "paused": "на паузе",
     },
 }
 
 
-def language(request: web.Request, signed: Signed | None) -> str:
+def language(request: web.Request, signed: Signed | None, prefer: str | None = None) -> str:
+    """The agent's language, else `prefer` (a client's), else the browser's."""
     if signed is not None and signed.agent.language:
         return answer_in(signed.agent.language)
+    if prefer:
+        return answer_in(prefer)
     return answer_in(from_accept_language(request.headers.get("Accept-Language", "")))
 
 
@@ -85,8 +102,8 @@ def span(delta: timedelta, lang: str) -> str:
 
 
 def page(request: web.Request, template: str, signed: Signed | None, *, status: int = 200,
-         headers: dict[str, str] | None = None, **context: Any) -> web.Response:
-    lang = language(request, signed)
+         headers: dict[str, str] | None = None, prefer: str | None = None, **context: Any) -> web.Response:
+    lang = language(request, signed, prefer)
     html = _templates.get_template(template).render(
         t=WORDS[lang], lang=lang, me=signed.agent if signed else None, csrf=signed.csrf if signed else "",
         span=lambda d: span(d, lang), **context)

@@ -48,6 +48,8 @@ async def test_signing_in_sets_an_http_only_session_and_signing_out_ends_it(
 ) -> None:
     away = await client.get("/desk", allow_redirects=False)
     assert away.status == 303 and away.headers["Location"] == "/desk/login?next=/desk"
+    form_page = await client.get(away.headers["Location"])
+    assert form_page.status == 200 and 'name="password"' in await form_page.text()
 
     wrong = await sign_in(client, password="not the password")
     assert wrong.status == 401 and "Wrong email or password." in await wrong.text()

@@ -1,0 +1,76 @@
+"""The customer portal at /portal/{key}: the ticket's status and public history, a reply box, and the rating
+asked for once it is resolved. The key in the link is the only credential, so every post is limited per key."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from channels.ratelimit import RateLimiter
+from desk.console.render import page
+from desk.http import runtime
+from tickets.errors import Conflict, InvalidInput, NotFound
+
+POSTS_PER_MINUTE = 10
+
+
+def _key(request: web.Request) -> str:
+    return request.match_info["key"]
+
+
+async def _limited(request: web.Request) -> None:
+    wait = await RateLimiter(runtime(request).redis, POSTS_PER_MINUTE, prefix="ratelimit:portal") \
+        .retry_after(_key(request))
+    if wait:
+        raise web.HTTPTooManyRequests(text="Too many messages: wait a minute.", headers={"Retry-After": str(wait)})
+
+
+async def show(request: web.Request) -> web.Response:
+    try:
+        view = await runtime(request).service.portal_view(_key(request))
+    except NotFound:
+        raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
+    notice = request.query.get("done")
+    return page(request, "portal.html", None, view=view, key=_key(request), prefer=view.customer.language, idempotency=secrets.token_urlsafe(12),
+                notice=notice if notice in ("sent", "rated") else None, error=request.query.get("error"))
+
+
+async def reply(request: web.Request) -> web.Response:
+    await _limited(request)
+    form = await request.post()
+    body = form.get("body")
+    try:
+        await runtime(request).service.portal_reply(
+            _key(request), body if isinstance(body, str) else "", str(form.get("idempotency") or "") or None)
+    except NotFound:
+        raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
+    except (InvalidInput, Conflict) as exc:
+        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={_reason(exc)}") from None
+    raise web.HTTPSeeOther(f"/portal/{_key(request)}?done=sent")
+
+
+async def rate(request: web.Request) -> web.Response:
+    await _limited(request)
+    form = await request.post()
+    raw = form.get("score")
+    try:
+        score = int(raw) if isinstance(raw, str) and raw.isdigit() else 0
+        comment = form.get("comment")
+        await runtime(request).service.rate(_key(request), score, comment if isinstance(comment, str) else None)
+    except NotFound:
+        raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
+    except (InvalidInput, Conflict) as exc:
+        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={_reason(exc)}") from None
+    raise web.HTTPSeeOther(f"/portal/{_key(request)}?done=rated")
+
+
+def _reason(exc: Exception) -> str:
+    text = "; ".join(exc.fields.values()) if isinstance(exc, InvalidInput) else str(exc)
+    return quote(text[:200])
+
+
+def routes() -> list[Any]:
+    return [web.get("/portal/{key}", show), web.post("/portal/{key}", reply), web.post("/portal/{key}/rate", rate)]

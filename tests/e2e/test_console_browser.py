@@ -1,0 +1,183 @@
+"""The agent console, the dashboard and the customer portal in a real browser (Playwright driving Debian's
+Chromium, headless) against `switchboard serve`, as issue 9's acceptance asks: sign in, watch a web-form ticket
+arrive live, answer it (the reply reaches the client's mail sink and the SLA countdown stops), change status and
+presence; a manager reads the load per agent from the dashboard's chart; the client replies and rates the ticket
+in the portal. Each page is saved as a screenshot under tests/artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, unavailable
+from tests.e2e.browser import find_chromium
+from tests.integration.test_serve import Serve, cli
+
+TIMEOUT_MS = 15_000
+PASSWORD = "correct horse battery"
+SHOTS = REPO / "tests" / "artifacts" / "screenshots"
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    (tmp_path / "serve").mkdir()
+    server = Serve(tmp_path / "serve", {"SWITCHBOARD_HTTP_FORM_RATE_LIMIT": "0"})
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    binary = find_chromium()
+    if binary is None:
+        unavailable("Chromium (apt-get install -y chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=binary, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+def add_agent(serve: Serve, name: str, *args: str) -> None:
+    email_address = f"{name.lower()}@example.com"
+    added = cli(serve.cwd, serve.env, "agent", "add", name, "--email", email_address, "--language", "en", *args)
+    assert added.returncode == 0, added.stderr
+    passwd = subprocess.run([sys.executable, "-m", "switchboard.cli", "agent", "passwd", email_address, "--stdin"],
+                            cwd=serve.cwd, env=serve.env, input=PASSWORD + "\n", capture_output=True, text=True,
+                            timeout=60)
+    assert passwd.returncode == 0, passwd.stderr
+
+
+def submit_form(serve: Serve, subject: str) -> int:
+    payload = {"name": "Ivan Client", "email": "ivan@example.org", "subject": subject, "message": "It does not print"}
+    request = urllib.request.Request(f"{serve.base}/api/v1/webform", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json", "Accept-Language": "en"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(json.loads(response.read())["number"])
+
+
+def mail_to(serve: Serve, address: str, subject_start: str, timeout: float = 20) -> email.message.EmailMessage:
+    """The first mail in the sink to `address` whose subject starts so (the worker in serve writes them)."""
+    deadline = time.monotonic() + timeout
+    sink = serve.cwd / "data" / "mail-sink"
+    while time.monotonic() < deadline:
+        for path in sorted(sink.glob("*.eml")) if sink.is_dir() else []:
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if message["To"] == address and str(message["Subject"]).startswith(subject_start):
+                return message  # type: ignore[return-value]
+        time.sleep(0.25)
+    raise AssertionError(f"no mail to {address} starting {subject_start!r} in {sink}")
+
+
+async def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def sign_in(page: Any, serve: Serve, who: str) -> None:
+    await page.goto(f"{serve.base}/desk")
+    assert "/desk/login" in page.url
+    await page.fill("input[name=email]", f"{who}@example.com")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.press("input[name=password]", "Enter")  # the keyboard is enough
+    await page.wait_for_url(f"{serve.base}/desk", timeout=TIMEOUT_MS)
+
+
+async def test_an_agent_answers_a_live_ticket_a_manager_reads_the_chart_the_client_rates_it(
+    serve: Serve, browser: Any
+) -> None:
+    add_agent(serve, "Alice")
+    add_agent(serve, "Mia", "--role", "manager")
+    assert cli(serve.cwd, serve.env, "agent", "set", "mia@example.com", "--presence", "offline").returncode == 0
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    page.set_default_timeout(TIMEOUT_MS)
+
+    await sign_in(page, serve, "alice")
+    assert await page.locator("main[data-live] nav").is_visible()
+    await page.wait_for_function("document.documentElement.dataset.live === 'on'")
+    await shot(page, "01-queue-empty")
+
+    # A web form arrives: the open queue shows it without a reload.
+    await page.evaluate("window.__samePage = true")
+    number = submit_form(serve, "Printer on fire")
+    row = page.locator(f'tr[data-ticket="{number}"]')
+    await row.wait_for()
+    assert await page.evaluate("window.__samePage === true")
+    assert "reassign: in" in await row.locator("td.sla").inner_text()
+    await shot(page, "02-queue-live-ticket")
+
+    # Answer it: the reply goes out by email to the client, and the first step's countdown stops.
+    await row.locator("a").first.click()
+    await page.wait_for_url(re.compile(rf"/desk/tickets/{number}$"))
+    await page.fill("textarea[name=body]", "We are on it: a technician comes at 3 pm.")
+    await page.click("button[value=reply]")
+    await page.locator("p.notice").wait_for()
+    assert await page.locator('li[data-step="reassign"]').get_attribute("data-status") == "met"
+    await shot(page, "03-ticket-replied")
+    reply = mail_to(serve, "ivan@example.org", f"Re: [#{number}]")
+    assert "a technician comes at 3 pm" in reply.get_body(("plain",)).get_content()
+
+    # Status and presence.
+    await page.select_option("select[name=status]", "resolved")
+    await page.click("button[value=save]")
+    await page.locator("p.notice").wait_for()
+    assert await page.locator("select[name=status]").input_value() == "resolved"
+    await page.select_option("select[name=presence]", "away")
+    await page.click("header form[action='/desk/presence'] button")
+    await page.wait_for_load_state()
+    assert await page.locator("select[name=presence]").input_value() == "away"
+    await shot(page, "04-ticket-resolved-away")
+
+    # The manager's dashboard: the load chart names Alice with her one ticket.
+    await page.click("header form[action='/desk/logout'] button")
+    await page.wait_for_url(re.compile(r"/desk/login$"))
+    await sign_in(page, serve, "mia")
+    await page.click("text=Dashboard")
+    chart = page.locator("#chart-load svg")
+    await chart.wait_for()
+    labels = await chart.locator("text").all_text_contents()
+    assert "Alice" in labels and "Mia" in labels
+    assert await page.locator("#chart-satisfaction svg").count() == 1
+    await shot(page, "05-dashboard")
+
+    # The client: the acknowledgement's link opens the portal; they rate the resolved ticket, then write again.
+    ack = mail_to(serve, "ivan@example.org", f"[#{number}]")
+    link = re.search(r"http://\S+/portal/[\w-]+", ack.get_body(("plain",)).get_content())
+    assert link, "no portal link in the acknowledgement"
+    client = await browser.new_page()
+    client.set_default_timeout(TIMEOUT_MS)
+    await client.goto(link.group(0))
+    assert "resolved" in await client.locator("strong.status").inner_text()
+    assert "a technician comes at 3 pm" in await client.locator(".timeline").inner_text()
+    await client.check("input[name=score][value='5']")
+    await client.fill("textarea[name=comment]", "Quick and kind")
+    await client.click("#rate button")
+    await client.locator("p.notice").wait_for()
+    assert "5 / 5" in await client.content()
+    await client.fill("textarea[name=body]", "It broke again, sorry")
+    await client.click("form[action$='/portal/" + link.group(0).rsplit("/", 1)[1] + "'] button")
+    await client.locator("p.notice").wait_for()
+    assert "It broke again, sorry" in await client.locator(".timeline").inner_text()
+    assert "in progress" in await client.locator("strong.status").inner_text()  # the reply reopened it
+    await shot(client, "06-portal-rated-and-replied")
+
+    await page.reload()
+    assert "5 ★" in " ".join(await page.locator("#chart-satisfaction svg text").all_text_contents())

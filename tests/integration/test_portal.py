@@ -1,0 +1,92 @@
+"""The customer portal over real HTTP: the link in the acknowledgement shows the ticket's status and public
+history (never internal notes), a reply joins the ticket (and reopens a resolved one), a resolved ticket is rated
+once, and the scores reach the dashboard; a wrong key shows nothing."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from switchboard.bootstrap import Runtime
+from tickets.inbound import Identity, Inbound
+from tickets.models import Message, Outbox, Rating, Ticket
+
+
+def form(subject: str = "Printer", body: str = "It does not print") -> Inbound:
+    return Inbound(channel="webform", identities=(Identity("email", "client@example.com"),), subject=subject,
+                   body_text=body, customer_name="Client", language="en")
+
+
+async def portal_path(runtime: Runtime, number: int) -> str:
+    async with runtime.sessions() as session:
+        ack = await session.scalar(select(Outbox).where(Outbox.ticket_id == number, Outbox.kind == "ack"))
+    assert ack is not None
+    found = re.search(r"(http://\S+/portal/[\w-]+)", ack.body_text)
+    assert found, ack.body_text
+    return found.group(1).removeprefix(runtime.settings.public_url)
+
+
+async def test_the_acknowledgement_links_the_portal_where_the_client_reads_and_replies(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    agent, _ = await add_agent("Anna")
+    ticket = (await runtime.service.ingest(form())).ticket
+    await runtime.service.add_message(agent, ticket.id, "Have you tried turning it off and on?", internal=False)
+    await runtime.service.add_message(agent, ticket.id, "SECRET: customer is on the old plan", internal=True)
+    path = await portal_path(runtime, ticket.id)
+
+    html = await (await client.get(path)).text()
+    assert f"#{ticket.id}: Printer" in html and "in progress" in html
+    assert "It does not print" in html and "turning it off and on" in html
+    assert "SECRET" not in html  # internal notes never
+    assert (await client.get("/portal/not-a-key")).status == 404
+
+    sent = await client.post(path, data={"body": "Still broken", "idempotency": "k1"}, allow_redirects=False)
+    assert sent.status == 303 and sent.headers["Location"] == f"{path}?done=sent"
+    again = await client.post(path, data={"body": "Still broken", "idempotency": "k1"}, allow_redirects=False)
+    assert again.status == 303  # a double submit stores one message
+    async with runtime.sessions() as session:
+        inbound = list(await session.scalars(select(Message.body_text).where(
+            Message.ticket_id == ticket.id, Message.channel == "portal")))
+    assert inbound == ["Still broken"]
+    empty = await client.post(path, data={"body": "  "}, allow_redirects=False)
+    assert empty.status == 303 and "error=" in empty.headers["Location"]
+
+
+async def test_a_resolved_ticket_is_rated_once_and_the_score_reaches_the_dashboard(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    agent, _ = await add_agent("Anna")
+    ticket = (await runtime.service.ingest(form())).ticket
+    path = await portal_path(runtime, ticket.id)
+    early = await client.post(f"{path}/rate", data={"score": "5"}, allow_redirects=False)
+    assert "error=" in early.headers["Location"]  # not before it is resolved
+    await runtime.service.update_ticket(agent, ticket.id, {"status": "resolved"})
+    async with runtime.sessions() as session:
+        notice = await session.scalar(select(Outbox).where(Outbox.ticket_id == ticket.id, Outbox.kind == "resolved"))
+    assert notice is not None and f"{runtime.settings.public_url}{path}#rate" in notice.body_text
+
+    html = await (await client.get(path)).text()
+    assert 'name="score"' in html and "How did we do?" in html
+    rated = await client.post(f"{path}/rate", data={"score": "4", "comment": "<b>quick</b>"}, allow_redirects=False)
+    assert rated.status == 303 and rated.headers["Location"] == f"{path}?done=rated"
+    twice = await client.post(f"{path}/rate", data={"score": "1"}, allow_redirects=False)
+    assert "error=" in twice.headers["Location"]
+    bad = await client.post(f"{path}/rate", data={"score": "9"}, allow_redirects=False)
+    assert "error=" in bad.headers["Location"]
+    async with runtime.sessions() as session:
+        [rating] = list(await session.scalars(select(Rating)))
+    assert (rating.ticket_id, rating.score, rating.comment) == (ticket.id, 4, "<b>quick</b>")
+    html = await (await client.get(path)).text()
+    assert "4 / 5" in html and 'name="score"' not in html
+
+    # A reply from the portal reopens the resolved ticket, like a mail would.
+    await client.post(path, data={"body": "It broke again"}, allow_redirects=False)
+    async with runtime.sessions() as session:
+        assert (await session.get_one(Ticket, ticket.id)).status == "open"
+
+    report = await runtime.service.report()
+    assert report.ratings == [0, 0, 0, 1, 0] and report.satisfaction == 4.0
