@@ -10,6 +10,7 @@ from channels.chat.webchat import handlers as webchat
 from channels.phone import handlers as phone
 from channels.webform import handlers as webform
 from desk import api, health, notifications, portal
+from desk.console import admin as console_admin
 from desk.console import auth as console_auth
 from desk.console import dashboard as console_dashboard
 from desk.console import pages as console_pages
@@ -32,7 +33,7 @@ def create_app(rt: Runtime) -> web.Application:
     document = build_openapi(all_endpoints(), version("switchboard"))
     app.router.add_get("/api/v1/openapi.json", openapi_handler(document))
     app.router.add_routes([*console_auth.routes(), *console_pages.routes(), *console_dashboard.routes(),
-                           *portal.routes()])
+                           *console_admin.routes(), *portal.routes()])
     app.router.add_get("/", _home)
     if rt.telegram_bot is not None:
         from channels.chat.telegram import webhook

@@ -76,12 +76,16 @@ def _matches(ticket: Ticket, query: str) -> bool:
 
 async def ticket(request: web.Request) -> web.Response:
     signed = await require(request)
-    view = await runtime(request).service.get_ticket(signed.agent, _number(request))
+    service = runtime(request).service
+    view = await service.get_ticket(signed.agent, _number(request))
+    card = await service.get_customer(signed.agent, view.customer.id)
+    agents = [v.agent for v in await service.list_agents()] if signed.agent.role in MANAGERS else []
     notice = request.query.get("done")
     # One timeline: messages and events by time (a message before the events it caused).
     timeline = sorted([("message", m) for m in view.messages] + [("event", e) for e in view.events],
                       key=lambda item: (item[1].created_at, item[0] != "message", item[1].id))
-    return page(request, "ticket.html", signed, view=view, now=view.as_of, timeline=timeline,
+    return page(request, "ticket.html", signed, view=view, now=view.as_of, timeline=timeline, card=card,
+                agents=agents, managers=signed.agent.role in MANAGERS,
                 notice=notice if notice in NOTICES else None, error=request.query.get("error"))
 
 
@@ -98,8 +102,15 @@ async def act(request: web.Request) -> web.Response:
             await service.add_message(signed.agent, number, body, internal=action == "note")
             done = "done_reply" if action == "reply" else "done_note"
         elif action == "save":
-            changes = {k: form[k] for k in ("status", "priority") if form.get(k)}
+            changes: dict[str, Any] = {k: form[k] for k in ("status", "priority") if form.get(k)}
+            if "category" in form:
+                changes["category"] = form["category"].strip() or None
             await service.update_ticket(signed.agent, number, changes)
+            done = "done_saved"
+        elif action == "transfer":
+            if not form.get("assignee", "").isdigit():
+                raise _Back(number, "choose an agent")
+            await service.update_ticket(signed.agent, number, {"assignee": int(form["assignee"])})
             done = "done_saved"
         elif action == "take":
             await service.update_ticket(signed.agent, number, {"assignee": signed.agent.id})

@@ -236,3 +236,51 @@ async def test_the_dashboard_draws_load_per_agent_for_managers_only_and_exports_
     lines = (await csv_answer.text()).splitlines()
     assert lines[0] == "agent,presence,open,capacity" and "Anna,available,3,10" in lines
     assert (await client.get("/desk/dashboard/nothing.csv")).status == 404
+
+
+async def test_admin_pages_list_the_team_check_a_regulations_file_and_show_delivery_history(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent, add_agent: Any
+) -> None:
+    await sign_in(client)
+    assert (await client.get("/desk/admin")).status == 403  # an agent cannot see admin pages
+    client.session.cookie_jar.clear()
+    root, _ = await add_agent("Root", email="root@example.com", role=Role.admin, presence="offline")
+    await runtime.service.set_password(root.id, PASSWORD)
+    await runtime.service.ingest(form(1))  # its acknowledgement and Anna's notice are notifications
+    await sign_in(client, email="root@example.com")
+
+    html = await (await client.get("/desk/admin")).text()
+    assert "anna@example.com" in html and "request" in html and "reassign" in html
+    assert html.count("data-notification=") == 2
+    bad = await client.post("/desk/admin/regulations", data={
+        "csrf": csrf_of(html), "draft": "regulations:\n  - name: x\n    steps:\n      - {name: a, after: one day}\n"})
+    assert bad.status == 422 and "draft:4: regulations.0.steps.0.after" in await bad.text()
+    good = await client.post("/desk/admin/regulations", data={
+        "csrf": csrf_of(html), "draft": "regulations:\n  - name: x\n    steps:\n      - {name: a, after: 2h, unless: resolved, breach: true}\n"})
+    assert good.status == 200 and "The file is valid." in await good.text()
+    forged = await client.post("/desk/admin/regulations", data={"draft": "regulations: []"})
+    assert forged.status == 403
+
+
+async def test_the_ticket_page_shows_the_customers_other_tickets_and_a_manager_transfers_it(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent, add_agent: Any
+) -> None:
+    mia, _ = await add_agent("Mia", email="mia@example.com", role=Role.manager, presence="offline")
+    await runtime.service.set_password(mia.id, PASSWORD)
+    boris, _ = await add_agent("Boris", presence="offline")
+    first = (await runtime.service.ingest(form(1, "Invoice"))).ticket
+    await runtime.service.update_ticket(anna, first.id, {"status": "resolved"})
+    second = (await runtime.service.ingest(Inbound(
+        channel="webform", identities=(Identity("email", "client1@example.com"),), subject="Printer again",
+        body_text="Again"))).ticket
+    await sign_in(client, email="mia@example.com")
+    html = await (await client.get(f"/desk/tickets/{second.id}")).text()
+    assert f'href="/desk/tickets/{first.id}">#{first.id} Invoice 1</a>' in html
+    moved = await client.post(f"/desk/tickets/{second.id}", allow_redirects=False, data={
+        "csrf": csrf_of(html), "action": "transfer", "assignee": str(boris.id)})
+    assert moved.status == 303
+    saved = await client.post(f"/desk/tickets/{second.id}", allow_redirects=False, data={
+        "csrf": csrf_of(html), "action": "save", "status": "open", "priority": "high", "category": "hardware"})
+    assert saved.status == 303
+    view = await runtime.service.get_ticket(mia, second.id)
+    assert (view.ticket.assignee_id, view.ticket.priority, view.ticket.category) == (boris.id, "high", "hardware")

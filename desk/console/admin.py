@@ -1,0 +1,64 @@
+"""Admin pages of the console (admin role): agents, groups and skills, support addresses, the regulations in
+effect (and a checker for a changed file), and the notification history with every delivery attempt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from desk.console.auth import Signed, form_of, require
+from desk.console.render import page
+from desk.http import runtime
+from notifier.history import notifications
+from sla.describe import describe_book
+from sla.regulations import RegulationsError, build_book
+from sla.sources import SourceError, parse_yaml
+from tickets.models import Role
+
+MAX_CHECKED = 200_000
+
+
+async def _admin(request: web.Request) -> Signed:
+    signed = await require(request)
+    if signed.agent.role != Role.admin:
+        raise web.HTTPForbidden(text="These pages are for admins.")
+    return signed
+
+
+async def _context(request: web.Request) -> dict[str, Any]:
+    rt = runtime(request)
+    async with rt.sessions() as session:
+        history = await notifications(session, limit=50)
+    return {
+        "agents": await rt.service.list_agents(), "groups": await rt.service.list_groups(),
+        "skills": await rt.service.list_skills(), "addresses": rt.settings.smtp.addresses,
+        "regulations": describe_book(rt.settings.regulation_book()), "history": history,
+    }
+
+
+async def admin(request: web.Request) -> web.Response:
+    signed = await _admin(request)
+    return page(request, "admin.html", signed, checked=None, problems=[], draft="", **await _context(request))
+
+
+async def check_regulations(request: web.Request) -> web.Response:
+    """Validate a regulations file (YAML) pasted in, as the server would at start: every problem with its line."""
+    signed = await _admin(request)
+    form = await form_of(request, signed)
+    draft = form.get("draft", "")[:MAX_CHECKED]
+    problems: list[str] = []
+    checked = None
+    try:
+        document, lines = parse_yaml(draft)
+        checked = describe_book(build_book(document, "draft", runtime(request).settings.calendar.spec(), lines))
+    except SourceError as error:
+        problems = [f"draft:{error.line or '?'}: {error.why}"]
+    except RegulationsError as error:
+        problems = [f"draft{f':{line}' if line else ''}: {field}: {why}" for line, field, why in error.problems]
+    return page(request, "admin.html", signed, checked=checked, problems=problems, draft=draft,
+                status=200 if checked else 422, **await _context(request))
+
+
+def routes() -> list[Any]:
+    return [web.get("/desk/admin", admin), web.post("/desk/admin/regulations", check_regulations)]
