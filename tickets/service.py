@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -263,6 +263,7 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         overdue: bool = False,
         limit: int = 50,
         before: int | None = None,
+        search: str | None = None,
     ) -> TicketPage:
         """Newest first, keyset-paginated by number so deep pages stay as fast as the first."""
         async with self._transaction() as session:
@@ -277,6 +278,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
                 query = query.join(Group, Group.id == Ticket.group_id).where(Group.name == group)
             if overdue:
                 query = query.where(deadlines.overdue(self._clock.now()))
+            if search:
+                query = query.where(_matching(search))
             if before is not None:
                 query = query.where(Ticket.id < before)
             tickets = list(await session.scalars(query))
@@ -643,6 +646,24 @@ async def _visible_to(session: AsyncSession, viewer: Agent, query: Select[tuple[
     if _sees_everything(viewer):
         return query
     return query.where(or_(Ticket.assignee_id == viewer.id, Ticket.group_id.in_(await group_ids_of(session, viewer.id))))
+
+
+def _matching(search: str) -> ColumnElement[bool]:
+    """The ticket's number, or the text in its subject, its messages, or its customer's name or addresses."""
+    text = search.strip().lower()
+    number = text.lstrip("#")
+    like = f"%{text.replace('%', '').replace('_', '')}%"
+    conditions: list[ColumnElement[bool]] = [
+        func.lower(Ticket.subject).like(like),
+        exists(select(Message.id).where(Message.ticket_id == Ticket.id, Message.direction != Direction.internal,
+                                        func.lower(Message.body_text).like(like))),
+        exists(select(Customer.id).where(Customer.id == Ticket.customer_id, func.lower(Customer.name).like(like))),
+        exists(select(CustomerIdentity.id).where(CustomerIdentity.customer_id == Ticket.customer_id,
+                                                 func.lower(CustomerIdentity.address).like(like))),
+    ]
+    if number.isdigit():
+        conditions.append(Ticket.id == int(number))
+    return or_(*conditions)
 
 
 async def _customer_view(session: AsyncSession, viewer: Agent, customer_id: int) -> CustomerView:

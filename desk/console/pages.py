@@ -56,10 +56,12 @@ async def queue(request: web.Request) -> web.Response:
         arguments["assignee"] = None
     elif view == "overdue":
         arguments["overdue"] = True
+    query = request.query.get("q", "").strip()[:200]
+    if query:
+        arguments.pop("assignee", None)  # a search looks through every ticket the agent may see
+        arguments["status"] = None
     service = runtime(request).service
-    listed = await service.list_tickets(signed.agent, limit=200, **arguments)
-    query = request.query.get("q", "").strip()
-    tickets = [t for t in listed.tickets if _matches(t, query)] if query else listed.tickets
+    tickets = (await service.list_tickets(signed.agent, limit=200, search=query or None, **arguments)).tickets
     summary = await service.deadline_summary([t.id for t in tickets])
     rows = [Row(t, *(summary[t.id].next, summary[t.id].breached) if t.id in summary else (None, False))
             for t in tickets]
@@ -67,11 +69,6 @@ async def queue(request: web.Request) -> web.Response:
     rows.sort(key=lambda r: (r.next is None, r.next.due_at.timestamp() if r.next else 0.0, -r.ticket.id))
     return page(request, "queue.html", signed, rows=rows, view=view, q=query, now=runtime(request).clock.now(),
                 managers=signed.agent.role in MANAGERS)
-
-
-def _matches(ticket: Ticket, query: str) -> bool:
-    text = query.lstrip("#").lower()
-    return text == str(ticket.id) or text in (ticket.subject or "").lower()
 
 
 async def ticket(request: web.Request) -> web.Response:

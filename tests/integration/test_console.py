@@ -284,3 +284,25 @@ async def test_the_ticket_page_shows_the_customers_other_tickets_and_a_manager_t
     assert saved.status == 303
     view = await runtime.service.get_ticket(mia, second.id)
     assert (view.ticket.assignee_id, view.ticket.priority, view.ticket.category) == (boris.id, "high", "hardware")
+
+
+async def test_search_finds_tickets_by_number_customer_address_and_text(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent
+) -> None:
+    printer = (await runtime.service.ingest(form(1, "Printer"))).ticket
+    invoice = (await runtime.service.ingest(Inbound(
+        channel="webform", identities=(Identity("email", "olga@shop.example"),), subject="Invoice",
+        body_text="The VAT number is missing", customer_name="Olga Smirnova"))).ticket
+    await runtime.service.add_message(anna, printer.id, "secret-word in a note", internal=True)
+    await sign_in(client)
+
+    async def found(query: str) -> set[int]:
+        html = await (await client.get("/desk", params={"q": query})).text()
+        return {int(n) for n in re.findall(r'data-ticket="(\d+)"', html)}
+
+    assert await found(f"#{invoice.id}") == {invoice.id}
+    assert await found("olga@shop") == {invoice.id}
+    assert await found("smirnova") == {invoice.id}
+    assert await found("vat number") == {invoice.id}
+    assert await found("printer") == {printer.id}
+    assert await found("secret-word") == set()  # internal notes are not searched from the queue
