@@ -15,8 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,17 +27,6 @@ from tests.integration.test_serve import Serve, cli
 TIMEOUT_MS = 15_000
 PASSWORD = "correct horse battery"
 SHOTS = REPO / "tests" / "artifacts" / "screenshots"
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    (tmp_path / "serve").mkdir()
-    server = Serve(tmp_path / "serve", {"SWITCHBOARD_HTTP_FORM_RATE_LIMIT": "0"})
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

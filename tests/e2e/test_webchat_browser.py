@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from urllib.parse import quote
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,6 @@ from tests.integration.test_serve import Serve, cli
 
 TIMEOUT = 15.0
 XSS = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Serve]:
-    (tmp_path / "serve").mkdir()
-    server = Serve(tmp_path / "serve")
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
