@@ -11,20 +11,22 @@ from collections.abc import AsyncIterator, Sequence
 
 from redis.asyncio import Redis
 
-CHANNEL = "switchboard:tickets:changed"
+CHANNEL = "switchboard:{db}:tickets:changed"
+"""Pub/sub channels ignore Redis's database number: naming it keeps two deployments on one server apart."""
 
 
 class RedisChangeFeed:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self.channel = CHANNEL.format(db=redis.connection_pool.connection_kwargs.get("db", 0))
 
     async def changed(self, numbers: Sequence[int]) -> None:
-        await self._redis.publish(CHANNEL, json.dumps({"tickets": list(numbers)}))
+        await self._redis.publish(self.channel, json.dumps({"tickets": list(numbers)}))
 
     async def watch(self) -> AsyncIterator[list[int]]:
         """The ticket numbers of each change, as they are committed, until the caller stops."""
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.subscribe(self.channel)
         try:
             async for message in pubsub.listen():
                 if message.get("type") != "message":
@@ -34,5 +36,5 @@ class RedisChangeFeed:
                 except (ValueError, KeyError, TypeError):
                     continue
         finally:
-            await pubsub.unsubscribe(CHANNEL)
+            await pubsub.unsubscribe(self.channel)
             await pubsub.aclose()

@@ -287,6 +287,20 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
             tickets = tickets[:limit]
             return TicketPage(tickets, tickets[-1].id if more else None)
 
+    async def customer_names(self, customer_ids: Sequence[int]) -> dict[int, str]:
+        """How a list shows each client: their name, else their first address."""
+        if not customer_ids:
+            return {}
+        async with self._transaction() as session:
+            names = dict(list(await session.execute(
+                select(Customer.id, Customer.name).where(Customer.id.in_(set(customer_ids))))))
+            for customer_id, address in await session.execute(
+                    select(CustomerIdentity.customer_id, CustomerIdentity.address)
+                    .where(CustomerIdentity.customer_id.in_(set(customer_ids))).order_by(CustomerIdentity.id)):
+                if not names.get(customer_id):
+                    names[customer_id] = address
+            return {k: v for k, v in names.items() if v}
+
     async def deadline_summary(self, numbers: Sequence[int]) -> dict[int, DeadlineSummary]:
         """Per ticket: its next pending step, and whether a step was breached — what a queue shows as a countdown."""
         if not numbers:

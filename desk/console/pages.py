@@ -11,11 +11,14 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from markupsafe import Markup
 
 from desk.console import live
 from desk.console.auth import form_of, require
 from desk.console.render import page
 from desk.http import runtime
+from tickets.attachments import safe_filename
+from tickets.content import sanitize_html
 from tickets.errors import DomainError
 from tickets.models import Deadline, Presence, Role, Ticket, TicketStatus
 
@@ -67,7 +70,9 @@ async def queue(request: web.Request) -> web.Response:
             for t in tickets]
     # Soonest deadline first (the late ones at the top), then the tickets without one, newest first.
     rows.sort(key=lambda r: (r.next is None, r.next.due_at.timestamp() if r.next else 0.0, -r.ticket.id))
+    customers = await service.customer_names([t.customer_id for t in tickets])
     return page(request, "queue.html", signed, rows=rows, view=view, q=query, now=runtime(request).clock.now(),
+                customers=customers,
                 managers=signed.agent.role in MANAGERS)
 
 
@@ -81,7 +86,8 @@ async def ticket(request: web.Request) -> web.Response:
     # One timeline: messages and events by time (a message before the events it caused).
     timeline = sorted([("message", m) for m in view.messages] + [("event", e) for e in view.events],
                       key=lambda item: (item[1].created_at, item[0] != "message", item[1].id))
-    return page(request, "ticket.html", signed, view=view, now=view.as_of, timeline=timeline, card=card,
+    html = {m.id: Markup(sanitize_html(m.body_html)) for m in view.messages if m.body_html}  # cleaned again
+    return page(request, "ticket.html", signed, view=view, now=view.as_of, timeline=timeline, card=card, html=html,
                 agents=agents, managers=signed.agent.role in MANAGERS,
                 notice=notice if notice in NOTICES else None, error=request.query.get("error"))
 
@@ -144,8 +150,34 @@ def _back_to(value: str | None) -> str:
     return value if value and value.startswith("/desk") and not value.startswith("//") else "/desk"
 
 
+async def attachment(request: web.Request) -> web.StreamResponse:
+    """A file of a message on a ticket the agent may open; always a download, never rendered as a page."""
+    signed = await require(request)
+    rt = runtime(request)
+    view = await rt.service.get_ticket(signed.agent, _number(request))
+    message = next((m for m in view.messages if str(m.id) == request.match_info["message"]), None)
+    index = request.match_info["index"]
+    if message is None or not index.isdigit() or int(index) >= len(message.attachments or []):
+        raise web.HTTPNotFound(text="no such attachment")
+    ref = message.attachments[int(index)]
+    try:
+        path = rt.attachments.open_path(str(ref.get("path", "")))
+    except ValueError:
+        raise web.HTTPNotFound(text="no such attachment") from None
+    if not path.is_file():
+        raise web.HTTPNotFound(text="the file is missing from the attachment store")
+    kind = str(ref.get("content_type") or "application/octet-stream")
+    if not kind.startswith(("image/", "application/pdf", "text/plain")) or kind == "image/svg+xml":
+        kind = "application/octet-stream"  # HTML, SVG and the like could run script on our origin
+    name = safe_filename(str(ref.get("name") or "attachment"))
+    return web.FileResponse(path, headers={"Content-Type": kind, "X-Content-Type-Options": "nosniff",
+                                           "Content-Disposition": f'attachment; filename="{name}"',
+                                           "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+
 def routes() -> list[Any]:
     return [web.get("/desk", queue), web.get("/desk/tickets/{number}", ticket),
+            web.get("/desk/tickets/{number}/files/{message}/{index}", attachment),
             web.post("/desk/tickets/{number}", act), web.post("/desk/presence", presence),
             web.get("/desk/events", live.events), web.static("/desk/static", STATIC, append_version=True)]
 

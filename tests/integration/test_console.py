@@ -306,3 +306,36 @@ async def test_search_finds_tickets_by_number_customer_address_and_text(
     assert await found("vat number") == {invoice.id}
     assert await found("printer") == {printer.id}
     assert await found("secret-word") == set()  # internal notes are not searched from the queue
+
+
+async def test_email_html_is_shown_cleaned_and_attachments_download_without_running(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent
+) -> None:
+    from tickets.inbound import AttachmentRef
+
+    stored = await runtime.attachments.save("page.html", "text/html", b"<script>alert(1)</script>")
+    picture = await runtime.attachments.save("photo.png", "image/png", b"\x89PNG\r\n\x1a\n")
+    ticket = (await runtime.service.ingest(Inbound(
+        channel="email", identities=(Identity("email", "eve@example.com"),), subject="Look", external_id="<m@x>",
+        body_text="Look at this", body_html='<p onclick="steal()">Look <b>here</b><script>alert(3)</script></p>'
+                                            '<a href="javascript:alert(4)">x</a><img src="http://t.example/p.gif">',
+        attachments=(stored, picture), customer_name="Eve"))).ticket
+    assert isinstance(stored, AttachmentRef)
+    await sign_in(client)
+    queue = await (await client.get("/desk")).text()
+    assert "<td class=\"wide\">Eve</td>" in queue  # the customer column
+    html = await (await client.get(f"/desk/tickets/{ticket.id}")).text()
+    body = re.search(r'<div class="html-body">(.*?)</div>', html, re.S)
+    assert body and "<b>here</b>" in body.group(1)
+    for bad in ("onclick", "<script>alert(3)", "javascript:", "alert(1)"):
+        assert bad not in html, bad
+    links = re.findall(rf'href="(/desk/tickets/{ticket.id}/files/\d+/\d+)"', html)
+    assert len(links) == 2
+    page_file = await client.get(links[0])
+    assert page_file.status == 200 and page_file.headers["Content-Type"] == "application/octet-stream"
+    assert page_file.headers["Content-Disposition"].startswith("attachment") and \
+        "sandbox" in page_file.headers["Content-Security-Policy"]
+    assert await page_file.read() == b"<script>alert(1)</script>"  # stored as sent, delivered as a download
+    image = await client.get(links[1])
+    assert image.headers["Content-Type"] == "image/png"
+    assert (await client.get(f"/desk/tickets/{ticket.id}/files/999/0")).status == 404
