@@ -324,8 +324,10 @@ async def test_a_worker_killed_mid_send_never_sends_a_second_copy(
         worker.wait(10)
         [row] = await sms_rows(rt)
         assert row.status == OutboxStatus.sending and row.attempts == 1  # claimed, then nobody came back
+        await asyncio.sleep(2.5)  # the claim goes stale (SWITCHBOARD_NOTIFIER_STALE_AFTER_SECONDS=2)
 
-        # Another worker: its outbox sweeper (at start) takes the stale claim over and resends with the same key.
+        # Another worker: its outbox sweeper (at start) takes the stale claim over and resends with the same key;
+        # started before the claim was stale, it would wait for the sweeper's next minute.
         worker = subprocess.Popen([sys.executable, "-m", "switchboard.cli", "worker"], cwd=REPO, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await until(lambda: settled(rt), timeout=60)
