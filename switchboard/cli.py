@@ -109,6 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     add_skill.add_argument("--description", metavar="TEXT")
     skill.add_parser("list", help="list skills and how many agents have each")
 
+    canned = commands.add_parser("canned", help="canned responses agents insert into replies").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    add_canned = canned.add_parser("add", help="add one: {name} and {number} are filled in for each ticket")
+    add_canned.add_argument("title")
+    add_canned.add_argument("--text", required=True, help="the response ('-' reads it from stdin)")
+    canned.add_parser("list", help="list canned responses")
+    remove_canned = canned.add_parser("remove", help="remove a canned response")
+    remove_canned.add_argument("id", type=int)
+
     rule = commands.add_parser("rule", help="manage routing rules (group, skills and priority of new tickets)") \
         .add_subparsers(dest="action", required=True, metavar="ACTION")
     add_rule = rule.add_parser("add", help="add a rule: new tickets matching every condition given get its effects")
@@ -144,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     commands: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
-        "agent": _agent, "group": _group, "skill": _skill, "rule": _rule, "mail": _mail, "bot": _bot, "calls": _calls,
+        "agent": _agent, "group": _group, "skill": _skill, "canned": _canned, "rule": _rule, "mail": _mail, "bot": _bot, "calls": _calls,
         "notifications": _notifications, "regulations": _regulations,
     }
     try:
@@ -397,6 +406,29 @@ async def _skill(settings: Settings, args: argparse.Namespace) -> int:
 def _skill_line(skill: Any, agents: int | None = None) -> str:
     return (skill.name + (f"  {_count(agents, 'agent')}" if agents is not None else "")
             + (f"  {skill.description}" if skill.description else ""))
+
+
+async def _canned(settings: Settings, args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if getattr(args, "text", None) == "-" else getattr(args, "text", None)
+
+    async def work(service: Any) -> int:
+        if args.action == "add":
+            canned = await service.add_canned(args.title, text or "")
+            print(f"added canned response {canned.id} {canned.title!r}")
+        elif args.action == "remove":
+            await service.remove_canned(args.id)
+            print(f"removed canned response {args.id}", file=sys.stderr)
+        else:
+            responses = await service.list_canned()
+            if not responses:
+                print("no canned responses yet; add one with `switchboard canned add TITLE --text TEXT`",
+                      file=sys.stderr)
+            for canned in responses:
+                first = canned.body.splitlines()[0][:60] if canned.body else ""
+                print(f"{canned.id:>4}  {canned.title}  — {first}")
+        return 0
+
+    return await _with_service(settings, work)
 
 
 async def _skill_add(settings: Settings, args: argparse.Namespace) -> int:

@@ -364,6 +364,17 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class CannedResponse(Base):
+    """A reply agents insert and adapt instead of typing it again; `{name}` and `{number}` are filled in."""
+
+    __tablename__ = "canned_responses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    title: Mapped[str] = mapped_column(String(100), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Rating(Base):
     """The client's answer to "how did we do?" on a resolved ticket: one per ticket."""
 

@@ -23,6 +23,7 @@ from tickets.clock import Clock
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.ingest import ensure_group
 from tickets.models import (
+    CannedResponse,
     Agent,
     AgentGroup,
     AgentSkill,
@@ -311,6 +312,28 @@ class StaffCommands:
         return found
 
     # --- skills --------------------------------------------------------------------------------
+
+    async def add_canned(self, title: str, body: str) -> CannedResponse:
+        title, body = " ".join(title.split()), body.strip()
+        if not title or len(title) > 100:
+            raise InvalidInput({"title": "a short title, at most 100 characters"})
+        if not body:
+            raise InvalidInput({"text": "the response needs its text"})
+        async with self._transaction() as session:
+            if await session.scalar(select(CannedResponse.id).where(CannedResponse.title == title)) is not None:
+                raise Conflict(f"a canned response titled {title!r} exists already")
+            canned = CannedResponse(title=title, body=body, created_at=self._clock.now())
+            session.add(canned)
+            return canned
+
+    async def list_canned(self) -> list[CannedResponse]:
+        async with self._transaction() as session:
+            return list(await session.scalars(select(CannedResponse).order_by(CannedResponse.title)))
+
+    async def remove_canned(self, canned_id: int) -> None:
+        async with self._transaction() as session:
+            if (await session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id))).rowcount == 0:
+                raise NotFound(f"no canned response {canned_id}")
 
     async def add_skill(self, name: str, description: str | None = None) -> Skill:
         name = name.strip().lower()

@@ -4,6 +4,7 @@ effect (and a checker for a changed file), and the notification history with eve
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from notifier.history import notifications
 from sla.describe import describe_book
 from sla.regulations import RegulationsError, build_book
 from sla.sources import SourceError, parse_yaml
+from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.models import Role
 
 MAX_CHECKED = 200_000
@@ -34,12 +36,14 @@ async def _context(request: web.Request) -> dict[str, Any]:
         "agents": await rt.service.list_agents(), "groups": await rt.service.list_groups(),
         "skills": await rt.service.list_skills(), "addresses": rt.settings.smtp.addresses,
         "regulations": describe_book(rt.settings.regulation_book()), "history": history,
+        "canned": await rt.service.list_canned(),
     }
 
 
 async def admin(request: web.Request) -> web.Response:
     signed = await _admin(request)
-    return page(request, "admin.html", signed, checked=None, problems=[], draft="", **await _context(request))
+    return page(request, "admin.html", signed, checked=None, problems=[], draft="",
+                error=request.query.get("error"), **await _context(request))
 
 
 async def check_regulations(request: web.Request) -> web.Response:
@@ -56,9 +60,33 @@ async def check_regulations(request: web.Request) -> web.Response:
         problems = [f"draft:{error.line or '?'}: {error.why}"]
     except RegulationsError as error:
         problems = [f"draft{f':{line}' if line else ''}: {field}: {why}" for line, field, why in error.problems]
-    return page(request, "admin.html", signed, checked=checked, problems=problems, draft=draft,
+    return page(request, "admin.html", signed, checked=checked, problems=problems, draft=draft, error=None,
                 status=200 if checked else 422, **await _context(request))
 
 
+async def add_canned(request: web.Request) -> web.Response:
+    signed = await _admin(request)
+    form = await form_of(request, signed)
+    try:
+        await runtime(request).service.add_canned(form.get("title", ""), form.get("text", ""))
+    except (InvalidInput, Conflict) as exc:
+        reason = "; ".join(exc.fields.values()) if isinstance(exc, InvalidInput) else str(exc)
+        raise web.HTTPSeeOther(f"/desk/admin?error={quote(reason[:200])}#canned") from None
+    raise web.HTTPSeeOther("/desk/admin#canned")
+
+
+async def remove_canned(request: web.Request) -> web.Response:
+    signed = await _admin(request)
+    await form_of(request, signed)
+    raw = request.match_info["id"]
+    if raw.isdigit():
+        try:
+            await runtime(request).service.remove_canned(int(raw))
+        except NotFound:
+            pass  # removed already: the page shows what is left
+    raise web.HTTPSeeOther("/desk/admin#canned")
+
+
 def routes() -> list[Any]:
-    return [web.get("/desk/admin", admin), web.post("/desk/admin/regulations", check_regulations)]
+    return [web.get("/desk/admin", admin), web.post("/desk/admin/regulations", check_regulations),
+            web.post("/desk/admin/canned", add_canned), web.post("/desk/admin/canned/{id}/remove", remove_canned)]

@@ -87,9 +87,19 @@ async def ticket(request: web.Request) -> web.Response:
     timeline = sorted([("message", m) for m in view.messages] + [("event", e) for e in view.events],
                       key=lambda item: (item[1].created_at, item[0] != "message", item[1].id))
     html = {m.id: Markup(sanitize_html(m.body_html)) for m in view.messages if m.body_html}  # cleaned again
+    fill = {"name": view.customer.name or "", "number": str(view.ticket.id)}
+    canned = [(c.title, _filled(c.body, fill)) for c in await service.list_canned()]
     return page(request, "ticket.html", signed, view=view, now=view.as_of, timeline=timeline, card=card, html=html,
+                canned=canned,
                 agents=agents, managers=signed.agent.role in MANAGERS,
                 notice=notice if notice in NOTICES else None, error=request.query.get("error"))
+
+
+def _filled(body: str, values: dict[str, str]) -> str:
+    """`{name}` and `{number}` replaced; any other brace stays as written."""
+    for key, value in values.items():
+        body = body.replace("{" + key + "}", value)
+    return body
 
 
 async def act(request: web.Request) -> web.Response:

@@ -93,6 +93,7 @@ async def test_an_agent_answers_a_live_ticket_a_manager_reads_the_chart_the_clie
     serve: Serve, browser: Any
 ) -> None:
     add_agent(serve, "Alice")
+    assert cli(serve.cwd, serve.env, "canned", "add", "Greeting", "--text", "Hello {name},").returncode == 0
     add_agent(serve, "Mia", "--role", "manager")
     assert cli(serve.cwd, serve.env, "agent", "set", "mia@example.com", "--presence", "offline").returncode == 0
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
@@ -115,6 +116,8 @@ async def test_an_agent_answers_a_live_ticket_a_manager_reads_the_chart_the_clie
     # Answer it: the reply goes out by email to the client, and the first step's countdown stops.
     await row.locator("a").first.click()
     await page.wait_for_url(re.compile(rf"/desk/tickets/{number}$"))
+    await page.select_option("#canned", label="Greeting")  # a canned response, filled in for this client
+    assert await page.input_value("textarea[name=body]") == "Hello Ivan Client,"
     await page.fill("textarea[name=body]", "We are on it: a technician comes at 3 pm.")
     await page.click("button[value=reply]")
     await page.locator("p.notice").wait_for()

@@ -339,3 +339,27 @@ async def test_email_html_is_shown_cleaned_and_attachments_download_without_runn
     image = await client.get(links[1])
     assert image.headers["Content-Type"] == "image/png"
     assert (await client.get(f"/desk/tickets/{ticket.id}/files/999/0")).status == 404
+
+
+async def test_an_admin_adds_canned_responses_and_the_ticket_page_offers_them_filled_in(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent, add_agent: Any
+) -> None:
+    root, _ = await add_agent("Root", email="root@example.com", role=Role.admin, presence="offline")
+    await runtime.service.set_password(root.id, PASSWORD)
+    ticket = (await runtime.service.ingest(form(1))).ticket
+    await sign_in(client, email="root@example.com")
+    html = await (await client.get("/desk/admin")).text()
+    added = await client.post("/desk/admin/canned", allow_redirects=False, data={
+        "csrf": csrf_of(html), "title": "Restart", "text": "Hello {name}, please restart it (ticket #{number})."})
+    assert added.status == 303 and added.headers["Location"] == "/desk/admin#canned"
+    again = await client.post("/desk/admin/canned", allow_redirects=False, data={
+        "csrf": csrf_of(html), "title": "Restart", "text": "twice"})
+    assert "error=" in again.headers["Location"]
+    assert [c.title for c in await runtime.service.list_canned()] == ["Restart"]
+
+    client.session.cookie_jar.clear()
+    await sign_in(client)  # Anna, an agent
+    page = await (await client.get(f"/desk/tickets/{ticket.id}")).text()
+    assert f'<option value="Hello Client 1, please restart it (ticket #{ticket.id}).">Restart</option>' in page
+    assert (await client.post("/desk/admin/canned", data={"csrf": csrf_of(page), "title": "x", "text": "y"})
+            ).status == 403  # only admins change them

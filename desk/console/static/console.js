@@ -1,3 +1,17 @@
+// Canned responses: choosing one puts its text (already filled in for this ticket) into the reply box.
+(function () {
+  "use strict";
+  var select = document.getElementById("canned");
+  if (!select) return;
+  select.addEventListener("change", function () {
+    var box = document.getElementById(select.dataset.target);
+    if (!box || !select.value) return;
+    box.value = box.value ? box.value.replace(/\s*$/, "\n\n") + select.value : select.value;
+    select.value = "";
+    box.focus();
+  });
+})();
+
 // Live queue: when the server says tickets changed, fetch this page again and swap the new content in —
 // no reload, nothing typed lost (it waits while a field has focus), at most one refresh in flight.
 (function () {
