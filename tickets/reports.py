@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.clock import Clock
-from tickets.models import Deadline, DeadlineStatus, Rating, Ticket
+from tickets.models import Deadline, DeadlineStatus, Rating, Ticket, TicketStatus
 
 RESPONSE_BUCKETS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=8), timedelta(days=1),
                     timedelta(days=2))
@@ -52,6 +52,8 @@ class Report:
     """Day (ISO date) → channel → tickets created."""
     ratings: list[int]
     """How many clients answered 1, 2, 3, 4 and 5."""
+    pending_by_agent: dict[int, int]
+    """Tickets each agent holds that wait on the client (part of their load)."""
 
     @property
     def satisfaction(self) -> float | None:
@@ -73,7 +75,11 @@ class ReportCommands:
             return Report(since, await _compliance(session, since),
                           await _histogram(session, Ticket.first_response_at, since),
                           await _histogram(session, Ticket.resolved_at, since),
-                          await _by_channel(session, since), await _ratings(session, since))
+                          await _by_channel(session, since), await _ratings(session, since),
+                          dict(list(await session.execute(
+                              select(Ticket.assignee_id, func.count())
+                              .where(Ticket.status == TicketStatus.pending, Ticket.assignee_id.isnot(None))
+                              .group_by(Ticket.assignee_id)))))
 
 
 async def _compliance(session: AsyncSession, since: datetime) -> list[Compliance]:

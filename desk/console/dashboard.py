@@ -41,8 +41,9 @@ async def _tables(request: web.Request, lang: str) -> tuple[dict[str, tuple[list
     groups = await service.list_groups()
     channels = sorted({c for day in report.by_channel.values() for c in day})
     tables = {
-        "load": (["agent", "presence", "open", "capacity"],
-                 [[v.agent.name, str(v.agent.presence), v.load.open, v.agent.capacity] for v in agents]),
+        "load": (["agent", "presence", "open", "pending", "capacity"],
+                 [[v.agent.name, str(v.agent.presence), v.load.open - report.pending_by_agent.get(v.agent.id, 0),
+                   report.pending_by_agent.get(v.agent.id, 0), v.agent.capacity] for v in agents]),
         "queues": (["group", "waiting", "agents"], [[g.group.name, g.waiting, g.agents] for g in groups]),
         "compliance": (["regulation", "step", "in_time", "late", "pending"],
                        [[c.regulation, c.step, c.met, c.late, c.pending] for c in report.compliance]),
@@ -64,9 +65,10 @@ async def dashboard(request: web.Request) -> web.Response:
     tables, report = await _tables(request, lang)
     load_rows = tables["load"][1]
     charts = {
-        "load": bars(words["chart_load"], [words["open"], words["free"]],
-                     [Bar(name, [held, max(0, capacity - held)], f"{held} / {capacity}")
-                      for name, _, held, capacity in load_rows]),
+        "load": bars(words["chart_load"], [words["open"], words["pending"], words["free"]],
+                     [Bar(name, [working, waiting, max(0, capacity - working - waiting)],
+                          f"{working + waiting} / {capacity}")
+                      for name, _, working, waiting, capacity in load_rows]),
         "queues": bars(words["chart_queues"], [words["waiting"]],
                        [Bar(name, [waiting], str(waiting)) for name, waiting, _ in tables["queues"][1]]),
         "compliance": bars(words["chart_compliance"], [words["in_time"], words["late"], words["pending"]],

@@ -20,7 +20,7 @@ from desk.http import runtime
 from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
-from tickets.models import Deadline, Presence, Role, Ticket, TicketStatus
+from tickets.models import PRIORITY_RANK, Deadline, Presence, Role, Ticket, TicketStatus
 
 MANAGERS = (Role.manager, Role.admin)
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +38,16 @@ class Row:
     def countdown(self, now: datetime) -> float | None:
         """Seconds to the next step (negative: late)."""
         return (self.next.due_at - now).total_seconds() if self.next is not None else None
+
+
+SORTS: dict[str, Any] = {
+    # Soonest deadline first (the late ones at the top), then the tickets without one, newest first.
+    "deadline": lambda r: (r.next is None, r.next.due_at.timestamp() if r.next else 0.0, -r.ticket.id),
+    "number": lambda r: -r.ticket.id,
+    "waiting": lambda r: (r.ticket.created_at, r.ticket.id),
+    "priority": lambda r: (-PRIORITY_RANK[r.ticket.priority], r.ticket.created_at),
+}
+"""How a queue may be ordered (`?sort=`): the table's headers link to each."""
 
 
 def _number(request: web.Request) -> int:
@@ -68,11 +78,13 @@ async def queue(request: web.Request) -> web.Response:
     summary = await service.deadline_summary([t.id for t in tickets])
     rows = [Row(t, *(summary[t.id].next, summary[t.id].breached) if t.id in summary else (None, False))
             for t in tickets]
-    # Soonest deadline first (the late ones at the top), then the tickets without one, newest first.
-    rows.sort(key=lambda r: (r.next is None, r.next.due_at.timestamp() if r.next else 0.0, -r.ticket.id))
+    sort = request.query.get("sort", "deadline")
+    if sort not in SORTS:
+        sort = "deadline"
+    rows.sort(key=SORTS[sort])
     customers = await service.customer_names([t.customer_id for t in tickets])
     return page(request, "queue.html", signed, rows=rows, view=view, q=query, now=runtime(request).clock.now(),
-                customers=customers,
+                customers=customers, sort=sort,
                 managers=signed.agent.role in MANAGERS)
 
 

@@ -234,7 +234,7 @@ async def test_the_dashboard_draws_load_per_agent_for_managers_only_and_exports_
     csv_answer = await client.get("/desk/dashboard/load.csv")
     assert csv_answer.status == 200 and csv_answer.content_type == "text/csv"
     lines = (await csv_answer.text()).splitlines()
-    assert lines[0] == "agent,presence,open,capacity" and "Anna,available,3,10" in lines
+    assert lines[0] == "agent,presence,open,pending,capacity" and "Anna,available,3,0,10" in lines
     assert (await client.get("/desk/dashboard/nothing.csv")).status == 404
 
 
@@ -363,3 +363,22 @@ async def test_an_admin_adds_canned_responses_and_the_ticket_page_offers_them_fi
     assert f'<option value="Hello Client 1, please restart it (ticket #{ticket.id}).">Restart</option>' in page
     assert (await client.post("/desk/admin/canned", data={"csrf": csrf_of(page), "title": "x", "text": "y"})
             ).status == 403  # only admins change them
+
+
+async def test_a_queue_sorts_by_number_priority_waiting_and_deadline(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent
+) -> None:
+    first = (await runtime.service.ingest(form(1))).ticket
+    second = (await runtime.service.ingest(form(2))).ticket
+    await runtime.service.update_ticket(anna, first.id, {"priority": "critical"})
+    await sign_in(client)
+
+    async def order(sort: str) -> list[int]:
+        html = await (await client.get("/desk", params={"sort": sort})).text()
+        return [int(n) for n in re.findall(r'<tr data-ticket="(\d+)"', html)]
+
+    assert await order("number") == [second.id, first.id]
+    assert await order("waiting") == [first.id, second.id]
+    assert await order("priority") == [first.id, second.id]
+    assert set(await order("deadline")) == {first.id, second.id}
+    assert await order("nonsense") == await order("deadline")
