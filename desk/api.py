@@ -9,7 +9,7 @@ from aiohttp import web
 from channels.phone.numbers import extension_of
 from desk import schemas
 from desk.endpoints import Endpoint, Param
-from desk.http import authenticate, json_ok, parse_json, runtime
+from desk.http import ADMINS, MANAGERS, authenticate, int_param, json_ok, parse_json, runtime
 from channels.chat.telegram.link import link_code
 from tickets.errors import Conflict, Forbidden, InvalidInput
 from tickets.identities import InvalidAddress, email_identity, phone_identity
@@ -17,24 +17,8 @@ from tickets.models import Presence, Priority, Role, TicketStatus
 from tickets.staff import AgentChanges, GroupView
 
 MAX_PAGE = 200
-ADMINS = (Role.admin,)
-MANAGERS = (Role.manager, Role.admin)
 MANAGER_MAY_SET = frozenset({"presence"})
 """What a manager may change about another agent (e.g. mark someone offline who left); the rest is an admin's."""
-
-
-def _int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput({name: "must be a whole number"}) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
-        raise InvalidInput({name: f"must be {bound}"})
-    return value
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -74,15 +58,15 @@ async def list_tickets(request: web.Request) -> web.Response:
     elif raw_assignee == "none":
         assignee = None
     elif raw_assignee:
-        assignee = _int_param(request, "assignee")
+        assignee = int_param(request, "assignee")
     page = await runtime(request).service.list_tickets(
         agent,
         status=statuses or None,
         assignee=assignee,
         group=request.query.get("group") or None,
         overdue=_flag(request, "overdue"),
-        limit=_int_param(request, "limit", maximum=MAX_PAGE) or 50,
-        before=_int_param(request, "cursor"),
+        limit=int_param(request, "limit", maximum=MAX_PAGE) or 50,
+        before=int_param(request, "cursor"),
     )
     return json_ok(schemas.TicketList(items=[schemas.ticket_summary(t) for t in page.tickets], next_cursor=page.next_cursor))
 

@@ -17,6 +17,8 @@ from tickets.models import Agent, Role
 log = logging.getLogger(__name__)
 
 RUNTIME = web.AppKey("runtime", Runtime)
+ADMINS = (Role.admin,)
+MANAGERS = (Role.manager, Role.admin)
 AGENT_KEY = "switchboard.agent"
 RETRY_AFTER_SECONDS = 5
 M = TypeVar("M", bound=BaseModel)
@@ -37,6 +39,20 @@ def error_response(status: int, code: str, message: str, fields: dict[str, str] 
 def json_ok(model: BaseModel | dict[str, Any], status: int = 200, **kw: Any) -> web.Response:
     text = model.model_dump_json() if isinstance(model, BaseModel) else json.dumps(model)
     return web.Response(text=text, status=status, content_type="application/json", **kw)
+
+
+def int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput({name: "must be a whole number"}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise InvalidInput({name: f"must be {bound}"})
+    return value
 
 
 def validation_fields(exc: ValidationError) -> dict[str, str]:

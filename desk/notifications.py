@@ -9,22 +9,14 @@ from aiohttp import web
 
 from desk import schemas
 from desk.endpoints import Endpoint, Param
-from desk.http import authenticate, json_ok, runtime
+from desk.http import MANAGERS, authenticate, error_response, int_param, json_ok, runtime
 from notifier import receipts
 from notifier.history import notifications
 from tickets.errors import InvalidInput, NotFound
-from tickets.models import OutboxStatus, Role, Ticket
+from tickets.models import OutboxStatus, Ticket
 
 log = logging.getLogger(__name__)
-MANAGERS = (Role.manager, Role.admin)
 MAX_LIMIT = 500
-
-
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidInput({"limit": f"must be a whole number from 1 to {MAX_LIMIT}"})
-    return int(raw)
 
 
 async def _listed(request: web.Request, ticket: int | None) -> web.Response:
@@ -37,16 +29,13 @@ async def _listed(request: web.Request, ticket: int | None) -> web.Response:
         if ticket is not None and await session.get(Ticket, ticket) is None:
             raise NotFound(f"no ticket #{ticket}")
         found = await notifications(session, ticket=ticket, channel=request.query.get("channel") or None,
-                                    status=status, limit=_limit(request))
+                                    status=status, limit=int_param(request, "limit", maximum=MAX_LIMIT) or 50)
     return json_ok(schemas.NotificationList(items=[schemas.notification_out(n.row, n.attempts) for n in found]))
 
 
 async def list_notifications(request: web.Request) -> web.Response:
     await authenticate(request, MANAGERS)
-    raw = request.query.get("ticket")
-    if raw is not None and not raw.isdigit():
-        raise InvalidInput({"ticket": "must be a ticket number"})
-    return await _listed(request, int(raw) if raw else None)
+    return await _listed(request, int_param(request, "ticket"))
 
 
 async def ticket_notifications(request: web.Request) -> web.Response:
@@ -68,7 +57,7 @@ async def sms_status(request: web.Request) -> web.Response:
             raise InvalidInput({"body": "not valid JSON"}) from None
         if not isinstance(body, dict):
             raise InvalidInput({"body": "expected a JSON object"})
-        fields = {k: str(v) for k, v in body.items() if v is not None}
+        fields = {k: str(v) for k, v in body.items() if v is not None}  # as strings: Twilio signs strings
     else:
         fields = {k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)}
     signature = request.headers.get("X-Twilio-Signature")
@@ -78,12 +67,12 @@ async def sms_status(request: web.Request) -> web.Response:
     elif sms.status_token:
         trusted = receipts.bearer_matches(sms.status_token, request.headers.get("Authorization"))
     else:
-        return _refused(403, "receipts are off: set SWITCHBOARD_SMS_STATUS_TOKEN (json) or the twilio auth token")
+        return error_response(403, "forbidden",
+                              "receipts are off: set SWITCHBOARD_SMS_STATUS_TOKEN (json) or the twilio auth token")
     if not trusted:
         log.warning("SMS receipt refused from %s: bad signature or token", request.remote)
-        return _refused(401, "bad signature or token")
-    receipt = receipts.from_twilio(fields) if "MessageStatus" in fields else receipts.from_json(body) \
-        if request.content_type == "application/json" else receipts.from_json(fields)
+        return error_response(401, "unauthorized", "bad signature or token")
+    receipt = receipts.from_twilio(fields) if "MessageStatus" in fields else receipts.from_json(fields)
     try:
         row = await receipts.record(rt.sessions, rt.clock, receipt)
     except ValueError as exc:
@@ -91,11 +80,6 @@ async def sms_status(request: web.Request) -> web.Response:
     if row is None:
         raise NotFound(f"no SMS with id {receipt.provider_id or receipt.reference!r}")
     return json_ok(schemas.ReceiptOut(id=row.id, status=str(row.status)))
-
-
-def _refused(status: int, message: str) -> web.Response:
-    return web.json_response({"error": {"code": "unauthorized" if status == 401 else "forbidden", "message": message}},
-                             status=status)
 
 
 _FILTERS = (

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
 from channels.ratelimit import RateLimiter
-from desk.console.render import page
+from desk.console.render import page, said
 from desk.http import runtime
 from tickets.errors import Conflict, InvalidInput, NotFound
 
@@ -34,8 +33,9 @@ async def show(request: web.Request) -> web.Response:
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
     notice = request.query.get("done")
-    return page(request, "portal.html", None, view=view, key=_key(request), prefer=view.customer.language, idempotency=secrets.token_urlsafe(12),
-                notice=notice if notice in ("sent", "rated") else None, error=request.query.get("error"))
+    return page(request, "portal.html", None, view=view, key=_key(request), prefer=view.customer.language,
+                idempotency=secrets.token_urlsafe(12), notice=notice if notice in ("sent", "rated") else None,
+                error=request.query.get("error"))
 
 
 async def reply(request: web.Request) -> web.Response:
@@ -48,7 +48,7 @@ async def reply(request: web.Request) -> web.Response:
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
     except (InvalidInput, Conflict) as exc:
-        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={_reason(exc)}") from None
+        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={said(exc)}") from None
     raise web.HTTPSeeOther(f"/portal/{_key(request)}?done=sent")
 
 
@@ -63,13 +63,8 @@ async def rate(request: web.Request) -> web.Response:
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
     except (InvalidInput, Conflict) as exc:
-        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={_reason(exc)}") from None
+        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={said(exc)}") from None
     raise web.HTTPSeeOther(f"/portal/{_key(request)}?done=rated")
-
-
-def _reason(exc: Exception) -> str:
-    text = "; ".join(exc.fields.values()) if isinstance(exc, InvalidInput) else str(exc)
-    return quote(text[:200])
 
 
 def routes() -> list[Any]:

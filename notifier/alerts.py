@@ -29,7 +29,7 @@ _TITLES = {
     "en": {"escalation": "Escalation", "breach": "Breached", "warning": "Warning"},
     "ru": {"escalation": "Эскалация", "breach": "Нарушен срок", "warning": "Предупреждение"},
 }
-_CONDITIONS = {
+CONDITIONS = {  # also the audit trail's wording of a fired step (English)
     "en": {"processed": "processed (answered or taken)", "resolved": "resolved", "replied": "answered"},
     "ru": {"processed": "обработана (ответ или взята в работу)", "resolved": "решена", "replied": "получила ответ"},
 }
@@ -119,7 +119,7 @@ class StaffAlerts:
         assignee = await session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
         return {
             "number": ticket.id, "subject": ticket.subject, "title": _TITLES[language][facts.kind],
-            "regulation": facts.regulation, "step": facts.step, "condition": _CONDITIONS[language][facts.condition],
+            "regulation": facts.regulation, "step": facts.step, "condition": CONDITIONS[language][facts.condition],
             "due": f"{facts.due_at:%Y-%m-%d %H:%M} UTC", "actions": list(facts.actions),
             "client": await client_of(session, ticket), "channel": ticket.channel, "priority": str(ticket.priority),
             "assignee": assignee.name if assignee else None, "waiting": waited(now - ticket.created_at, language),

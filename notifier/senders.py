@@ -225,7 +225,7 @@ def list_sink(directory: Path) -> list[SinkEntry]:
         entries.append(
             SinkEntry(
                 path=path,
-                date=_date(headers.get("Date")),
+                date=parse_date(headers.get("Date")),
                 sender=str(headers.get("From", "")),
                 to=str(headers.get("To", "")),
                 subject=str(headers.get("Subject", "")),
@@ -235,7 +235,8 @@ def list_sink(directory: Path) -> list[SinkEntry]:
     return entries
 
 
-def _date(value: object) -> datetime | None:
+def parse_date(value: object) -> datetime | None:
+    """An RFC 5322 / HTTP date as an aware datetime (UTC when it names no zone), or None."""
     if value is None:
         return None
     try:

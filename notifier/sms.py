@@ -18,7 +18,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +25,7 @@ import aiohttp
 import phonenumbers
 
 from notifier.delivery import IDEMPOTENCY_KEY, RESUMED
-from notifier.senders import PermanentFailure, TemporaryFailure, Unconfirmed
+from notifier.senders import PermanentFailure, TemporaryFailure, Unconfirmed, parse_date
 
 log = logging.getLogger(__name__)
 
@@ -249,9 +248,5 @@ def _retry_after(value: str | None) -> timedelta | None:
         return timedelta(seconds=max(0.0, float(value)))
     except ValueError:
         pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return max(timedelta(0), when - datetime.now(timezone.utc))
+    when = parse_date(value)
+    return max(timedelta(0), when - datetime.now(timezone.utc)) if when is not None else None

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notifier.alerts import AlertFacts, Person, StaffAlerts
+from notifier.alerts import CONDITIONS, AlertFacts, Person, StaffAlerts
 from sla.engine import RegulationEngine
 from sla.regulations import Regulation, Step
 from tickets import audit
@@ -31,7 +31,6 @@ from tickets.ports import Assigner, JobQueue, Timer, Timers
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
-_CONDITION_TEXT = {"processed": "processed (answered or taken)", "resolved": "resolved", "replied": "answered"}
 
 
 @dataclass(frozen=True)
@@ -192,7 +191,7 @@ class Escalations:
         if step.breach:
             row.breach = True
             done.append("breached")
-        summary = (f"{regulation.name}/{step.name}: not {_CONDITION_TEXT[step.unless]} by "
+        summary = (f"{regulation.name}/{step.name}: not {CONDITIONS['en'][step.unless]} by "
                    f"{row.due_at:%Y-%m-%d %H:%M:%S} UTC")
         notified, skipped = await self._notify(session, ticket, row, regulation, step, previous, now, done,
                                                result)

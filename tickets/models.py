@@ -94,6 +94,8 @@ class TicketStatus(StrEnum):
 ACTIVE_STATUSES = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
 LOAD_STATUSES = (TicketStatus.open, TicketStatus.pending)
 CLOSED_STATUSES = (TicketStatus.resolved, TicketStatus.closed)
+OPEN_STATUSES = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
+"""Not closed: what queues list."""
 """Finished: no regulation clock runs, nothing is overdue."""
 
 

@@ -4,12 +4,11 @@ effect (and a checker for a changed file), and the notification history with eve
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
 from desk.console.auth import Signed, form_of, require
-from desk.console.render import page
+from desk.console.render import page, said
 from desk.http import runtime
 from notifier.history import notifications
 from sla.describe import describe_book
@@ -70,8 +69,7 @@ async def add_canned(request: web.Request) -> web.Response:
     try:
         await runtime(request).service.add_canned(form.get("title", ""), form.get("text", ""))
     except (InvalidInput, Conflict) as exc:
-        reason = "; ".join(exc.fields.values()) if isinstance(exc, InvalidInput) else str(exc)
-        raise web.HTTPSeeOther(f"/desk/admin?error={quote(reason[:200])}#canned") from None
+        raise web.HTTPSeeOther(f"/desk/admin?error={said(exc)}#canned") from None
     raise web.HTTPSeeOther("/desk/admin#canned")
 
 

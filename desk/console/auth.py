@@ -62,20 +62,20 @@ def _limiters(request: web.Request) -> list[RateLimiter]:
             RateLimiter(redis, LOGIN_ATTEMPTS, prefix="ratelimit:login:email", window_seconds=LOGIN_WINDOW)]
 
 
-def _next(value: str | None) -> str:
-    """Only paths of the console: a login link must not send anyone elsewhere."""
+def console_path(value: str | None) -> str:
+    """Only paths of the console: a link (after sign-in, after a form) must not send anyone elsewhere."""
     return value if value and value.startswith("/desk") and not value.startswith("//") else "/desk"
 
 
 async def login_page(request: web.Request) -> web.Response:
     if await signed_in(request) is not None:
         raise web.HTTPSeeOther("/desk")
-    return page(request, "login.html", None, next=_next(request.query.get("next")), email="", error=None)
+    return page(request, "login.html", None, next=console_path(request.query.get("next")), email="", error=None)
 
 
 async def login(request: web.Request) -> web.Response:
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-    email, password, target = form.get("email", "").strip(), form.get("password", ""), _next(form.get("next"))
+    email, password, target = form.get("email", "").strip(), form.get("password", ""), console_path(form.get("next"))
     ip_limit, email_limit = _limiters(request)
     wait = await ip_limit.retry_after(request.remote or "?") or await email_limit.retry_after(email.lower())
     if wait:

@@ -12,13 +12,12 @@ from aiohttp import web
 
 from desk.console.auth import Signed, require
 from desk.console.charts import Bar, bars
-from desk.console.render import WORDS, language, page, span
-from desk.http import runtime
-from tickets.models import Role, TicketStatus
+from desk.console.render import WORDS, language, page
+from notifier.alerts import waited
+from desk.http import MANAGERS, runtime
+from tickets.models import OPEN_STATUSES
 from tickets.reports import Histogram, Report
 
-MANAGERS = (Role.manager, Role.admin)
-OPEN = [TicketStatus.new, TicketStatus.open, TicketStatus.pending]
 
 
 async def _manager(request: web.Request) -> Signed:
@@ -29,8 +28,8 @@ async def _manager(request: web.Request) -> Signed:
 
 
 def _bucket_labels(histogram: Histogram, lang: str) -> list[str]:
-    labels = [f"≤ {span(bound, lang)}" for bound in histogram.bounds]
-    return [*labels, f"> {span(histogram.bounds[-1], lang)}"]
+    labels = [f"≤ {waited(bound, lang)}" for bound in histogram.bounds]
+    return [*labels, f"> {waited(histogram.bounds[-1], lang)}"]
 
 
 async def _tables(request: web.Request, lang: str) -> tuple[dict[str, tuple[list[str], list[list[Any]]]], Report]:
@@ -83,7 +82,8 @@ async def dashboard(request: web.Request) -> web.Response:
                              [words["answers"]], [Bar(f"{score} ★", [count], str(count))
                                                   for score, count in tables["satisfaction"][1]]),
     }
-    overdue = (await runtime(request).service.list_tickets(signed.agent, status=OPEN, overdue=True, limit=20)).tickets
+    overdue = (await runtime(request).service.list_tickets(signed.agent, status=list(OPEN_STATUSES), overdue=True,
+                                                           limit=20)).tickets
     return page(request, "dashboard.html", signed, charts=charts, overdue=overdue, since=report.since,
                 now=runtime(request).clock.now())
 

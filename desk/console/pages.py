@@ -14,17 +14,15 @@ from aiohttp import web
 from markupsafe import Markup
 
 from desk.console import live
-from desk.console.auth import form_of, require
+from desk.console.auth import console_path, form_of, require
 from desk.console.render import page
-from desk.http import runtime
+from desk.http import MANAGERS, runtime
 from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
-from tickets.models import PRIORITY_RANK, Deadline, Presence, Role, Ticket, TicketStatus
+from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Deadline, Presence, Ticket
 
-MANAGERS = (Role.manager, Role.admin)
 STATIC = Path(__file__).parent / "static"
-OPEN = [TicketStatus.new, TicketStatus.open, TicketStatus.pending]
 VIEWS = ("mine", "unassigned", "open", "overdue")
 NOTICES = ("done_reply", "done_note", "done_saved", "done_taken", "done_returned")
 
@@ -62,7 +60,7 @@ async def queue(request: web.Request) -> web.Response:
     view = request.query.get("view", "mine")
     if view not in VIEWS or (view == "open" and signed.agent.role not in MANAGERS):
         view = "mine"
-    arguments: dict[str, Any] = {"status": OPEN}
+    arguments: dict[str, Any] = {"status": list(OPEN_STATUSES)}
     if view == "mine":
         arguments["assignee"] = signed.agent.id
     elif view == "unassigned":
@@ -165,11 +163,7 @@ async def presence(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPBadRequest(text="presence is available, away or offline") from None
     await runtime(request).service.set_presence(signed.agent.id, chosen, reason="set in the console")
-    raise web.HTTPSeeOther(_back_to(form.get("next")))
-
-
-def _back_to(value: str | None) -> str:
-    return value if value and value.startswith("/desk") and not value.startswith("//") else "/desk"
+    raise web.HTTPSeeOther(console_path(form.get("next")))
 
 
 async def attachment(request: web.Request) -> web.StreamResponse:

@@ -3,14 +3,15 @@ agent's language (their setting, else the browser's), with the security headers 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from notifier.alerts import waited
+from tickets.errors import DomainError, InvalidInput
 from tickets.language import answer_in, from_accept_language
 
 if TYPE_CHECKING:
@@ -115,9 +116,10 @@ def language(request: web.Request, signed: Signed | None, prefer: str | None = N
     return answer_in(from_accept_language(request.headers.get("Accept-Language", "")))
 
 
-def span(delta: timedelta, lang: str) -> str:
-    """`2 d 3 h`, `25 min`: the two largest units (the alerts' wording)."""
-    return waited(delta, lang)
+def said(exc: DomainError) -> str:
+    """What a page tells the person about a refused change, quoted for the redirect's `?error=`."""
+    text = "; ".join(exc.fields.values()) if isinstance(exc, InvalidInput) else str(exc)
+    return quote(text[:200])
 
 
 def page(request: web.Request, template: str, signed: Signed | None, *, status: int = 200,
@@ -125,5 +127,5 @@ def page(request: web.Request, template: str, signed: Signed | None, *, status: 
     lang = language(request, signed, prefer)
     html = _templates.get_template(template).render(
         t=WORDS[lang], lang=lang, me=signed.agent if signed else None, csrf=signed.csrf if signed else "",
-        span=lambda d: span(d, lang), **context)
+        span=lambda d: waited(d, lang), **context)
     return web.Response(text=html, status=status, content_type="text/html", headers={**HEADERS, **(headers or {})})
