@@ -51,6 +51,12 @@ async def list_tickets(request: web.Request) -> web.Response:
             statuses.append(TicketStatus(raw.strip()))
         except ValueError:
             raise InvalidInput({"status": f"unknown status {raw!r}; one of {', '.join(TicketStatus)}"}) from None
+    priorities: list[Priority] = []
+    for raw in filter(None, request.query.get("priority", "").split(",")):
+        try:
+            priorities.append(Priority(raw.strip()))
+        except ValueError:
+            raise InvalidInput({"priority": f"unknown priority {raw!r}; one of {', '.join(Priority)}"}) from None
     assignee: int | None | str = "any"
     raw_assignee = request.query.get("assignee")
     if raw_assignee == "me":
@@ -65,6 +71,9 @@ async def list_tickets(request: web.Request) -> web.Response:
         assignee=assignee,
         group=request.query.get("group") or None,
         overdue=_flag(request, "overdue"),
+        channel=request.query.get("channel") or None,
+        priority=priorities or None,
+        search=request.query.get("q", "").strip()[:200] or None,
         limit=int_param(request, "limit", maximum=MAX_PAGE) or 50,
         before=int_param(request, "cursor"),
     )
@@ -114,6 +123,28 @@ async def update_ticket(request: web.Request) -> web.Response:
     _refuse_nulls(changes, ("status", "priority", "group", "skills"))
     view = await runtime(request).service.update_ticket(agent, _number(request), changes)
     return json_ok(schemas.ticket_detail(view))
+
+
+async def merge_ticket(request: web.Request) -> web.Response:
+    agent = await authenticate(request)
+    payload = await parse_json(request, schemas.MergeIn)
+    service = runtime(request).service
+    await service.merge_ticket(agent, _number(request), payload.into)
+    return json_ok(schemas.ticket_detail(await service.get_ticket(agent, payload.into)))
+
+
+async def link_ticket(request: web.Request) -> web.Response:
+    agent = await authenticate(request)
+    payload = await parse_json(request, schemas.LinkIn)
+    service = runtime(request).service
+    await service.link_tickets(agent, _number(request), payload.ticket)
+    return json_ok(schemas.ticket_detail(await service.get_ticket(agent, _number(request))))
+
+
+async def unlink_ticket(request: web.Request) -> web.Response:
+    agent = await authenticate(request)
+    await runtime(request).service.unlink_tickets(agent, _number(request), _number(request, "other"))
+    return web.Response(status=204)
 
 
 async def get_customer(request: web.Request) -> web.Response:
@@ -284,6 +315,7 @@ async def remove_rule(request: web.Request) -> web.Response:
 
 _AUTH_ERRORS = (401, 403, 404, 422, 503)
 _ID = Param("id", "path", "Agent id.", {"type": "integer"}, True)
+_NUMBER = Param("number", "path", "Ticket number.", {"type": "integer"}, True)
 
 ENDPOINTS = [
     Endpoint(
@@ -293,6 +325,9 @@ ENDPOINTS = [
             Param("status", "query", "Comma-separated statuses (new, open, pending, resolved, closed)."),
             Param("assignee", "query", "`me`, `none` (the queue) or an agent id."),
             Param("group", "query", "Group (department) name."),
+            Param("channel", "query", "Only tickets that came in on this channel (email, web, telegram, phone, …)."),
+            Param("priority", "query", "Comma-separated priorities (low, normal, high, critical)."),
+            Param("q", "query", "Search by number, subject, customer name or address, and message text."),
             Param("overdue", "query", "`true`: only tickets with a deadline pending past its due time.", {"type": "boolean"}),
             Param("limit", "query", f"Page size, 1–{MAX_PAGE} (default 50).", {"type": "integer"}),
             Param("cursor", "query", "`next_cursor` of the previous page.", {"type": "integer"}),
@@ -312,14 +347,14 @@ ENDPOINTS = [
     Endpoint(
         "GET", "/api/v1/tickets/{number}", get_ticket, "A ticket with its messages and audit events", "tickets",
         response=schemas.TicketDetail,
-        params=(Param("number", "path", "Ticket number.", {"type": "integer"}, True),),
+        params=(_NUMBER,),
         errors=_AUTH_ERRORS,
     ),
     Endpoint(
         "POST", "/api/v1/tickets/{number}/messages", add_message,
         "Reply to the client through the ticket's channel, or add an internal note", "tickets",
         body=schemas.MessageIn, response=schemas.MessageOut, status=201,
-        params=(Param("number", "path", "Ticket number.", {"type": "integer"}, True),),
+        params=(_NUMBER,),
         errors=_AUTH_ERRORS,
     ),
     Endpoint(
@@ -327,8 +362,24 @@ ENDPOINTS = [
         "Change status, priority, category, assignee (null: back to the queue), required skills or (managers) group",
         "tickets",
         body=schemas.TicketPatch, response=schemas.TicketDetail,
-        params=(Param("number", "path", "Ticket number.", {"type": "integer"}, True),),
+        params=(_NUMBER,),
         errors=(*_AUTH_ERRORS, 409),
+    ),
+    Endpoint(
+        "POST", "/api/v1/tickets/{number}/merge", merge_ticket,
+        "Merge the ticket into another of the same client: messages, calls and links move there, this one is closed",
+        "tickets", body=schemas.MergeIn, response=schemas.TicketDetail, params=(_NUMBER,), errors=(*_AUTH_ERRORS, 409),
+    ),
+    Endpoint(
+        "POST", "/api/v1/tickets/{number}/links", link_ticket,
+        "Link the ticket to another of the same client (shown on both; linking twice is not an error)", "tickets",
+        body=schemas.LinkIn, response=schemas.TicketDetail, params=(_NUMBER,), errors=(*_AUTH_ERRORS, 409),
+    ),
+    Endpoint(
+        "DELETE", "/api/v1/tickets/{number}/links/{other}", unlink_ticket, "Remove a link between two tickets",
+        "tickets", status=204,
+        params=(_NUMBER, Param("other", "path", "The linked ticket's number.", {"type": "integer"}, True)),
+        errors=_AUTH_ERRORS,
     ),
     Endpoint(
         "GET", "/api/v1/customers/{id}", get_customer, "A customer card with identities and every ticket", "customers",

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from channels.ratelimit import RateLimiter
+from channels.uploads import read_multipart
+from channels.webform.form import FormErrors
 from desk.console.render import page, said
 from desk.http import runtime
 from tickets.errors import Conflict, InvalidInput, NotFound
@@ -39,14 +42,22 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def reply(request: web.Request) -> web.Response:
+    """A message and up to ten files, within the same upload budget as the contact form."""
     await _limited(request)
-    form = await request.post()
-    body = form.get("body")
+    rt = runtime(request)
+    fields: dict[str, str] = {}
     try:
-        await runtime(request).service.portal_reply(
-            _key(request), body if isinstance(body, str) else "", str(form.get("idempotency") or "") or None)
+        if request.content_type.startswith("multipart/"):
+            files = await read_multipart(request, rt.settings.http.max_upload_mb * 1024 * 1024, fields)
+        else:
+            fields, files = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}, []
+        stored = tuple([await rt.attachments.save(n, t, d) for n, t, d in files])
+        await rt.service.portal_reply(_key(request), fields.get("body", ""), fields.get("idempotency") or None,
+                                      attachments=stored)
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
+    except FormErrors as exc:
+        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={quote('; '.join(exc.fields.values()))}") from None
     except (InvalidInput, Conflict) as exc:
         raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={said(exc)}") from None
     raise web.HTTPSeeOther(f"/portal/{_key(request)}?done=sent")

@@ -45,6 +45,14 @@ class MessageIn(Strict):
     internal: bool = Field(False, description="An internal note is seen only by agents.")
 
 
+class MergeIn(Strict):
+    into: int = Field(description="The client's ticket this one joins; this one is closed, its history moves there.")
+
+
+class LinkIn(Strict):
+    ticket: int = Field(description="Another ticket of the same client.")
+
+
 class TicketPatch(Strict):
     status: Literal["open", "pending", "resolved", "closed"] | None = None
     priority: PriorityName | None = None
@@ -147,6 +155,7 @@ class TicketSummary(BaseModel):
     assignee_id: int | None
     skills: list[str] = Field(description="Skills its agent must have; empty: anyone in the group.")
     follows_up: int | None
+    merged_into: int | None = Field(description="Set once the ticket was merged into that one (and closed).")
     created_at: datetime
     updated_at: datetime
     first_response_at: datetime | None
@@ -279,6 +288,8 @@ class TicketDetail(TicketSummary):
     processed_at: datetime | None = Field(description="First response or take-over.")
     deadlines: list[DeadlineOut]
     clock: list[ClockEventOut] = Field(description="Why each deadline is where it is: the regulation clock's timeline.")
+    linked: list[int] = Field(description="The client's tickets linked to this one.")
+    merged_from: list[int] = Field(description="Tickets merged into this one; their messages are listed here now.")
 
 
 class CustomerOut(CustomerBrief):
@@ -389,6 +400,7 @@ def ticket_summary(ticket: Ticket) -> TicketSummary:
         assignee_id=ticket.assignee_id,
         skills=sorted(skill_set(ticket.skills)),
         follows_up=ticket.follows_up_id,
+        merged_into=ticket.merged_into_id,
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
         first_response_at=ticket.first_response_at,
@@ -501,6 +513,8 @@ def ticket_detail(view: TicketView) -> TicketDetail:
         processed_at=view.ticket.processed_at,
         deadlines=[_deadline_out(d, view.as_of) for d in view.deadlines],
         clock=[_clock_out(e) for e in view.clock],
+        linked=[t.id for t in view.links],
+        merged_from=view.merged_from,
     )
 
 

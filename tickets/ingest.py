@@ -12,6 +12,7 @@ from tickets import audit
 from tickets.content import sanitize_html
 from tickets.errors import InvalidInput, NotStored
 from tickets.inbound import Inbound
+from tickets.merging import followed
 from tickets.models import (
     ACTIVE_STATUSES,
     Customer,
@@ -179,12 +180,15 @@ async def _earlier(
         ticket_of = {external_id: ticket_id for external_id, ticket_id in rows}
         matched = next((tid for tid in inbound.thread_ids if tid in ticket_of), None)
         if matched is not None:
-            ticket = await session.get_one(Ticket, ticket_of[matched], with_for_update=True)
+            ticket = await followed(session, await session.get_one(Ticket, ticket_of[matched], with_for_update=True),
+                              lock=True)
             if await _on_ticket(session, ticket, customer, inbound):
                 return ticket, f"replies to {matched} of ticket #{ticket.id}"
             notes.append(f"replied to {matched} of ticket #{ticket.id} but the sender is not on it")
     if inbound.ticket_number is not None:
         referenced = await session.get(Ticket, inbound.ticket_number, with_for_update=True)
+        if referenced is not None:
+            referenced = await followed(session, referenced, lock=True)
         if referenced is not None and referenced.customer_id == customer.id:
             return referenced, f"references ticket #{referenced.id}"
         if referenced is not None:

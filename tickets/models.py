@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
@@ -277,6 +278,9 @@ class Ticket(Base):
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     follows_up_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    """Set when an agent merged this ticket into another of the client's: its messages moved there, it is closed,
+    and a reply naming it, or its portal link, leads to that ticket."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -374,6 +378,20 @@ class CannedResponse(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     title: Mapped[str] = mapped_column(String(100), unique=True)
     body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TicketLink(Base):
+    """Two tickets of one client an agent marked as related (same problem, a follow-up by another channel);
+    stored once, the lower number first."""
+
+    __tablename__ = "ticket_links"
+    __table_args__ = (CheckConstraint("ticket_id < linked_id", name="ordered"),
+                      Index("ix_ticket_links_linked_id", "linked_id"))
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    linked_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

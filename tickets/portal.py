@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.clock import Clock
 from tickets.errors import Conflict, InvalidInput, NotFound
-from tickets.inbound import Identity, Inbound
+from tickets.inbound import AttachmentRef, Identity, Inbound
+from tickets.merging import followed
 from tickets.models import Customer, CustomerIdentity, Direction, Message, Rating, Ticket, TicketStatus
 
 if TYPE_CHECKING:
@@ -57,12 +58,13 @@ class PortalCommands:
             rating = await session.scalar(select(Rating).where(Rating.ticket_id == ticket.id))
             return PortalView(ticket, await session.get_one(Customer, ticket.customer_id), messages, rating)
 
-    async def portal_reply(self, key: str, text: str, idempotency_key: str | None = None) -> int:
+    async def portal_reply(self, key: str, text: str, idempotency_key: str | None = None,
+                           attachments: tuple[AttachmentRef, ...] = ()) -> int:
         """The client's message from the portal, stored as if they had written on their channel; the ticket it
         joined (a closed one's follow-up is a new ticket)."""
         text = text.strip()
-        if not text:
-            raise InvalidInput({"body": "write something"})
+        if not text and not attachments:
+            raise InvalidInput({"body": "write something or attach a file"})
         if len(text) > MAX_REPLY:
             raise InvalidInput({"body": f"at most {MAX_REPLY} characters"})
         async with self._transaction() as session:
@@ -76,6 +78,7 @@ class PortalCommands:
         result = await self.ingest(Inbound(
             channel=CHANNEL, identities=(Identity(identity[0], identity[1]),), body_text=text, subject=ticket.subject,
             ticket_number=ticket.id, external_id=f"portal:{ticket.id}:{idempotency_key}" if idempotency_key else None,
+            attachments=attachments,
         ))
         return result.ticket.id
 
@@ -101,4 +104,4 @@ async def _ticket(session: AsyncSession, key: str) -> Ticket:
     ticket = await session.scalar(select(Ticket).where(Ticket.portal_key == key)) if key else None
     if ticket is None:
         raise NotFound("no such ticket link")
-    return ticket
+    return await followed(session, ticket)  # a merged ticket's link shows the ticket it joined

@@ -46,6 +46,7 @@ from tickets.staff import StaffCommands, group_ids_of, skill_names
 from tickets.logins import LoginCommands
 from tickets.reports import ReportCommands
 from tickets.portal import PortalCommands
+from tickets.merging import MergeCommands, linked_tickets, merged_from
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,6 +71,10 @@ class TicketView:
     """The regulation clock's timeline: started, paused, resumed, stopped, re-planned."""
     as_of: datetime
     """When this view was read: a pending deadline before it is late."""
+    links: list[Ticket]
+    """The client's tickets an agent linked to this one."""
+    merged_from: list[int]
+    """Tickets merged into this one (their history is in `messages` now)."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ class TicketPage:
     next_cursor: int | None
 
 
-class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands):
+class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands, MergeCommands):
     """Composes the store, the router and the clock; the only way desk/ and channels change tickets."""
 
     def __init__(
@@ -264,6 +269,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         limit: int = 50,
         before: int | None = None,
         search: str | None = None,
+        channel: str | None = None,
+        priority: list[Priority] | None = None,
     ) -> TicketPage:
         """Newest first, keyset-paginated by number so deep pages stay as fast as the first."""
         async with self._transaction() as session:
@@ -276,6 +283,10 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
                 query = query.where(Ticket.assignee_id == assignee)
             if group is not None:
                 query = query.join(Group, Group.id == Ticket.group_id).where(Group.name == group)
+            if channel is not None:
+                query = query.where(Ticket.channel == channel)
+            if priority:
+                query = query.where(Ticket.priority.in_(priority))
             if overdue:
                 query = query.where(deadlines.overdue(self._clock.now()))
             if search:
@@ -736,4 +747,5 @@ async def _ticket_view(session: AsyncSession, ticket: Ticket, now: datetime) -> 
     calls = list(await session.scalars(select(Call).where(Call.ticket_id == ticket.id).order_by(Call.started_at, Call.id)))
     promises = list(await session.scalars(select(Deadline).where(Deadline.ticket_id == ticket.id).order_by(Deadline.id)))
     clock = list(await session.scalars(select(ClockEvent).where(ClockEvent.ticket_id == ticket.id).order_by(ClockEvent.id)))
-    return TicketView(ticket, customer, identities, group, assignee, messages, events, calls, promises, clock, now)
+    return TicketView(ticket, customer, identities, group, assignee, messages, events, calls, promises, clock, now,
+                      await linked_tickets(session, ticket.id), await merged_from(session, ticket.id))

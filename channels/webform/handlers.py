@@ -7,10 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp_cors
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
+from channels.uploads import read_multipart
 from channels.webform.form import CATEGORIES, HONEYPOT, ContactForm, FormErrors, to_inbound, validate
 from channels.ratelimit import RateLimiter
 from desk.endpoints import Endpoint, Param
@@ -19,7 +20,6 @@ from tickets.errors import StoreUnavailable
 from tickets.language import from_accept_language
 
 LIMITER = web.AppKey("webform.limiter", RateLimiter)
-MAX_FILES = 10
 MAX_KEY = 200
 
 _templates = Environment(
@@ -69,37 +69,6 @@ async def contact_page(request: web.Request) -> web.Response:
     return _render("contact.html", values={"form_token": uuid.uuid4().hex}, errors={})
 
 
-async def _read_multipart(request: web.Request, budget: int, fields: dict[str, str]) -> list[tuple[str, str, bytes]]:
-    """Files of a multipart post, streamed so an oversized upload is refused before it is held.
-
-    Text fields go into `fields` as they arrive, so a refused post can still show the client what they typed.
-    """
-    files: list[tuple[str, str, bytes]] = []
-    reader = await request.multipart()
-    used = 0
-    async for part in reader:
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            continue
-        if part.filename is not None:
-            data = bytearray()
-            while chunk := await part.read_chunk(64 * 1024):
-                used += len(chunk)
-                if used > budget:
-                    raise FormErrors({"attachments": f"the files are larger than {budget // (1024 * 1024)} MB together"})
-                data.extend(chunk)
-            if part.filename and data:
-                if len(files) >= MAX_FILES:
-                    raise FormErrors({"attachments": f"at most {MAX_FILES} files"})
-                files.append((part.filename, part.headers.get("Content-Type", ""), bytes(data)))
-        else:
-            text = await part.text()
-            used += len(text)
-            if used > budget:
-                raise FormErrors({"message": "the form is too large"})
-            fields[part.name] = text
-    return files
-
-
 async def contact_submit(request: web.Request) -> web.Response:
     settings = runtime(request).settings
     if (retry := await _limited(request)) is not None:
@@ -110,7 +79,7 @@ async def contact_submit(request: web.Request) -> web.Response:
     values: dict[str, str] = {}
     try:
         if request.content_type.startswith("multipart/"):
-            files = await _read_multipart(request, budget, values)
+            files = await read_multipart(request, budget, values)
         else:
             values, files = {k: str(v) for k, v in (await request.post()).items()}, []
         token = values.get("form_token", "") or uuid.uuid4().hex

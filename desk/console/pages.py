@@ -20,11 +20,14 @@ from desk.http import MANAGERS, runtime
 from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
-from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Deadline, Presence, Ticket
+from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Deadline, Presence, Priority, Ticket
 
 STATIC = Path(__file__).parent / "static"
 VIEWS = ("mine", "unassigned", "open", "overdue")
-NOTICES = ("done_reply", "done_note", "done_saved", "done_taken", "done_returned")
+CHANNELS = ("email", "webform", "webchat", "telegram", "phone", "portal")
+"""What the queue's channel filter offers: every adapter's channel name."""
+NOTICES = ("done_reply", "done_note", "done_saved", "done_taken", "done_returned", "done_linked", "done_unlinked",
+           "done_merged")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,12 @@ async def queue(request: web.Request) -> web.Response:
         arguments["assignee"] = None
     elif view == "overdue":
         arguments["overdue"] = True
+    channel = request.query.get("channel", "")
+    if channel in CHANNELS:
+        arguments["channel"] = channel
+    priority = request.query.get("priority", "")
+    if priority in PRIORITY_RANK:
+        arguments["priority"] = [Priority(priority)]
     query = request.query.get("q", "").strip()[:200]
     if query:
         arguments.pop("assignee", None)  # a search looks through every ticket the agent may see
@@ -81,8 +90,10 @@ async def queue(request: web.Request) -> web.Response:
         sort = "deadline"
     rows.sort(key=SORTS[sort])
     customers = await service.customer_names([t.customer_id for t in tickets])
+    kept = {k: v for k, v in (("view", view), ("q", query), ("channel", arguments.get("channel", "")),
+                               ("priority", priority if "priority" in arguments else "")) if v}
     return page(request, "queue.html", signed, rows=rows, view=view, q=query, now=runtime(request).clock.now(),
-                customers=customers, sort=sort,
+                customers=customers, sort=sort, kept=kept, channels=CHANNELS, priorities=list(PRIORITY_RANK),
                 managers=signed.agent.role in MANAGERS)
 
 
@@ -113,7 +124,7 @@ def _filled(body: str, values: dict[str, str]) -> str:
 
 
 async def act(request: web.Request) -> web.Response:
-    """One form on the ticket page: reply, note, status/priority, take, return."""
+    """One form on the ticket page: reply, note, status/priority, take, return, link, unlink, merge."""
     signed = await require(request)
     form = await form_of(request, signed)
     number, service, action = _number(request), runtime(request).service, form.get("action", "")
@@ -141,6 +152,18 @@ async def act(request: web.Request) -> web.Response:
         elif action == "return":
             await service.update_ticket(signed.agent, number, {"assignee": None})
             done = "done_returned"
+        elif action in ("link", "unlink", "merge"):
+            other = form.get("other", "").strip().lstrip("#")
+            if not other.isdigit():
+                raise _Back(number, "choose a ticket")
+            if action == "merge":
+                await service.merge_ticket(signed.agent, number, int(other))
+                raise web.HTTPSeeOther(f"/desk/tickets/{int(other)}?done=done_merged")
+            if action == "link":
+                await service.link_tickets(signed.agent, number, int(other))
+            else:
+                await service.unlink_tickets(signed.agent, number, int(other))
+            done = f"done_{action}ed"
         else:
             raise web.HTTPBadRequest(text=f"unknown action {action!r}")
     except DomainError as exc:

@@ -172,3 +172,76 @@ async def test_an_agent_answers_a_live_ticket_a_manager_reads_the_chart_the_clie
 
     await page.reload()
     assert "5 ★" in " ".join(await page.locator("#chart-satisfaction svg text").all_text_contents())
+
+
+async def test_keyboard_merge_and_admin_pages_on_a_laptop_and_a_phone_in_russian(serve: Serve, browser: Any) -> None:
+    add_agent(serve, "Alice")
+    add_agent(serve, "Ada", "--role", "admin", "--language", "ru")  # the last --language counts
+    assert cli(serve.cwd, serve.env, "agent", "set", "ada@example.com", "--presence", "offline").returncode == 0
+    first = submit_form(serve, "Scanner is slow")
+    second = submit_form(serve, "Scanner still slow")
+    assert first != second
+
+    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{serve.base}/desk")
+    await shot(page, "07-login")
+    await sign_in(page, serve, "alice")
+
+    # The keyboard alone: "/" searches, j/k choose a row, Enter opens it, r writes, Ctrl+Enter sends.
+    await page.keyboard.press("/")
+    assert await page.evaluate("document.activeElement.name") == "q"
+    await page.keyboard.press("Escape")
+    await page.evaluate("document.activeElement.blur()")
+    await page.keyboard.press("j")
+    chosen = page.locator("tr.selected")
+    assert await chosen.count() == 1
+    picked = int(await chosen.get_attribute("data-ticket") or 0)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(re.compile(rf"/desk/tickets/{picked}$"))
+    await page.keyboard.press("r")
+    assert await page.evaluate("document.activeElement.id") == "body"
+    await page.keyboard.type("Looking into it.")
+    await page.keyboard.press("Control+Enter")
+    await page.locator("p.notice").wait_for()
+    assert "Looking into it." in await page.locator(".timeline").inner_text()
+
+    # Merge the client's other ticket into this one; the page asks first.
+    other = second if picked == first else first
+    await page.goto(f"{serve.base}/desk/tickets/{other}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.select_option(".link-merge select[name=other]", str(picked))
+    await page.click(".link-merge button[value=merge]")
+    await page.wait_for_url(re.compile(rf"/desk/tickets/{picked}\?done=done_merged$"))
+    timeline = await page.locator(".timeline").inner_text()
+    assert timeline.count("It does not print") == 2  # both tickets' messages, one history
+    await shot(page, "08-ticket-merged")
+    await page.keyboard.press("q")
+    await page.wait_for_url(f"{serve.base}/desk")
+    assert await page.locator(f'tr[data-ticket="{other}"]').count() == 0  # closed by the merge
+
+    # A filter that matches nothing, then none.
+    await page.select_option("select[name=channel]", "email")
+    await page.click(".filters button")
+    await page.wait_for_url(re.compile(r"channel=email"))
+    assert await page.locator("tr[data-ticket]").count() == 0
+
+    # The admin, in Russian, on a phone: the queue columns that do not fit are hidden, the admin pages read.
+    await page.click("header form[action='/desk/logout'] button")
+    phone = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone.set_default_timeout(TIMEOUT_MS)
+    await sign_in(phone, serve, "ada")
+    await phone.goto(f"{serve.base}/desk?view=open")
+    assert "Все открытые" in await phone.locator("nav.views").inner_text()
+    assert "Клавиши" in await phone.locator("footer.keys").inner_text()
+    assert not await phone.locator("th.wide").first.is_visible()
+    assert await phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    await shot(phone, "09-queue-phone-ru")
+    await phone.click("text=Администрирование")
+    await phone.locator("h1").wait_for()
+    admin = await phone.content()
+    assert "alice@example.com" in admin and "ada@example.com" in admin
+    await shot(phone, "10-admin-phone-ru")
+    await phone.goto(f"{serve.base}/desk/dashboard")
+    await phone.locator("#chart-load svg").wait_for()
+    await shot(phone, "11-dashboard-phone-ru")

@@ -80,7 +80,7 @@ async def test_every_agent_endpoint_needs_a_valid_token(client: TestClient[Any, 
     bodies = {"/api/v1/agents/me": {"presence": "away"}, "/api/v1/tickets/{number}": {"status": "pending"},
               "/api/v1/tickets/{number}/messages": {"body": "hi"}}
     for endpoint in guarded:
-        path = endpoint.path.replace("{number}", str(number)).replace("{id}", "1")
+        path = endpoint.path.replace("{number}", str(number)).replace("{id}", "1").replace("{other}", "1")
         body = bodies.get(endpoint.path) if endpoint.method != "GET" else None
         for auth in (None, "Bearer not-a-real-token", "Basic dXNlcjpwYXNz", "Bearer ", headers["Authorization"] + "x"):
             response = await client.request(endpoint.method, path, json=body,

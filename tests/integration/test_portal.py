@@ -90,3 +90,33 @@ async def test_a_resolved_ticket_is_rated_once_and_the_score_reaches_the_dashboa
 
     report = await runtime.service.report()
     assert report.ratings == [0, 0, 0, 1, 0] and report.satisfaction == 4.0
+
+
+async def test_the_client_attaches_files_from_the_portal_and_the_agent_downloads_them(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    import aiohttp
+
+    agent, _ = await add_agent("Anna")
+    ticket = (await runtime.service.ingest(form())).ticket
+    path = await portal_path(runtime, ticket.id)
+    upload = aiohttp.FormData()
+    upload.add_field("idempotency", "files-1")
+    upload.add_field("body", "")  # a file alone is a message too
+    upload.add_field("files", b"%PDF-1.4 invoice", filename="invoice.pdf", content_type="application/pdf")
+    upload.add_field("files", b"log line", filename="printer.log", content_type="text/plain")
+    sent = await client.post(path, data=upload, allow_redirects=False)
+    assert sent.status == 303 and sent.headers["Location"].endswith("done=sent")
+
+    view = await runtime.service.get_ticket(agent, ticket.id)
+    message = view.messages[-1]
+    assert message.channel == "portal" and [a["name"] for a in message.attachments] == ["invoice.pdf", "printer.log"]
+    stored = runtime.attachments.open_path(message.attachments[0]["path"])
+    assert stored.read_bytes() == b"%PDF-1.4 invoice"
+    assert "invoice.pdf" in await (await client.get(path)).text()
+
+    nothing = aiohttp.FormData()
+    nothing.add_field("body", " ")
+    nothing.add_field("files", b"", filename="", content_type="application/octet-stream")  # no file chosen
+    refused = await client.post(path, data=nothing, allow_redirects=False)
+    assert refused.status == 303 and "error=" in refused.headers["Location"]

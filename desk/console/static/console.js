@@ -43,3 +43,54 @@
   source.addEventListener("open", function () { document.documentElement.dataset.live = "on"; });
   source.addEventListener("error", function () { document.documentElement.dataset.live = "retrying"; });
 })();
+
+// A button may ask before it acts (merging closes the ticket): data-confirm holds the question.
+document.addEventListener("submit", function (event) {
+  "use strict";
+  var button = event.submitter;
+  if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) event.preventDefault();
+});
+
+// Keyboard: "/" search, j/k move through the queue, Enter opens the chosen ticket, r writes a reply,
+// Ctrl+Enter (or Cmd+Enter) sends it, q goes back to the queue. Keys typed into a field stay in the field.
+(function () {
+  "use strict";
+  function typing(target) {
+    return target && (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) || target.isContentEditable);
+  }
+  var chosen = null;
+  function rows() { return Array.prototype.slice.call(document.querySelectorAll("tr[data-ticket]")); }
+  function choose(row) {
+    rows().forEach(function (other) { other.classList.remove("selected"); });
+    row.classList.add("selected");
+    chosen = row.dataset.ticket;
+    var link = row.querySelector("a");
+    if (link) link.focus();
+  }
+  function move(step) {
+    var all = rows();
+    if (!all.length) return;
+    var at = all.findIndex(function (row) { return row.classList.contains("selected"); });
+    choose(all[Math.max(0, Math.min(all.length - 1, at < 0 ? 0 : at + step))]);
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.id === "body") {
+      var send = document.getElementById("send-reply");
+      if (send) { event.preventDefault(); send.form.requestSubmit(send); }
+      return;
+    }
+    if (event.altKey || event.ctrlKey || event.metaKey || typing(event.target)) return;
+    var search = document.querySelector("input[name=q]");
+    var body = document.getElementById("body");
+    if (event.key === "/" && search) { event.preventDefault(); search.focus(); search.select(); }
+    else if (event.key === "j") move(1);
+    else if (event.key === "k") move(-1);
+    else if (event.key === "r" && body) { event.preventDefault(); body.focus(); }
+    else if (event.key === "q" && location.pathname !== "/desk") location.href = "/desk";
+  });
+  // After a live refresh the rows are new elements: keep the chosen one chosen.
+  document.addEventListener("switchboard:refreshed", function () {
+    var row = chosen && document.querySelector('tr[data-ticket="' + chosen + '"]');
+    if (row) choose(row);
+  });
+})();
