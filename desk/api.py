@@ -9,7 +9,7 @@ from aiohttp import web
 from channels.phone.numbers import extension_of
 from desk import schemas
 from desk.endpoints import Endpoint, Param
-from desk.http import ADMINS, MANAGERS, authenticate, int_param, json_ok, parse_json, runtime
+from desk.http import ADMINS, MANAGERS, authenticate, int_param, json_ok, parse_json, path_id, runtime
 from channels.chat.telegram.link import link_code
 from tickets.errors import Conflict, Forbidden, InvalidInput
 from tickets.identities import InvalidAddress, email_identity, phone_identity
@@ -34,13 +34,6 @@ def _refuse_nulls(changes: dict[str, object], names: tuple[str, ...]) -> None:
     nulls = {name: "must not be null" for name in names if name in changes and changes[name] is None}
     if nulls:
         raise InvalidInput(nulls)
-
-
-def _number(request: web.Request, name: str = "number") -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise web.HTTPNotFound(text=f"no such {name}") from None
 
 
 async def list_tickets(request: web.Request) -> web.Response:
@@ -82,7 +75,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 async def get_ticket(request: web.Request) -> web.Response:
     agent = await authenticate(request)
-    view = await runtime(request).service.get_ticket(agent, _number(request))
+    view = await runtime(request).service.get_ticket(agent, path_id(request, "number"))
     return json_ok(schemas.ticket_detail(view))
 
 
@@ -112,7 +105,7 @@ async def forecast(request: web.Request) -> web.Response:
 async def add_message(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     payload = await parse_json(request, schemas.MessageIn)
-    message = await runtime(request).service.add_message(agent, _number(request), payload.body, internal=payload.internal)
+    message = await runtime(request).service.add_message(agent, path_id(request, "number"), payload.body, internal=payload.internal)
     return json_ok(schemas.message_out(message), status=201)
 
 
@@ -121,7 +114,7 @@ async def update_ticket(request: web.Request) -> web.Response:
     payload = await parse_json(request, schemas.TicketPatch)
     changes = payload.model_dump(include=payload.model_fields_set)
     _refuse_nulls(changes, ("status", "priority", "group", "skills"))
-    view = await runtime(request).service.update_ticket(agent, _number(request), changes)
+    view = await runtime(request).service.update_ticket(agent, path_id(request, "number"), changes)
     return json_ok(schemas.ticket_detail(view))
 
 
@@ -129,7 +122,7 @@ async def merge_ticket(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     payload = await parse_json(request, schemas.MergeIn)
     service = runtime(request).service
-    await service.merge_ticket(agent, _number(request), payload.into)
+    await service.merge_ticket(agent, path_id(request, "number"), payload.into)
     return json_ok(schemas.ticket_detail(await service.get_ticket(agent, payload.into)))
 
 
@@ -137,19 +130,19 @@ async def link_ticket(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     payload = await parse_json(request, schemas.LinkIn)
     service = runtime(request).service
-    await service.link_tickets(agent, _number(request), payload.ticket)
-    return json_ok(schemas.ticket_detail(await service.get_ticket(agent, _number(request))))
+    await service.link_tickets(agent, path_id(request, "number"), payload.ticket)
+    return json_ok(schemas.ticket_detail(await service.get_ticket(agent, path_id(request, "number"))))
 
 
 async def unlink_ticket(request: web.Request) -> web.Response:
     agent = await authenticate(request)
-    await runtime(request).service.unlink_tickets(agent, _number(request), _number(request, "other"))
+    await runtime(request).service.unlink_tickets(agent, path_id(request, "number"), path_id(request, "other"))
     return web.Response(status=204)
 
 
 async def get_customer(request: web.Request) -> web.Response:
     agent = await authenticate(request)
-    view = await runtime(request).service.get_customer(agent, _number(request, "id"))
+    view = await runtime(request).service.get_customer(agent, path_id(request, "id"))
     return json_ok(schemas.customer_out(view))
 
 
@@ -158,7 +151,7 @@ async def update_customer(request: web.Request) -> web.Response:
     if agent.role not in MANAGERS:
         raise Forbidden("only a manager may change a customer's tier")
     payload = await parse_json(request, schemas.CustomerPatch)
-    view = await runtime(request).service.set_customer_tier(agent, _number(request, "id"), payload.tier)
+    view = await runtime(request).service.set_customer_tier(agent, path_id(request, "id"), payload.tier)
     return json_ok(schemas.customer_out(view))
 
 
@@ -172,7 +165,7 @@ async def add_identity(request: web.Request) -> web.Response:
             identity = phone_identity(payload.address, runtime(request).settings.phone_region)
     except InvalidAddress as exc:
         raise InvalidInput({"address": str(exc)}) from None
-    view = await runtime(request).service.add_identity(agent, _number(request, "id"), identity, merge=payload.merge)
+    view = await runtime(request).service.add_identity(agent, path_id(request, "id"), identity, merge=payload.merge)
     return json_ok(schemas.customer_out(view))
 
 
@@ -239,7 +232,7 @@ async def update_agent(request: web.Request) -> web.Response:
     if viewer.role != Role.admin and set(changes) - MANAGER_MAY_SET:
         refused = ", ".join(sorted(set(changes) - MANAGER_MAY_SET))
         raise Forbidden(f"only an admin may change an agent's {refused}; a manager may set presence")
-    agent_id = _number(request, "id")
+    agent_id = path_id(request, "id")
     view = await runtime(request).service.update_agent(
         agent_id,
         AgentChanges(
@@ -309,7 +302,7 @@ async def add_rule(request: web.Request) -> web.Response:
 
 async def remove_rule(request: web.Request) -> web.Response:
     await authenticate(request, roles=ADMINS)
-    await runtime(request).service.remove_rule(_number(request, "id"))
+    await runtime(request).service.remove_rule(path_id(request, "id"))
     return web.Response(status=204)
 
 

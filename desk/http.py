@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from switchboard.bootstrap import Runtime
 from tickets.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.models import Agent, Role
+from tickets.numbers import MAX_ID, as_id
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,28 @@ def int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int
         value = int(raw)
     except ValueError:
         raise InvalidInput({name: "must be a whole number"}) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+    maximum = MAX_ID if maximum is None else maximum
+    if value < minimum or value > maximum:
+        bound = f"from {minimum} to {maximum}"
         raise InvalidInput({name: f"must be {bound}"})
     return value
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """A number in the path (`/tickets/{number}`): anything that cannot be one of ours is simply not found."""
+    number = as_id(request.match_info[name])
+    if number is None:
+        raise web.HTTPNotFound(text=f"no such {name}")
+    return number
+
+
+async def form_fields(request: web.Request) -> dict[str, str]:
+    """The text fields of a urlencoded or multipart post; a body that is neither (a multipart without its
+    boundary, bytes that are not UTF-8) is the sender's mistake, answered 400, never a 500."""
+    try:
+        return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    except (ValueError, AssertionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise web.HTTPBadRequest(text=f"the form could not be read: {exc}") from None
 
 
 def validation_fields(exc: ValidationError) -> dict[str, str]:

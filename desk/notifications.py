@@ -9,7 +9,7 @@ from aiohttp import web
 
 from desk import schemas
 from desk.endpoints import Endpoint, Param
-from desk.http import MANAGERS, authenticate, error_response, int_param, json_ok, runtime
+from desk.http import MANAGERS, authenticate, error_response, form_fields, int_param, json_ok, path_id, runtime
 from notifier import receipts
 from notifier.history import notifications
 from tickets.errors import InvalidInput, NotFound
@@ -40,10 +40,7 @@ async def list_notifications(request: web.Request) -> web.Response:
 
 async def ticket_notifications(request: web.Request) -> web.Response:
     await authenticate(request, MANAGERS)
-    raw = request.match_info["number"]
-    if not raw.isdigit():
-        raise web.HTTPNotFound(text="no such ticket")
-    return await _listed(request, int(raw))
+    return await _listed(request, path_id(request, "number"))
 
 
 async def sms_status(request: web.Request) -> web.Response:
@@ -59,7 +56,7 @@ async def sms_status(request: web.Request) -> web.Response:
             raise InvalidInput({"body": "expected a JSON object"})
         fields = {k: str(v) for k, v in body.items() if v is not None}  # as strings: Twilio signs strings
     else:
-        fields = {k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)}
+        fields = await form_fields(request)
     signature = request.headers.get("X-Twilio-Signature")
     url = f"{rt.settings.public_url}{receipts.SMS_STATUS_PATH}"
     if sms.profile == "twilio" and sms.auth_token:

@@ -13,7 +13,7 @@ from channels.ratelimit import RateLimiter
 from channels.uploads import read_multipart
 from channels.webform.form import FormErrors
 from desk.console.render import page, said
-from desk.http import runtime
+from desk.http import form_fields, runtime
 from tickets.errors import Conflict, InvalidInput, NotFound
 
 POSTS_PER_MINUTE = 10
@@ -50,7 +50,7 @@ async def reply(request: web.Request) -> web.Response:
         if request.content_type.startswith("multipart/"):
             files = await read_multipart(request, rt.settings.http.max_upload_mb * 1024 * 1024, fields)
         else:
-            fields, files = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}, []
+            fields, files = await form_fields(request), []
         stored = tuple([await rt.attachments.save(n, t, d) for n, t, d in files])
         await rt.service.portal_reply(_key(request), fields.get("body", ""), fields.get("idempotency") or None,
                                       attachments=stored)
@@ -65,12 +65,11 @@ async def reply(request: web.Request) -> web.Response:
 
 async def rate(request: web.Request) -> web.Response:
     await _limited(request)
-    form = await request.post()
-    raw = form.get("score")
+    form = await form_fields(request)
+    raw = form.get("score", "")
     try:
-        score = int(raw) if isinstance(raw, str) and raw.isdigit() else 0
-        comment = form.get("comment")
-        await runtime(request).service.rate(_key(request), score, comment if isinstance(comment, str) else None)
+        score = int(raw) if raw in ("1", "2", "3", "4", "5") else 0
+        await runtime(request).service.rate(_key(request), score, form.get("comment"))
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
     except (InvalidInput, Conflict) as exc:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tickets.service import CustomerView, TicketView
 from tickets.staff import AgentView, GroupView, RuleView
+from tickets.numbers import MAX_ID
 from tickets.models import (
     Agent,
     Call,
@@ -33,6 +34,10 @@ SkillName = Annotated[str, Field(min_length=1, max_length=64)]
 GroupName = Annotated[str, Field(min_length=1, max_length=100)]
 
 
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""A ticket number or an id as a client may send one: what the store's 64-bit keys can hold."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,18 +51,18 @@ class MessageIn(Strict):
 
 
 class MergeIn(Strict):
-    into: int = Field(description="The client's ticket this one joins; this one is closed, its history moves there.")
+    into: Id = Field(description="The client's ticket this one joins; this one is closed, its history moves there.")
 
 
 class LinkIn(Strict):
-    ticket: int = Field(description="Another ticket of the same client.")
+    ticket: Id = Field(description="Another ticket of the same client.")
 
 
 class TicketPatch(Strict):
     status: Literal["open", "pending", "resolved", "closed"] | None = None
     priority: PriorityName | None = None
     category: str | None = Field(None, max_length=64)
-    assignee: int | None = Field(None, description="Agent id; null returns the ticket to its group queue.")
+    assignee: Id | None = Field(None, description="Agent id; null returns the ticket to its group queue.")
     group: GroupName | None = Field(
         None, description="Managers: move the ticket to this group's queue (its agent lets go) and route it again."
     )

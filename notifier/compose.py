@@ -286,6 +286,10 @@ class EmailNotifications:
                 stored[name] = value
         if extra:
             stored.update(extra)
+        # Fixed when queued, never at sending: a retry after a lost answer is the same message to the recipient's
+        # mail system (SMTP cannot confirm exactly once; a worker killed between the relay's 250 and our commit
+        # sends again, and the Message-ID is what lets that copy be recognised).
+        stored.setdefault("Message-ID", make_msgid(domain=_domain(sender)))
         return await outbox.queue(
             session,
             now,

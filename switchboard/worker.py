@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from arq import cron
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from notifier.jobs import deliver_outbox, sweep_outbox
 from sla.jobs import TIMER_QUEUE, fire_deadline, sweep_deadlines
 from switchboard.bootstrap import Runtime, redis_settings
+
+log = logging.getLogger(__name__)
 
 
 async def drain_queues(ctx: dict[str, Any]) -> int:
@@ -64,6 +72,47 @@ def build_worker(runtime: Runtime, **overrides: Any) -> Worker:
     return Worker(**worker_settings(runtime, **overrides))
 
 
-def build_workers(runtime: Runtime) -> list[Worker]:
-    """What `switchboard worker` runs: deliveries and routing sweeps, and the regulation timers."""
-    return [build_worker(runtime), Worker(**timer_worker_settings(runtime))]
+class Supervised:
+    """An arq worker that outlives a Redis outage. arq's loop ends with an error when Redis goes away (restarted,
+    failed over, unreachable for a moment); a process that stopped then would stop the deliveries and the
+    regulation clock until someone restarted it. Here a fresh worker starts once Redis answers again: its start-up
+    sweeps fire the steps and send the notifications whose jobs a flushed or emptied Redis lost (the rows are in
+    the database), and a job cut off mid-way runs again, as after any worker restart."""
+
+    def __init__(self, make: Callable[[], Worker], *, first_wait: float = 1.0, longest_wait: float = 30.0) -> None:
+        self._make = make
+        self._first_wait = first_wait
+        self._longest_wait = longest_wait
+        self.worker = make()
+        self.restarts = 0
+
+    async def async_run(self) -> None:
+        wait = self._first_wait
+        while True:
+            started = time.monotonic()
+            try:
+                await self.worker.async_run()
+                return  # closed on purpose
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                if time.monotonic() - started > 60:
+                    wait = self._first_wait  # it ran a while: a new outage, not the same one going on
+                log.warning("arq worker %s lost Redis (%s: %s); a new one starts in %.0f s",
+                            self.worker.queue_name, type(exc).__name__, exc, wait)
+            with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                await self.worker.close()  # its pool; Redis may still be away
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, self._longest_wait)
+            self.worker = self._make()
+            self.restarts += 1
+
+    async def close(self) -> None:
+        try:
+            await self.worker.close()
+        except (RedisError, OSError, asyncio.TimeoutError):
+            log.info("closing arq worker %s without Redis", self.worker.queue_name)
+
+
+def build_workers(runtime: Runtime) -> list[Supervised]:
+    """What `switchboard worker` runs: deliveries and routing sweeps, and the regulation timers, each kept
+    running through Redis outages."""
+    return [Supervised(lambda: build_worker(runtime)), Supervised(lambda: Worker(**timer_worker_settings(runtime)))]

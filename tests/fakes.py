@@ -66,8 +66,8 @@ class SmtpSink:
     async def start(self) -> SmtpSink:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(self, hostname="sink.test", enable_SMTPUTF8=True, loop=loop), "127.0.0.1", 0
-        )
+            lambda: SMTP(self, hostname="sink.test", enable_SMTPUTF8=True, loop=loop), "127.0.0.1", self.port
+        )  # port 0 the first time; a restarted sink listens where it did, like a relay back from an outage
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -41,6 +41,7 @@ from tickets.models import (
     TicketStatus,
     skill_set,
 )
+from tickets.numbers import as_id
 from tickets.ports import Assigner, ChangeFeed, JobQueue, LockedAgent, Notifications, Regulations, Timer, Timers
 from tickets.staff import StaffCommands, group_ids_of, skill_names
 from tickets.logins import LoginCommands
@@ -686,8 +687,8 @@ def _matching(search: str) -> ColumnElement[bool]:
         exists(select(CustomerIdentity.id).where(CustomerIdentity.customer_id == Ticket.customer_id,
                                                  func.lower(CustomerIdentity.address).like(like))),
     ]
-    if number.isdigit():
-        conditions.append(Ticket.id == int(number))
+    if (as_number := as_id(number)) is not None:
+        conditions.append(Ticket.id == as_number)
     return or_(*conditions)
 
 

@@ -38,6 +38,7 @@ from tickets.models import (
     skill_key,
     skill_set,
 )
+from tickets.numbers import as_id
 from tickets.ports import AgentLoad, Assigner
 
 SEEN_EVERY = timedelta(minutes=1)
@@ -173,7 +174,8 @@ class StaffCommands:
     async def find_agent(self, reference: str) -> Agent:
         """An agent by id or email (the CLI's way to name one)."""
         async with self._transaction() as session:
-            query = select(Agent).where(Agent.id == int(reference)) if reference.isdigit() else \
+            agent_id = as_id(reference)
+            query = select(Agent).where(Agent.id == agent_id) if agent_id is not None else \
                 select(Agent).where(func.lower(Agent.email) == reference.strip().lower())
             agent = await session.scalar(query)
             if agent is None:

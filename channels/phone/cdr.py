@@ -32,6 +32,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import IO, Literal
 
 from channels.phone import numbers
+from tickets.numbers import whole_number
 
 __all__ = [
     "COLUMNS",
@@ -358,10 +359,10 @@ def _date(value: str, column: str, tz: tzinfo) -> datetime:
 
 
 def _seconds(value: str, column: str) -> int:
-    text = value.strip()
-    if not text.isdigit():
+    seconds = whole_number(value, maximum=2**31 - 1)
+    if seconds is None:
         raise _Reject(f"bad {column} {value!r}: whole seconds expected")
-    return int(text)
+    return seconds
 
 
 def _record_id(fields: list[str], uniqueid: str) -> str:

@@ -12,10 +12,13 @@ from channels.phone.cdr import CdrRow
 from tickets.errors import InvalidInput
 from tickets.identities import InvalidAddress, email_identity
 from tickets.inbound import CallDetails, Identity, Inbound
+from tickets.numbers import MAX_ID
 
 CHANNEL = "phone"
 MAX_NOTES = 100_000
 CLOCK_SKEW = timedelta(minutes=5)
+MAX_SECONDS = 2**31 - 1
+"""The longest duration the calls table holds (a 32-bit column): about 68 years."""
 """How far in the future a PBX clock may be before its call times are refused."""
 
 
@@ -32,8 +35,8 @@ class CallEntry(BaseModel):
     started_at: AwareDatetime
     answered_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
-    duration: int | None = Field(None, ge=0, description="Seconds from start to end; worked out from the times when absent.")
-    talk_time: int | None = Field(None, ge=0, description="Seconds from answer to end; worked out from the times when absent.")
+    duration: int | None = Field(None, ge=0, le=MAX_SECONDS, description="Seconds from start to end; worked out from the times when absent.")
+    talk_time: int | None = Field(None, ge=0, le=MAX_SECONDS, description="Seconds from answer to end; worked out from the times when absent.")
     disposition: Literal["answered", "missed", "busy", "failed", "voicemail"]
     agent: StrictInt | StrictStr | None = Field(
         None, description="The agent on the call: id (number), email, or PBX extension; unset → the token's agent."
@@ -155,6 +158,9 @@ def _agent(raw: int | str | None, errors: dict[str, str]) -> tuple[int | None, s
     if raw is None:
         return None, None, None
     if isinstance(raw, int):
+        if not 0 < raw <= MAX_ID:
+            errors["agent"] = "no such agent id"
+            return None, None, None
         return raw, None, None
     if "@" in raw:
         try:

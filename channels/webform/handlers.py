@@ -15,7 +15,7 @@ from channels.uploads import read_multipart
 from channels.webform.form import CATEGORIES, HONEYPOT, ContactForm, FormErrors, to_inbound, validate
 from channels.ratelimit import RateLimiter
 from desk.endpoints import Endpoint, Param
-from desk.http import RUNTIME, error_response, json_ok, runtime
+from desk.http import RUNTIME, error_response, form_fields, json_ok, runtime
 from tickets.errors import StoreUnavailable
 from tickets.language import from_accept_language
 
@@ -81,7 +81,7 @@ async def contact_submit(request: web.Request) -> web.Response:
         if request.content_type.startswith("multipart/"):
             files = await read_multipart(request, budget, values)
         else:
-            values, files = {k: str(v) for k, v in (await request.post()).items()}, []
+            values, files = await form_fields(request), []
         token = values.get("form_token", "") or uuid.uuid4().hex
         values["form_token"] = token  # a re-shown form keeps its token, so fixing and re-sending stays idempotent
         form, identities = validate({k: v for k, v in values.items() if k in ContactForm.model_fields}, settings.phone_region)

@@ -16,6 +16,7 @@ from sla.regulations import RegulationsError, build_book
 from sla.sources import SourceError, parse_yaml
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.models import Role
+from tickets.numbers import as_id
 
 MAX_CHECKED = 200_000
 
@@ -76,10 +77,10 @@ async def add_canned(request: web.Request) -> web.Response:
 async def remove_canned(request: web.Request) -> web.Response:
     signed = await _admin(request)
     await form_of(request, signed)
-    raw = request.match_info["id"]
-    if raw.isdigit():
+    canned_id = as_id(request.match_info["id"])
+    if canned_id is not None:
         try:
-            await runtime(request).service.remove_canned(int(raw))
+            await runtime(request).service.remove_canned(canned_id)
         except NotFound:
             pass  # removed already: the page shows what is left
     raise web.HTTPSeeOther("/desk/admin#canned")

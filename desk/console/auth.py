@@ -12,7 +12,7 @@ from aiohttp import web
 
 from channels.ratelimit import RateLimiter
 from desk.console.render import page
-from desk.http import runtime
+from desk.http import form_fields, runtime
 from tickets.logins import SESSION_MAX
 from tickets.models import Agent
 
@@ -49,7 +49,7 @@ async def require(request: web.Request) -> Signed:
 
 async def form_of(request: web.Request, signed: Signed) -> dict[str, str]:
     """The posted form, once its CSRF token matched this session's (403 otherwise)."""
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await form_fields(request)
     if not hmac.compare_digest(form.get("csrf", ""), signed.csrf):
         log.warning("console form without a valid CSRF token from %s", request.remote)
         raise web.HTTPForbidden(text="This form has expired or did not come from Switchboard: reload the page.")
@@ -74,7 +74,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await form_fields(request)
     email, password, target = form.get("email", "").strip(), form.get("password", ""), console_path(form.get("next"))
     ip_limit, email_limit = _limiters(request)
     wait = await ip_limit.retry_after(request.remote or "?") or await email_limit.retry_after(email.lower())

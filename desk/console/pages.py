@@ -16,10 +16,11 @@ from markupsafe import Markup
 from desk.console import live
 from desk.console.auth import console_path, form_of, require
 from desk.console.render import page
-from desk.http import MANAGERS, runtime
+from desk.http import MANAGERS, path_id, runtime
 from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
+from tickets.numbers import as_id, whole_number
 from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Deadline, Presence, Priority, Ticket
 
 STATIC = Path(__file__).parent / "static"
@@ -49,13 +50,6 @@ SORTS: dict[str, Any] = {
     "priority": lambda r: (-PRIORITY_RANK[r.ticket.priority], r.ticket.created_at),
 }
 """How a queue may be ordered (`?sort=`): the table's headers link to each."""
-
-
-def _number(request: web.Request) -> int:
-    raw = request.match_info["number"]
-    if not raw.isdigit():
-        raise web.HTTPNotFound(text="no such ticket")
-    return int(raw)
 
 
 async def queue(request: web.Request) -> web.Response:
@@ -100,7 +94,7 @@ async def queue(request: web.Request) -> web.Response:
 async def ticket(request: web.Request) -> web.Response:
     signed = await require(request)
     service = runtime(request).service
-    view = await service.get_ticket(signed.agent, _number(request))
+    view = await service.get_ticket(signed.agent, path_id(request, "number"))
     card = await service.get_customer(signed.agent, view.customer.id)
     agents = [v.agent for v in await service.list_agents()] if signed.agent.role in MANAGERS else []
     notice = request.query.get("done")
@@ -127,7 +121,7 @@ async def act(request: web.Request) -> web.Response:
     """One form on the ticket page: reply, note, status/priority, take, return, link, unlink, merge."""
     signed = await require(request)
     form = await form_of(request, signed)
-    number, service, action = _number(request), runtime(request).service, form.get("action", "")
+    number, service, action = path_id(request, "number"), runtime(request).service, form.get("action", "")
     try:
         if action in ("reply", "note"):
             body = form.get("body", "").strip()
@@ -142,9 +136,10 @@ async def act(request: web.Request) -> web.Response:
             await service.update_ticket(signed.agent, number, changes)
             done = "done_saved"
         elif action == "transfer":
-            if not form.get("assignee", "").isdigit():
+            assignee = as_id(form.get("assignee", ""))
+            if assignee is None:
                 raise _Back(number, "choose an agent")
-            await service.update_ticket(signed.agent, number, {"assignee": int(form["assignee"])})
+            await service.update_ticket(signed.agent, number, {"assignee": assignee})
             done = "done_saved"
         elif action == "take":
             await service.update_ticket(signed.agent, number, {"assignee": signed.agent.id})
@@ -153,16 +148,16 @@ async def act(request: web.Request) -> web.Response:
             await service.update_ticket(signed.agent, number, {"assignee": None})
             done = "done_returned"
         elif action in ("link", "unlink", "merge"):
-            other = form.get("other", "").strip().lstrip("#")
-            if not other.isdigit():
+            other = as_id(form.get("other", "").strip().lstrip("#"))
+            if other is None:
                 raise _Back(number, "choose a ticket")
             if action == "merge":
-                await service.merge_ticket(signed.agent, number, int(other))
-                raise web.HTTPSeeOther(f"/desk/tickets/{int(other)}?done=done_merged")
+                await service.merge_ticket(signed.agent, number, other)
+                raise web.HTTPSeeOther(f"/desk/tickets/{other}?done=done_merged")
             if action == "link":
-                await service.link_tickets(signed.agent, number, int(other))
+                await service.link_tickets(signed.agent, number, other)
             else:
-                await service.unlink_tickets(signed.agent, number, int(other))
+                await service.unlink_tickets(signed.agent, number, other)
             done = f"done_{action}ed"
         else:
             raise web.HTTPBadRequest(text=f"unknown action {action!r}")
@@ -193,12 +188,13 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     """A file of a message on a ticket the agent may open; always a download, never rendered as a page."""
     signed = await require(request)
     rt = runtime(request)
-    view = await rt.service.get_ticket(signed.agent, _number(request))
+    view = await rt.service.get_ticket(signed.agent, path_id(request, "number"))
     message = next((m for m in view.messages if str(m.id) == request.match_info["message"]), None)
-    index = request.match_info["index"]
-    if message is None or not index.isdigit() or int(index) >= len(message.attachments or []):
+    index = whole_number(request.match_info["index"], maximum=len(message.attachments or []) - 1) \
+        if message is not None else None
+    if message is None or index is None:
         raise web.HTTPNotFound(text="no such attachment")
-    ref = message.attachments[int(index)]
+    ref = message.attachments[index]
     try:
         path = rt.attachments.open_path(str(ref.get("path", "")))
     except ValueError:

@@ -572,3 +572,23 @@ async def test_database_down_answers_503_never_500(redis_url: str, tmp_path: Pat
                 assert health["database"].startswith("error: "), health
         finally:
             await rt.close()
+
+
+async def test_numbers_no_key_can_hold_and_unreadable_forms_are_refused_not_500(
+    client: TestClient[Any, Any], add_agent: Any
+) -> None:
+    """What schemathesis found: ids past 64 bits reached the database, which refused the whole query (500)."""
+    _, headers = await add_agent(role=Role.admin)
+    number = await submit(client)
+    huge = str(2**64)
+    for method, path in (("GET", f"/api/v1/tickets/{huge}"), ("GET", f"/api/v1/customers/{huge}"),
+                         ("DELETE", f"/api/v1/routing/rules/{huge}"), ("GET", "/api/v1/tickets/²")):
+        await assert_error(await client.request(method, path, headers=headers), 404, "not_found")
+    await assert_error(await client.get("/api/v1/notifications", params={"ticket": huge}, headers=headers),
+                       422, "invalid")
+    merged = await client.post(f"/api/v1/tickets/{number}/merge", json={"into": -2**70}, headers=headers)
+    assert "into" in (await assert_error(merged, 422, "invalid"))["fields"]
+    assert (await client.get("/api/v1/tickets", params={"q": f"#{huge}"}, headers=headers)).status == 200
+    unreadable = await client.post("/api/v1/notifier/sms/status", data=b"x",
+                                   headers={"Content-Type": "multipart/form-data"})
+    assert unreadable.status == 400

@@ -10,6 +10,8 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
+from tickets.numbers import whole_number
+
 LINK_TTL = timedelta(minutes=15)
 
 
@@ -26,9 +28,10 @@ def link_code(token: str, agent_id: int, now: datetime) -> tuple[str, datetime]:
 def agent_of(token: str, code: str, now: datetime) -> int | None:
     """The agent a valid, unexpired code names; None for anything else."""
     parts = code.strip().split("-")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+    numbers = [whole_number(p) for p in parts[:2]] if len(parts) == 3 else []
+    if len(numbers) != 2 or None in numbers:
         return None
-    agent_id, expires = int(parts[0]), int(parts[1])
+    agent_id, expires = int(numbers[0] or 0), int(numbers[1] or 0)
     if expires < now.timestamp() or not hmac.compare_digest(parts[2], _signature(token, agent_id, expires)):
         return None
     return agent_id

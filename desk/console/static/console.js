@@ -12,8 +12,9 @@
   });
 })();
 
-// Live queue: when the server says tickets changed, fetch this page again and swap the new content in —
-// no reload, nothing typed lost (it waits while a field has focus), at most one refresh in flight.
+// Live queue: when the server says tickets changed (and each minute, for the countdowns), fetch this page again
+// and swap the new content in — no reload, nothing typed lost (it waits while a field has focus), at most one
+// refresh in flight.
 (function () {
   "use strict";
   var main = document.querySelector("main[data-live]");
@@ -37,6 +38,8 @@
       }
     }).catch(function () { /* the next change tries again */ });
   }
+  // The countdowns are written by the server: read them again each minute even when nothing changed.
+  setInterval(function () { if (!timer && !document.hidden) timer = setTimeout(refresh, 0); }, 60000);
   var source = new EventSource("/desk/events");
   source.addEventListener("tickets", function () { if (!timer) timer = setTimeout(refresh, 250); });
   document.documentElement.dataset.live = "connecting";
