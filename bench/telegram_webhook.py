@@ -4,7 +4,7 @@ Each update is a distinct client's text message (a new customer card, ticket, me
 with the right secret header to one `switchboard web` process with a bot token set. Ingesting a text
 message does not call the Bot API; its base points at an unused 127.0.0.1 port so nothing leaves the host.
 For scale, the same run measures a bare aiohttp server that only checks the secret and parses the update
-with aiogram (`Update.model_validate`).
+with aiogram (`Update.model_validate`), and the raw limit (bench/raw_limit.py) on the same PostgreSQL.
 Usage: uv run python bench/telegram_webhook.py [--updates 2000] [--concurrency 32] [--runs 3]
 Needs PostgreSQL (BENCH_PG_URL) and Redis (BENCH_REDIS_URL); traffic goes only to 127.0.0.1 and stops
 after --updates requests per server.
@@ -26,6 +26,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.deployment import deployment, report  # noqa: E402
+from bench.raw_limit import raw_limit  # noqa: E402
 from channels.chat.telegram.bot import webhook_secret  # noqa: E402
 from channels.chat.telegram.webhook import PATH, SECRET_HEADER  # noqa: E402
 from switchboard.settings import TelegramSettings  # noqa: E402
@@ -100,8 +101,10 @@ async def one_run(count: int, concurrency: int) -> dict[str, float]:
             our_result = await blast(session, f"http://127.0.0.1:{ours}", count, concurrency, secret)
         stored = await setup.count("SELECT count(*) FROM messages WHERE channel = 'telegram' AND direction = 'in'")
         assert stored == count, (stored, count)
-        return {"updates_per_s": our_result["per_s"], "p50_ms": our_result["p50_ms"], "p99_ms": our_result["p99_ms"],
-                "bare_parse_per_s": bare_result["per_s"], "ratio": our_result["per_s"] / bare_result["per_s"]}
+    raw = await raw_limit(3000, concurrency)
+    return {"updates_per_s": our_result["per_s"], "p50_ms": our_result["p50_ms"], "p99_ms": our_result["p99_ms"],
+            "bare_parse_per_s": bare_result["per_s"], "ratio": our_result["per_s"] / bare_result["per_s"],
+            "raw_txn_per_s": raw, "raw_ratio": our_result["per_s"] / raw}
 
 
 async def main() -> None:

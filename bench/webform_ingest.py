@@ -1,4 +1,6 @@
-"""Web-form ingest end to end: HTTP post → committed → assigned, against one `switchboard web` process.
+"""Web-form ingest end to end: HTTP post → committed → assigned, against one `switchboard web` process or
+several; each run also measures the raw limit (bench/raw_limit.py: the same rows written by bare asyncpg
+transactions at the same concurrency, on the same server) and reports the ratio.
 
 Usage: uv run python bench/webform_ingest.py [--posts 2000] [--concurrency 32] [--runs 3] [--web 1]
 Needs PostgreSQL (BENCH_PG_URL, default the local server) and Redis (BENCH_REDIS_URL). Each run gets a
@@ -18,11 +20,18 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.deployment import deployment, report  # noqa: E402
+from bench.raw_limit import raw_limit  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.test_concurrency import wait_healthy  # noqa: E402
 
 
 async def one_run(posts: int, concurrency: int, web_processes: int) -> dict[str, float]:
+    raw = await raw_limit(max(posts, 3000), concurrency)
+    result = await _ingest(posts, concurrency, web_processes)
+    return {**result, "raw_txn_per_s": raw, "ratio": result["tickets_per_s"] / raw}
+
+
+async def _ingest(posts: int, concurrency: int, web_processes: int) -> dict[str, float]:
     async with deployment(agents=5, capacity=posts, SWITCHBOARD_HTTP_FORM_RATE_LIMIT="0") as setup:
         urls = []
         for _ in range(web_processes):
@@ -63,7 +72,7 @@ async def main() -> None:
     args = parser.parse_args()
     results = [await one_run(args.posts, args.concurrency, args.web) for _ in range(args.runs)]
     report(results, f"{args.posts} posts, {args.concurrency} clients, {args.web} web process(es)",
-           keys=("tickets_per_s", "p50_ms", "p99_ms"), digits=1)
+           keys=("tickets_per_s", "p50_ms", "p99_ms", "raw_txn_per_s", "ratio"), digits=3)
 
 
 if __name__ == "__main__":

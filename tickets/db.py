@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 
 def create_engine(url: str, *, pool_size: int = 10, sqlite_busy_timeout_ms: int = 30_000) -> AsyncEngine:
@@ -37,8 +38,32 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class KeepingSession(Session):
+    """A session that holds on to what it loaded until it closes. SQLAlchemy's identity map is weak: an object
+    nobody references any more is forgotten, and the next `session.get` of it is another SELECT. One ingest
+    read the same customer and group three times that way (the card, the regulation's match, the
+    acknowledgement); our sessions last one transaction, so keeping everything costs nothing."""
+
+
+KEPT = "switchboard.kept"
+
+
+@event.listens_for(KeepingSession, "loaded_as_persistent")
+@event.listens_for(KeepingSession, "pending_to_persistent")
+@event.listens_for(KeepingSession, "detached_to_persistent")
+def _keep(session: Session, instance: object) -> None:
+    session.info.setdefault(KEPT, {})[id(instance)] = instance
+
+
+@event.listens_for(KeepingSession, "persistent_to_detached")
+@event.listens_for(KeepingSession, "persistent_to_deleted")
+@event.listens_for(KeepingSession, "persistent_to_transient")
+def _let_go(session: Session, instance: object) -> None:
+    session.info.get(KEPT, {}).pop(id(instance), None)
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=KeepingSession)
 
 
 def is_postgresql(engine_or_session: Any) -> bool:

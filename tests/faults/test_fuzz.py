@@ -117,5 +117,5 @@ def test_a_complete_form_is_accepted_with_its_text_unchanged(name: str, message:
         assert set(exc.fields) <= {"name", "message", "subject"}, exc.fields
         assert all(("long" in v or "at most" in v or "characters" in v) for v in exc.fields.values()), exc.fields
         return
-    assert form.message == message.strip() or form.message == message
+    assert form.message.strip() == message.strip()  # nothing but the surrounding whitespace may go
     assert [i.address for i in identities] == ["client@example.org"]
