@@ -9,7 +9,7 @@ from aiohttp import web
 from channels.chat.webchat import handlers as webchat
 from channels.phone import handlers as phone
 from channels.webform import handlers as webform
-from desk import api, health, notifications, portal
+from desk import api, health, metrics, notifications, portal
 from desk.console import admin as console_admin
 from desk.console import auth as console_auth
 from desk.console import dashboard as console_dashboard
@@ -21,13 +21,14 @@ from switchboard.bootstrap import Runtime
 
 
 def all_endpoints() -> list[Endpoint]:
-    return [*api.ENDPOINTS, *notifications.ENDPOINTS, *health.ENDPOINTS, *phone.ENDPOINTS, *webform.ENDPOINTS, *webchat.ENDPOINTS]
+    return [*api.ENDPOINTS, *notifications.ENDPOINTS, *health.ENDPOINTS, *metrics.ENDPOINTS, *phone.ENDPOINTS,
+            *webform.ENDPOINTS, *webchat.ENDPOINTS]
 
 
 def create_app(rt: Runtime) -> web.Application:
-    app = web.Application(middlewares=[domain_errors], client_max_size=rt.settings.http.max_upload_mb * 1024 * 1024)
+    app = web.Application(middlewares=[metrics.count_requests, domain_errors], client_max_size=rt.settings.http.max_upload_mb * 1024 * 1024)
     app[RUNTIME] = rt
-    register(app, [*api.ENDPOINTS, *notifications.ENDPOINTS, *health.ENDPOINTS, *phone.ENDPOINTS])
+    register(app, [*api.ENDPOINTS, *notifications.ENDPOINTS, *health.ENDPOINTS, *metrics.ENDPOINTS, *phone.ENDPOINTS])
     webform.setup(app)
     webchat.setup(app)
     document = build_openapi(all_endpoints(), version("switchboard"))

@@ -14,6 +14,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from notifier.delivery import Deliverer
+from notifier.enqueue import JobSpec, enqueue_all
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ class ArqJobQueue:
         self._redis = redis
 
     async def deliver(self, outbox_ids: Sequence[int]) -> None:
-        for outbox_id in outbox_ids:
-            await self.enqueue(outbox_id, 0)
+        """The first attempt of each, in one round trip (what a committed transaction hands over)."""
+        await enqueue_all(self._redis, [JobSpec(DELIVER_JOB, job_id(outbox_id, 0), (outbox_id,))
+                                        for outbox_id in outbox_ids])
 
     async def enqueue(
         self, outbox_id: int, attempt: int, *, defer_by: timedelta | None = None, due_at: datetime | None = None

@@ -8,6 +8,8 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
+from notifier.enqueue import JobSpec, enqueue_all
+
 from tickets.ports import Timer
 
 FIRE_JOB = "fire_deadline"
@@ -23,10 +25,9 @@ class ArqTimers:
 
     async def schedule(self, timers: Sequence[Timer]) -> None:
         now = datetime.now(timezone.utc)  # arq defers by the wall clock, whatever clock the services run on
-        for timer in timers:
-            await self._redis.enqueue_job(FIRE_JOB, timer.deadline_id, timer.plan, _job_id=timer.job_id,
-                                          _defer_until=timer.due_at if timer.due_at > now else None,
-                                          _queue_name=TIMER_QUEUE)
+        await enqueue_all(self._redis, [
+            JobSpec(FIRE_JOB, timer.job_id, (timer.deadline_id, timer.plan), queue=TIMER_QUEUE,
+                    defer_until=timer.due_at if timer.due_at > now else None) for timer in timers])
 
 
 async def fire_deadline(ctx: dict[str, Any], deadline_id: int, plan: int) -> str:

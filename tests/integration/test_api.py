@@ -592,3 +592,21 @@ async def test_numbers_no_key_can_hold_and_unreadable_forms_are_refused_not_500(
     unreadable = await client.post("/api/v1/notifier/sms/status", data=b"x",
                                    headers={"Content-Type": "multipart/form-data"})
     assert unreadable.status == 400
+
+
+async def test_metrics_count_the_store_and_this_process_requests_by_route(
+    client: TestClient[Any, Any], add_agent: Any
+) -> None:
+    _, headers = await add_agent()
+    number = await submit(client)
+    await client.get(f"/api/v1/tickets/{number}", headers=headers)
+    answer = await client.get("/metrics")
+    assert answer.status == 200 and answer.content_type == "text/plain"
+    text = await answer.text()
+    assert 'switchboard_tickets{status="open"} 1.0' in text
+    assert 'switchboard_agents{presence="available"} 1.0' in text
+    assert 'switchboard_deadlines_pending{state="due_later"}' in text
+    assert 'switchboard_notifications{channel="email",status="queued"}' in text  # the acknowledgement
+    assert 'route="/api/v1/tickets/{number}",status="200"' in text  # the pattern, never the number
+    assert f"/api/v1/tickets/{number}\"" not in text
+    assert "process_resident_memory_bytes" in text
