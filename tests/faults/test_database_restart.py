@@ -20,7 +20,7 @@ import aiosmtplib
 from channels.chat.telegram.bot import webhook_secret
 from channels.chat.telegram.webhook import PATH, SECRET_HEADER
 from switchboard.settings import TelegramSettings
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_healthy
 from tests.faults.services import _wait_port, private_postgres, private_redis, roles
 
 ITEMS = 120
@@ -107,18 +107,6 @@ def telegram(session: aiohttp.ClientSession, base: str) -> Sender:
     return Sender("telegram", send)
 
 
-async def _healthy(session: aiohttp.ClientSession, base: str) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            try:
-                async with session.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-
-
 async def test_every_item_sent_through_a_database_restart_is_stored_exactly_once() -> None:
     with private_postgres() as postgres, private_redis() as redis:
         http_port, smtp_port = free_port(), free_port()
@@ -132,7 +120,7 @@ async def test_every_item_sent_through_a_database_restart_is_stored_exactly_once
             deployment.start("smtp")
             base = f"http://127.0.0.1:{http_port}"
             async with aiohttp.ClientSession() as session:
-                await _healthy(session, base)
+                await wait_healthy(session, base, timeout=60)
                 await asyncio.to_thread(_wait_port, smtp_port)
                 senders = [webform(session, base), smtp(smtp_port), telegram(session, base)]
                 stop_at = time.monotonic() + TIME_LIMIT

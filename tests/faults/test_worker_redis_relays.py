@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import redis.asyncio as aioredis
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_healthy
 from tests.fake_sms import FakeSmsGateway
 from tests.fakes import SmtpSink
 from tests.faults.services import Roles, private_postgres, private_redis, roles
@@ -74,7 +74,8 @@ async def test_steps_fire_and_notifications_arrive_once_through_relay_outages_re
             deployment.start("web")
             deployment.start("worker", "worker-1")
             base = f"http://127.0.0.1:{http_port}"
-            await _wait_healthy(base)
+            async with aiohttp.ClientSession() as session:
+                await wait_healthy(session, base, timeout=60)
             numbers = await _post_forms(base)
 
             # Redis loses everything twice: flushed, then killed and started again, empty.
@@ -113,18 +114,6 @@ async def test_steps_fire_and_notifications_arrive_once_through_relay_outages_re
 
 async def _some(gateway: FakeSmsGateway, relay: SmtpSink) -> bool:
     return len(gateway.delivered) + len(relay.received) >= 6
-
-
-async def _wait_healthy(base: str) -> None:
-    async with aiohttp.ClientSession() as session, asyncio.timeout(60):
-        while True:
-            try:
-                async with session.get(f"{base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
 
 
 async def _check_once(postgres, deployment: Roles, gateway: FakeSmsGateway, relay: SmtpSink,  # type: ignore[no-untyped-def]
