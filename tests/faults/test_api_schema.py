@@ -11,8 +11,8 @@ from pathlib import Path
 
 from tests.integration.test_serve import Serve, cli
 
-MAX_EXAMPLES = 25
-MAX_SECONDS = 150
+MAX_EXAMPLES = 15
+MAX_SECONDS = 75
 
 
 def test_no_generated_request_makes_the_api_answer_5xx(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from channels.email.parse import ParsedMail, parse_mail
 from channels.phone.cdr import CdrLines, CdrRejection, CdrRow, read_cdr
 from channels.webform.form import ContactForm, FormErrors, validate
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
 """Any Unicode a person or a broken client might send (lone surrogates cannot be encoded, so are left out)."""
 WORDS = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=80) \
