@@ -6,15 +6,21 @@ from __future__ import annotations
 from aiohttp import BodyPartReader, web
 
 from channels.webform.form import FormErrors
+from desk.http import form_fields, runtime
 
 MAX_FILES = 10
 
 
-async def read_multipart(request: web.Request, budget: int, fields: dict[str, str]) -> list[tuple[str, str, bytes]]:
-    """Files of a multipart post, streamed so an oversized upload is refused before it is held.
+async def read_form(request: web.Request, fields: dict[str, str]) -> list[tuple[str, str, bytes]]:
+    """The files of a post (none for a urlencoded one); a multipart post is streamed so an upload past
+    SWITCHBOARD_HTTP_MAX_UPLOAD_MB is refused before it is held.
 
     Text fields go into `fields` as they arrive, so a refused post can still show the client what they typed.
     """
+    if not request.content_type.startswith("multipart/"):
+        fields.update(await form_fields(request))
+        return []
+    budget = runtime(request).settings.http.max_upload_mb * 1024 * 1024
     files: list[tuple[str, str, bytes]] = []
     reader = await request.multipart()
     used = 0

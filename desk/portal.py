@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
 from channels.ratelimit import RateLimiter
-from channels.uploads import read_multipart
+from channels.uploads import read_form
 from channels.webform.form import FormErrors
 from desk.console.render import page, said
 from desk.http import form_fields, runtime
@@ -47,18 +46,13 @@ async def reply(request: web.Request) -> web.Response:
     rt = runtime(request)
     fields: dict[str, str] = {}
     try:
-        if request.content_type.startswith("multipart/"):
-            files = await read_multipart(request, rt.settings.http.max_upload_mb * 1024 * 1024, fields)
-        else:
-            fields, files = await form_fields(request), []
+        files = await read_form(request, fields)
         stored = tuple([await rt.attachments.save(n, t, d) for n, t, d in files])
         await rt.service.portal_reply(_key(request), fields.get("body", ""), fields.get("idempotency") or None,
                                       attachments=stored)
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
-    except FormErrors as exc:
-        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={quote('; '.join(exc.fields.values()))}") from None
-    except (InvalidInput, Conflict) as exc:
+    except (InvalidInput, Conflict, FormErrors) as exc:
         raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={said(exc)}") from None
     raise web.HTTPSeeOther(f"/portal/{_key(request)}?done=sent")
 

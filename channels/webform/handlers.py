@@ -11,11 +11,11 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
-from channels.uploads import read_multipart
+from channels.uploads import read_form
 from channels.webform.form import CATEGORIES, HONEYPOT, ContactForm, FormErrors, to_inbound, validate
 from channels.ratelimit import RateLimiter
 from desk.endpoints import Endpoint, Param
-from desk.http import RUNTIME, error_response, form_fields, json_ok, runtime
+from desk.http import RUNTIME, error_response, json_ok, runtime
 from tickets.errors import StoreUnavailable
 from tickets.language import from_accept_language
 
@@ -75,13 +75,9 @@ async def contact_submit(request: web.Request) -> web.Response:
         message = "Too many submissions from your address; please try again in a minute."
         return _render("contact.html", 429, {"Retry-After": str(retry)}, values={"form_token": uuid.uuid4().hex},
                        errors={"form": message})
-    budget = settings.http.max_upload_mb * 1024 * 1024
     values: dict[str, str] = {}
     try:
-        if request.content_type.startswith("multipart/"):
-            files = await read_multipart(request, budget, values)
-        else:
-            values, files = await form_fields(request), []
+        files = await read_form(request, values)
         token = values.get("form_token", "") or uuid.uuid4().hex
         values["form_token"] = token  # a re-shown form keeps its token, so fixing and re-sending stays idempotent
         form, identities = validate({k: v for k, v in values.items() if k in ContactForm.model_fields}, settings.phone_region)

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from desk.console import live
 from desk.console.auth import console_path, form_of, require
-from desk.console.render import page
+from desk.console.render import page, reason
 from desk.http import MANAGERS, path_id, runtime
 from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
@@ -65,10 +65,12 @@ async def queue(request: web.Request) -> web.Response:
     elif view == "overdue":
         arguments["overdue"] = True
     channel = request.query.get("channel", "")
-    if channel in CHANNELS:
-        arguments["channel"] = channel
+    channel = channel if channel in CHANNELS else ""  # an unknown filter value filters nothing
     priority = request.query.get("priority", "")
-    if priority in PRIORITY_RANK:
+    priority = priority if priority in PRIORITY_RANK else ""
+    if channel:
+        arguments["channel"] = channel
+    if priority:
         arguments["priority"] = [Priority(priority)]
     query = request.query.get("q", "").strip()[:200]
     if query:
@@ -84,8 +86,7 @@ async def queue(request: web.Request) -> web.Response:
         sort = "deadline"
     rows.sort(key=SORTS[sort])
     customers = await service.customer_names([t.customer_id for t in tickets])
-    kept = {k: v for k, v in (("view", view), ("q", query), ("channel", arguments.get("channel", "")),
-                               ("priority", priority if "priority" in arguments else "")) if v}
+    kept = {k: v for k, v in (("view", view), ("q", query), ("channel", channel), ("priority", priority)) if v}
     return page(request, "queue.html", signed, rows=rows, view=view, q=query, now=runtime(request).clock.now(),
                 customers=customers, sort=sort, kept=kept, channels=CHANNELS, priorities=list(PRIORITY_RANK),
                 managers=signed.agent.role in MANAGERS)
@@ -162,7 +163,7 @@ async def act(request: web.Request) -> web.Response:
         else:
             raise web.HTTPBadRequest(text=f"unknown action {action!r}")
     except DomainError as exc:
-        raise _Back(number, str(exc)) from exc
+        raise _Back(number, reason(exc)) from exc
     raise web.HTTPSeeOther(f"/desk/tickets/{number}?done={done}")
 
 

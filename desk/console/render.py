@@ -11,7 +11,6 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from notifier.alerts import waited
-from tickets.errors import DomainError, InvalidInput
 from tickets.language import answer_in, from_accept_language
 
 if TYPE_CHECKING:
@@ -133,10 +132,16 @@ def language(request: web.Request, signed: Signed | None, prefer: str | None = N
     return answer_in(from_accept_language(request.headers.get("Accept-Language", "")))
 
 
-def said(exc: DomainError) -> str:
-    """What a page tells the person about a refused change, quoted for the redirect's `?error=`."""
-    text = "; ".join(exc.fields.values()) if isinstance(exc, InvalidInput) else str(exc)
-    return quote(text[:200])
+def reason(exc: Exception) -> str:
+    """What a page tells the person about a refused change: each field's problem (InvalidInput, FormErrors), or
+    the refusal's own words."""
+    fields = getattr(exc, "fields", None)
+    return "; ".join(fields.values()) if isinstance(fields, dict) and fields else str(exc)
+
+
+def said(exc: Exception) -> str:
+    """`reason`, quoted for the redirect's `?error=`."""
+    return quote(reason(exc)[:200])
 
 
 def page(request: web.Request, template: str, signed: Signed | None, *, status: int = 200,

@@ -381,3 +381,16 @@ async def test_a_queue_sorts_by_number_priority_waiting_and_deadline(
     assert await order("priority") == [first.id, second.id]
     assert set(await order("deadline")) == {first.id, second.id}
     assert await order("nonsense") == await order("deadline")
+
+
+async def test_a_refused_change_is_shown_in_words_not_as_a_field_map(
+    client: TestClient[Any, Any], runtime: Runtime, anna: Agent
+) -> None:
+    ticket = (await runtime.service.ingest(form(7))).ticket
+    await runtime.service.update_ticket(anna, ticket.id, {"assignee": None})  # back in the queue, nobody's
+    await sign_in(client)
+    html = await (await client.get(f"/desk/tickets/{ticket.id}")).text()
+    refused = await client.post(f"/desk/tickets/{ticket.id}", allow_redirects=False, data={
+        "csrf": csrf_of(html), "action": "save", "status": "pending"})
+    page = await (await client.get(refused.headers["Location"])).text()
+    assert "assign the ticket before setting it pending" in page and "{&#39;status&#39;" not in page

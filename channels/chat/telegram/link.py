@@ -28,10 +28,11 @@ def link_code(token: str, agent_id: int, now: datetime) -> tuple[str, datetime]:
 def agent_of(token: str, code: str, now: datetime) -> int | None:
     """The agent a valid, unexpired code names; None for anything else."""
     parts = code.strip().split("-")
-    numbers = [whole_number(p) for p in parts[:2]] if len(parts) == 3 else []
-    if len(numbers) != 2 or None in numbers:
+    if len(parts) != 3:
         return None
-    agent_id, expires = int(numbers[0] or 0), int(numbers[1] or 0)
+    agent_id, expires = whole_number(parts[0]), whole_number(parts[1])
+    if agent_id is None or expires is None:
+        return None
     if expires < now.timestamp() or not hmac.compare_digest(parts[2], _signature(token, agent_id, expires)):
         return None
     return agent_id
