@@ -313,7 +313,7 @@ class StaffCommands:
             found.append(group)
         return found
 
-    # --- skills --------------------------------------------------------------------------------
+    # --- canned responses ----------------------------------------------------------------------
 
     async def add_canned(self, title: str, body: str) -> CannedResponse:
         title, body = " ".join(title.split()), body.strip()
@@ -336,6 +336,8 @@ class StaffCommands:
         async with self._transaction() as session:
             if (await session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id))).rowcount == 0:
                 raise NotFound(f"no canned response {canned_id}")
+
+    # --- skills --------------------------------------------------------------------------------
 
     async def add_skill(self, name: str, description: str | None = None) -> Skill:
         name = name.strip().lower()
