@@ -7,7 +7,7 @@ go in one pipeline. The keys, payload and score are exactly arq's, so its worker
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ class JobSpec:
     queue: str | None = None
     defer_until: datetime | None = None
     defer_by: timedelta | None = None
-    """Ignored unless positive (as arq ignores a zero delay)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 async def enqueue_all(redis: ArqRedis, jobs: Sequence[JobSpec]) -> list[bool]:
@@ -50,7 +50,7 @@ async def enqueue_all(redis: ArqRedis, jobs: Sequence[JobSpec]) -> list[bool]:
             else:
                 score = now_ms
             expires_ms = max(score - now_ms, 0) + redis.expires_extra_ms
-            payload = serialize_job(job.function, job.args, {}, None, now_ms, serializer=redis.job_serializer)
+            payload = serialize_job(job.function, job.args, job.kwargs, None, now_ms, serializer=redis.job_serializer)
             pipe.eval(_ENQUEUE, 3, job_key_prefix + job.job_id, result_key_prefix + job.job_id,
                       job.queue or redis.default_queue_name, expires_ms, payload, score, job.job_id)
         answers = await pipe.execute()

@@ -42,9 +42,13 @@ class ArqJobQueue:
         self, outbox_id: int, attempt: int, *, defer_by: timedelta | None = None, due_at: datetime | None = None
     ) -> bool:
         """Queue the delivery attempt after `attempt` earlier ones; False when that job exists already."""
-        [added] = await enqueue_all(self._redis, [JobSpec(DELIVER_JOB, job_id(outbox_id, attempt, due_at),
-                                                          (outbox_id,), defer_by=defer_by)])
-        return added
+        job = await self._redis.enqueue_job(
+            DELIVER_JOB,
+            outbox_id,
+            _job_id=job_id(outbox_id, attempt, due_at),
+            _defer_by=defer_by if defer_by and defer_by > timedelta(0) else None,
+        )
+        return job is not None
 
 
 async def deliver_then_reschedule(deliverer: Deliverer, queue: ArqJobQueue, outbox_id: int) -> str:
