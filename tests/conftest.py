@@ -46,6 +46,17 @@ STRICT = os.environ.get("SWITCHBOARD_TEST_STRICT") == "1"
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`serve`-based tests ignore the chosen backends (they run the embedded default): a PostgreSQL-only pass skips
+    them, so CI runs them once, in its embedded pass."""
+    if "sqlite" in BACKENDS:
+        return
+    skip = pytest.mark.skip(reason="runs `switchboard serve` on the embedded default: in the pass naming sqlite")
+    for item in items:
+        if item.get_closest_marker("embedded_default"):
+            item.add_marker(skip)
+
+
 def unavailable(what: str) -> None:
     """Skip on a developer machine without the service; fail loudly in CI."""
     if STRICT:

@@ -24,6 +24,8 @@ from tests.conftest import REPO, unavailable
 from tests.e2e.browser import find_chromium
 from tests.integration.test_serve import Serve, cli
 
+pytestmark = pytest.mark.embedded_default
+
 TIMEOUT_MS = 15_000
 PASSWORD = "correct horse battery"
 SHOTS = REPO / "tests" / "artifacts" / "screenshots"

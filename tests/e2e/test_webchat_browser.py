@@ -23,6 +23,8 @@ from tests.conftest import unavailable
 from tests.e2e.browser import Chromium, Page, find_chromium
 from tests.integration.test_serve import Serve, cli
 
+pytestmark = pytest.mark.embedded_default
+
 TIMEOUT = 15.0
 XSS = "<img src=x onerror=alert(1)>"
 

@@ -19,6 +19,8 @@ import json
 
 from tests.conftest import REPO, free_port
 
+pytestmark = pytest.mark.embedded_default
+
 STARTUP_TIMEOUT = 30
 
 

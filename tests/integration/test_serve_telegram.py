@@ -7,8 +7,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.fakes import FakeTelegram
 from tests.integration.test_serve import Serve, cli, http
+
+pytestmark = pytest.mark.embedded_default
 
 
 async def test_a_telegram_message_becomes_a_routed_ticket_and_the_reply_reaches_the_chat(tmp_path: Path) -> None:
