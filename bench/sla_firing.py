@@ -116,6 +116,7 @@ async def lateness_run(args: argparse.Namespace, regulations: Path) -> dict[str,
         if datetime.now(timezone.utc) > start:
             print(f"warning: enqueueing took {enqueued:.0f} s, past the first due time", file=sys.stderr)
         dep.start("worker")
+        worker_started = datetime.now(timezone.utc)
         end = start + timedelta(seconds=args.window + 90)
         connection = await asyncpg.connect(dsn)
         try:
@@ -125,8 +126,18 @@ async def lateness_run(args: argparse.Namespace, regulations: Path) -> dict[str,
                 if fired == len(sample):
                     break
                 await asyncio.sleep(1)
-            late = [(r["fired_at"] - r["due_at"]).total_seconds() * 1000 for r in await connection.fetch(
-                "SELECT due_at, fired_at FROM deadlines WHERE id = ANY($1::bigint[]) AND status = 'fired'", list(sample))]
+            fired_rows = await connection.fetch(
+                "SELECT due_at, fired_at FROM deadlines WHERE id = ANY($1::bigint[]) AND status = 'fired'", list(sample))
+            late = [(r["fired_at"] - r["due_at"]).total_seconds() * 1000 for r in fired_rows]
+            # where the late ones fall: seconds after the worker started, and the wall clock's second of the minute
+            # (the worker's cron jobs run at fixed seconds)
+            slow = sorted((r["due_at"] - worker_started).total_seconds() for r in fired_rows
+                          if (r["fired_at"] - r["due_at"]).total_seconds() > 0.3)
+            if slow:
+                print(f"{len(slow)} steps fired > 300 ms late, due at seconds after the worker started:",
+                      sorted({round(t) for t in slow}), "; seconds of the minute:",
+                      sorted({r["due_at"].second for r in fired_rows
+                              if (r["fired_at"] - r["due_at"]).total_seconds() > 0.3}), flush=True)
             others = await connection.fetchval(
                 "SELECT count(*) FROM deadlines WHERE status = 'fired' AND NOT id = ANY($1::bigint[])", list(sample))
         finally:

@@ -150,12 +150,16 @@ class Deliverer:
             if close is not None:
                 await close()
 
-    async def due(self, limit: int = 500) -> list[tuple[int, int]]:
-        """(outbox id, attempts so far) of rows a job should exist for: due ones and claims whose worker died."""
+    async def due(self, limit: int = 500) -> list[tuple[int, int, bool]]:
+        """(outbox id, attempts so far, late) of rows a job should exist for: due ones and claims whose worker died.
+
+        Late: due for longer than `stale_after` too, or a stale claim — a job for it should have run long ago, so
+        one that exists may be a job a killed worker had taken before it claimed the row, which arq keeps (its
+        id refused) until the job timeout ends."""
         now = self._clock.now()
         async with self._sessions() as session:
             rows = await session.execute(
-                select(Outbox.id, Outbox.attempts)
+                select(Outbox.id, Outbox.attempts, Outbox.status, Outbox.next_attempt_at)
                 .where(
                     Outbox.channel.in_(self.channels),
                     or_(
@@ -166,7 +170,8 @@ class Deliverer:
                 .order_by(Outbox.next_attempt_at, Outbox.id)
                 .limit(limit)
             )
-            return [(row_id, attempts) for row_id, attempts in rows]
+            return [(row_id, attempts, status == OutboxStatus.sending or next_at < now - self.stale_after)
+                    for row_id, attempts, status, next_at in rows]
 
     @property
     def channels(self) -> list[str]:

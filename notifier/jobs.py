@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 DELIVER_JOB = "deliver_outbox"
 
 
-def job_id(outbox_id: int, attempt: int, due_at: datetime | None = None) -> str:
-    """`due_at` names a job that waits for a row queued for later (its id differs from the job that found it early)."""
+def job_id(outbox_id: int, attempt: int, due_at: datetime | None = None, swept_at: datetime | None = None) -> str:
+    """`due_at` names a job that waits for a row queued for later (its id differs from the job that found it early);
+    `swept_at` one the sweeper adds beside a job that should have run long ago (see `sweep`)."""
     suffix = f":due{int(due_at.timestamp())}" if due_at is not None else ""
+    suffix += f":swept{int(swept_at.timestamp())}" if swept_at is not None else ""
     return f"notify:{outbox_id}:{attempt}{suffix}"
 
 
@@ -39,13 +41,14 @@ class ArqJobQueue:
                                         for outbox_id in outbox_ids])
 
     async def enqueue(
-        self, outbox_id: int, attempt: int, *, defer_by: timedelta | None = None, due_at: datetime | None = None
+        self, outbox_id: int, attempt: int, *, defer_by: timedelta | None = None, due_at: datetime | None = None,
+        swept_at: datetime | None = None,
     ) -> bool:
         """Queue the delivery attempt after `attempt` earlier ones; False when that job exists already."""
         job = await self._redis.enqueue_job(
             DELIVER_JOB,
             outbox_id,
-            _job_id=job_id(outbox_id, attempt, due_at),
+            _job_id=job_id(outbox_id, attempt, due_at, swept_at),
             _defer_by=defer_by if defer_by and defer_by > timedelta(0) else None,
         )
         return job is not None
@@ -60,10 +63,17 @@ async def deliver_then_reschedule(deliverer: Deliverer, queue: ArqJobQueue, outb
 
 
 async def sweep(deliverer: Deliverer, queue: ArqJobQueue) -> int:
-    """Queue a job for every row that is due or was abandoned mid-send; returns how many were new to Redis."""
+    """Queue a job for every row that is due or was abandoned mid-send; returns how many were new to Redis.
+
+    A late row whose job exists gets one more job, named by this sweep: a worker killed after arq handed it the job
+    and before it claimed the row leaves that job marked in progress, and arq neither runs it nor takes its id
+    again until the job timeout (minutes) ends. A second job for a row that was only slow is harmless: the claim
+    lets one run send."""
     enqueued = 0
-    for outbox_id, attempts in await deliverer.due():
-        enqueued += await queue.enqueue(outbox_id, attempts)
+    now = datetime.now(timezone.utc)
+    for outbox_id, attempts, late in await deliverer.due():
+        enqueued += await queue.enqueue(outbox_id, attempts) or (
+            late and await queue.enqueue(outbox_id, attempts, swept_at=now))
     if enqueued:
         log.info("outbox sweep queued %d deliveries Redis did not have", enqueued)
     return enqueued

@@ -97,15 +97,24 @@ async def test_steps_fire_and_notifications_arrive_once_through_relay_outages_re
             deployment.kill("worker-1", signal.SIGKILL)
             deployment.start("worker", "worker-2")
 
+            seen: dict[str, object] = {}
+
             async def done() -> bool:
                 fired = await postgres.fetch("SELECT count(*) AS n FROM deadlines WHERE status = 'fired'")
                 # Sent and known to be: a row the dead worker left `sending` is taken over once its claim is stale
                 # (the gateway's idempotency key makes the retry the same SMS).
-                unsent = await postgres.fetch("SELECT count(*) AS n FROM outbox WHERE status <> 'sent'")
-                return (fired[0]["n"] == TICKETS and unsent[0]["n"] == 0 and len(gateway.delivered) >= TICKETS
+                unsent = await postgres.fetch("SELECT id, kind, channel, status, attempts, next_attempt_at, "
+                                              "last_error FROM outbox WHERE status <> 'sent' ORDER BY id")
+                seen.update(fired=fired[0]["n"], unsent=[dict(row) for row in unsent],
+                            sms=len(gateway.delivered), mails=len(relay.received))
+                return (fired[0]["n"] == TICKETS and not unsent and len(gateway.delivered) >= TICKETS
                         and len(relay.received) >= 2 * TICKETS)
 
-            await _eventually(done, "every step and notification", deadline)
+            try:
+                await _eventually(done, "every step and notification", deadline)
+            except AssertionError as exc:  # say what was missing, and what the workers said about it
+                raise AssertionError(f"{exc}: {seen}\nworker-2 log:\n{deployment.log('worker-2')[-6000:]}"
+                                     f"\nworker-1 log:\n{deployment.log('worker-1')[-3000:]}") from None
             await asyncio.sleep(3.0)  # a duplicate, if any were coming, would arrive now
             await _check_once(postgres, deployment, gateway, relay, numbers)
             await gateway.stop()

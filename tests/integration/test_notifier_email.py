@@ -14,11 +14,13 @@ from typing import Any
 import aiosmtplib
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from arq.constants import in_progress_key_prefix
 from sqlalchemy import select, update
 
 from channels.email.smtp import InboundMailHandler, MailboxConfig, start_smtp_server
 from channels.ratelimit import RateLimiter
 from notifier.delivery import Deliverer
+from notifier.jobs import job_id
 from notifier.senders import RelayConfig, list_sink
 from switchboard.bootstrap import Runtime, build, build_service
 from switchboard.settings import Settings
@@ -471,6 +473,31 @@ async def test_sweeper_takes_over_a_stale_claim_only(mail_runtime: Runtime, sink
     stale, fresh = await outbox_rows(rt)
     assert stale.status == OutboxStatus.sent and stale.attempts == 2
     assert fresh.status == OutboxStatus.sending and fresh.attempts == 1
+
+
+async def test_sweeper_sends_a_row_whose_job_a_killed_worker_had_taken(mail_runtime: Runtime, sink: SmtpSink) -> None:
+    """The fault suite's case: arq handed the job to a worker that was killed before it claimed the row. arq keeps
+    that job marked in progress (and refuses its id) until the job timeout ends; the sweeper must not wait for it."""
+    rt = mail_runtime
+    await rt.service.ingest(client_mail())
+    [row] = await outbox_rows(rt)
+    # What arq leaves of a job a killed worker had started: the job, and its in-progress mark for the job timeout.
+    await rt.redis.psetex(in_progress_key_prefix + job_id(row.id, 0), 600_000, b"1")
+    async with rt.sessions.begin() as session:  # and the row has been due for longer than a claim may be stale
+        await session.execute(update(Outbox).where(Outbox.id == row.id).values(
+            next_attempt_at=rt.clock.now() - timedelta(minutes=11)))
+
+    sweep = [c for c in worker_settings(rt)["cron_jobs"] if c.name == "cron:sweep_outbox"]
+    worker = build_worker(rt, cron_jobs=sweep)  # not burst: the stuck job stays in the queue
+    running = asyncio.create_task(worker.main())
+    try:
+        [mail] = await sink.wait_for(1)
+    finally:
+        running.cancel()
+        await worker.close()
+    assert mail.rcpt_tos == (CLIENT,)
+    [row] = await outbox_rows(rt)
+    assert row.status == OutboxStatus.sent and row.attempts == 1
 
 
 # --- no relay: the mail sink ---------------------------------------------------------------------------
