@@ -51,7 +51,8 @@ def call(n: int, missed: bool) -> dict[str, object]:
 def token_for(setup: Deployment) -> str:
     """The PBX's API token: a manager account of its own, so each call names its agent by extension (README)."""
     out = subprocess.run([sys.executable, "-m", "switchboard.cli", "agent", "add", "PBX", "--email", "pbx@example.com",
-                          "--role", "manager", "--capacity", "0"], env=setup.env, cwd=REPO, check=True, capture_output=True, text=True)
+                          "--role", "manager", "--capacity", "0"],
+                         env=setup.env, cwd=REPO, check=True, capture_output=True, text=True)
     return out.stdout.strip().splitlines()[-1]
 
 

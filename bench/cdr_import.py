@@ -235,8 +235,8 @@ async def main() -> None:
             results.append(await one_run(path, args.rows, kinds, capacity=args.capacity, rerun=args.rerun))
             print(f"load average: {os.getloadavg()}", flush=True)
     report(results, f"{args.rows} CDR rows, `calls import` into PostgreSQL, agent capacity {args.capacity}",
-           keys=[k for k in ("rows_per_s", "raw_txn_per_s", "ratio", "peak_rss_mib", "rerun_rows_per_s", "rerun_peak_rss_mib")
-                 if k in results[0]], digits=3)
+           keys=[k for k in ("rows_per_s", "raw_txn_per_s", "ratio", "peak_rss_mib", "rerun_rows_per_s",
+                             "rerun_peak_rss_mib") if k in results[0]], digits=3)
 
 
 if __name__ == "__main__":

@@ -127,7 +127,8 @@ async def lateness_run(args: argparse.Namespace, regulations: Path) -> dict[str,
                     break
                 await asyncio.sleep(1)
             fired_rows = await connection.fetch(
-                "SELECT due_at, fired_at FROM deadlines WHERE id = ANY($1::bigint[]) AND status = 'fired'", list(sample))
+                "SELECT due_at, fired_at FROM deadlines WHERE id = ANY($1::bigint[]) AND status = 'fired'",
+                list(sample))
             late = [(r["fired_at"] - r["due_at"]).total_seconds() * 1000 for r in fired_rows]
             # where the late ones fall: seconds after the worker started, and the wall clock's second of the minute
             # (the worker's cron jobs run at fixed seconds)
