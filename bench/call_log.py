@@ -49,10 +49,11 @@ def call(n: int, missed: bool) -> dict[str, object]:
 
 
 def token_for(setup: Deployment) -> str:
-    """The PBX's API token: a manager account of its own, so each call names its agent by extension (README)."""
+    """The PBX's API token: a manager account of its own, so each call names its agent by extension (README);
+    offline, so the router gives it nothing."""
     out = subprocess.run([sys.executable, "-m", "switchboard.cli", "agent", "add", "PBX", "--email", "pbx@example.com",
-                          "--role", "manager", "--capacity", "0"],
-                         env=setup.env, cwd=REPO, check=True, capture_output=True, text=True)
+                          "--role", "manager"], env=setup.env, cwd=REPO, check=True, capture_output=True, text=True)
+    setup.cli("agent", "set", "pbx@example.com", "--presence", "offline")
     return out.stdout.strip().splitlines()[-1]
 
 

@@ -8,9 +8,10 @@ One run: a fresh PostgreSQL database (migrated) with `--agents` agents in the de
 (each one's API token kept), and a short regulations file — every ticket not answered within 30 s alerts a
 contact by email and SMS, so the SLA timers and the SMS path run too. The worker delivers to a fake mail relay
 (`tests.fakes.SmtpSink`) and a fake SMS gateway (`tests.fake_sms.FakeSmsGateway`, json profile, which posts a
-delivery receipt back to the web process a second later), both in this process on 127.0.0.1. Then the three
-roles start as their own processes (`Deployment.start`) and for `--minutes` items are started at a fixed
-`--rate` per second (open loop; at most `--max-in-flight` at once), in a fixed rotation of ten:
+delivery receipt back to the web process a second later), both in this process on 127.0.0.1. The arq keys
+earlier runs left in BENCH_REDIS_URL are deleted (job ids repeat with each fresh database; see `forget_old_jobs`).
+Then the three roles start as their own processes (`Deployment.start`) and for `--minutes` items are started at a
+fixed `--rate` per second (open loop; at most `--max-in-flight` at once), in a fixed rotation of ten:
   4 web-form posts (`POST /api/v1/webform`, a new or a returning client, each with its Idempotency-Key),
   3 mails to the smtp port (aiosmtplib, one connection each, as a sending MTA does),
   2 agent replies (`POST /api/v1/tickets/{n}/messages`) to a ticket seen earlier — a web-form ticket's number
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import random
 import statistics
 import sys
@@ -49,10 +51,12 @@ from pathlib import Path
 
 import aiohttp
 import aiosmtplib
+import asyncpg
+from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.deployment import REPO, Deployment, deployment, report  # noqa: E402
+from bench.deployment import REDIS_URL, REPO, Deployment, asyncpg_dsn, deployment, report  # noqa: E402
 from tests.conftest import free_port, wait_healthy  # noqa: E402
 from tests.fake_sms import FakeSmsGateway  # noqa: E402
 from tests.fakes import SmtpSink  # noqa: E402
@@ -124,6 +128,23 @@ async def cli(dep: Deployment, *args: str) -> str:
     return out.decode()
 
 
+async def forget_old_jobs() -> int:
+    """Delete the arq keys (queues, jobs, results) earlier runs left in BENCH_REDIS_URL; how many there were.
+
+    Job ids are `notify:{outbox id}:{attempt}`, and arq refuses an id while an earlier job's result is kept (an
+    hour): with a fresh database numbering its outbox from 1 again, an old result would hold a new delivery back
+    until the sweeper's late pass (SWITCHBOARD_NOTIFIER_STALE_AFTER_SECONDS, 10 minutes), and old queued jobs would
+    run against this database. Other keys (rate limits, sessions of another bench's web process) are left alone."""
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match="arq:*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await client.delete(*keys[start:start + 1000])
+        return len(keys)
+    finally:
+        await client.aclose()
+
+
 async def wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -188,6 +209,20 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+async def unfinished(dep: Deployment) -> list[str]:
+    """What the outbox did not deliver, grouped: kind, channel, status, attempts, due in, last error."""
+    connection = await asyncpg.connect(asyncpg_dsn(dep.database_url))
+    try:
+        rows = await connection.fetch(
+            "SELECT kind, channel, status::text AS status, attempts, count(*) AS n, "
+            "min(extract(epoch FROM next_attempt_at - now())) AS due_in, min(last_error) AS error "
+            "FROM outbox WHERE status IN ('queued', 'sending', 'failed') GROUP BY 1, 2, 3, 4 ORDER BY n DESC LIMIT 12")
+    finally:
+        await connection.close()
+    return [f"{r['n']} {r['kind']}/{r['channel']} {r['status']} after {r['attempts']} attempts, next attempt in "
+            f"{r['due_in']:.0f} s, last error: {r['error']}" for r in rows]
+
+
 # --- the load ----------------------------------------------------------------------------------------------------
 
 def mail(n: int, rng: random.Random) -> tuple[str, bytes]:
@@ -240,9 +275,10 @@ class Driver:
                    "category": ("question", "request", "defect", "billing", "feedback")[n % 5]}
         async with self.session.post(f"{self.web_url}/api/v1/webform", json=payload,
                                      headers={"Idempotency-Key": f"soak-{n}"}) as response:
-            body = await response.json(content_type=None)
+            text = await response.text()
             if response.status != 201:
-                raise RuntimeError(f"HTTP {response.status}: {body}")
+                raise RuntimeError(f"HTTP {response.status}: {text}")
+        body = json.loads(text)
         self.load.webform_numbers.add(body["number"])
         self.load.replyable.append(body["number"])
 
@@ -282,9 +318,10 @@ class Driver:
                 raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
             page = await response.json()
         for item in page["items"]:  # email tickets become reply targets here
-            if item["channel"] == "email" and item["status"] != "resolved" and item["number"] not in self.load.resolved \
-                    and item["number"] not in self.load.replyable:
-                self.load.replyable.append(item["number"])
+            number = item["number"]
+            if item["channel"] == "email" and item["status"] != "resolved" and number not in self.load.resolved \
+                    and number not in self.load.replyable:
+                self.load.replyable.append(number)
 
 
 async def drive(driver: Driver, total: int, rate: float, max_in_flight: int, stop: asyncio.Event) -> None:
@@ -345,6 +382,7 @@ async def soak(args: argparse.Namespace) -> tuple[dict[str, float], list[str]]:
                     out = await cli(setup, "agent", "add", f"Agent {a}", "--email", f"agent{a}@example.com",
                                     "--capacity", str(max(total, 10)))
                     tokens.append(out.strip().splitlines()[-1])
+                old_jobs = await forget_old_jobs()
                 pids: dict[str, int] = {}
                 for role in ROLES:
                     setup.start(role)
@@ -421,7 +459,8 @@ async def soak(args: argparse.Namespace) -> tuple[dict[str, float], list[str]]:
                 webform_db = await setup.count("SELECT count(*) FROM messages WHERE channel = 'webform' "
                                                "AND direction = 'in'")
                 webform_tickets = await setup.count("SELECT count(*) FROM tickets WHERE channel = 'webform'")
-                email_db = await setup.count("SELECT count(*) FROM messages WHERE channel = 'email' AND direction = 'in'")
+                email_db = await setup.count("SELECT count(*) FROM messages WHERE channel = 'email' "
+                                             "AND direction = 'in'")
                 replies_db = await setup.count("SELECT count(*) FROM messages WHERE direction = 'out' "
                                                "AND author_id IS NOT NULL")
                 resolved_db = await setup.count("SELECT count(*) FROM tickets WHERE status = 'resolved'")
@@ -437,6 +476,7 @@ async def soak(args: argparse.Namespace) -> tuple[dict[str, float], list[str]]:
                 outbox_left = await setup.count("SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending')")
                 steps_fired = await setup.count("SELECT count(*) FROM deadlines WHERE status = 'fired'")
                 outbox_other = await setup.count("SELECT count(*) FROM outbox WHERE channel NOT IN ('email', 'sms')")
+                leftovers = await unfinished(setup) if outbox_left or outbox_failed else []
 
     # --- verdicts --------------------------------------------------------------------------------------------------
     if load.ok["webform"] != webform_db or len(load.webform_numbers) != webform_tickets:
@@ -452,7 +492,8 @@ async def soak(args: argparse.Namespace) -> tuple[dict[str, float], list[str]]:
     if len(gateway.delivered) < outbox_sms_sent:
         problems.append(f"SMS: {outbox_sms_sent} sent by the outbox, the gateway received {len(gateway.delivered)}")
     if outbox_failed or outbox_left:
-        problems.append(f"outbox: {outbox_failed} failed, {outbox_left} still queued or sending")
+        problems.append(f"outbox: {outbox_failed} failed, {outbox_left} still queued or sending:\n    "
+                        + "\n    ".join(leftovers))
     if unassigned:
         problems.append(f"{unassigned} tickets were never assigned")
     errors = sum(load.errors.values())
@@ -493,6 +534,8 @@ async def soak(args: argparse.Namespace) -> tuple[dict[str, float], list[str]]:
         lines.append(f"  web by /metrics: {web_m[0][1] / MIB:.1f} → {web_m[-1][1] / MIB:.1f} MiB, slope "
                      f"{slope_mib_per_min(web_m):+.3f} MiB/min")
 
+    if old_jobs:
+        lines.append(f"(deleted {old_jobs} arq keys earlier runs had left in {REDIS_URL})")
     lines.append(f"load: {sum(load.sent.values())} requests in {load_seconds:.0f} s "
                  f"({sum(load.sent.values()) / load_seconds:.2f}/s; items due {total}), max lag {load.max_lag:.2f} s; "
                  f"drain {drain_seconds:.0f} s")
@@ -524,7 +567,8 @@ def main() -> None:
                                                                  "(at most half the load)")
     parser.add_argument("--agents", type=int, default=5)
     parser.add_argument("--max-in-flight", type=int, default=64)
-    parser.add_argument("--drain", type=float, default=120, help="longest wait for the outbox and timers after the load")
+    parser.add_argument("--drain", type=float, default=120,
+                        help="longest wait (s) for the outbox and the timers after the load")
     parser.add_argument("--max-slope", type=float, default=None, metavar="MIB_PER_MIN",
                         help="fail when a process grows faster than this after the warm-up (default: report only)")
     args = parser.parse_args()
