@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.deployment import REPO, Deployment, deployment, report  # noqa: E402
+from bench.deployment import REPO, Deployment, deployment, drive, report  # noqa: E402
 from bench.raw_limit import raw_limit  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.test_concurrency import wait_healthy  # noqa: E402
@@ -79,27 +78,18 @@ async def _log(calls: int, concurrency: int, web_processes: int, missed_share: f
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), headers=headers) as session:
             for url in urls:
                 await wait_healthy(session, url)
-            latencies: list[float] = []
-            counter = iter(range(calls))
 
-            async def client() -> None:
-                for n in counter:
-                    started = time.perf_counter()
-                    async with session.post(f"{urls[n % len(urls)]}/api/v1/calls", json=call(n, n in missed)) as r:
-                        assert r.status == 201, (r.status, await r.text())
-                        await r.read()
-                    latencies.append(time.perf_counter() - started)
+            async def post(n: int) -> None:
+                async with session.post(f"{urls[n % len(urls)]}/api/v1/calls", json=call(n, n in missed)) as r:
+                    assert r.status == 201, (r.status, await r.text())
+                    await r.read()
 
-            began = time.perf_counter()
-            await asyncio.gather(*(client() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - began
+            driven = await drive(calls, concurrency, post)
         stored = await setup.count("SELECT count(*) FROM calls")
         assert stored == calls, (stored, calls)
         callbacks = await setup.count("SELECT count(*) FROM tickets WHERE category = 'callback'")
         assert callbacks == len(missed), (callbacks, len(missed))
-        latencies.sort()
-        return {"calls_per_s": calls / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1000,
-                "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
+        return {"calls_per_s": driven["per_s"], "p50_ms": driven["p50_ms"], "p99_ms": driven["p99_ms"]}
 
 
 async def main() -> None:

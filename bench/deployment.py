@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,25 @@ async def deployment(*, agents: int, capacity: int, **env: str) -> AsyncIterator
                 process.wait(10)
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
+
+
+async def drive(count: int, concurrency: int, send: Callable[[int], Awaitable[None]]) -> dict[str, float]:
+    """`send(n)` for n in 0..count-1 from `concurrency` closed-loop clients: requests/s and client-side p50/p99."""
+    numbers = iter(range(count))
+    latencies: list[float] = []
+
+    async def client() -> None:
+        for n in numbers:
+            started = time.perf_counter()
+            await send(n)
+            latencies.append(time.perf_counter() - started)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {"per_s": count / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
 
 
 def report(results: list[dict[str, float]], description: str, *, keys: Sequence[str] | None = None,

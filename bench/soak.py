@@ -501,7 +501,7 @@ async def soak(args: argparse.Namespace) -> tuple[dict[str, float], list[str]]:
         problems.append(f"{errors} requests failed: {dict(load.errors)}; e.g. " + " | ".join(load.error_examples[:5]))
 
     # --- memory -----------------------------------------------------------------------------------------------------
-    lines = [f"samples (s since the load began; RSS MiB / threads / open files per role; web's /metrics RSS):"]
+    lines = ["samples (s since the load began; RSS MiB / threads / open files per role; web's /metrics RSS):"]
     for s in samples:
         cells = "  ".join(f"{r} {s.rss[r] / MIB:7.1f} /{s.threads[r]:3d} /{s.fds[r]:4d}" for r in ROLES)
         web_m = f"{s.web_metrics_rss / MIB:7.1f}" if s.web_metrics_rss is not None else "      -"

@@ -17,7 +17,6 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.deployment import deployment, report  # noqa: E402
+from bench.deployment import deployment, drive, report  # noqa: E402
 from bench.raw_limit import raw_limit  # noqa: E402
 from channels.chat.telegram.bot import webhook_secret  # noqa: E402
 from channels.chat.telegram.webhook import PATH, SECRET_HEADER  # noqa: E402
@@ -66,23 +65,13 @@ def update(n: int) -> dict[str, Any]:
 
 async def blast(session: aiohttp.ClientSession, url: str, count: int, concurrency: int, secret: str) -> dict[str, float]:
     bodies = [update(n) for n in range(count)]
-    queue = iter(range(count))
-    latencies: list[float] = []
 
-    async def client() -> None:
-        for n in queue:
-            started = time.perf_counter()
-            async with session.post(f"{url}{PATH}", json=bodies[n], headers={SECRET_HEADER: secret}) as response:
-                assert response.status == 200, (response.status, await response.text())
-                await response.read()
-            latencies.append(time.perf_counter() - started)
+    async def post(n: int) -> None:
+        async with session.post(f"{url}{PATH}", json=bodies[n], headers={SECRET_HEADER: secret}) as response:
+            assert response.status == 200, (response.status, await response.text())
+            await response.read()
 
-    began = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-    return {"per_s": count / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
+    return await drive(count, concurrency, post)
 
 
 async def one_run(count: int, concurrency: int) -> dict[str, float]:

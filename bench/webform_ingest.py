@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.deployment import deployment, report  # noqa: E402
+from bench.deployment import deployment, drive, report  # noqa: E402
 from bench.raw_limit import raw_limit  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.integration.test_concurrency import wait_healthy  # noqa: E402
@@ -41,26 +40,17 @@ async def _ingest(posts: int, concurrency: int, web_processes: int) -> dict[str,
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             for url in urls:
                 await wait_healthy(session, url)
-            latencies: list[float] = []
-            counter = iter(range(posts))
 
-            async def client() -> None:
-                for n in counter:
-                    payload = {"name": f"Client {n}", "email": f"c{n}@example.com", "message": "x" * 2000}
-                    started = time.perf_counter()
-                    async with session.post(f"{urls[n % len(urls)]}/api/v1/webform", json=payload) as r:
-                        assert r.status == 201, await r.text()
-                        await r.read()
-                    latencies.append(time.perf_counter() - started)
+            async def post(n: int) -> None:
+                payload = {"name": f"Client {n}", "email": f"c{n}@example.com", "message": "x" * 2000}
+                async with session.post(f"{urls[n % len(urls)]}/api/v1/webform", json=payload) as r:
+                    assert r.status == 201, await r.text()
+                    await r.read()
 
-            began = time.perf_counter()
-            await asyncio.gather(*(client() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - began
+            driven = await drive(posts, concurrency, post)
         assigned = await setup.count("SELECT count(*) FROM tickets WHERE assignee_id IS NOT NULL")
         assert assigned == posts, (assigned, posts)
-        latencies.sort()
-        return {"tickets_per_s": posts / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1000,
-                "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000}
+        return {"tickets_per_s": driven["per_s"], "p50_ms": driven["p50_ms"], "p99_ms": driven["p99_ms"]}
 
 
 async def main() -> None:
