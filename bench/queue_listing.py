@@ -386,6 +386,7 @@ def views(staff: Staff, seeded: Seeded, cursors: list[tuple[int | None, int | No
         View("desk_q_word", desk(f"/desk?q={SEARCH_WORD}"), True),
         View("desk_mgr_open", desk_manager("/desk?view=open"), True),
         View("desk_mgr_open_waiting_high", desk_manager("/desk?view=open&sort=waiting&priority=high"), True),
+        View("desk_mgr_dashboard", desk_manager("/desk/dashboard"), True),
     ]
 
 

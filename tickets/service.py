@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, text, union, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets import audit, deadlines
 from tickets.calls import CallResult, finish_batch, log_call_in, start_batch
 from tickets.clock import Clock
-from tickets.db import refresh_statistics
+from tickets.db import is_postgresql, refresh_statistics
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.inbound import Identity, Inbound
 from tickets.ingest import IngestResult, ingest_in
@@ -51,10 +52,13 @@ from tickets.merging import MergeCommands, linked_tickets, merged_from
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+S = TypeVar("S", bound=Select[Any])
 
 MAX_BODY = 100_000
 HISTORY_CALLS = 200
 """Calls shown on a customer card, newest first."""
+TRIGRAM = re.compile(r"\w{3}")
+"""Three letters or digits in a row: what pg_trgm's search indexes can look up."""
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,14 @@ class ChatHistory:
 
 
 @dataclass(frozen=True)
+class NextStep:
+    step: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
 class DeadlineSummary:
-    next: Deadline | None
+    next: NextStep | None
     """The pending step due soonest."""
     breached: bool
     """A step marked breach fired and was not met since."""
@@ -275,25 +285,17 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
     ) -> TicketPage:
         """Newest first, keyset-paginated by number so deep pages stay as fast as the first."""
         async with self._transaction() as session:
-            query = (await _visible_to(session, viewer, select(Ticket))).order_by(Ticket.id.desc()).limit(limit + 1)
-            if status:
-                query = query.where(Ticket.status.in_(status))
-            if assignee is None:
-                query = query.where(Ticket.assignee_id.is_(None))
-            elif assignee != "any":
-                query = query.where(Ticket.assignee_id == assignee)
-            if group is not None:
-                query = query.join(Group, Group.id == Ticket.group_id).where(Group.name == group)
-            if channel is not None:
-                query = query.where(Ticket.channel == channel)
-            if priority:
-                query = query.where(Ticket.priority.in_(priority))
-            if overdue:
-                query = query.where(deadlines.overdue(self._clock.now()))
-            if search:
-                query = query.where(_matching(search))
-            if before is not None:
-                query = query.where(Ticket.id < before)
+            listing = _Listing(await _visibility(session, viewer), status, assignee, group, channel, priority,
+                               self._clock.now() if overdue else None, before)
+            if search and is_postgresql(session) and _trigram_searchable(search):
+                # The plan for these very values: a generic one (asyncpg's prepared statements get one after five
+                # runs) cannot tell a rare word, for which the trigram indexes pay, from a common one.
+                await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+                query = _searched(listing, search, limit + 1)
+            else:
+                query = listing.narrow(select(Ticket)).order_by(Ticket.id.desc()).limit(limit + 1)
+                if search:
+                    query = query.where(_matching(search))
             tickets = list(await session.scalars(query))
             more = len(tickets) > limit
             tickets = tickets[:limit]
@@ -318,15 +320,20 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         if not numbers:
             return {}
         async with self._transaction() as session:
-            rows = await session.scalars(select(Deadline).where(
-                Deadline.ticket_id.in_(numbers),
-                Deadline.status.in_((DeadlineStatus.pending, DeadlineStatus.fired))).order_by(Deadline.due_at))
+            rows = await session.execute(
+                select(Deadline.ticket_id, Deadline.step, Deadline.due_at, Deadline.status, Deadline.breach,
+                       Deadline.met_at)
+                .where(Deadline.ticket_id.in_(numbers),
+                       Deadline.status.in_((DeadlineStatus.pending, DeadlineStatus.fired)))
+                .order_by(Deadline.due_at))
             found: dict[int, DeadlineSummary] = {}
-            for row in rows:
-                seen = found.get(row.ticket_id, DeadlineSummary(None, False))
-                found[row.ticket_id] = DeadlineSummary(
-                    seen.next or (row if row.status == DeadlineStatus.pending else None),
-                    seen.breached or (row.status == DeadlineStatus.fired and row.breach and row.met_at is None))
+            # Columns, not objects: a console page summarises a few hundred steps, and loading each as an ORM
+            # object cost more than the query.
+            for ticket_id, step, due_at, status, breach, met_at in rows:
+                seen = found.get(ticket_id, DeadlineSummary(None, False))
+                found[ticket_id] = DeadlineSummary(
+                    seen.next or (NextStep(step, due_at) if status == DeadlineStatus.pending else None),
+                    seen.breached or (status == DeadlineStatus.fired and breach and met_at is None))
             return found
 
     async def get_ticket(self, viewer: Agent, number: int) -> TicketView:
@@ -667,19 +674,60 @@ def _is_connection_problem(exc: DBAPIError) -> bool:
     return any(marker in text for marker in markers)
 
 
-async def _visible_to(session: AsyncSession, viewer: Agent, query: Select[tuple[Ticket]]) -> Select[tuple[Ticket]]:
-    """Agents see their groups' tickets and those assigned to them; managers and admins see all."""
+async def _visibility(session: AsyncSession, viewer: Agent) -> ColumnElement[bool] | None:
+    """Agents see their groups' tickets and those assigned to them; managers and admins see all (None)."""
     if _sees_everything(viewer):
+        return None
+    return or_(Ticket.assignee_id == viewer.id, Ticket.group_id.in_(await group_ids_of(session, viewer.id)))
+
+
+async def _visible_to(session: AsyncSession, viewer: Agent, query: Select[tuple[Ticket]]) -> Select[tuple[Ticket]]:
+    visible = await _visibility(session, viewer)
+    return query if visible is None else query.where(visible)
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """The filters of a ticket list, applied alike to the list and to each branch of a PostgreSQL search."""
+
+    visible: ColumnElement[bool] | None
+    status: list[TicketStatus] | None
+    assignee: int | None | str
+    group: str | None
+    channel: str | None
+    priority: list[Priority] | None
+    overdue_at: datetime | None
+    before: int | None
+
+    def narrow(self, query: S) -> S:
+        if self.visible is not None:
+            query = query.where(self.visible)
+        if self.status:
+            query = query.where(Ticket.status.in_(self.status))
+        if self.assignee is None:
+            query = query.where(Ticket.assignee_id.is_(None))
+        elif self.assignee != "any":
+            query = query.where(Ticket.assignee_id == self.assignee)
+        if self.group is not None:
+            query = query.join(Group, Group.id == Ticket.group_id).where(Group.name == self.group)
+        if self.channel is not None:
+            query = query.where(Ticket.channel == self.channel)
+        if self.priority:
+            query = query.where(Ticket.priority.in_(self.priority))
+        if self.overdue_at is not None:
+            query = query.where(deadlines.overdue(self.overdue_at))
+        if self.before is not None:
+            query = query.where(Ticket.id < self.before)
         return query
-    return query.where(or_(Ticket.assignee_id == viewer.id, Ticket.group_id.in_(await group_ids_of(session, viewer.id))))
 
 
-def _matching(search: str) -> ColumnElement[bool]:
-    """The ticket's number, or the text in its subject, its messages, or its customer's name or addresses."""
-    text = search.strip().lower()
-    number = text.lstrip("#")
-    like = f"%{text.replace('%', '').replace('_', '')}%"
-    conditions: list[ColumnElement[bool]] = [
+def _search_terms(search: str) -> list[ColumnElement[bool]]:
+    """Each way a ticket matches: the text in its subject, its (not internal) messages, or its customer's name or
+    addresses, or its number (`%` and `_` are dropped from the text, not taken as wildcards)."""
+    lowered = search.strip().lower()
+    number = lowered.lstrip("#")
+    like = f"%{_search_text(lowered)}%"
+    terms: list[ColumnElement[bool]] = [
         func.lower(Ticket.subject).like(like),
         exists(select(Message.id).where(Message.ticket_id == Ticket.id, Message.direction != Direction.internal,
                                         func.lower(Message.body_text).like(like))),
@@ -688,8 +736,34 @@ def _matching(search: str) -> ColumnElement[bool]:
                                                  func.lower(CustomerIdentity.address).like(like))),
     ]
     if (as_number := as_id(number)) is not None:
-        conditions.append(Ticket.id == as_number)
-    return or_(*conditions)
+        terms.append(Ticket.id == as_number)
+    return terms
+
+
+def _search_text(text: str) -> str:
+    return text.replace("%", "").replace("_", "")
+
+
+def _matching(search: str) -> ColumnElement[bool]:
+    """The ticket's number, or the text in its subject, its messages, or its customer's name or addresses."""
+    return or_(*_search_terms(search))
+
+
+def _trigram_searchable(search: str) -> bool:
+    """pg_trgm's indexes narrow `LIKE '%text%'` only by the text's runs of three letters or digits; without one
+    they would hand back every row, and the newest-first walk of tickets checking the whole OR is the better plan."""
+    return TRIGRAM.search(_search_text(search.strip().lower())) is not None
+
+
+def _searched(listing: _Listing, search: str, rows: int) -> Select[tuple[Ticket]]:
+    """A search as a UNION of newest-first branches, one per way of matching, each with the list's filters and its own
+    LIMIT: each can use its trigram index (or walk the newest tickets, if its text is common), where the OR of them all
+    can only be checked ticket by ticket. The newest `rows` of each branch hold the newest `rows` of all."""
+    branches = [listing.narrow(select(Ticket.id).where(term)).order_by(Ticket.id.desc()).limit(rows)
+                for term in _search_terms(search)]
+    found = union(*branches).subquery("found")
+    newest = select(found.c.id).order_by(found.c.id.desc()).limit(rows)
+    return select(Ticket).where(Ticket.id.in_(newest)).order_by(Ticket.id.desc())
 
 
 async def _customer_view(session: AsyncSession, viewer: Agent, customer_id: int) -> CustomerView:

@@ -21,7 +21,8 @@ from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
 from tickets.numbers import as_id, whole_number
-from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Deadline, Presence, Priority, Ticket
+from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Presence, Priority, Ticket
+from tickets.service import NextStep
 
 STATIC = Path(__file__).parent / "static"
 VIEWS = ("mine", "unassigned", "open", "overdue")
@@ -34,7 +35,7 @@ NOTICES = ("done_reply", "done_note", "done_saved", "done_taken", "done_returned
 @dataclass(frozen=True)
 class Row:
     ticket: Ticket
-    next: Deadline | None
+    next: NextStep | None
     breached: bool
 
     def countdown(self, now: datetime) -> float | None:
