@@ -520,6 +520,7 @@ class Deadline(Base):
     __table_args__ = (
         UniqueConstraint("ticket_id", "regulation", "step"),
         Index("ix_deadlines_status_due_at", "status", "due_at"),
+        Index("ix_deadlines_created_at", "created_at"),  # the dashboard's compliance window
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -1,4 +1,5 @@
-"""an index on tickets.created_at for the dashboard's window (the last 14 days of a long history)
+"""indexes on tickets.created_at and deadlines.created_at for the dashboard's window (the last 14 days of a long
+history)
 
 Revision ID: 0011
 Revises: 0010
@@ -20,8 +21,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index('ix_tickets_created_at', ['created_at'], unique=False)
+    with op.batch_alter_table('deadlines', schema=None) as batch_op:
+        batch_op.create_index('ix_deadlines_created_at', ['created_at'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('deadlines', schema=None) as batch_op:
+        batch_op.drop_index('ix_deadlines_created_at')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index('ix_tickets_created_at')
