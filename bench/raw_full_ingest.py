@@ -26,6 +26,7 @@ from bench.deployment import deployment, report  # noqa: E402
 from bench.raw_limit import Prepared, transactions_per_second  # noqa: E402
 from bench.raw_limit import measure as raw_limit  # noqa: E402
 
+
 STATEMENTS = {
     "known": "SELECT id, customer_id, kind, address, created_at FROM customer_identities "
              "WHERE kind = $1 AND address = $2",
@@ -75,11 +76,11 @@ STATEMENTS = {
     "client": "SELECT address FROM customer_identities WHERE customer_id = $1 ORDER BY id LIMIT 1",
 }
 
+
 async def measure(database_url: str, transactions: int, concurrency: int, *, lock: bool = True) -> float:
     """Transactions per second, each one ingest's 21 statements; `lock=False` reads the agents without locking
     them (what the database could do if the choice did not serialise ingests)."""
-    statements = dict(STATEMENTS, lock=STATEMENTS["lock"].replace(" FOR NO KEY UPDATE", "") if not lock
-                      else STATEMENTS["lock"])
+    statements = STATEMENTS if lock else dict(STATEMENTS, lock=STATEMENTS["lock"].removesuffix(" FOR NO KEY UPDATE"))
     run = uuid.uuid4().hex[:8]
     body = "x" * 2000
     headers = json.dumps({"From": "support@example.com", "To": "client@example.com", "Message-ID": "<x@example.com>"})
@@ -114,6 +115,7 @@ async def measure(database_url: str, transactions: int, concurrency: int, *, loc
 
     return await transactions_per_second(database_url, transactions, concurrency, statements, ingest)
 
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=4000)
@@ -129,6 +131,7 @@ async def main() -> None:
             results.append({"all_21_statements_txn_per_s": full, "unlocked_txn_per_s": unlocked,
                             "raw_limit_txn_per_s": limit, "ratio": full / limit})
     report(results, f"{args.transactions} transactions, {args.concurrency} connections")
+
 
 if __name__ == "__main__":
     asyncio.run(main())
