@@ -1,6 +1,7 @@
-"""Profile `TicketService.ingest` without HTTP: sequential and 8-concurrent rates, and a cProfile of 300 ingests.
+"""Profile `TicketService.ingest` without HTTP: sequential and concurrent rates, and a cProfile of 300 ingests.
 
-Usage: uv run python bench/profile_ingest.py [--sort cumulative|tottime] [--top 40]
+Usage: uv run python bench/profile_ingest.py [--sort cumulative|tottime] [--top 40] [--agents 5] [--concurrency 8]
+`--agents 0` leaves every ticket queued: the rates without routing's lock and assignment notice.
 Needs PostgreSQL (BENCH_PG_URL, default the local server); uses a throw-away database.
 """
 
@@ -26,16 +27,17 @@ from tickets.inbound import Identity, Inbound
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
 
-async def main(sort: str, top: int) -> None:
+async def main(sort: str, top: int, agents: int, concurrency: int) -> None:
     name = f"sb_profile_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False))
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        settings = Settings(database=DatabaseSettings(url=make_url(PG_URL).set(database=name).render_as_string(False)))
+        settings = Settings(database=DatabaseSettings(url=make_url(PG_URL).set(database=name).render_as_string(False),
+                                                      pool_size=max(10, concurrency)))
         engine = build_engine(settings)
         await migrate.upgrade(engine)
         service = build_service(settings, engine, SystemClock())
-        for n in range(5):
+        for n in range(agents):
             await service.add_agent(f"Agent {n}", f"agent{n}@example.com", capacity=1_000_000)
 
         async def ingest(count: int, offset: int) -> None:
@@ -48,8 +50,9 @@ async def main(sort: str, top: int) -> None:
         await ingest(300, 1_000)
         print(f"sequential: {300 / (time.perf_counter() - began):.1f} ingests/s")
         began = time.perf_counter()
-        await asyncio.gather(*(ingest(50, 10_000 + i * 100) for i in range(8)))
-        print(f"8 concurrent: {400 / (time.perf_counter() - began):.1f} ingests/s")
+        await asyncio.gather(*(ingest(400 // concurrency, 10_000 + i * 1_000) for i in range(concurrency)))
+        print(f"{concurrency} concurrent: {400 // concurrency * concurrency / (time.perf_counter() - began):.1f} "
+              "ingests/s")
         profile = cProfile.Profile()
         profile.enable()
         await ingest(300, 100_000)
@@ -65,5 +68,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--agents", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    asyncio.run(main(args.sort, args.top))
+    asyncio.run(main(args.sort, args.top, args.agents, args.concurrency))
