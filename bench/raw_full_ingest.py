@@ -6,6 +6,10 @@ asyncpg prepared statements in one transaction — no HTTP, no ORM, no Python lo
 `bench/raw_limit.py` writes only 5 of those rows; the ratio between the two says how much of the issue-10 target
 (≥ 0.5 of the raw limit) the database alone leaves to a path that keeps every feature.
 
+Beside them, the same rows in four statements (card; ticket with everything registering it writes; the group lock;
+one statement choosing, assigning and writing the notice), with the load counted over the members' open tickets as
+today or read off a counter on the agent: the ceiling of a redesigned path.
+
 Usage: uv run python bench/raw_full_ingest.py [--transactions 4000] [--concurrency 32] [--runs 3]
 """
 
@@ -20,9 +24,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.deployment import deployment, report  # noqa: E402
+from bench.deployment import asyncpg_dsn, deployment, report  # noqa: E402
 from bench.raw_limit import Prepared, transactions_per_second  # noqa: E402
 from bench.raw_limit import measure as raw_limit  # noqa: E402
 
@@ -77,6 +83,69 @@ STATEMENTS = {
 }
 
 
+COMPACT = {
+    # The card: the known identity's customer, or a new customer and identity, in one statement.
+    "card": "WITH known AS (SELECT customer_id FROM customer_identities WHERE kind = 'email' AND address = $1), "
+            "fresh AS (INSERT INTO customers (name, language, tier, created_at, updated_at) "
+            "  SELECT $2, 'en', NULL, $3, $3 WHERE NOT EXISTS (SELECT 1 FROM known) RETURNING id), "
+            "identity AS (INSERT INTO customer_identities (customer_id, kind, address, created_at) "
+            "  SELECT id, 'email', $1, $3 FROM fresh) "
+            "SELECT customer_id FROM known UNION ALL SELECT id FROM fresh",
+    # The ticket and everything registering it writes: created event, message, acknowledgement, regulation clock
+    # and deadlines.
+    "ticket": "WITH t AS (INSERT INTO tickets (subject, status, priority, channel, skills, customer_id, group_id, "
+              "  created_at, updated_at, portal_key, regulation) "
+              "  VALUES ($1, 'new', 'normal', 'webform', '', $2, $3, $4, $4, $5, 'request') RETURNING id), "
+              "e AS (INSERT INTO events (ticket_id, kind, actor_id, actor, reason, data, created_at) "
+              "  SELECT id, 'created', NULL, 'customer', 'new webform message', '{\"channel\": \"webform\"}', $4 "
+              "  FROM t), "
+              "m AS (INSERT INTO messages (ticket_id, direction, channel, customer_id, body_text, attachments, "
+              "  thread_reason, meta, problems, created_at) "
+              "  SELECT id, 'in', 'webform', $2, $6, '[]', 'new webform message', '{}', '[]', $4 FROM t), "
+              "o AS (INSERT INTO outbox (kind, channel, recipient, subject, body_text, body_html, headers, ticket_id, "
+              "  dedupe_key, status, attempts, next_attempt_at, created_at, updated_at) "
+              "  SELECT 'ack', 'email', $7, '[#' || id || '] Web form', 'We got it', '<p>We got it</p>', $8, id, "
+              "  'ack:' || id, 'queued', 0, $4, $4, $4 FROM t), "
+              "c AS (INSERT INTO sla_clock_events (ticket_id, kind, reason, regulation, version, calendar, "
+              "  created_at) SELECT id, 'started', 'registered via webform', 'request', 'v1', 'c1', $4 FROM t), "
+              "d AS (INSERT INTO deadlines (ticket_id, regulation, step, met_by, due_at, status, created_at, "
+              "  position, kind, plan, reference_at, breach, version) "
+              "  SELECT t.id, 'request', x.step, 'processed', x.due, 'pending', $4, x.position, 'elapsed', 1, $4, "
+              "  x.breach, 'v1' FROM t CROSS JOIN (VALUES ('processed', $9::timestamptz, 0, false), "
+              "  ('escalate', $10::timestamptz, 1, true)) AS x (step, due, position, breach)) "
+              "SELECT id FROM t",
+    # Routing: the group's agents locked as today, then one statement (its snapshot taken after the lock, so it sees
+    # the previous holder's commit) reads their loads, chooses, and writes the assignment, its event, the agent's
+    # stamp and the agent's notice. What runs under the lock is that statement and the commit.
+    "lock": STATEMENTS["lock"],
+    "claim": "WITH {loads}, "
+             "chosen AS (SELECT id FROM loads WHERE open < capacity "
+             "  ORDER BY open, last_assigned_at NULLS FIRST, id LIMIT 1), "
+             "seat AS (UPDATE agents SET {seat}last_assigned_at = $3 FROM chosen WHERE agents.id = chosen.id "
+             "  RETURNING agents.id, agents.email), "
+             "t AS (UPDATE tickets SET status = 'open', assignee_id = seat.id FROM seat WHERE tickets.id = $2), "
+             "e AS (INSERT INTO events (ticket_id, kind, actor_id, actor, reason, data, created_at) "
+             "  SELECT $2, 'assigned', NULL, 'router', 'least-loaded', json_build_object('agent_id', seat.id), $3 "
+             "  FROM seat), "
+             "o AS (INSERT INTO outbox (kind, channel, recipient, subject, body_text, body_html, headers, ticket_id, "
+             "  dedupe_key, status, attempts, next_attempt_at, created_at, updated_at) "
+             "  SELECT 'assigned', 'email', seat.email, '#' || $2 || ' is yours', 'Web form', '<p>Web form</p>', "
+             "  $4, $2, 'assigned:' || $2, 'queued', 0, $3, $3, $3 FROM seat) "
+             "SELECT id FROM seat",
+}
+LOADS = {
+    # Today's load: counted over the members' open tickets, so it costs what they hold.
+    "counted": "loads AS (SELECT agents.id, agents.capacity, agents.last_assigned_at, count(tickets.id) AS open "
+               "FROM agents JOIN agent_groups ON agent_groups.agent_id = agents.id AND agent_groups.group_id = $1 "
+               "LEFT JOIN tickets ON tickets.assignee_id = agents.id AND tickets.status IN ('open', 'pending') "
+               "WHERE agents.presence = 'available' GROUP BY agents.id)",
+    # A counter kept on the agent (the schema has none; added to the throw-away database): one row per member.
+    "counter": "loads AS (SELECT agents.id, agents.capacity, agents.last_assigned_at, agents.bench_open AS open "
+               "FROM agents JOIN agent_groups ON agent_groups.agent_id = agents.id AND agent_groups.group_id = $1 "
+               "WHERE agents.presence = 'available')",
+}
+
+
 async def measure(database_url: str, transactions: int, concurrency: int, *, lock: bool = True) -> float:
     """Transactions per second, each one ingest's 21 statements; `lock=False` reads the agents without locking
     them (what the database could do if the choice did not serialise ingests)."""
@@ -116,6 +185,60 @@ async def measure(database_url: str, transactions: int, concurrency: int, *, loc
     return await transactions_per_second(database_url, transactions, concurrency, statements, ingest)
 
 
+async def measure_compact(database_url: str, transactions: int, concurrency: int, loads: str) -> float:
+    """The same rows in four statements (card; ticket with all it registers; the group lock; the choice with the
+    assignment and its notice): the ceiling of a redesigned path, with `loads` "counted" or read off a "counter".
+    Checks afterwards that every ticket was assigned and the loads are even, as the router's would be."""
+    counter = loads == "counter"
+    statements = dict(COMPACT, claim=COMPACT["claim"].format(loads=LOADS[loads],
+                                                             seat="bench_open = bench_open + 1, " if counter else ""))
+    name = f"Compact-{loads}"
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        group_id = await connection.fetchval("SELECT id FROM groups WHERE name = 'Support'")
+        if counter:
+            await connection.execute(
+                "ALTER TABLE agents ADD COLUMN IF NOT EXISTS bench_open integer NOT NULL DEFAULT 0")
+    finally:
+        await connection.close()
+    run = uuid.uuid4().hex[:8]
+    body = "x" * 2000
+    headers = json.dumps({"From": "support@example.com", "To": "client@example.com", "Message-ID": "<x@example.com>"})
+
+    async def ingest(s: Prepared, n: int) -> None:
+        now = datetime.now(timezone.utc)
+        address = f"{name}-{run}-{n}@example.com"
+        customer = await s["card"].fetchval(address, f"{name} {n}", now)
+        ticket = await s["ticket"].fetchval("Web form", customer, group_id, now, secrets.token_urlsafe(24), body,
+                                            address, headers, now + timedelta(days=1), now + timedelta(days=2))
+        await s["lock"].fetch(group_id)
+        await s["claim"].fetchval(group_id, ticket, now, headers)
+
+    rate = await transactions_per_second(database_url, transactions, concurrency, statements, ingest)
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        loads = [r["open"] for r in await connection.fetch(
+            "SELECT count(*) AS open FROM tickets JOIN customers ON customers.id = tickets.customer_id "
+            "WHERE customers.name LIKE $1 GROUP BY assignee_id", f"{name} %")]
+        unassigned = await connection.fetchval(
+            "SELECT count(*) FROM tickets JOIN customers ON customers.id = tickets.customer_id "
+            "WHERE customers.name LIKE $1 AND assignee_id IS NULL", f"{name} %")
+    finally:
+        await connection.close()
+    assert unassigned == 0 and sum(loads) == transactions and max(loads) - min(loads) <= 1, (unassigned, loads)
+    return rate
+
+
+async def clear_loads(database_url: str) -> None:
+    """Close the tickets an earlier measurement assigned, so each one starts with agents holding nothing (a load
+    counted over open tickets costs what they hold)."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await connection.execute("UPDATE tickets SET status = 'closed' WHERE status IN ('open', 'pending')")
+    finally:
+        await connection.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--transactions", type=int, default=4000)
@@ -125,11 +248,19 @@ async def main() -> None:
     results = []
     for _ in range(args.runs):
         async with deployment(agents=5, capacity=1_000_000) as setup:
-            limit = await raw_limit(setup.database_url, args.transactions, args.concurrency)
-            full = await measure(setup.database_url, args.transactions, args.concurrency)
-            unlocked = await measure(setup.database_url, args.transactions, args.concurrency, lock=False)
+            url = setup.database_url
+            limit = await raw_limit(url, args.transactions, args.concurrency)
+            await clear_loads(url)
+            full = await measure(url, args.transactions, args.concurrency)
+            await clear_loads(url)
+            unlocked = await measure(url, args.transactions, args.concurrency, lock=False)
+            await clear_loads(url)
+            counted = await measure_compact(url, args.transactions, args.concurrency, "counted")
+            counter = await measure_compact(url, args.transactions, args.concurrency, "counter")
             results.append({"all_21_statements_txn_per_s": full, "unlocked_txn_per_s": unlocked,
-                            "raw_limit_txn_per_s": limit, "ratio": full / limit})
+                            "four_statements_counted_txn_per_s": counted, "four_statements_counter_txn_per_s": counter,
+                            "raw_limit_txn_per_s": limit, "ratio": full / limit, "counted_ratio": counted / limit,
+                            "counter_ratio": counter / limit})
     report(results, f"{args.transactions} transactions, {args.concurrency} connections")
 
 
