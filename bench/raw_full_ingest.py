@@ -8,9 +8,11 @@ asyncpg prepared statements in one transaction — no HTTP, no ORM, no Python lo
 
 Beside them, the same rows in four statements (card; ticket with everything registering it writes; the group lock;
 one statement choosing, assigning and writing the notice), with the load counted over the members' open tickets as
-today or read off a counter on the agent: the ceiling of a redesigned path.
+today or read off a counter on the agent: the ceiling of a redesigned path. And "claimed": the counter's
+least-loaded member taken `FOR NO KEY UPDATE SKIP LOCKED` without the group lock, the group lock only when every
+member with room is being claimed — per-agent claims, whose parallelism is at most the number of agents.
 
-Usage: uv run python bench/raw_full_ingest.py [--transactions 4000] [--concurrency 32] [--runs 3]
+Usage: uv run python bench/raw_full_ingest.py [--transactions 4000] [--concurrency 32] [--runs 3] [--agents 5]
 """
 
 from __future__ import annotations
@@ -83,6 +85,20 @@ STATEMENTS = {
 }
 
 
+# The assignment once an agent is chosen: its seat and stamp, the ticket, its event and the agent's notice.
+CLAIM_TAIL = ("seat AS (UPDATE agents SET {seat}last_assigned_at = $3 FROM chosen WHERE agents.id = chosen.id "
+              "  RETURNING agents.id, agents.email), "
+              "t AS (UPDATE tickets SET status = 'open', assignee_id = seat.id FROM seat WHERE tickets.id = $2), "
+              "e AS (INSERT INTO events (ticket_id, kind, actor_id, actor, reason, data, created_at) "
+              "  SELECT $2, 'assigned', NULL, 'router', 'least-loaded', json_build_object('agent_id', seat.id), $3 "
+              "  FROM seat), "
+              "o AS (INSERT INTO outbox (kind, channel, recipient, subject, body_text, body_html, headers, ticket_id, "
+              "  dedupe_key, status, attempts, next_attempt_at, created_at, updated_at) "
+              "  SELECT 'assigned', 'email', seat.email, '#' || $2 || ' is yours', 'Web form', '<p>Web form</p>', "
+              "  $4, $2, 'assigned:' || $2, 'queued', 0, $3, $3, $3 FROM seat) "
+              "SELECT id FROM seat")
+
+
 COMPACT = {
     # The card: the known identity's customer, or a new customer and identity, in one statement.
     "card": "WITH known AS (SELECT customer_id FROM customer_identities WHERE kind = 'email' AND address = $1), "
@@ -120,18 +136,7 @@ COMPACT = {
     "lock": STATEMENTS["lock"],
     "claim": "WITH {loads}, "
              "chosen AS (SELECT id FROM loads WHERE open < capacity "
-             "  ORDER BY open, last_assigned_at NULLS FIRST, id LIMIT 1), "
-             "seat AS (UPDATE agents SET {seat}last_assigned_at = $3 FROM chosen WHERE agents.id = chosen.id "
-             "  RETURNING agents.id, agents.email), "
-             "t AS (UPDATE tickets SET status = 'open', assignee_id = seat.id FROM seat WHERE tickets.id = $2), "
-             "e AS (INSERT INTO events (ticket_id, kind, actor_id, actor, reason, data, created_at) "
-             "  SELECT $2, 'assigned', NULL, 'router', 'least-loaded', json_build_object('agent_id', seat.id), $3 "
-             "  FROM seat), "
-             "o AS (INSERT INTO outbox (kind, channel, recipient, subject, body_text, body_html, headers, ticket_id, "
-             "  dedupe_key, status, attempts, next_attempt_at, created_at, updated_at) "
-             "  SELECT 'assigned', 'email', seat.email, '#' || $2 || ' is yours', 'Web form', '<p>Web form</p>', "
-             "  $4, $2, 'assigned:' || $2, 'queued', 0, $3, $3, $3 FROM seat) "
-             "SELECT id FROM seat",
+             "  ORDER BY open, last_assigned_at NULLS FIRST, id LIMIT 1), " + CLAIM_TAIL,
 }
 LOADS = {
     # Today's load: counted over the members' open tickets, so it costs what they hold.
@@ -144,6 +149,14 @@ LOADS = {
                "FROM agents JOIN agent_groups ON agent_groups.agent_id = agents.id AND agent_groups.group_id = $1 "
                "WHERE agents.presence = 'available')",
 }
+# The counter's least-loaded available member with room that no other transaction is claiming right now, locked
+# and taken at once: no group lock, so claims by different transactions proceed side by side.
+CLAIM_UNLOCKED = ("WITH chosen AS (SELECT agents.id FROM agents JOIN agent_groups ON agent_groups.agent_id = agents.id "
+                  "AND agent_groups.group_id = $1 WHERE agents.presence = 'available' "
+                  "AND agents.bench_open < agents.capacity "
+                  "ORDER BY agents.bench_open, agents.last_assigned_at NULLS FIRST, agents.id LIMIT 1 "
+                  "FOR NO KEY UPDATE OF agents SKIP LOCKED), "
+                  + CLAIM_TAIL.format(seat="bench_open = bench_open + 1, "))
 
 
 async def measure(database_url: str, transactions: int, concurrency: int, *, lock: bool = True) -> float:
@@ -185,13 +198,19 @@ async def measure(database_url: str, transactions: int, concurrency: int, *, loc
     return await transactions_per_second(database_url, transactions, concurrency, statements, ingest)
 
 
-async def measure_compact(database_url: str, transactions: int, concurrency: int, loads: str) -> float:
+async def measure_compact(database_url: str, transactions: int, concurrency: int, loads: str) -> tuple[float, int]:
     """The same rows in four statements (card; ticket with all it registers; the group lock; the choice with the
-    assignment and its notice): the ceiling of a redesigned path, with `loads` "counted" or read off a "counter".
-    Checks afterwards that every ticket was assigned and the loads are even, as the router's would be."""
-    counter = loads == "counter"
-    statements = dict(COMPACT, claim=COMPACT["claim"].format(loads=LOADS[loads],
+    assignment and its notice): the ceiling of a redesigned path, with `loads` "counted" or read off a "counter",
+    or "claimed": the counter's least-loaded member not being claimed right now taken without the group lock
+    (`SKIP LOCKED`), the locked choice only when every member with room is being claimed.
+
+    Returns the rate and the spread of the loads (most minus fewest tickets an agent got); checks that every ticket
+    was assigned, and with the group locked that the loads are even, as the router's are."""
+    counter = loads != "counted"
+    statements = dict(COMPACT, claim=COMPACT["claim"].format(loads=LOADS["counter" if counter else "counted"],
                                                              seat="bench_open = bench_open + 1, " if counter else ""))
+    if loads == "claimed":
+        statements["skip"] = CLAIM_UNLOCKED
     name = f"Compact-{loads}"
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
@@ -211,13 +230,15 @@ async def measure_compact(database_url: str, transactions: int, concurrency: int
         customer = await s["card"].fetchval(address, f"{name} {n}", now)
         ticket = await s["ticket"].fetchval("Web form", customer, group_id, now, secrets.token_urlsafe(24), body,
                                             address, headers, now + timedelta(days=1), now + timedelta(days=2))
+        if loads == "claimed" and await s["skip"].fetchval(group_id, ticket, now, headers) is not None:
+            return
         await s["lock"].fetch(group_id)
         await s["claim"].fetchval(group_id, ticket, now, headers)
 
     rate = await transactions_per_second(database_url, transactions, concurrency, statements, ingest)
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        loads = [r["open"] for r in await connection.fetch(
+        held = [r["open"] for r in await connection.fetch(
             "SELECT count(*) AS open FROM tickets JOIN customers ON customers.id = tickets.customer_id "
             "WHERE customers.name LIKE $1 GROUP BY assignee_id", f"{name} %")]
         unassigned = await connection.fetchval(
@@ -225,8 +246,9 @@ async def measure_compact(database_url: str, transactions: int, concurrency: int
             "WHERE customers.name LIKE $1 AND assignee_id IS NULL", f"{name} %")
     finally:
         await connection.close()
-    assert unassigned == 0 and sum(loads) == transactions and max(loads) - min(loads) <= 1, (unassigned, loads)
-    return rate
+    spread = max(held) - min(held)
+    assert unassigned == 0 and sum(held) == transactions and (loads == "claimed" or spread <= 1), (unassigned, held)
+    return rate, spread
 
 
 async def clear_loads(database_url: str) -> None:
@@ -244,10 +266,11 @@ async def main() -> None:
     parser.add_argument("--transactions", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--agents", type=int, default=5, help="members of the one group every ticket goes to")
     args = parser.parse_args()
     results = []
     for _ in range(args.runs):
-        async with deployment(agents=5, capacity=1_000_000) as setup:
+        async with deployment(agents=args.agents, capacity=1_000_000) as setup:
             url = setup.database_url
             limit = await raw_limit(url, args.transactions, args.concurrency)
             await clear_loads(url)
@@ -255,13 +278,15 @@ async def main() -> None:
             await clear_loads(url)
             unlocked = await measure(url, args.transactions, args.concurrency, lock=False)
             await clear_loads(url)
-            counted = await measure_compact(url, args.transactions, args.concurrency, "counted")
-            counter = await measure_compact(url, args.transactions, args.concurrency, "counter")
+            counted, _ = await measure_compact(url, args.transactions, args.concurrency, "counted")
+            counter, _ = await measure_compact(url, args.transactions, args.concurrency, "counter")
+            claimed, spread = await measure_compact(url, args.transactions, args.concurrency, "claimed")
             results.append({"all_21_statements_txn_per_s": full, "unlocked_txn_per_s": unlocked,
                             "four_statements_counted_txn_per_s": counted, "four_statements_counter_txn_per_s": counter,
+                            "claimed_txn_per_s": claimed, "claimed_load_spread": spread,
                             "raw_limit_txn_per_s": limit, "ratio": full / limit, "counted_ratio": counted / limit,
-                            "counter_ratio": counter / limit})
-    report(results, f"{args.transactions} transactions, {args.concurrency} connections")
+                            "counter_ratio": counter / limit, "claimed_ratio": claimed / limit})
+    report(results, f"{args.transactions} transactions, {args.concurrency} connections, {args.agents} agents")
 
 
 if __name__ == "__main__":

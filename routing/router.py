@@ -202,9 +202,15 @@ class LeastLoadedRouter:
 
     @staticmethod
     async def stamp(session: AsyncSession, agent_ids: Collection[int], now: datetime) -> None:
-        """Record when these agents were last given a ticket (the tie-break), in one statement."""
+        """Record when these agents were last given a ticket (the tie-break), in one statement.
+
+        The statement returns the agents' rows into the session: their assignment notices, written next with the
+        group still locked, find them there instead of reading each one again (a round trip inside the lock)."""
         if agent_ids:
-            await session.execute(update(Agent).where(Agent.id.in_(sorted(agent_ids))).values(last_assigned_at=now))
+            (await session.scalars(
+                update(Agent).where(Agent.id.in_(sorted(agent_ids))).values(last_assigned_at=now).returning(Agent),
+                execution_options={"populate_existing": True},
+            )).all()
 
     async def assign(
         self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from notifier.senders import list_sink
 from switchboard.bootstrap import Runtime
@@ -40,6 +40,29 @@ async def test_the_router_tells_the_agent_in_their_language_and_the_mail_goes_ou
     assert await runtime.deliverer.deliver(row.id) == "sent"
     sent = [e for e in list_sink(runtime.settings.data_dir / "mail-sink") if e.to == anna.email]
     assert [e.subject for e in sent] == [row.subject]
+
+
+async def test_the_notice_names_the_agent_without_reading_them_again_under_the_lock(
+    runtime: Runtime, add_agent: Any
+) -> None:
+    """The group stays locked from the choice to the commit; the agent's row comes back from their stamp."""
+    anna, _ = await add_agent("Anna")
+    boris, _ = await add_agent("Boris")
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        ticket = (await runtime.service.ingest(form(1))).ticket
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", seen)
+    [row] = await notices(runtime)
+    assert row.ticket_id == ticket.id and row.recipient in (anna.email, boris.email)
+    reads = [s for s in statements if s.startswith("SELECT") and " FROM agents " in s]
+    assert len(reads) == 2, reads  # the lock and the locked read of the members, nothing after
+    assert any(s.startswith("UPDATE agents SET last_assigned_at") and "RETURNING" in s for s in statements)
 
 
 async def test_a_transfer_tells_the_new_agent_and_taking_it_yourself_tells_nobody(
