@@ -1,6 +1,7 @@
-"""The ceiling of a hand-written hot path: every statement one web-form ingest runs today (21, as traced from
-`TicketService.ingest` on PostgreSQL: card, routing rules, ticket, message, audit events, acknowledgement,
-regulation clock and deadlines, the agent lock and load read, the assignment and its notice), sent through bare
+"""The ceiling of a hand-written hot path: every statement one web-form ingest ran (21, as traced from
+`TicketService.ingest` on PostgreSQL at e142b60; since 68f0f9d the agent's stamp returns their row and the notice
+no longer reads it: 20): card, routing rules, ticket, message, audit events, acknowledgement, regulation clock and
+deadlines, the agent lock and load read, the assignment and its notice — sent through bare
 asyncpg prepared statements in one transaction — no HTTP, no ORM, no Python logic beyond the parameters.
 
 `bench/raw_limit.py` writes only 5 of those rows; the ratio between the two says how much of the issue-10 target
