@@ -160,13 +160,17 @@ CLAIM_UNLOCKED = ("WITH chosen AS (SELECT agents.id FROM agents JOIN agent_group
                   + CLAIM_TAIL.format(seat="bench_open = bench_open + 1, "))
 
 
+BODY = "x" * 2000
+"""The web form's text, as the other ingest benches send it."""
+HEADERS = json.dumps({"From": "support@example.com", "To": "client@example.com", "Message-ID": "<x@example.com>"})
+"""The stored headers of both outbox rows."""
+
+
 async def measure(database_url: str, transactions: int, concurrency: int, *, lock: bool = True) -> float:
     """Transactions per second, each one ingest's 21 statements; `lock=False` reads the agents without locking
     them (what the database could do if the choice did not serialise ingests)."""
     statements = STATEMENTS if lock else dict(STATEMENTS, lock=STATEMENTS["lock"].removesuffix(" FOR NO KEY UPDATE"))
     run = uuid.uuid4().hex[:8]
-    body = "x" * 2000
-    headers = json.dumps({"From": "support@example.com", "To": "client@example.com", "Message-ID": "<x@example.com>"})
 
     async def ingest(s: Prepared, n: int) -> None:
         now = datetime.now(timezone.utc)
@@ -178,9 +182,9 @@ async def measure(database_url: str, transactions: int, concurrency: int, *, loc
         await s["rules"].fetch()
         ticket = await s["ticket"].fetchval("Web form", customer, group["id"], now, secrets.token_urlsafe(24))
         await s["event"].fetchval(ticket, "created", "customer", "new webform message", '{"channel": "webform"}', now)
-        await s["message"].fetchval(ticket, customer, body, now)
+        await s["message"].fetchval(ticket, customer, BODY, now)
         await s["addresses"].fetch(customer)
-        await s["outbox"].fetchval("ack", address, f"[#{ticket}] Web form", "We got it", "<p>We got it</p>", headers,
+        await s["outbox"].fetchval("ack", address, f"[#{ticket}] Web form", "We got it", "<p>We got it</p>", HEADERS,
                                    ticket, f"ack:{ticket}", now)
         await s["clock"].fetchval(ticket, now)
         await s["deadlines"].fetch(ticket, now + timedelta(days=1), now, now + timedelta(days=2))
@@ -194,7 +198,7 @@ async def measure(database_url: str, transactions: int, concurrency: int, *, loc
         agent = await s["agent"].fetchrow(chosen)
         await s["client"].fetchval(customer)
         await s["outbox"].fetchval("assigned", agent["email"], f"#{ticket} is yours", "Web form", "<p>Web form</p>",
-                                   headers, ticket, f"assigned:{ticket}", now)
+                                   HEADERS, ticket, f"assigned:{ticket}", now)
 
     return await transactions_per_second(database_url, transactions, concurrency, statements, ingest)
 
@@ -222,19 +226,17 @@ async def measure_compact(database_url: str, transactions: int, concurrency: int
     finally:
         await connection.close()
     run = uuid.uuid4().hex[:8]
-    body = "x" * 2000
-    headers = json.dumps({"From": "support@example.com", "To": "client@example.com", "Message-ID": "<x@example.com>"})
 
     async def ingest(s: Prepared, n: int) -> None:
         now = datetime.now(timezone.utc)
         address = f"{name}-{run}-{n}@example.com"
         customer = await s["card"].fetchval(address, f"{name} {n}", now)
-        ticket = await s["ticket"].fetchval("Web form", customer, group_id, now, secrets.token_urlsafe(24), body,
-                                            address, headers, now + timedelta(days=1), now + timedelta(days=2))
-        if loads == "claimed" and await s["skip"].fetchval(group_id, ticket, now, headers) is not None:
+        ticket = await s["ticket"].fetchval("Web form", customer, group_id, now, secrets.token_urlsafe(24), BODY,
+                                            address, HEADERS, now + timedelta(days=1), now + timedelta(days=2))
+        if loads == "claimed" and await s["skip"].fetchval(group_id, ticket, now, HEADERS) is not None:
             return
         await s["lock"].fetch(group_id)
-        await s["claim"].fetchval(group_id, ticket, now, headers)
+        await s["claim"].fetchval(group_id, ticket, now, HEADERS)
 
     rate = await transactions_per_second(database_url, transactions, concurrency, statements, ingest)
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
