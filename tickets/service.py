@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, or_, select, text, union, update
+from sqlalchemy import (BigInteger, ColumnElement, Select, any_, bindparam, delete, exists, func, or_, select, text,
+                        union, update)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -119,6 +121,31 @@ class DeadlineSummary:
 class TicketPage:
     tickets: list[Ticket]
     next_cursor: int | None
+
+
+class QueueTicket(NamedTuple):
+    """The columns of a ticket a queue page shows: it lists hundreds, and ORM objects for them cost more than the
+    query."""
+
+    id: int
+    subject: str
+    channel: str
+    priority: Priority
+    status: TicketStatus
+    created_at: datetime
+    customer_id: int
+
+
+@dataclass(frozen=True)
+class QueueLine:
+    ticket: QueueTicket
+    customer: str
+    """The client's name, else their first address ('' if neither)."""
+    deadlines: DeadlineSummary
+
+
+_QUEUE_COLUMNS = (Ticket.id, Ticket.subject, Ticket.channel, Ticket.priority, Ticket.status, Ticket.created_at,
+                  Ticket.customer_id)
 
 
 class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands, MergeCommands):
@@ -287,54 +314,34 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         async with self._transaction() as session:
             listing = _Listing(await _visibility(session, viewer), status, assignee, group, channel, priority,
                                self._clock.now() if overdue else None, before)
-            if search and is_postgresql(session) and _trigram_searchable(search):
-                # The plan for these very values: a generic one (asyncpg's prepared statements get one after five
-                # runs) cannot tell a rare word, for which the trigram indexes pay, from a common one.
-                await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-                query = _searched(listing, search, limit + 1)
-            else:
-                query = listing.narrow(select(Ticket)).order_by(Ticket.id.desc()).limit(limit + 1)
-                if search:
-                    query = query.where(_matching(search))
-            tickets = list(await session.scalars(query))
+            tickets = list(await session.scalars(await _listed(session, listing, search, limit + 1, (Ticket,))))
             more = len(tickets) > limit
             tickets = tickets[:limit]
             return TicketPage(tickets, tickets[-1].id if more else None)
 
-    async def customer_names(self, customer_ids: Sequence[int]) -> dict[int, str]:
-        """How a list shows each client: their name, else their first address."""
-        if not customer_ids:
-            return {}
+    async def queue_lines(
+        self,
+        viewer: Agent,
+        *,
+        status: list[TicketStatus] | None = None,
+        assignee: int | None | str = "any",
+        overdue: bool = False,
+        limit: int = 200,
+        search: str | None = None,
+        channel: str | None = None,
+        priority: list[Priority] | None = None,
+    ) -> list[QueueLine]:
+        """What a console queue shows, newest first: the tickets `list_tickets` would list, each with its client's name
+        and its deadlines, read in one transaction (one pooled connection, one ping) and as columns, not objects."""
         async with self._transaction() as session:
-            names = dict(list(await session.execute(
-                select(Customer.id, Customer.name).where(Customer.id.in_(set(customer_ids))))))
-            for customer_id, address in await session.execute(
-                    select(CustomerIdentity.customer_id, CustomerIdentity.address)
-                    .where(CustomerIdentity.customer_id.in_(set(customer_ids))).order_by(CustomerIdentity.id)):
-                if not names.get(customer_id):
-                    names[customer_id] = address
-            return {k: v for k, v in names.items() if v}
-
-    async def deadline_summary(self, numbers: Sequence[int]) -> dict[int, DeadlineSummary]:
-        """Per ticket: its next pending step, and whether a step was breached — what a queue shows as a countdown."""
-        if not numbers:
-            return {}
-        async with self._transaction() as session:
-            rows = await session.execute(
-                select(Deadline.ticket_id, Deadline.step, Deadline.due_at, Deadline.status, Deadline.breach,
-                       Deadline.met_at)
-                .where(Deadline.ticket_id.in_(numbers),
-                       Deadline.status.in_((DeadlineStatus.pending, DeadlineStatus.fired)))
-                .order_by(Deadline.due_at))
-            found: dict[int, DeadlineSummary] = {}
-            # Columns, not objects: a console page summarises a few hundred steps, and loading each as an ORM
-            # object cost more than the query.
-            for ticket_id, step, due_at, status, breach, met_at in rows:
-                seen = found.get(ticket_id, DeadlineSummary(None, False))
-                found[ticket_id] = DeadlineSummary(
-                    seen.next or (NextStep(step, due_at) if status == DeadlineStatus.pending else None),
-                    seen.breached or (status == DeadlineStatus.fired and breach and met_at is None))
-            return found
+            listing = _Listing(await _visibility(session, viewer), status, assignee, None, channel, priority,
+                               self._clock.now() if overdue else None, None)
+            tickets = [QueueTicket(*row) for row in
+                       await session.execute(await _listed(session, listing, search, limit, _QUEUE_COLUMNS))]
+            summaries = await _deadline_summary_in(session, [t.id for t in tickets])
+            names = await _customer_names_in(session, [t.customer_id for t in tickets])
+        none = DeadlineSummary(None, False)
+        return [QueueLine(t, names.get(t.customer_id, ""), summaries.get(t.id, none)) for t in tickets]
 
     async def get_ticket(self, viewer: Agent, number: int) -> TicketView:
         async with self._transaction() as session:
@@ -721,6 +728,62 @@ class _Listing:
         return query
 
 
+async def _listed(session: AsyncSession, listing: _Listing, search: str | None, rows: int,
+                  columns: Sequence[Any]) -> Select[Any]:
+    """The newest `rows` tickets of a list (as `columns`: the entity, or the columns a page shows)."""
+    if search and is_postgresql(session) and _trigram_searchable(search):
+        # The plan for these very values: a generic one (asyncpg's prepared statements get one after five runs)
+        # cannot tell a rare word, for which the trigram indexes pay, from a common one.
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        return _searched(listing, search, rows, columns)
+    query = listing.narrow(select(*columns)).order_by(Ticket.id.desc()).limit(rows)
+    return query.where(_matching(search)) if search else query
+
+
+def _among(session: AsyncSession, column: Any, ids: Collection[int]) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL as `= ANY(one array)`: an IN of a page's 200 ids costs SQLAlchemy a few ms to
+    render each time, and each count of ids is another statement for asyncpg to prepare."""
+    if is_postgresql(session):
+        return column == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger), unique=True))
+    return column.in_(ids)
+
+
+async def _customer_names_in(session: AsyncSession, customer_ids: Sequence[int]) -> dict[int, str]:
+    """Each client's name, else their first address; addresses are read only for clients without a name."""
+    if not customer_ids:
+        return {}
+    names = dict(list(await session.execute(
+        select(Customer.id, Customer.name).where(_among(session, Customer.id, set(customer_ids))))))
+    nameless = {customer_id for customer_id, name in names.items() if not name}
+    if nameless:
+        for customer_id, address in await session.execute(
+                select(CustomerIdentity.customer_id, CustomerIdentity.address)
+                .where(_among(session, CustomerIdentity.customer_id, nameless)).order_by(CustomerIdentity.id)):
+            if not names.get(customer_id):
+                names[customer_id] = address
+    return {k: v for k, v in names.items() if v}
+
+
+async def _deadline_summary_in(session: AsyncSession, numbers: Sequence[int]) -> dict[int, DeadlineSummary]:
+    """Per ticket: its next pending step, and whether a step was breached — what a queue shows as a countdown."""
+    if not numbers:
+        return {}
+    rows = await session.execute(
+        select(Deadline.ticket_id, Deadline.step, Deadline.due_at, Deadline.status, Deadline.breach, Deadline.met_at)
+        .where(_among(session, Deadline.ticket_id, numbers),
+               Deadline.status.in_((DeadlineStatus.pending, DeadlineStatus.fired)))
+        .order_by(Deadline.due_at))
+    found: dict[int, DeadlineSummary] = {}
+    # Columns, not objects: a console page summarises a few hundred steps, and loading each as an ORM object cost
+    # more than the query.
+    for ticket_id, step, due_at, status, breach, met_at in rows:
+        seen = found.get(ticket_id, DeadlineSummary(None, False))
+        found[ticket_id] = DeadlineSummary(
+            seen.next or (NextStep(step, due_at) if status == DeadlineStatus.pending else None),
+            seen.breached or (status == DeadlineStatus.fired and breach and met_at is None))
+    return found
+
+
 def _search_terms(search: str) -> list[ColumnElement[bool]]:
     """Each way a ticket matches: the text in its subject, its (not internal) messages, or its customer's name or
     addresses, or its number (`%` and `_` are dropped from the text, not taken as wildcards)."""
@@ -755,7 +818,7 @@ def _trigram_searchable(search: str) -> bool:
     return TRIGRAM.search(_search_text(search.strip().lower())) is not None
 
 
-def _searched(listing: _Listing, search: str, rows: int) -> Select[tuple[Ticket]]:
+def _searched(listing: _Listing, search: str, rows: int, columns: Sequence[Any] = (Ticket,)) -> Select[Any]:
     """A search as a UNION of newest-first branches, one per way of matching, each with the list's filters and its own
     LIMIT: each can use its trigram index (or walk the newest tickets, if its text is common), where the OR of them all
     can only be checked ticket by ticket. The newest `rows` of each branch hold the newest `rows` of all."""
@@ -763,7 +826,7 @@ def _searched(listing: _Listing, search: str, rows: int) -> Select[tuple[Ticket]
                 for term in _search_terms(search)]
     found = union(*branches).subquery("found")
     newest = select(found.c.id).order_by(found.c.id.desc()).limit(rows)
-    return select(Ticket).where(Ticket.id.in_(newest)).order_by(Ticket.id.desc())
+    return select(*columns).where(Ticket.id.in_(newest)).order_by(Ticket.id.desc())
 
 
 async def _customer_view(session: AsyncSession, viewer: Agent, customer_id: int) -> CustomerView:

@@ -21,8 +21,8 @@ from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
 from tickets.numbers import as_id, whole_number
-from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Presence, Priority, Ticket
-from tickets.service import NextStep
+from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Presence, Priority
+from tickets.service import NextStep, QueueTicket
 
 STATIC = Path(__file__).parent / "static"
 VIEWS = ("mine", "unassigned", "open", "overdue")
@@ -34,7 +34,8 @@ NOTICES = ("done_reply", "done_note", "done_saved", "done_taken", "done_returned
 
 @dataclass(frozen=True)
 class Row:
-    ticket: Ticket
+    ticket: QueueTicket
+    customer: str
     next: NextStep | None
     breached: bool
 
@@ -78,18 +79,15 @@ async def queue(request: web.Request) -> web.Response:
         arguments.pop("assignee", None)  # a search looks through every ticket the agent may see
         arguments["status"] = None
     service = runtime(request).service
-    tickets = (await service.list_tickets(signed.agent, limit=200, search=query or None, **arguments)).tickets
-    summary = await service.deadline_summary([t.id for t in tickets])
-    rows = [Row(t, *(summary[t.id].next, summary[t.id].breached) if t.id in summary else (None, False))
-            for t in tickets]
+    lines = await service.queue_lines(signed.agent, limit=200, search=query or None, **arguments)
+    rows = [Row(line.ticket, line.customer, line.deadlines.next, line.deadlines.breached) for line in lines]
     sort = request.query.get("sort", "deadline")
     if sort not in SORTS:
         sort = "deadline"
     rows.sort(key=SORTS[sort])
-    customers = await service.customer_names([t.customer_id for t in tickets])
     kept = {k: v for k, v in (("view", view), ("q", query), ("channel", channel), ("priority", priority)) if v}
     return page(request, "queue.html", signed, rows=rows, view=view, q=query, now=runtime(request).clock.now(),
-                customers=customers, sort=sort, kept=kept, channels=CHANNELS, priorities=list(PRIORITY_RANK),
+                sort=sort, kept=kept, channels=CHANNELS, priorities=list(PRIORITY_RANK),
                 managers=signed.agent.role in MANAGERS)
 
 
