@@ -32,7 +32,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.deployment import asyncpg_dsn, deployment, report  # noqa: E402
-from bench.raw_limit import Prepared, transactions_per_second  # noqa: E402
+from bench.raw_limit import BODY, Prepared, transactions_per_second  # noqa: E402
 from bench.raw_limit import measure as raw_limit  # noqa: E402
 
 
@@ -150,6 +150,8 @@ LOADS = {
                "FROM agents JOIN agent_groups ON agent_groups.agent_id = agents.id AND agent_groups.group_id = $1 "
                "WHERE agents.presence = 'available')",
 }
+SEAT = "bench_open = bench_open + 1, "
+"""Taking a seat on the load counter (a column added to the throw-away database only)."""
 # The counter's least-loaded available member with room that no other transaction is claiming right now, locked
 # and taken at once: no group lock, so claims by different transactions proceed side by side.
 CLAIM_UNLOCKED = ("WITH chosen AS (SELECT agents.id FROM agents JOIN agent_groups ON agent_groups.agent_id = agents.id "
@@ -157,11 +159,9 @@ CLAIM_UNLOCKED = ("WITH chosen AS (SELECT agents.id FROM agents JOIN agent_group
                   "AND agents.bench_open < agents.capacity "
                   "ORDER BY agents.bench_open, agents.last_assigned_at NULLS FIRST, agents.id LIMIT 1 "
                   "FOR NO KEY UPDATE OF agents SKIP LOCKED), "
-                  + CLAIM_TAIL.format(seat="bench_open = bench_open + 1, "))
+                  + CLAIM_TAIL.format(seat=SEAT))
 
 
-BODY = "x" * 2000
-"""The web form's text, as the other ingest benches send it."""
 HEADERS = json.dumps({"From": "support@example.com", "To": "client@example.com", "Message-ID": "<x@example.com>"})
 """The stored headers of both outbox rows."""
 
@@ -213,7 +213,7 @@ async def measure_compact(database_url: str, transactions: int, concurrency: int
     was assigned, and with the group locked that the loads are even, as the router's are."""
     counter = loads != "counted"
     statements = dict(COMPACT, claim=COMPACT["claim"].format(loads=LOADS["counter" if counter else "counted"],
-                                                             seat="bench_open = bench_open + 1, " if counter else ""))
+                                                             seat=SEAT if counter else ""))
     if loads == "claimed":
         statements["skip"] = CLAIM_UNLOCKED
     name = f"Compact-{loads}"

@@ -25,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.deployment import asyncpg_dsn, deployment  # noqa: E402
 
+BODY = "x" * 2000
+"""The message text the limit writes (the size of the web-form benches' posts), and raw_full_ingest with it."""
+
 TRANSACTION = {
     "customer": """INSERT INTO customers (name, language, created_at, updated_at) VALUES ($1, 'en', $2, $2)
        RETURNING id""",
@@ -75,7 +78,6 @@ async def measure(database_url: str, transactions: int = 5000, concurrency: int 
         await probe.close()
     assert group_id is not None and agent_ids, "the database needs a group and agents (bench.deployment adds them)"
     run = uuid.uuid4().hex[:8]
-    body = "x" * 2000
 
     async def one(s: Prepared, n: int) -> None:
         now = datetime.now(timezone.utc)
@@ -83,7 +85,7 @@ async def measure(database_url: str, transactions: int = 5000, concurrency: int 
         customer = await s["identity"].fetchval(customer, f"raw-{run}-{n}@example.com", now)
         agent = agent_ids[n % len(agent_ids)]
         ticket = await s["ticket"].fetchval(customer, group_id, agent, now, secrets.token_urlsafe(24))
-        await s["message"].fetch(ticket, f"raw:{run}:{n}", customer, body, now)
+        await s["message"].fetch(ticket, f"raw:{run}:{n}", customer, BODY, now)
         await s["stamp"].fetch(agent, now)
 
     return await transactions_per_second(database_url, transactions, concurrency, TRANSACTION, one)
