@@ -53,7 +53,7 @@ class Deployment:
 
 
 @asynccontextmanager
-async def deployment(*, agents: int, capacity: int, **env: str) -> AsyncIterator[Deployment]:
+async def deployment(*, agents: int, capacity: int, worker: bool = True, **env: str) -> AsyncIterator[Deployment]:
     name = f"sb_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(asyncpg_dsn(PG_URL))
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -65,6 +65,8 @@ async def deployment(*, agents: int, capacity: int, **env: str) -> AsyncIterator
             setup.cli("migrate")
             for n in range(agents):
                 setup.cli("agent", "add", f"Agent {n}", "--email", f"agent{n}@example.com", "--capacity", str(capacity))
+            if worker:
+                setup.start("worker")  # it dispatches what the measured role receives, and delivers, as in production
             yield setup
         finally:
             for process in setup.processes:

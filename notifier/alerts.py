@@ -127,12 +127,26 @@ class StaffAlerts:
         }
 
 
-async def client_of(session: AsyncSession, ticket: Ticket) -> str:
-    customer = await session.get(Customer, ticket.customer_id)
-    address = await session.scalar(select(CustomerIdentity.address)
-                                   .where(CustomerIdentity.customer_id == ticket.customer_id)
-                                   .order_by(CustomerIdentity.id).limit(1))
-    name = customer.name if customer and customer.name else None
+async def clients_of(session: AsyncSession, tickets: Sequence[Ticket]) -> dict[int, str]:
+    """`client_of` for many tickets: their cards (usually in the session already) and first addresses in one read."""
+    customer_ids = {t.customer_id for t in tickets}
+    first: dict[int, str] = {}
+    for customer_id, address in await session.execute(
+            select(CustomerIdentity.customer_id, CustomerIdentity.address)
+            .where(CustomerIdentity.customer_id.in_(customer_ids)).order_by(CustomerIdentity.id)):
+        first.setdefault(customer_id, address)
+    named: dict[int, str] = {}
+    for ticket in tickets:
+        customer = await session.get(Customer, ticket.customer_id)
+        named[ticket.id] = _client(customer.name if customer else None, first.get(ticket.customer_id), ticket.customer_id)
+    return named
+
+
+def _client(name: str | None, address: str | None, customer_id: int) -> str:
     if name and address:
         return f"{name} <{address}>"
-    return name or address or f"customer {ticket.customer_id}"
+    return name or address or f"customer {customer_id}"
+
+
+async def client_of(session: AsyncSession, ticket: Ticket) -> str:
+    return (await clients_of(session, [ticket]))[ticket.id]

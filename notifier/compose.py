@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
 from tickets.language import answer_in
+from tickets.ports import Notice, ReceivedFacts
 from tickets.models import (
     Customer,
     CustomerIdentity,
@@ -208,49 +209,49 @@ class EmailNotifications:
     async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         if ticket.channel not in MAIL_CHANNELS or message.direction != Direction.inbound:
             return []
-        meta = message.meta or {}
-        if meta.get("auto_reply"):
-            return []
         group = await session.get(Group, ticket.group_id)
-        if group is None or not group.acknowledge:
-            return []
-        recipient = _usable(meta.get("from")) or await self._customer_address(session, ticket)
-        if recipient is None or is_automated_sender(recipient):
-            log.info("no acknowledgement for ticket #%s: sender %s is automated or unknown", ticket.id, recipient)
-            return []
-        sender = _usable(meta.get("recipient")) or self._reply_from
-        if recipient.lower() == sender.lower():
-            log.info("no acknowledgement for ticket #%s: it came from our own address %s", ticket.id, sender)
+        if group is None:
             return []
         customer = await session.get(Customer, ticket.customer_id)
-        language = answer_in(customer.language if customer else None)
-        subject = ticket_subject(ticket.id, ticket.subject, reply=False)
-        client_mail = _ClientMail(recipient, message.external_id, list(meta.get("references") or []))
-        text = self.templates.get_template(f"ack.{language}.txt").render(
-            name=customer.name if customer else None, number=ticket.id, subject=ticket.subject, team=group.name,
-            portal=self.portal_link(ticket),
-        )
-        return [await self.queue_mail(
-            session,
-            kind="ack",
-            dedupe_key=f"ack:{ticket.id}",
-            ticket=ticket,
-            message_id=None,
-            sender=sender,
-            recipient=recipient,
-            subject=subject,
-            text=text,
-            headers={
+        meta = message.meta or {}
+        address = None if _usable(meta.get("from")) else await self._customer_address(session, ticket)
+        notice = self.acknowledgement(ReceivedFacts(
+            ticket.channel, group.name, group.acknowledge, customer.name if customer else None,
+            customer.language if customer else None, address, meta, message.external_id, ticket.subject,
+            ticket.portal_key))
+        if notice is None:
+            return []
+        return [await outbox.write_notice(session, notice, ticket.id, now)]
+
+    def acknowledgement(self, facts: ReceivedFacts) -> Notice | None:
+        """Tell the client their mail or form became ticket N, in the thread of their mail; nobody automated."""
+        meta = facts.meta
+        if facts.channel not in MAIL_CHANNELS or meta.get("auto_reply") or not facts.group_acknowledges:
+            return None
+        recipient = _usable(meta.get("from")) or _usable(facts.client_address)
+        if recipient is None or is_automated_sender(recipient):
+            log.info("no acknowledgement: sender %s is automated or unknown", recipient)
+            return None
+        sender = _usable(meta.get("recipient")) or self._reply_from
+        if recipient.lower() == sender.lower():
+            log.info("no acknowledgement: it came from our own address %s", sender)
+            return None
+        references = meta.get("references")
+        client_mail = _ClientMail(recipient, facts.external_id, list(references) if isinstance(references, list) else [])
+        return Notice(
+            kind="ack", channel=CHANNEL, recipient=recipient, template="ack",
+            params={"name": facts.customer_name, "subject": facts.subject, "team": facts.group_name,
+                    "language": answer_in(facts.customer_language), "portal_key": facts.portal_key},
+            headers=mail_headers(sender, recipient, {
                 "Message-ID": make_msgid(domain=_domain(sender)),
-                "In-Reply-To": message.external_id,
+                "In-Reply-To": facts.external_id,
                 "References": _references(client_mail),
                 # RFC 3834: an automatic answer; well-behaved responders do not answer it back.
                 "Auto-Submitted": "auto-replied",
                 "X-Auto-Response-Suppress": "All",
-            },
-            language=language,
-            now=now,
-        )]
+            }),
+            dedupe_prefix="ack:",
+        )
 
     def portal_link(self, ticket: Ticket) -> str | None:
         """Where the client follows the ticket online (tickets from before the portal have none)."""
@@ -278,18 +279,9 @@ class EmailNotifications:
         html = self.templates.get_template("message.html").render(
             paragraphs=paragraphs(text), subject=subject, lang=language
         )
-        stored = {"From": sender, "To": recipient}
-        for name, value in headers.items():
-            if isinstance(value, list):
-                value = " ".join(value)
-            if value:
-                stored[name] = value
+        stored = mail_headers(sender, recipient, headers)
         if extra:
             stored.update(extra)
-        # Fixed when queued, never at sending: a retry after a lost answer is the same message to the recipient's
-        # mail system (SMTP cannot confirm exactly once; a worker killed between the relay's 250 and our commit
-        # sends again, and the Message-ID is what lets that copy be recognised).
-        stored.setdefault("Message-ID", make_msgid(domain=_domain(sender)))
         return await outbox.queue(
             session,
             now,
@@ -345,6 +337,21 @@ class EmailNotifications:
         return _usable((meta or {}).get("recipient")) or self._reply_from
 
 
+def mail_headers(sender: str, recipient: str, headers: dict[str, Any]) -> dict[str, Any]:
+    """The headers an email row stores: lists joined, empty ones dropped, and a Message-ID fixed when queued, never at
+    sending: a retry after a lost answer is the same message to the recipient's mail system (SMTP cannot confirm
+    exactly once; a worker killed between the relay's 250 and our commit sends again, and the Message-ID is what
+    lets that copy be recognised)."""
+    stored: dict[str, Any] = {"From": sender, "To": recipient}
+    for name, value in headers.items():
+        if isinstance(value, list):
+            value = " ".join(value)
+        if value:
+            stored[name] = value
+    stored.setdefault("Message-ID", make_msgid(domain=_domain(sender)))
+    return stored
+
+
 class CompositeNotifications:
     """Asks every channel's notifications in turn; each writes rows only for its own tickets."""
 
@@ -358,6 +365,9 @@ class CompositeNotifications:
         for channel in self.channels:
             ids += await channel.ticket_created(session, ticket, message, now)
         return ids
+
+    def acknowledgement(self, facts: ReceivedFacts) -> Notice | None:
+        return next((n for c in self.channels if (n := c.acknowledgement(facts)) is not None), None)
 
     async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         ids: list[int] = []

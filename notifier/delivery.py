@@ -10,7 +10,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from email.message import EmailMessage
@@ -20,6 +20,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notifier.render import NoticeRenderer, Rendered
 from notifier.senders import EmailSender, PermanentFailure, TemporaryFailure, Unconfirmed
 from tickets import audit
 from tickets.clock import Clock
@@ -75,6 +76,18 @@ class _Claim:
     text: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None
+    template: _Template | None = None
+    """A templated row, rendered after the claim commits (`_rendered`)."""
+    rendered: Rendered | None = None
+
+
+@dataclass(frozen=True)
+class _Template:
+    name: str
+    params: Mapping[str, Any]
+    ticket_id: int | None
+    headers: Mapping[str, Any]
+    created_at: datetime
 
 
 def backoff(attempt: int, *, first: timedelta, cap: timedelta, jitter: Callable[[], float] = random.random) -> timedelta:
@@ -97,8 +110,11 @@ class Deliverer:
         max_retry: timedelta = timedelta(hours=1),
         stale_after: timedelta = timedelta(minutes=10),
         chat_senders: Mapping[str, TextSender] | None = None,
+        renderer: NoticeRenderer | None = None,
     ) -> None:
         self.sender = sender
+        self.renderer = renderer
+        """Renders templated rows (acknowledgements, assignment notices) as they are delivered."""
         self.chat_senders: dict[str, TextSender] = dict(chat_senders or {})
         """Senders for the other channels by name ("telegram"); email rows use `sender`."""
         self._sessions = sessions
@@ -118,6 +134,11 @@ class Deliverer:
             return claimed
         failure: TemporaryFailure | PermanentFailure | Unconfirmed | None = None
         provider_id: str | None = None
+        try:
+            if claimed.template is not None:
+                claimed = self._rendered(claimed)
+        except Exception as exc:  # noqa: BLE001 - a template that cannot render will not render on a retry either
+            return await self._record_failure(claimed, PermanentFailure(f"cannot build the message: {exc}"))
         try:
             if claimed.message is not None:
                 provider_id = await self.sender.send(claimed.message)
@@ -210,8 +231,12 @@ class Deliverer:
                         error=f"no outcome recorded within {self.stale_after}: the sending worker stopped")
                 details[RESUMED] = True
             message: EmailMessage | None = None
+            template = None if row.template is None else _Template(
+                row.template, dict(row.params or {}), row.ticket_id, dict(row.headers or {}), row.created_at)
             try:
-                if row.channel == CHANNEL:
+                if template is not None:
+                    pass  # rendered once this claim has committed
+                elif row.channel == CHANNEL:
                     message = build_email(row)
                 elif not row.body_text.strip():
                     raise ValueError("the message is empty")
@@ -224,7 +249,21 @@ class Deliverer:
             row.status = OutboxStatus.sending
             row.attempts += 1
             row.updated_at = now
-            return _Claim(row.id, row.attempts, row.channel, message, row.recipient, row.body_text or "", details, now)
+            return _Claim(row.id, row.attempts, row.channel, message, row.recipient, row.body_text or "", details, now,
+                          template)
+
+    def _rendered(self, claim: _Claim) -> _Claim:
+        """The claimed row's template rendered, outside any transaction, as the email or text to send."""
+        template = claim.template
+        assert template is not None
+        if self.renderer is None:
+            raise ValueError("this deliverer renders no templates")
+        rendered = self.renderer.render(template.name, template.params, template.ticket_id, claim.channel)
+        if claim.channel != CHANNEL:
+            return replace(claim, text=rendered.text, rendered=rendered)
+        message = compose_email(template.headers, claim.recipient, rendered.subject or "", template.created_at,
+                                rendered.text, rendered.html)
+        return replace(claim, message=message, rendered=rendered)
 
     async def _record_sent(self, claim: _Claim, provider_id: str | None, unconfirmed: Unconfirmed | None) -> Attempt:
         """Transaction 2 after success (or a send whose answer was lost and must not be repeated)."""
@@ -238,6 +277,8 @@ class Deliverer:
             row.updated_at = now
             row.provider_id = provider_id[:255] if provider_id else row.provider_id  # a receipt may have named it
             row.last_error = note
+            if claim.rendered is not None:  # what went out, for the row's history and the console
+                row.subject, row.body_text, row.body_html = claim.rendered.subject, claim.rendered.text, claim.rendered.html
             history(session, row, "unconfirmed" if note else "sent", now, started_at=claim.started_at, error=note)
             await self._set_message_status(session, row, DeliveryStatus.sent, None)
             log.info("outbox %s (%s) sent to %s", row.id, row.kind, row.recipient)
@@ -321,19 +362,23 @@ def history(session: AsyncSession, row: Outbox, outcome: str, now: datetime, *, 
 
 def build_email(row: Outbox) -> EmailMessage:
     """The row as a MIME message: its headers, the text part and the HTML alternative."""
-    headers = row.headers or {}
+    return compose_email(row.headers or {}, row.recipient, row.subject or "", row.created_at, row.body_text or "",
+                         row.body_html)
+
+
+def compose_email(headers: Mapping[str, Any], recipient: str, subject: str, created_at: datetime, text: str,
+                  html: str | None) -> EmailMessage:
     message = EmailMessage()
     message["From"] = headers.get("From") or ""
-    message["To"] = row.recipient
-    message["Subject"] = row.subject or ""
-    message["Date"] = format_datetime(row.created_at)
+    message["To"] = recipient
+    message["Subject"] = subject
+    message["Date"] = format_datetime(created_at)
     for name in HEADERS_FROM_ROW:
         if headers.get(name):
             message[name] = headers[name]
-    text = row.body_text or ""
     message.set_content(text, cte=_transfer_encoding(text))
-    if row.body_html:
-        message.add_alternative(row.body_html, subtype="html", cte=_transfer_encoding(row.body_html))
+    if html:
+        message.add_alternative(html, subtype="html", cte=_transfer_encoding(html))
     return message
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
 from notifier.chat import latest_client_meta, resolved_text
+from tickets.ports import Notice, ReceivedFacts
 from tickets.models import CustomerIdentity, Message, Ticket
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class TelegramNotifications:
 
     async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         return []
+
+    def acknowledgement(self, facts: ReceivedFacts) -> Notice | None:
+        return None  # a chat answers in the chat itself
 
     async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         if ticket.channel != CHANNEL:

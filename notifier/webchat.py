@@ -26,6 +26,7 @@ from notifier.chat import client_language, latest_client_meta, resolved_text
 from notifier.compose import EmailNotifications, ticket_subject
 from notifier.delivery import SKIP_IF_SEEN
 from notifier.senders import TemporaryFailure
+from tickets.ports import Notice, ReceivedFacts
 from tickets.models import Agent, Direction, Message, Ticket
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ class WebchatNotifications:
 
     async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         return []
+
+    def acknowledgement(self, facts: ReceivedFacts) -> Notice | None:
+        return None  # a chat answers in the chat itself
 
     async def reply_added(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         if ticket.channel != CHANNEL:

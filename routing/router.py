@@ -16,14 +16,15 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Select, String, bindparam, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import rules
-from routing.weights import Load, LoadWeights
+from routing.weights import Load, LoadWeights, counted
 from tickets import audit
+from tickets.loads import settled
 from tickets.models import (
     Agent,
     AgentGroup,
@@ -109,11 +110,9 @@ class LeastLoadedRouter:
             .where(AgentSkill.agent_id == Agent.id)
         )
         ids = bindparam("ids", expanding=True)
-        loads = self.weights.loads_of(ids).subquery()
         self._read_locked = (
             select(Agent.id, Agent.presence, Agent.capacity, Agent.last_assigned_at, groups.scalar_subquery(),
-                   skills.scalar_subquery(), func.coalesce(loads.c.open, 0), func.coalesce(loads.c.weighted, 0.0))
-            .outerjoin(loads, loads.c.agent_id == Agent.id)
+                   skills.scalar_subquery(), Agent.load_open, Agent.load_weight)
             .where(Agent.id.in_(ids))
             .order_by(Agent.id)
         )
@@ -135,11 +134,12 @@ class LeastLoadedRouter:
         ))
         if not ids:
             return []
+        await settled(session)  # loads this transaction moved count, now that their agents are locked
         return [
             Candidate(AgentState(agent_id, presence, capacity, last_assigned_at),
                       frozenset(int(g) for g in (group_list or "").split(",") if g), skill_set(skill_list),
-                      Load(open_count, round(float(weighted), 6)))
-            for agent_id, presence, capacity, last_assigned_at, group_list, skill_list, open_count, weighted
+                      counted(open_count, weight))
+            for agent_id, presence, capacity, last_assigned_at, group_list, skill_list, open_count, weight
             in await session.execute(self._read_locked, {"ids": ids})
         ]
 
@@ -149,6 +149,10 @@ class LeastLoadedRouter:
     async def place(self, session: AsyncSession, ticket: Ticket, language: str | None) -> str | None:
         """Apply the routing rules to a new ticket; says which matched, for its audit event."""
         return (await rules.place(session, ticket, language)).describe()
+
+    def place_using(self, rows: Sequence[Sequence[Any]], ticket: Ticket, language: str | None) -> str | None:
+        """`place` over rule rows the caller read (as `rules.RuleRow`, in order): no statement of its own."""
+        return rules.apply([rules.RuleRow(*row) for row in rows], ticket, language).describe()
 
     # --- choosing ----------------------------------------------------------------------------
 
@@ -183,7 +187,8 @@ class LeastLoadedRouter:
         return chosen, reason
 
     def _hand_over(self, session: AsyncSession, ticket: Ticket, chosen: Candidate, now: datetime, reason: str) -> None:
-        weight = self.weights.of(ticket.channel, ticket.priority)
+        # What the counters will say once this flushes (`tickets.loads` adds the same thousandths).
+        weight = self.weights.milli(ticket.channel, str(ticket.priority)) / 1000
         chosen.load = Load(chosen.load.open + 1, round(chosen.load.weighted + weight, 6))
         self.give(session, ticket, chosen.agent, now, reason, open=chosen.load.open,
                   load=chosen.load.weighted, capacity=chosen.agent.capacity)
@@ -234,6 +239,25 @@ class LeastLoadedRouter:
         self._hand_over(session, ticket, chosen, now, reason)
         await self.stamp(session, [chosen.agent.id], now)
         return chosen.agent
+
+    async def assign_all(self, session: AsyncSession, tickets: Sequence[Ticket], now: datetime) -> int:
+        """Give each of these waiting tickets, in the order given, to its group's least-loaded eligible agent: the
+        groups are locked and their agents read once for the whole batch, and each choice sees the ones before it.
+        Returns how many were assigned; the others stay queued, saying why."""
+        if not tickets:
+            return 0
+        candidates = await self.lock(session, {t.group_id for t in tickets})
+        stamped: set[int] = set()
+        for ticket in tickets:
+            chosen, reason = self.choose(candidates, ticket)
+            if chosen is None:
+                audit.record(session, ticket.id, "queued", now, actor="router", reason=reason,
+                             group_id=ticket.group_id)
+                continue
+            self._hand_over(session, ticket, chosen, now, reason)
+            stamped.add(chosen.agent.id)
+        await self.stamp(session, stamped, now)
+        return sum(1 for t in tickets if t.assignee_id is not None)
 
     async def drain(
         self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = (),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +21,24 @@ class Placement:
         return f"routing rules {', '.join(f'#{r}' for r in self.rules)}" if self.rules else None
 
 
-def matches(rule: RoutingRule, ticket: Ticket, language: str | None) -> bool:
+class RuleRow(NamedTuple):
+    """A rule as the PostgreSQL receipt reads it, in the order rules are checked."""
+
+    id: int
+    channel: str | None
+    category: str | None
+    language: str | None
+    from_group_id: int | None
+    group_id: int | None
+    skills: str
+    priority: str | None
+
+
+Rule = RoutingRule | RuleRow
+"""What placing reads of a rule: the ORM row, or a `RuleRow` read with the receipt."""
+
+
+def matches(rule: Rule, ticket: Ticket, language: str | None) -> bool:
     return (
         (rule.channel is None or rule.channel == ticket.channel)
         and (rule.category is None or rule.category == (ticket.category or "").lower())
@@ -33,7 +52,12 @@ async def place(session: AsyncSession, ticket: Ticket, language: str | None) -> 
 
     `ticket.group_id` is the group the channel address chose; rules may match on it and move the ticket on.
     """
-    rules = list(await session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id)))
+    return apply(list(await session.scalars(select(RoutingRule).order_by(RoutingRule.position, RoutingRule.id))),
+                 ticket, language)
+
+
+def apply(rules: Sequence[Rule], ticket: Ticket, language: str | None) -> Placement:
+    """`place` over rules already read, in the order they are checked."""
     matched = [rule for rule in rules if matches(rule, ticket, language)]
     if not matched:
         return Placement([])

@@ -5,14 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import BindParameter, ColumnElement
-from sqlalchemy.sql.selectable import Select
 
-from tickets.models import LOAD_STATUSES, Priority, Ticket
+from tickets.loads import settled
+from tickets.models import Agent, Priority
 
 DEFAULT_CHANNEL_WEIGHTS = {"telegram": 2.0, "webchat": 2.0}
 """A live chat keeps its agent busier than an email or a form; channels not listed weigh 1."""
@@ -51,30 +49,21 @@ class LoadWeights:
     def of(self, channel: str, priority: Priority | str) -> float:
         return self.channel.get(channel, 1.0) * self.priority.get(str(priority), 1.0)
 
-    def expression(self) -> ColumnElement[float]:
-        """The same weight in SQL, so a load is one aggregate over the agent's open tickets."""
-        by_channel: ColumnElement[float] = (
-            case({name: weight for name, weight in self.channel.items()}, value=Ticket.channel, else_=1.0)
-            if self.channel else literal(1.0)
-        )
-        by_priority: ColumnElement[float] = case(
-            {p: self.priority.get(p.value, 1.0) for p in Priority}, value=Ticket.priority, else_=1.0
-        )
-        return by_channel * by_priority
-
-    def loads_of(self, agent_ids: Sequence[int] | BindParameter[Any]) -> Select[tuple[int, int, float]]:
-        """Open count and weighted load per agent holding any, in one pass over their open tickets."""
-        return (
-            select(Ticket.assignee_id.label("agent_id"), func.count().label("open"),
-                   func.sum(self.expression()).label("weighted"))
-            .where(Ticket.assignee_id.in_(agent_ids), Ticket.status.in_(LOAD_STATUSES))
-            .group_by(Ticket.assignee_id)
-        )
+    def milli(self, channel: str, priority: str) -> int:
+        """The weight in thousandths, as the agents' load counters add it up (`tickets.loads`)."""
+        return round(self.of(channel, priority) * 1000)
 
     async def loads(self, session: AsyncSession, agent_ids: Sequence[int]) -> dict[int, Load]:
+        """The agents' load counters (flushed first: changes made earlier in this transaction count)."""
         loads = {agent_id: Load(0, 0.0) for agent_id in agent_ids}
         if agent_ids:
-            await session.flush()  # status changes made earlier in this transaction must count
-            rows = await session.execute(self.loads_of(list(agent_ids)))
-            loads.update({agent_id: Load(count, round(float(total or 0), 6)) for agent_id, count, total in rows})
+            await settled(session)
+            rows = await session.execute(select(Agent.id, Agent.load_open, Agent.load_weight)
+                                         .where(Agent.id.in_(list(agent_ids))))
+            loads.update({agent_id: counted(count, weight) for agent_id, count, weight in rows})
         return loads
+
+
+def counted(count: int, weight: int) -> Load:
+    """A load as the counters hold it (the weight in thousandths)."""
+    return Load(count, round(weight / 1000, 6))

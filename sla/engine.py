@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,6 +60,30 @@ class RegulationEngine:
 
     async def track(self, session: AsyncSession, ticket: Ticket, now: datetime, reason: str,
                     *, new: bool = False) -> list[Timer]:
+        changed = await self._replan(session, ticket, now, reason, new=new)
+        if isinstance(changed, list) and not changed:
+            return []
+        await session.flush()
+        return changed() if callable(changed) else _timers(changed)
+
+    async def plan_all(self, session: AsyncSession, received: Sequence[tuple[Ticket, datetime, str, bool]]
+                       ) -> Callable[[], list[Timer]]:
+        """`track` for a batch of (ticket, when received, why, new), without flushing: the caller's next flush writes
+        every row at once; the returned function lists the timers to set once that flush gave the rows ids."""
+        later: list[Callable[[], list[Timer]]] = []
+        changed: list[Deadline] = []
+        for ticket, at, reason, new in received:
+            rows = await self._replan(session, ticket, at, reason, new=new)
+            if callable(rows):
+                later.append(rows)
+            else:
+                changed += rows
+        return lambda: _timers(changed) + [timer for timers in later for timer in timers()]
+
+    async def _replan(self, session: AsyncSession, ticket: Ticket, now: datetime, reason: str, *, new: bool
+                      ) -> list[Deadline] | Callable[[], list[Timer]]:
+        """Bring the rows in line without flushing; returns the deadline rows re-armed (their timers are set once
+        flushed rows have ids), or, for a callback, what lists its timers after the flush."""
         regulation = self.book.for_ticket(await self.facts(session, ticket))
         name = regulation.name if regulation else ""  # "": checked, and none applies (None: never planned)
         rows = [] if new else list(await session.scalars(select(Deadline).where(Deadline.ticket_id == ticket.id)))
@@ -80,8 +104,8 @@ class RegulationEngine:
             # timer is set again with the same plan, which the job id makes harmless.
             await session.flush()
             rows = rows or list(await session.scalars(select(Deadline).where(Deadline.ticket_id == ticket.id)))
-            return [Timer(r.id, ticket.id, r.step, r.plan, r.due_at) for r in rows
-                    if r.regulation == CALLBACK and r.status == DeadlineStatus.pending]
+            callback = [r for r in rows if r.regulation == CALLBACK and r.status == DeadlineStatus.pending]
+            return lambda: _timers(callback)
         state = "running" if ticket.status in RUNNING else "paused" if ticket.status == TicketStatus.pending else "stopped"
         current = _current_state(events)
         if current is None:
@@ -128,10 +152,11 @@ class RegulationEngine:
         for row in by_step.values():
             if row.step not in planned_steps and row.status in _OPEN_ROWS:
                 row.status, row.version = DeadlineStatus.cancelled, regulation.version  # the step left the file
-        if not changed:
-            return []
-        await session.flush()
-        return [Timer(row.id, ticket.id, row.step, row.plan, row.due_at) for row in changed]
+        return changed
+
+
+def _timers(rows: Sequence[Deadline]) -> list[Timer]:
+    return [Timer(row.id, row.ticket_id, row.step, row.plan, row.due_at) for row in rows]
 
 
 def _event(session: AsyncSession, ticket: Ticket, kind: str, at: datetime, regulation: Regulation | None,

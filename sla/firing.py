@@ -118,7 +118,8 @@ class Escalations:
             outdated = select(Deadline.ticket_id).where(
                 Deadline.status.in_((DeadlineStatus.pending, DeadlineStatus.paused)), Deadline.version.is_not(None),
                 Deadline.version.not_in(current))
-            unplanned = select(Ticket.id).where(Ticket.regulation.is_(None),
+            # A ticket still owed its dispatch is planned by the dispatcher, from the time it was received.
+            unplanned = select(Ticket.id).where(Ticket.regulation.is_(None), Ticket.dispatch_owed_at.is_(None),
                                                 Ticket.status.not_in(CLOSED_STATUSES))
             numbers = sorted(set(await session.scalars(outdated.distinct().limit(limit)))
                              | set(await session.scalars(unplanned.limit(limit))))

@@ -16,6 +16,7 @@ from notifier.delivery import Deliverer, TextSender
 from notifier.jobs import ArqJobQueue
 from notifier.live import RedisChangeFeed
 from notifier.quiet import quiet_window
+from notifier.render import NoticeRenderer
 from notifier.senders import EmailSender, RelaySender, SinkSender
 from notifier.sms import CHANNEL as SMS_CHANNEL
 from notifier.sms import LOG_FILE as SMS_LOG
@@ -115,7 +116,9 @@ def build_sms_sender(settings: Settings) -> TextSender:
 def build_deliverer(settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock,
                     sender: EmailSender, chat_senders: dict[str, TextSender]) -> Deliverer:
     retry = settings.notifier
-    return Deliverer(sessions, clock, sender, chat_senders=chat_senders, max_attempts=retry.max_attempts,
+    renderer = NoticeRenderer(EmailNotifications(settings).templates, settings.public_url)
+    return Deliverer(sessions, clock, sender, chat_senders=chat_senders, renderer=renderer,
+                     max_attempts=retry.max_attempts,
                      first_retry=timedelta(seconds=retry.first_retry_seconds),
                      max_retry=timedelta(seconds=retry.max_retry_seconds),
                      stale_after=timedelta(seconds=retry.stale_after_seconds))
@@ -135,9 +138,10 @@ def build_service(
     """Notifications are always written to the outbox; without `jobs` (CLI, no Redis) the worker's sweeper sends
     them, without `timers` the deadline sweeper fires what comes due, and without `changes` consoles see changes
     on their next refresh."""
+    router = build_router(settings)
     return TicketService(
-        create_session_factory(engine),
-        build_router(settings),
+        create_session_factory(engine, router.weights.milli),
+        router,
         clock,
         settings.default_group,
         notifications=notifications or default_notifications(settings),
@@ -186,7 +190,7 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
     except BaseException:
         await engine.dispose()
         raise
-    sessions = create_session_factory(engine)
+    sessions = create_session_factory(engine, build_router(settings).weights.milli)
     jobs, timers, regulations = ArqJobQueue(redis), ArqTimers(redis), RegulationEngine(settings.regulation_book())
     bot = build_telegram_bot(settings)
     chat_senders: dict[str, TextSender] = {"webchat": WebchatSender(redis), SMS_CHANNEL: build_sms_sender(settings)}

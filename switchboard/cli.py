@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import gc
 import logging
@@ -143,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # SWITCHBOARD_LOG_LEVEL=DEBUG shows Switchboard's own debug lines (each dispatch batch, for bench/dispatch_lag.py).
+    for package in ("channels", "desk", "notifier", "routing", "sla", "switchboard", "tickets"):
+        logging.getLogger(package).setLevel(os.environ.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper())
     if args.command != "migrate":
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -631,6 +635,23 @@ async def _start_polling(rt: Any, stack: AsyncExitStack) -> None:
     print("Telegram bot polling for updates.", file=sys.stderr, flush=True)
 
 
+async def _start_dispatching(rt: Any, stack: AsyncExitStack, *, receives: bool, worker: bool) -> None:
+    """Who completes this process's receipts (SWITCHBOARD_DISPATCH_BY): with `worker`, the worker's loop, woken
+    through Redis (a process with both roles, `serve`, wakes its own); with `receiver`, each receiving process's own
+    loop, the worker re-driving only what a dead one left."""
+    from switchboard.dispatcher import DispatchLoop, RedisWake
+
+    by_worker = rt.settings.dispatch.by == "worker"
+    if worker or not by_worker:
+        loop = DispatchLoop(rt.service, sweep_seconds=rt.settings.dispatch.sweep_seconds,
+                            batch=rt.settings.dispatch.batch, orphans_only=not receives and not by_worker,
+                            wakes=rt.redis if by_worker else None)
+        await loop.start()
+        stack.push_async_callback(loop.stop)
+    elif receives:
+        rt.service.wake_dispatcher = RedisWake(rt.redis)
+
+
 async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, embedded_redis: bool,
                      smtp_role: bool = False, telegram_role: bool = False) -> int:
     from switchboard.bootstrap import build
@@ -652,6 +673,7 @@ async def _run_roles(settings: Settings, *, web_role: bool, worker_role: bool, e
         await engine.dispose()
         rt = await build(settings, redis_url=redis_url)
         stack.push_async_callback(rt.close)
+        await _start_dispatching(rt, stack, receives=web_role or smtp_role or telegram_role, worker=worker_role)
         if worker_role:
             for worker in build_workers(rt):
                 worker_task = asyncio.create_task(worker.async_run())
@@ -734,6 +756,8 @@ async def _web(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.notifier.worker_niceness:
+        os.nice(settings.notifier.worker_niceness)
     return await _run_roles(settings, web_role=False, worker_role=True, embedded_redis=False)
 
 

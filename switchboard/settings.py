@@ -300,6 +300,18 @@ class SmsSettings(BaseSettings):
         )
 
 
+class DispatchSettings(BaseSettings):
+    model_config = _section("DISPATCH_")
+
+    by: Literal["worker", "receiver"] = "worker"
+    """Who completes receipts (routing, regulation plans, notices): `worker` processes, woken through Redis, or each
+    process that took the receipt (`receiver`), in its own event loop; `serve` does both in one process."""
+    batch: int = Field(200, ge=1, le=5000)
+    """Owed tickets one dispatch transaction takes at most."""
+    sweep_seconds: float = Field(2.0, gt=0)
+    """How often each dispatcher looks for owed tickets nobody woke it for (a crashed process's, a lost wake)."""
+
+
 class NotifierSettings(BaseSettings):
     model_config = _section("NOTIFIER_")
 
@@ -313,6 +325,9 @@ class NotifierSettings(BaseSettings):
     """A notification left `sending` this long (its worker died) is taken over by the sweeper."""
     assignment_emails: bool = True
     """Email an agent each ticket the router or a manager hands them (not ones they take themselves)."""
+    worker_niceness: int = Field(0, ge=0, le=19)
+    """`switchboard worker` lowers its CPU priority by this much (nice): on a shared machine a burst of deliveries
+    then waits for the processes taking clients' messages instead of slowing them; 0 keeps it equal."""
 
 
 class Settings(BaseSettings):
@@ -336,6 +351,7 @@ class Settings(BaseSettings):
     webchat: WebchatSettings = Field(default_factory=WebchatSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     notifier: NotifierSettings = Field(default_factory=NotifierSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     phone: PhoneSettings = Field(default_factory=PhoneSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)

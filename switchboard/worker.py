@@ -48,7 +48,7 @@ def worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
         "ctx": {"runtime": runtime},
         "poll_delay": 0.1,
         "keep_result": 60,
-        "max_jobs": 20,
+        "max_jobs": 2,
         "handle_signals": False,
     }
     settings.update(overrides)

@@ -259,8 +259,9 @@ def with_regulations(settings: Settings, directory: Path, text: str) -> Settings
 
 
 @contextmanager
-def web_processes(settings: Settings, count: int) -> Iterator[list[str]]:
-    """`switchboard web` processes on the test database and Redis, as production would run them."""
+def web_processes(settings: Settings, count: int, **extra: str) -> Iterator[list[str]]:
+    """`switchboard web` processes on the test database and Redis, as production would run them (`extra`: more
+    settings, e.g. SWITCHBOARD_DISPATCH_BY=receiver for processes that dispatch their own receipts)."""
     processes: list[tuple[subprocess.Popen[bytes], str]] = []
     try:
         for _ in range(count):
@@ -272,6 +273,7 @@ def web_processes(settings: Settings, count: int) -> Iterator[list[str]]:
                 "SWITCHBOARD_HTTP_PORT": str(port),
                 "SWITCHBOARD_HTTP_FORM_RATE_LIMIT": "0",
                 "SWITCHBOARD_DATA_DIR": str(settings.data_dir),
+                **extra,
             }
             process = subprocess.Popen(
                 [sys.executable, "-m", "switchboard.cli", "web"], cwd=REPO, env=env,
@@ -287,6 +289,24 @@ def web_processes(settings: Settings, count: int) -> Iterator[list[str]]:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+async def wait_dispatched(runtime: Runtime, timeout: float = 30) -> None:
+    """Until no ticket is owed its dispatch: the web processes answer after the receipt, and dispatch follows."""
+    from sqlalchemy import func, select
+
+    from tickets.models import Ticket
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with runtime.sessions() as session:
+            owed = await session.scalar(select(func.count()).select_from(Ticket)
+                                        .where(Ticket.dispatch_owed_at.is_not(None)))
+        if not owed:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{owed} tickets still owed their dispatch after {timeout} s")
+        await asyncio.sleep(0.05)
 
 
 async def wait_healthy(session: aiohttp.ClientSession, url: str, timeout: float = 30) -> None:

@@ -293,7 +293,6 @@ async def _ticket_for(
         if regulations is not None:
             due = regulations.callback_due(details.ended_at or details.started_at)
             deadlines.start(session, ticket, CALLBACK, "call_back", due, now)
-        await router.assign(session, ticket, now)
         batch.open_tickets[customer].append(ticket)
         return ticket, True, "missed call: callback"
     ticket = _open_ticket(batch, customer)
@@ -306,8 +305,6 @@ async def _ticket_for(
                                category=None, reason=f"{_describe(details)} with notes")
     if agent is not None:  # the agent who talked to the client keeps the work they noted
         router.give(session, ticket, agent, now, "took the call", actor="phone")
-    else:
-        await router.assign(session, ticket, now)
     batch.open_tickets[customer].append(ticket)
     return ticket, True, "notes of a call"
 

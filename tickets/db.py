@@ -9,6 +9,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
+from tickets.loads import WEIGH, Weigh, forget, note_flushed_loads, settle
+
 
 def create_engine(url: str, *, pool_size: int = 10, sqlite_busy_timeout_ms: int = 30_000) -> AsyncEngine:
     """Build the async engine; SQLite gets the settings that let several processes write safely."""
@@ -19,7 +21,10 @@ def create_engine(url: str, *, pool_size: int = 10, sqlite_busy_timeout_ms: int 
         return engine
     # No JIT: our statements are short OLTP reads and writes, and PostgreSQL's cost model JIT-compiled the generic plan
     # of a search at 1M tickets, 0.6–0.9 s per request (bench/queue_listing.py, issue 10).
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+    # No pre-ping: on asyncpg it is three round trips per checkout (BEGIN, ";", ROLLBACK), a third of a receipt's.
+    # A connection the server dropped fails its first statement instead; SQLAlchemy then discards the pool's older
+    # connections, and the caller answers 503 (the sender retries), as for any outage.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
                                connect_args={"server_settings": {"jit": "off"}})
 
 
@@ -65,8 +70,15 @@ def _let_go(session: Session, instance: object) -> None:
     session.info.get(KEPT, {}).pop(id(instance), None)
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=KeepingSession)
+event.listen(KeepingSession, "after_flush", note_flushed_loads)
+event.listen(KeepingSession, "before_commit", settle)
+event.listen(KeepingSession, "after_rollback", forget)
+
+
+def create_session_factory(engine: AsyncEngine, weigh: Weigh | None = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep what they load and keep agents' load counters; `weigh` is the router's ticket weight."""
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=KeepingSession,
+                              info={WEIGH: weigh} if weigh is not None else None)
 
 
 def is_postgresql(engine_or_session: Any) -> bool:

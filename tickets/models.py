@@ -251,6 +251,10 @@ class Agent(Base):
     """The Telegram chat the agent linked (/link CODE to the bot): alerts may go there."""
     password_hash: Mapped[str | None] = mapped_column(String(255))
     """argon2id hash of the console password (`switchboard agent passwd`); unset → API token only."""
+    load_open: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Open and pending tickets held, kept by every flush that moves one (`tickets.loads`): what capacity limits."""
+    load_weight: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Their summed weights (channel x priority) in thousandths, kept the same way: what the router compares."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -265,20 +269,26 @@ class Ticket(Base):
         # Tickets no regulation has looked at yet (older than the engine): the first sweep plans them.
         Index("ix_tickets_unplanned", "id", postgresql_where=text("regulation IS NULL"),
               sqlite_where=text("regulation IS NULL")),
+        # What the dispatcher still owes: a handful of rows at any moment, whatever the size of the table.
+        Index("ix_tickets_dispatch_owed", "id", postgresql_where=text("dispatch_owed_at IS NOT NULL"),
+              sqlite_where=text("dispatch_owed_at IS NOT NULL")),
     )
 
     # The primary key is the ticket's human number: short, unique, never reused.
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subject: Mapped[str] = mapped_column(String(300))
-    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus, "ticket_status"), default=TicketStatus.new)
-    priority: Mapped[Priority] = mapped_column(_enum(Priority, "ticket_priority"), default=Priority.normal)
+    # active_history: the load counters need a ticket's old assignee, status and priority whenever one changes.
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus, "ticket_status"), default=TicketStatus.new,
+                                                 active_history=True)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority, "ticket_priority"), default=Priority.normal,
+                                               active_history=True)
     category: Mapped[str | None] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16), active_history=True)
     skills: Mapped[str] = mapped_column(String(300), default="", server_default="")
     """Skills its agent must have, sorted and comma-joined (`skill_key`); empty → anyone in the group."""
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"))
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"), active_history=True)
     follows_up_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     """Set when an agent merged this ticket into another of the client's: its messages moved there, it is closed,
@@ -294,6 +304,14 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     portal_key: Mapped[str | None] = mapped_column(String(43), unique=True, default=lambda: secrets.token_urlsafe(24))
     """The unguessable part of the client's /portal link (in acknowledgements and resolution notices)."""
+    dispatch_owed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """Set by the receipt, cleared by the dispatcher: since when routing and the regulation plan are owed (the time
+    the plan's clock events are written at). Kept at the first receipt when several arrive before one dispatch."""
+    dispatch_reason: Mapped[str | None] = mapped_column(String(200))
+    """What the receipt said happened ("registered via email", "the client wrote via telegram"), for the clock."""
+    route_owed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    """The dispatcher is to find the ticket an agent (new, or reopened with nobody on it); a follow-up to a ticket
+    already waiting in its queue leaves that to the queue's drain."""
 
     @property
     def number(self) -> int:
@@ -370,6 +388,10 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    template: Mapped[str | None] = mapped_column(String(64))
+    """A notice written as its template's name and `params`: the worker renders it when it delivers it, so no
+    transaction that writes one spends time rendering (`notifier.render`)."""
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class CannedResponse(Base):

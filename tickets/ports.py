@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,10 +45,17 @@ class Assigner(Protocol):
     async def place(self, session: AsyncSession, ticket: Ticket, language: str | None) -> str | None:
         """Set a new ticket's group, skills and priority by the routing rules; says which rules matched."""
 
+    def place_using(self, rows: Sequence[Sequence[Any]], ticket: Ticket, language: str | None) -> str | None:
+        """`place` over routing-rule rows read by the caller, in the order they are checked (id, channel, category,
+        language, from_group_id, group_id, skills, priority)."""
+
     async def assign(
         self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()
     ) -> Agent | None:
         """Give the ticket to an agent (not one of `exclude`), or leave it queued."""
+
+    async def assign_all(self, session: AsyncSession, tickets: Sequence[Ticket], now: datetime) -> int:
+        """Route a batch of waiting tickets under one lock of their groups; returns how many got an agent."""
 
     def give(
         self, session: AsyncSession, ticket: Ticket, agent: Agent, now: datetime, reason: str, *, actor: str = "router"
@@ -70,8 +77,43 @@ class Assigner(Protocol):
         """Return the agent's untouched assignments to the queue (they went offline); drain re-routes them."""
 
 
+@dataclass(frozen=True)
+class ReceivedFacts:
+    """What acknowledging a new ticket depends on, as the receipt knows it (no reads, no rendering)."""
+
+    channel: str
+    group_name: str
+    group_acknowledges: bool
+    customer_name: str | None
+    customer_language: str | None
+    client_address: str | None
+    """The client's first email address on the card (the fallback recipient)."""
+    meta: Mapping[str, object]
+    """The message's channel details (email: from, recipient, references, auto_reply)."""
+    external_id: str | None
+    subject: str
+    portal_key: str | None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """An outbox row to write: a template and its parameters, rendered by the worker when it delivers the row."""
+
+    kind: str
+    channel: str
+    recipient: str
+    template: str
+    params: Mapping[str, object]
+    headers: Mapping[str, object]
+    dedupe_prefix: str
+    """The dedupe key before the ticket's number (`ack:`): the row goes out once per ticket."""
+
+
 class Notifications(Protocol):
     """Writes outbox rows inside the transaction of the change that causes them (replies, acknowledgements)."""
+
+    def acknowledgement(self, facts: ReceivedFacts) -> Notice | None:
+        """The client's acknowledgement of a new ticket, if one is due, written by the receipt itself."""
 
     async def ticket_created(self, session: AsyncSession, ticket: Ticket, message: Message, now: datetime) -> list[int]:
         """Outbox ids to deliver once the new ticket is committed (e.g. the client's acknowledgement)."""
@@ -130,3 +172,8 @@ class Regulations(Protocol):
         """Bring the ticket's regulation, clock and deadline rows in line with its state, inside the caller's
         transaction; returns the timers to set once it commits. Call it after every change a regulation may
         care about (created, status, priority, category, group, processed, a client's message, a reply)."""
+
+    async def plan_all(self, session: AsyncSession, received: Sequence[tuple[Ticket, datetime, str, bool]]
+                       ) -> Callable[[], list[Timer]]:
+        """`track` for a batch of (ticket, when received, why, new), without flushing; call the result after the
+        caller's next flush for the timers to set."""

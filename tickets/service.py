@@ -6,8 +6,8 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (BigInteger, ColumnElement, Select, any_, bindparam, delete, exists, func, or_, select, text,
@@ -16,13 +16,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tickets import audit, deadlines
+from tickets import audit, deadlines, receipt_pg
 from tickets.calls import CallResult, finish_batch, log_call_in, start_batch
 from tickets.clock import Clock
 from tickets.db import is_postgresql, refresh_statistics
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.inbound import Identity, Inbound
+from tickets.dispatch import BATCH, Dispatched, dispatch_owed_in, owe
 from tickets.ingest import IngestResult, ingest_in
+from tickets.loads import WEIGH, recount, unit_weight
 from tickets.models import (
     CLOSED_STATUSES,
     LOAD_STATUSES,
@@ -164,6 +166,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         regulations: Regulations | None = None,
         changes: ChangeFeed | None = None,
     ) -> None:
+        self.wake_dispatcher: Callable[[], None] | None = None
+        """Set while a dispatcher loop runs in this process: receipts wake it instead of dispatching themselves."""
         self._sessions = sessions
         self._timers = timers
         self._changes = changes
@@ -240,38 +244,79 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
     # --- channels ---------------------------------------------------------------------------
 
     async def ingest(self, inbound: Inbound) -> IngestResult:
-        """IngestMessage: store, thread and route one inbound message; redelivery returns the same ticket."""
-        outbox: list[int] = []
-        timers: list[Timer] = []
+        """IngestMessage: the receipt (store and thread one inbound message, acknowledge it), then its dispatch.
+
+        Redelivery returns the same ticket. The receipt is one short transaction that locks no agent; routing and
+        the regulation plan follow from what it committed (`dispatch_owed`): in this call when no dispatcher runs in
+        the process, else by the dispatcher it wakes."""
 
         async def work(session: AsyncSession) -> IngestResult:
-            outbox.clear()
             now = self._clock.now()
+            if is_postgresql(session) and receipt_pg.applies(inbound):
+                fast = await receipt_pg.receive_new(session, inbound, now, self._router, self._notifications,
+                                                    self._default_group)
+                if fast is not None:
+                    ticket, message = fast
+                    return IngestResult(ticket, message, created=True, duplicate=False, needs_routing=True)
             result = await ingest_in(session, inbound, now, self._router, self._default_group)
             if result.created and self._notifications is not None:
-                outbox.extend(await self._notifications.ticket_created(session, result.ticket, result.message, now))
+                # Sent once dispatched: the dispatcher hands its batch's waiting rows to the worker.
+                await self._notifications.ticket_created(session, result.ticket, result.message, now)
             if not result.duplicate:
-                timers[:] = await self._track(session, result.ticket, now,
-                                              f"registered via {inbound.channel}" if result.created
-                                              else f"the client wrote via {inbound.channel}", new=result.created)
-            if result.needs_routing:
-                await self._router.assign(session, result.ticket, now)
+                owe(result.ticket, now, f"registered via {inbound.channel}" if result.created
+                    else f"the client wrote via {inbound.channel}", route=result.needs_routing)
             return result
 
         result = await self._retrying(work)
-        await self._after_commit(outbox, timers)
-        return result
+        if result.duplicate:
+            return result
+        dispatched = await self._dispatch_after_receipt([result.ticket.id])
+        return replace(result, ticket=dispatched.get(result.ticket.id, result.ticket))
+
+    async def dispatch_owed(self, *, limit: int = BATCH, numbers: Sequence[int] | None = None,
+                            owed_for: timedelta | None = None) -> Dispatched:
+        """DispatchOwed: one batch of what receipts left owed (routing, regulation plans, notices), in one
+        transaction; the dispatcher loop runs it until nothing is owed, and every sweep runs it again. `owed_for`
+        takes only tickets owed at least that long (what the process that received them did not get to)."""
+        timers: list[Timer] = []
+
+        async def work(session: AsyncSession) -> Dispatched:
+            now = self._clock.now()
+            done = await dispatch_owed_in(session, self._router, self._regulations, now, limit=limit,
+                                          numbers=numbers, owed_before=now - owed_for if owed_for else None)
+            timers[:] = done.timers
+            return done
+
+        done = await self._retrying(work)
+        await self._after_commit(done.outbox, timers)
+        return done
+
+    async def recount_loads(self) -> int:
+        """Set every agent's load counters from their tickets; returns how many agents' counters were wrong."""
+        async with self._transaction() as session:
+            return await recount(session, session.info.get(WEIGH) or unit_weight)
+
+    async def _dispatch_after_receipt(self, numbers: Sequence[int]) -> dict[int, Ticket]:
+        """Wake this process's dispatcher, or dispatch these tickets now when none runs (a command, a test); returns
+        the tickets as dispatched here. A failure leaves them owed for the sweep: the receipt stands."""
+        if self.wake_dispatcher is not None:
+            self.wake_dispatcher()
+            return {}
+        try:
+            done = await self.dispatch_owed(numbers=numbers)
+        except Exception:  # noqa: BLE001 - the receipt is committed; the next sweep dispatches what is owed
+            log.warning("could not dispatch tickets %s now; the sweep will", list(numbers), exc_info=True)
+            return {}
+        return {ticket.id: ticket for ticket in done.tickets}
 
     async def log_calls(self, inbounds: Sequence[Inbound]) -> list[CallResult]:
         """LogCall for each phone call, all in one transaction (a batch of a CDR import, or one API entry).
 
-        Calls logged before come back as duplicates, so a batch can be sent again after any failure.
+        Calls logged before come back as duplicates, so a batch can be sent again after any failure. Like any
+        receipt, it leaves routing and the regulation plans owed to the dispatcher.
         """
 
-        timers: list[Timer] = []
-
         async def work(session: AsyncSession) -> list[CallResult]:
-            timers.clear()
             now = self._clock.now()
             batch = await start_batch(session, inbounds)
             results = [
@@ -279,14 +324,18 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
                 for inbound in inbounds
             ]
             results = await finish_batch(session, batch, results)
-            touched = {r.ticket.id: r for r in results if r.ticket is not None and not r.duplicate}
-            for result in touched.values():
-                assert result.ticket is not None
-                timers.extend(await self._track(session, result.ticket, now, "a call was logged", new=result.created))
+            for result in results:
+                if result.ticket is not None and not result.duplicate:
+                    owe(result.ticket, now, "a call was logged",
+                        route=result.created and result.ticket.assignee_id is None)
             return results
 
         results = await self._retrying(work)
-        await self._after_commit([], timers)
+        touched = sorted({r.ticket.id for r in results if r.ticket is not None and not r.duplicate})
+        if touched:
+            dispatched = await self._dispatch_after_receipt(touched)
+            results = [replace(r, ticket=dispatched.get(r.ticket.id, r.ticket)) if r.ticket is not None else r
+                       for r in results]
         return results
 
     async def refresh_call_statistics(self) -> None:

@@ -1,4 +1,7 @@
-"""Routing under concurrent ingest from several web processes: every ticket assigned once, loads even."""
+"""Routing under concurrent ingest from several web processes: every ticket assigned once, loads even.
+
+The processes answer once the receipt is stored; each dispatches its own receipts (SWITCHBOARD_DISPATCH_BY=receiver),
+both at once, in batches, each ticket once."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from sqlalchemy import func, select
 
 from switchboard.bootstrap import Runtime
 from switchboard.settings import Settings
-from tests.conftest import wait_healthy, web_processes
+from tests.conftest import wait_dispatched, wait_healthy, web_processes
 from tickets.models import Event, Ticket, TicketStatus
 
 POSTS = 200
@@ -24,7 +27,7 @@ async def test_200_concurrent_posts_over_5_agents_from_two_processes(
 ) -> None:
     agents = [(await add_agent(f"Agent {n}", capacity=100))[0] for n in range(AGENTS)]
 
-    with web_processes(settings, 2) as urls:
+    with web_processes(settings, 2, SWITCHBOARD_DISPATCH_BY="receiver") as urls:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             for url in urls:
@@ -37,6 +40,7 @@ async def test_200_concurrent_posts_over_5_agents_from_two_processes(
                     return int((await response.json())["number"])
 
             numbers = await asyncio.gather(*(post(n) for n in range(POSTS)))
+            await wait_dispatched(runtime)
 
     assert len(set(numbers)) == POSTS
     async with runtime.sessions() as db:

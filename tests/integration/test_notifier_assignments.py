@@ -1,5 +1,6 @@
 """Agents are told by email of a ticket handed to them — by the router or a manager — in their language; taking a
-ticket yourself tells nobody. The rows are written in the transaction that hands the ticket over."""
+ticket yourself tells nobody. The rows are written in the transaction that hands the ticket over, as a template and
+its parameters; the worker renders them when it delivers them, and the row keeps what went out."""
 
 from __future__ import annotations
 
@@ -18,10 +19,18 @@ def form(n: int) -> Inbound:
                    subject=f"Question {n}", customer_name=f"Client {n}")
 
 
-async def notices(runtime: Runtime) -> list[Outbox]:
+async def notices(runtime: Runtime, kinds: tuple[str, ...] = ("assigned", "reassigned")) -> list[Outbox]:
     async with runtime.sessions() as session:
-        return list(await session.scalars(
-            select(Outbox).where(Outbox.kind.in_(("assigned", "reassigned"))).order_by(Outbox.id)))
+        return list(await session.scalars(select(Outbox).where(Outbox.kind.in_(kinds)).order_by(Outbox.id)))
+
+
+async def delivered(runtime: Runtime, kinds: tuple[str, ...] = ("assigned", "reassigned")) -> list[Outbox]:
+    """The rows, each delivered by the worker's deliverer first: rendered, sent, and written back as sent."""
+    assert runtime.deliverer is not None
+    for row in await notices(runtime, kinds):
+        assert row.template is not None and row.body_text == ""  # nothing rendered inside the transaction
+        assert await runtime.deliverer.deliver(row.id) == "sent"
+    return await notices(runtime, kinds)
 
 
 async def test_the_router_tells_the_agent_in_their_language_and_the_mail_goes_out(
@@ -29,15 +38,12 @@ async def test_the_router_tells_the_agent_in_their_language_and_the_mail_goes_ou
 ) -> None:
     anna, _ = await add_agent("Anna", language="ru")
     ticket = (await runtime.service.ingest(form(1))).ticket
-    [row] = await notices(runtime)
+    [row] = await delivered(runtime)
     assert (row.kind, row.recipient, row.ticket_id, row.channel) == ("assigned", anna.email, ticket.id, "email")
     assert row.subject == f"[#{ticket.id}] Назначена вам: Question 1"
     assert "Client 1 <client1@example.com>, канал webform" in row.body_text
     assert f"{runtime.settings.public_url}/desk/tickets/{ticket.id}" in row.body_text
     assert "Почему вы: " in row.body_text  # the router's reason
-
-    assert runtime.deliverer is not None
-    assert await runtime.deliverer.deliver(row.id) == "sent"
     sent = [e for e in list_sink(runtime.settings.data_dir / "mail-sink") if e.to == anna.email]
     assert [e.subject for e in sent] == [row.subject]
 
@@ -74,7 +80,7 @@ async def test_a_transfer_tells_the_new_agent_and_taking_it_yourself_tells_nobod
     ticket = (await runtime.service.ingest(form(1))).ticket
     await runtime.service.update_ticket(manager, ticket.id, {"assignee": boris.id})
     await runtime.service.update_ticket(anna, ticket.id, {"assignee": anna.id})  # she takes it back herself
-    rows = await notices(runtime)
+    rows = await delivered(runtime)
     assert [(r.kind, r.recipient) for r in rows] == [("assigned", anna.email), ("reassigned", boris.email)]
     assert rows[1].subject == f"[#{ticket.id}] Reassigned to you from Anna: Question 1"
     assert "Why you" not in rows[1].body_text  # a manager's choice, not the router's
@@ -82,7 +88,6 @@ async def test_a_transfer_tells_the_new_agent_and_taking_it_yourself_tells_nobod
 
 async def test_the_web_form_client_gets_an_acknowledgement_with_the_number(runtime: Runtime, add_agent: Any) -> None:
     ticket = (await runtime.service.ingest(form(7))).ticket
-    async with runtime.sessions() as session:
-        [ack] = list(await session.scalars(select(Outbox).where(Outbox.kind == "ack")))
+    [ack] = await delivered(runtime, ("ack",))
     assert ack.recipient == "client7@example.com" and ack.subject == f"[#{ticket.id}] Question 7"
     assert f"ticket #{ticket.id}" in ack.body_text

@@ -21,9 +21,13 @@ def form(subject: str = "Printer", body: str = "It does not print") -> Inbound:
 
 
 async def portal_path(runtime: Runtime, number: int) -> str:
+    """The link in the acknowledgement the client received (the worker renders it as it delivers it)."""
     async with runtime.sessions() as session:
-        ack = await session.scalar(select(Outbox).where(Outbox.ticket_id == number, Outbox.kind == "ack"))
-    assert ack is not None
+        ack_id = await session.scalar(select(Outbox.id).where(Outbox.ticket_id == number, Outbox.kind == "ack"))
+    assert ack_id is not None and runtime.deliverer is not None
+    assert await runtime.deliverer.deliver(ack_id) == "sent"
+    async with runtime.sessions() as session:
+        ack = await session.get_one(Outbox, ack_id)
     found = re.search(r"(http://\S+/portal/[\w-]+)", ack.body_text)
     assert found, ack.body_text
     return found.group(1).removeprefix(runtime.settings.public_url)

@@ -9,6 +9,7 @@ until an agent resolves one, and the waiting ticket goes to that agent.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,13 +56,19 @@ class Desk:
         return status, json.loads(text)
 
     def form(self, n: int, language: str = "en-GB,en;q=0.9", category: str = "question") -> int:
-        """A web form from a new client; the browser's Accept-Language is the client's language."""
+        """A web form from a new client; the browser's Accept-Language is the client's language. The form is answered
+        once stored; the ticket is routed a moment later, which the desk shows as its `assigned` or `queued` event."""
         payload = {"name": f"Client {n}", "email": f"client{n}@example.org", "message": f"Question number {n}",
                    "category": category}
         status, text = http("POST", f"{self.serve.base}/api/v1/webform", data=json.dumps(payload).encode(),
                             headers={"Content-Type": "application/json", "Accept-Language": language})
         assert status == 201, text
-        return int(json.loads(text)["number"])
+        number = int(json.loads(text)["number"])
+        deadline = time.monotonic() + 10
+        while not any(e["kind"] in ("assigned", "queued") for e in self.ticket(number)["events"]):
+            assert time.monotonic() < deadline, f"ticket #{number} was not routed within 10 s"
+            time.sleep(0.02)
+        return number
 
     def agents(self) -> dict[str, dict[str, Any]]:
         viewer = next(iter(self.tokens))

@@ -1,0 +1,79 @@
+"""DispatchOwed: what follows from receipts (routing, the regulation plan, the notices), done for many tickets at once.
+
+A receipt stores what the client is told was received and marks the ticket `dispatch_owed_at`; nothing in it
+locks an agent. This completes the rest in one transaction per batch: it takes the owed tickets nobody else is
+dispatching (`FOR UPDATE SKIP LOCKED`), plans each one's regulation from the time it was received, locks the
+agents of all their groups once, chooses for every ticket that waits for an agent over the loads it read, and
+clears the marks. Dispatching is idempotent: a crash before the commit leaves the marks, and the next batch (a
+wake, or the sweep every few seconds in every running process) does it all again, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets.models import Customer, Group, Outbox, OutboxStatus, Ticket, TicketStatus
+from tickets.ports import Assigner, Regulations, Timer
+
+BATCH = 200
+"""Owed tickets one dispatch transaction takes at most."""
+
+
+@dataclass
+class Dispatched:
+    tickets: list[Ticket] = field(default_factory=list)
+    """The tickets this batch completed, as they are now."""
+    timers: list[Timer] = field(default_factory=list)
+    outbox: list[int] = field(default_factory=list)
+    """What the receipts of the batch's tickets queued (acknowledgements), for the worker once this commits."""
+    assigned: int = 0
+
+
+def owe(ticket: Ticket, now: datetime, reason: str, *, route: bool = False) -> None:
+    """Mark what the dispatcher owes this ticket (in the receipt's transaction): keep the first time it was owed, as
+    the regulation's clock counts from it, and route it if any receipt asked for that."""
+    if ticket.dispatch_owed_at is None:
+        ticket.dispatch_owed_at = now
+        ticket.dispatch_reason = reason[:200]
+        ticket.route_owed = route
+    else:
+        ticket.route_owed = bool(ticket.route_owed) or route
+
+
+async def dispatch_owed_in(session: AsyncSession, router: Assigner, regulations: Regulations | None, now: datetime,
+                           *, limit: int = BATCH, numbers: Sequence[int] | None = None,
+                           owed_before: datetime | None = None) -> Dispatched:
+    """One batch in the caller's transaction: the oldest owed tickets (or only `numbers` of them, or only those owed
+    since before `owed_before`) no other transaction holds."""
+    query = select(Ticket).where(Ticket.dispatch_owed_at.is_not(None))
+    if owed_before is not None:
+        query = query.where(Ticket.dispatch_owed_at < owed_before)
+    if numbers is not None:
+        query = query.where(Ticket.id.in_(sorted(set(numbers))))
+    tickets = [ticket for ticket, _, _ in await session.execute(
+        # The batch's clients and groups come with it (kept by the session for the plans that read them).
+        query.add_columns(Customer, Group).join(Customer, Customer.id == Ticket.customer_id)
+        .join(Group, Group.id == Ticket.group_id)
+        .order_by(Ticket.id).limit(limit).with_for_update(of=Ticket, skip_locked=True))]
+    done = Dispatched(tickets)
+    if not tickets:
+        return done
+    received = [(t, t.dispatch_owed_at or now, t.dispatch_reason or "received", t.regulation is None) for t in tickets]
+    waiting = [t for t in tickets if t.route_owed and t.status == TicketStatus.new and t.assignee_id is None]
+    for ticket in tickets:  # cleared first: the same UPDATE of each ticket writes the plan's changes
+        ticket.dispatch_owed_at, ticket.dispatch_reason, ticket.route_owed = None, None, False
+    timers = await regulations.plan_all(session, received) if regulations is not None else list
+    if waiting:
+        done.assigned = await router.assign_all(session, waiting, now)  # its lock flushes the plans first
+    else:
+        await session.flush()
+    done.timers = timers()
+    done.outbox = list(await session.scalars(
+        select(Outbox.id).where(Outbox.ticket_id.in_([t.id for t in tickets]), Outbox.status == OutboxStatus.queued,
+                                Outbox.next_attempt_at <= now)))
+    return done
