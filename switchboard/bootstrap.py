@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from aiogram import Bot
 
     from channels.chat.telegram.updates import TelegramUpdates
+    from switchboard.dispatcher import DispatchLoop
 
 
 @dataclass
@@ -58,6 +59,8 @@ class Runtime:
     """Fires due regulation steps; the worker's timer jobs and sweeper use it."""
     telegram_bot: Bot | None = None
     """The Telegram bot (set only when a token is configured): receives updates and sends replies."""
+    dispatcher: DispatchLoop | None = None
+    """The dispatcher loop running in this process, if one does (deliveries in the same loop give way to it)."""
 
     async def close(self) -> None:
         if self.telegram_bot is not None:

@@ -648,6 +648,7 @@ async def _start_dispatching(rt: Any, stack: AsyncExitStack, *, receives: bool, 
                             wakes=rt.redis if by_worker else None)
         await loop.start()
         stack.push_async_callback(loop.stop)
+        rt.dispatcher = loop
     elif receives:
         rt.service.wake_dispatcher = RedisWake(rt.redis)
 

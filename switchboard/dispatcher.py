@@ -70,6 +70,8 @@ class DispatchLoop:
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._caught_up = asyncio.Event()
+        self._caught_up.set()
         self._stopping = False
 
     def wake(self) -> None:
@@ -121,6 +123,14 @@ class DispatchLoop:
             self._woken.clear()
             await self.drain()
 
+    async def caught_up(self, within: float) -> None:
+        """Return once the last batch came back short (nothing left behind), or after `within` seconds."""
+        if not self._caught_up.is_set():
+            try:
+                await asyncio.wait_for(self._caught_up.wait(), within)
+            except asyncio.TimeoutError:
+                pass
+
     async def _listen(self, redis: Redis) -> None:
         """Wake on each message of the wake channel; resubscribe after a Redis outage (the sweep covers the gap)."""
         while True:
@@ -150,6 +160,10 @@ class DispatchLoop:
                 await asyncio.sleep(RETRY_SECONDS)
                 return total
             total += len(done.tickets)
+            if len(done.tickets) < self._batch:
+                self._caught_up.set()
+            else:
+                self._caught_up.clear()
             if done.tickets:
                 log.debug("dispatched %d tickets (#%d-#%d) in %.0f ms, committed at %s", len(done.tickets),
                           min(t.id for t in done.tickets), max(t.id for t in done.tickets),

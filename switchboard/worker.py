@@ -20,6 +20,9 @@ from switchboard.bootstrap import Runtime, redis_settings
 
 log = logging.getLogger(__name__)
 
+DELIVERY_WAIT = 1.0
+"""The longest a delivery waits for the dispatcher to catch up (then it goes, so a long burst never stops them)."""
+
 
 async def drain_queues(ctx: dict[str, Any]) -> int:
     """Safety net: assign waiting tickets when capacity was freed by a path that did not route."""
@@ -34,10 +37,20 @@ async def sweep_idle_agents(ctx: dict[str, Any]) -> int:
     return len(await runtime.service.sweep_idle_agents(timedelta(minutes=minutes))) if minutes > 0 else 0
 
 
+async def yield_to_dispatch(ctx: dict[str, Any]) -> None:
+    """Before each delivery: while this process's dispatcher is behind (a burst of receipts), wait for it, up to
+    `DELIVERY_WAIT` s. Both share one event loop; a delivery is a notice a moment later, a dispatch is the ticket
+    reaching an agent and its deadlines being set."""
+    dispatcher = ctx["runtime"].dispatcher
+    if dispatcher is not None:
+        await dispatcher.caught_up(DELIVERY_WAIT)
+
+
 def worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments for `arq.worker.Worker`; a test checks each is a real parameter."""
     settings: dict[str, Any] = {
         "functions": [drain_queues, deliver_outbox, sweep_idle_agents],
+        "on_job_start": yield_to_dispatch,
         "cron_jobs": [
             cron(drain_queues, second=0, unique=True, run_at_startup=True, name="cron:drain_queues"),
             cron(sweep_outbox, second=30, unique=True, run_at_startup=True, name="cron:sweep_outbox"),
@@ -48,7 +61,7 @@ def worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
         "ctx": {"runtime": runtime},
         "poll_delay": 0.1,
         "keep_result": 60,
-        "max_jobs": 2,
+        "max_jobs": 20,
         "handle_signals": False,
     }
     settings.update(overrides)
@@ -61,6 +74,7 @@ def timer_worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
         "functions": [fire_deadline, sweep_deadlines],
         "cron_jobs": [cron(sweep_deadlines, second=45, unique=True, run_at_startup=True, name="cron:sweep_deadlines")],
         "queue_name": TIMER_QUEUE,
+        "on_job_start": None,  # a deadline fires on time, whatever the dispatcher's backlog
         "max_jobs": 10,
         "keep_result": 10,
     })

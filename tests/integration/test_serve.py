@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,21 @@ def submit_form(base: str, name: str, email: str, message: str) -> int:
     return int(match.group(1))
 
 
+def routed(base: str, number: int, auth: dict[str, str]) -> dict[str, Any] | None:
+    """The ticket once an agent has it, else None."""
+    status, body = http("GET", f"{base}/api/v1/tickets/{number}", headers=auth)
+    assert status == 200, body
+    ticket: dict[str, Any] = json.loads(body)
+    return ticket if ticket["assignee"] else None
+
+
+def held(base: str, auth: dict[str, str], total: int) -> dict[str, float] | None:
+    """Each agent's load once they hold `total` tickets between them, else None."""
+    status, body = http("GET", f"{base}/api/v1/agents", headers=auth)
+    loads = {a["name"]: a["load"] for a in json.loads(body)["items"]}
+    return loads if sum(loads.values()) == total else None
+
+
 def test_readme_walkthrough_on_the_embedded_default(serve: Serve) -> None:
     alice = cli(serve.cwd, serve.env, "agent", "add", "Alice", "--email", "alice@example.com")
     assert alice.returncode == 0, alice.stderr
@@ -128,19 +144,19 @@ def test_readme_walkthrough_on_the_embedded_default(serve: Serve) -> None:
     assert status == 200 and 'name="message"' in page
 
     number = submit_form(serve.base, "Carl", "carl@example.com", "The printer is on fire")
-    status, body = http("GET", f"{serve.base}/api/v1/tickets/{number}", headers=auth)
-    ticket = json.loads(body)
-    assert status == 200
-    assert ticket["assignee"]["name"] == "Alice"
+    # The form is answered once stored; routing follows a moment later, as README says.
+    wait_for(lambda: routed(serve.base, number, auth) is not None, 10, f"ticket #{number} to be assigned")
+    ticket = routed(serve.base, number, auth)
+    assert ticket is not None and ticket["assignee"]["name"] == "Alice"
     assert ticket["messages"][0]["body_text"] == "The printer is on fire"
 
     bob = cli(serve.cwd, serve.env, "agent", "add", "Bob", "--email", "bob@example.com")
     assert bob.returncode == 0, bob.stderr
     for n in range(10):
         submit_form(serve.base, f"Client {n}", f"client{n}@example.com", f"question {n}")
-    status, body = http("GET", f"{serve.base}/api/v1/agents", headers=auth)
-    loads = {a["name"]: a["load"] for a in json.loads(body)["items"]}
-    assert sum(loads.values()) == 11
+    wait_for(lambda: held(serve.base, auth, 11) is not None, 10, "the eleven tickets to be assigned")
+    loads = held(serve.base, auth, 11)
+    assert loads is not None
     assert abs(loads["Alice"] - loads["Bob"]) <= 1, loads
 
     payload = json.dumps({"name": "Dora", "email": "dora@example.com", "message": "twice"}).encode()
