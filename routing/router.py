@@ -256,7 +256,8 @@ class LeastLoadedRouter:
                 continue
             self._hand_over(session, ticket, chosen, now, reason)
             stamped.add(chosen.agent.id)
-        await self.stamp(session, stamped, now)
+        with session.no_autoflush:  # the tickets are written by the caller's next flush, with what else it changes
+            await self.stamp(session, stamped, now)
         return sum(1 for t in tickets if t.assignee_id is not None)
 
     async def drain(

@@ -65,13 +65,15 @@ async def dispatch_owed_in(session: AsyncSession, router: Assigner, regulations:
         return done
     received = [(t, t.dispatch_owed_at or now, t.dispatch_reason or "received", t.regulation is None) for t in tickets]
     waiting = [t for t in tickets if t.route_owed and t.status == TicketStatus.new and t.assignee_id is None]
-    for ticket in tickets:  # cleared first: the same UPDATE of each ticket writes the plan's changes
-        ticket.dispatch_owed_at, ticket.dispatch_reason, ticket.route_owed = None, None, False
-    timers = await regulations.plan_all(session, received) if regulations is not None else list
     if waiting:
-        done.assigned = await router.assign_all(session, waiting, now)  # its lock flushes the plans first
-    else:
-        await session.flush()
+        done.assigned = await router.assign_all(session, waiting, now)
+    # Planned after routing (a new ticket's clock runs whether it is new or open), and the marks cleared with it: each
+    # ticket is then written by one UPDATE, not three. Every index of `tickets` changes with each (a trigram index
+    # among them), which cost the database more than the rest of the batch.
+    timers = await regulations.plan_all(session, received) if regulations is not None else list
+    for ticket in tickets:
+        ticket.dispatch_owed_at, ticket.dispatch_reason, ticket.route_owed = None, None, False
+    await session.flush()
     done.timers = timers()
     done.outbox = list(await session.scalars(
         select(Outbox.id).where(Outbox.ticket_id.in_([t.id for t in tickets]), Outbox.status == OutboxStatus.queued,
