@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="sb-serve-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sb-serve-bench-", ignore_cleanup_errors=True) as tmp:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
         env.update(SWITCHBOARD_DATA_DIR=f"{tmp}/data", SWITCHBOARD_HTTP_PORT=str(port),
