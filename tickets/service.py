@@ -167,7 +167,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         changes: ChangeFeed | None = None,
     ) -> None:
         self.wake_dispatcher: Callable[[], None] | None = None
-        """Set while a dispatcher loop runs in this process: receipts wake it instead of dispatching themselves."""
+        """Set when a dispatcher completes this process's receipts (its own loop, or the worker's through Redis):
+        receipts wake it instead of dispatching themselves."""
         self._sessions = sessions
         self._timers = timers
         self._changes = changes
@@ -297,8 +298,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
             return await recount(session, session.info.get(WEIGH) or unit_weight)
 
     async def _dispatch_after_receipt(self, numbers: Sequence[int]) -> dict[int, Ticket]:
-        """Wake this process's dispatcher, or dispatch these tickets now when none runs (a command, a test); returns
-        the tickets as dispatched here. A failure leaves them owed for the sweep: the receipt stands."""
+        """Wake the dispatcher, or dispatch these tickets now when none is set (a command, a test); returns the
+        tickets as dispatched here. A failure leaves them owed for the sweep: the receipt stands."""
         if self.wake_dispatcher is not None:
             self.wake_dispatcher()
             return {}
