@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notifier import outbox
 from notifier.alerts import clients_of
 from notifier.compose import CHANNEL as EMAIL
-from notifier.compose import EmailNotifications, mail_headers
+from notifier.compose import mail_headers
 from notifier.telegram import CHANNEL as TELEGRAM_CHANNEL
 from tickets.language import answer_in
 from tickets.models import Agent, Event, Ticket
@@ -22,10 +22,8 @@ HANDOVERS = ("assigned", "transferred")
 
 
 class AssignmentNotices:
-    def __init__(self, email: EmailNotifications, sender: str, desk_url: str) -> None:
-        self._email = email
+    def __init__(self, sender: str) -> None:
         self._sender = sender
-        self._desk_url = desk_url.rstrip("/")
 
     async def events_recorded(self, session: AsyncSession, events: Sequence[Event], now: datetime) -> list[int]:
         """One templated row per handover (and its Telegram copy), written together: a dispatch batch hands over

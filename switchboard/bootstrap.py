@@ -175,7 +175,7 @@ def default_notifications(settings: Settings) -> Notifications:
     webchat = WebchatNotifications(
         email, settings.smtp.reply_from, settings.public_url, timedelta(minutes=minutes) if minutes > 0 else None
     )
-    reactions = [AssignmentNotices(email, settings.smtp.reply_from, settings.public_url)] \
+    reactions = [AssignmentNotices(settings.smtp.reply_from)] \
         if settings.notifier.assignment_emails else []
     return CompositeNotifications(email, TelegramNotifications(), webchat, reactions=reactions)
 

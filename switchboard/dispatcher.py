@@ -1,11 +1,12 @@
-"""The dispatcher loop every long-running role runs: receipts wake it, and it sweeps every few seconds.
+"""The dispatcher loop (in the worker, in `serve`, or with SWITCHBOARD_DISPATCH_BY=receiver in each receiving
+process), and the wake receiving processes send it through Redis.
 
 Each wake drains what is owed in batches (`TicketService.dispatch_owed`); receipts that commit while a batch runs
-are taken by the next one, so the batches grow with the load. The sweep is what dispatches tickets whose receipt
-committed in a process that died before dispatching them, or in another process: any number of loops may run
-against one database, and each owed ticket is taken by exactly one of them (`SKIP LOCKED`). The worker, which takes
-no receipts and runs at a lower CPU priority, sweeps only for orphans: a batch it held while starved of CPU would
-hold its groups' agents locked against the live dispatchers.
+are taken by the next one, so the batches grow with the load. The sweep every few seconds dispatches what no wake
+announced (a receipt whose process died before its wake went out, a wake Redis lost): any number of loops may run
+against one database, and each owed ticket is taken by exactly one of them (`SKIP LOCKED`). A worker beside
+processes that dispatch their own receipts takes only orphans, so it never holds a group's agents locked against a
+live dispatcher.
 """
 
 from __future__ import annotations
@@ -160,14 +161,12 @@ class DispatchLoop:
                 await asyncio.sleep(RETRY_SECONDS)
                 return total
             total += len(done.tickets)
-            if len(done.tickets) < self._batch:
-                self._caught_up.set()
-            else:
-                self._caught_up.clear()
             if done.tickets:
                 log.debug("dispatched %d tickets (#%d-#%d) in %.0f ms, committed at %s", len(done.tickets),
                           min(t.id for t in done.tickets), max(t.id for t in done.tickets),
                           (time.perf_counter() - began) * 1000, datetime.now(timezone.utc).isoformat())
             if len(done.tickets) < self._batch:
+                self._caught_up.set()
                 return total
+            self._caught_up.clear()
 

@@ -5,7 +5,7 @@ locks an agent. This completes the rest in one transaction per batch: it takes t
 dispatching (`FOR UPDATE SKIP LOCKED`), plans each one's regulation from the time it was received, locks the
 agents of all their groups once, chooses for every ticket that waits for an agent over the loads it read, and
 clears the marks. Dispatching is idempotent: a crash before the commit leaves the marks, and the next batch (a
-wake, or the sweep every few seconds in every running process) does it all again, once.
+wake, or any dispatcher's sweep every few seconds) does it all again, once.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,14 +76,21 @@ async def ingest_in(
                         needs_routing=thread.needs_routing)
 
 
-def _message(
-    inbound: Inbound, ticket: Ticket, reason: str, now: datetime, *, customer_id: int | None, direction: Direction
-) -> Message:
+def message_meta(inbound: Inbound) -> dict[str, Any]:
+    """What a stored message keeps of its channel's details: the adapter's meta, the other addresses it went to and
+    why it is an automatic answer (both paths of the receipt store the same)."""
     meta = dict(inbound.meta)
     if inbound.participants:
         meta["participants"] = list(inbound.participants)
     if inbound.auto_reply:
         meta["auto_reply"] = inbound.auto_reply
+    return meta
+
+
+def _message(
+    inbound: Inbound, ticket: Ticket, reason: str, now: datetime, *, customer_id: int | None, direction: Direction
+) -> Message:
+    meta = message_meta(inbound)
     return Message(
         ticket_id=ticket.id,
         direction=direction,

@@ -2,15 +2,16 @@
 
 Every flush that creates, changes or deletes a ticket notes what it moved, and the transaction adds it to
 `agents.load_open` and `agents.load_weight` before it commits (or when the router is about to read them),
-whatever code path made the change (the router, an agent's update, a merge, a regulation's reassignment, a call). The weight of a ticket is the router's (channel x
-priority), handed to the session factory as `WEIGH`; `recount` puts every counter right again, which each
-process does at start, so a changed weight or a write made outside the ORM heals there.
+whatever code path made the change (the router, an agent's update, a merge, a regulation's reassignment, a call).
+The weight of a ticket is the router's (channel x priority), handed to the session factory as `WEIGH`; `recount`
+puts every counter right again, which each dispatcher does at start, so a changed weight or a write made outside
+the ORM heals there.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -116,15 +117,13 @@ async def settled(session: AsyncSession) -> None:
     await session.run_sync(settle)
 
 
-async def recount(session: AsyncSession, weigh: Weigh, agent_ids: Iterable[int] | None = None) -> int:
-    """Set the counters of these agents (all when None) from their tickets; returns how many were wrong.
+async def recount(session: AsyncSession, weigh: Weigh) -> int:
+    """Set every agent's counters from their tickets; returns how many were wrong.
 
     The agents are locked first (in id order, as the router does), so no flush moves a counter between the count and
     the write: a change waiting on the lock adds its share to the recounted value, which did not include it."""
     await settled(session)
     query = select(Agent.id, Agent.load_open, Agent.load_weight).order_by(Agent.id).with_for_update(key_share=True)
-    if agent_ids is not None:
-        query = query.where(Agent.id.in_(sorted(set(agent_ids))))
     stored = {agent: (count, weight) for agent, count, weight in await session.execute(query)}
     if not stored:
         return 0

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.content import sanitize_html
 from tickets.inbound import Inbound
-from tickets.ingest import subject_from
+from tickets.ingest import message_meta, subject_from
 from tickets.models import Direction, Message, Priority, Ticket, TicketStatus
 from tickets.ports import Assigner, Notifications, ReceivedFacts
 
@@ -124,9 +124,7 @@ async def _receive(session: AsyncSession, connection: asyncpg.Connection, inboun
     if ticket.group_id != group_id:  # a routing rule moved it: that group's name and acknowledgement apply
         return None
     reason = (f"new {inbound.channel} message" + (f"; {placed}" if placed else ""))[:500]
-    meta = dict(inbound.meta)
-    if inbound.participants:
-        meta["participants"] = list(inbound.participants)
+    meta = message_meta(inbound)
     card_name = name or inbound.customer_name
     card_language = language or inbound.language
     notice = notifications.acknowledgement(ReceivedFacts(
