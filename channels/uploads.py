@@ -4,6 +4,7 @@ upload budget: files are counted as they stream in and refused the moment they p
 from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from channels.webform.form import FormErrors
 from desk.http import form_fields, runtime
@@ -20,6 +21,13 @@ async def read_form(request: web.Request, fields: dict[str, str]) -> list[tuple[
     if not request.content_type.startswith("multipart/"):
         fields.update(await form_fields(request))
         return []
+    try:
+        return await _read_multipart(request, fields)
+    except (HttpProcessingError, ValueError) as exc:  # a part aiohttp cannot read (no headers, a bad boundary)
+        raise FormErrors({"form": f"the form could not be read: {getattr(exc, 'message', None) or exc}"}) from None
+
+
+async def _read_multipart(request: web.Request, fields: dict[str, str]) -> list[tuple[str, str, bytes]]:
     budget = runtime(request).settings.http.max_upload_mb * 1024 * 1024
     files: list[tuple[str, str, bytes]] = []
     reader = await request.multipart()
