@@ -3,7 +3,7 @@
 - a missed inbound call (no answer, busy, failed, voicemail) is callback work: it joins the client's
   open callback ticket, or opens one with its own deadline, routed like any new ticket;
 - an answered call, or an agent's outbound call, lands on the client's open ticket (an open callback
-  first); with notes and no open ticket it opens one, given to the agent on the call;
+  first); with notes and no open ticket it opens one, owed to the agent on the call (the dispatcher gives it);
 - an agent's outbound call, or an inbound one an agent answered, is a response to the client: it sets
   the ticket's first response and meets its callback deadline;
 - a call from a withheld number is kept, on no card and no ticket: nobody can be called back.
@@ -144,16 +144,16 @@ async def log_call_in(
     batch.new_calls[inbound.external_id] = _NewCall(values, customer, message, ticket)
     if ticket is not None:
         ticket.updated_at = now
-        if _responds(details, agent):
+        if responds(details, agent):
             at = min(details.answered_at or details.started_at, now)
             if ticket.first_response_at is None:
                 ticket.first_response_at = at
             ticket.processed_at = ticket.processed_at or at
             met = await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, at)
-            audit.record(session, ticket.id, "call_response", now, actor=_actor(agent), reason=_describe(details),
+            audit.record(session, ticket.id, "call_response", now, actor=_actor(agent), reason=describe(details),
                          call_id=inbound.external_id, deadlines_met=met)
         else:
-            audit.record(session, ticket.id, "call_logged", now, actor=_actor(agent), reason=_describe(details),
+            audit.record(session, ticket.id, "call_logged", now, actor=_actor(agent), reason=describe(details),
                          call_id=inbound.external_id)
     return CallResult(inbound.external_id, None, ticket, created=created, duplicate=False)
 
@@ -253,7 +253,8 @@ async def _agent(session: AsyncSession, details: CallDetails, batch: CallBatch) 
     return None
 
 
-def _responds(details: CallDetails, agent: Agent | None) -> bool:
+def responds(details: CallDetails, agent: Agent | int | None) -> bool:
+    """The call answers the client (their ticket's first response): the agent's own call, or one an agent took."""
     return details.direction == "out" or (details.disposition == "answered" and agent is not None)
 
 
@@ -288,7 +289,7 @@ async def _ticket_for(
                 await deadlines.restart(session, callback.id, CALLBACK, "call_back", due)
             return callback, False, f"another missed call while callback #{callback.id} is open"
         ticket = await _new_ticket(session, inbound, customer, now, router, default_group,
-                                   _callback_subject(inbound, details), batch, category=CALLBACK,
+                                   callback_subject(inbound, details), batch, category=CALLBACK,
                                    reason="missed call: call the client back")
         if regulations is not None:
             due = regulations.callback_due(details.ended_at or details.started_at)
@@ -302,9 +303,9 @@ async def _ticket_for(
         return None, False, ""
     subject = subject_from(details.notes)
     ticket = await _new_ticket(session, inbound, customer, now, router, default_group, subject, batch,
-                               category=None, reason=f"{_describe(details)} with notes")
-    if agent is not None:  # the agent who talked to the client keeps the work they noted
-        router.give(session, ticket, agent, now, "took the call", actor="phone")
+                               category=None, reason=f"{describe(details)} with notes")
+    if agent is not None:  # the agent who talked to the client keeps the work they noted: the dispatcher gives it
+        ticket.route_to_id = agent.id
     batch.open_tickets[customer].append(ticket)
     return ticket, True, "notes of a call"
 
@@ -349,7 +350,7 @@ def _message(
         external_id=inbound.external_id,
         customer_id=None if outbound or customer is None else customer.id,
         author_id=agent.id if outbound and agent else None,
-        body_text=details.notes or _describe(details),
+        body_text=details.notes or describe(details),
         attachments=[],
         thread_reason=reason[:200] or None,
         meta={"call": call_meta(details)},
@@ -377,11 +378,11 @@ def _party(inbound: Inbound, details: CallDetails) -> str:
     return f"{name} ({number})" if name and number else (name or number or "a withheld number")
 
 
-def _callback_subject(inbound: Inbound, details: CallDetails) -> str:
+def callback_subject(inbound: Inbound, details: CallDetails) -> str:
     return f"Call back {_party(inbound, details)}: missed call"
 
 
-def _describe(details: CallDetails) -> str:
+def describe(details: CallDetails) -> str:
     """One line for the ticket history: "Inbound call, missed", "Outbound call, answered, talk 2:05"."""
     text = f"{'Outbound' if details.direction == 'out' else 'Inbound'} call, {details.disposition}"
     if details.talk_time:

@@ -312,6 +312,9 @@ class Ticket(Base):
     route_owed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     """The dispatcher is to find the ticket an agent (new, or reopened with nobody on it); a follow-up to a ticket
     already waiting in its queue leaves that to the queue's drain."""
+    route_to_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    """With `route_owed`: the agent the dispatcher gives the ticket to instead of choosing one (the agent who took
+    the call that opened it). The receipt only names them, so it locks no agent's load counter."""
 
     @property
     def number(self) -> int:

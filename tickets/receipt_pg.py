@@ -95,12 +95,21 @@ async def receive_new(session: AsyncSession, inbound: Inbound, now: datetime, ro
 
     Returns the ticket and message as they were written (not attached to the session). The change feed hears of
     the ticket from its dispatch."""
-    connection = await _asyncpg_connection(session)
+    return await on_raw_connection(session, lambda connection: _receive(
+        session, connection, inbound, now, router, notifications, group_name))
+
+
+async def on_raw_connection(session: AsyncSession, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `work` on the asyncpg connection under the session. No transaction is begun on it: each write is one
+    statement, atomic by itself, and the read before it only decides which path to take (a race it misses ends in
+    a unique violation, and the unit of work runs the receipt again). That spares BEGIN and COMMIT their round
+    trips."""
+    connection = await session.connection()
     try:
-        return await _receive(session, connection, inbound, now, router, notifications, group_name)
+        return await work((await connection.get_raw_connection()).driver_connection)
     except DBAPIError as exc:
         if exc.connection_invalidated:  # nothing went through SQLAlchemy: tell its pool this connection is gone
-            await (await session.connection()).invalidate(exc)
+            await connection.invalidate(exc)
         raise
 
 
@@ -110,7 +119,7 @@ async def _receive(session: AsyncSession, connection: asyncpg.Connection, inboun
     identity = inbound.identities[0]
     wanted_group = inbound.group or group_name
     window = now - inbound.continue_open_within if inbound.continue_open_within is not None else None
-    found = await _guarded(_READ, lambda: connection.fetchrow(
+    found = await guarded(_READ, lambda: connection.fetchrow(
         _READ, inbound.channel, inbound.external_id, identity.kind, identity.address, wanted_group, window))
     assert found is not None
     seen, customer_id, name, language, email, open_ticket, group_id, group, acknowledges, rules = found
@@ -134,7 +143,7 @@ async def _receive(session: AsyncSession, connection: asyncpg.Connection, inboun
     html = sanitize_html(inbound.body_html)
     attachments = [a.as_dict() for a in inbound.attachments]
     raw = inbound.raw.as_dict() if inbound.raw else None
-    row = await _guarded(_WRITE, lambda: connection.fetchrow(
+    row = await guarded(_WRITE, lambda: connection.fetchrow(
         _WRITE, inbound.customer_name, inbound.language, now, customer_id, identity.kind, identity.address,
         ticket.subject, str(ticket.priority), ticket.category, ticket.channel, ticket.skills, ticket.group_id,
         ticket.portal_key, f"registered via {inbound.channel}", inbound.external_id, inbound.body_text, html,
@@ -154,15 +163,7 @@ async def _receive(session: AsyncSession, connection: asyncpg.Connection, inboun
     return ticket, message
 
 
-async def _asyncpg_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session. No transaction is begun on it: the write is one statement, atomic
-    by itself, and the read before it only decides which path to take (a race it misses ends in a unique violation,
-    and the unit of work runs the receipt again). That spares BEGIN and COMMIT their round trips."""
-    connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
-
-
-async def _guarded(statement: str, call: Callable[[], Awaitable[T]]) -> T:
+async def guarded(statement: str, call: Callable[[], Awaitable[T]]) -> T:
     """Raise asyncpg's errors as SQLAlchemy's, so the unit of work retries a lost race and maps an outage to
     StoreUnavailable as it does for every ORM statement."""
     try:

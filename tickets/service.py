@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tickets import audit, deadlines, receipt_pg
+from tickets import audit, deadlines, receipt_pg, receipt_pg_call
 from tickets.calls import CallResult, finish_batch, log_call_in, start_batch
 from tickets.clock import Clock
 from tickets.db import is_postgresql, refresh_statistics
@@ -319,6 +319,11 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
 
         async def work(session: AsyncSession) -> list[CallResult]:
             now = self._clock.now()
+            if is_postgresql(session) and receipt_pg_call.applies(inbounds):
+                fast = await receipt_pg_call.receive_call(session, inbounds[0], now, self._router, self._regulations,
+                                                          self._default_group)
+                if fast is not None:
+                    return [fast]
             batch = await start_batch(session, inbounds)
             results = [
                 await log_call_in(session, inbound, now, self._router, self._default_group, self._regulations, batch)

@@ -155,6 +155,17 @@ async def test_an_answered_call_with_notes_and_no_open_ticket_goes_to_the_agent_
     ticket = await get_ticket(client, body["ticket"]["number"], pbx)
     assert ticket["assignee_id"] == anna.id and ticket["subject"] == "Wants a quote for 20 seats"
     assert body["call"]["agent_id"] == anna.id
+    # The receipt writes the history in order; the dispatcher gives the ticket to Anna without asking the router.
+    history = [(e["kind"], e["actor"], e["data"]) for e in ticket["events"] if e["kind"] not in ("clock", "started")]
+    assert history[:3] == [
+        ("created", "customer", {"channel": "phone"}),
+        ("call_response", f"agent:{anna.id}", {"call_id": "n-1", "deadlines_met": 0}),
+        ("assigned", "phone", {"agent_id": anna.id}),
+    ], history
+    assert ticket["first_response_at"].startswith("2026-03-02T10:00:06")
+    (message,) = ticket["messages"]
+    assert (message["direction"], message["channel"], message["body_text"]) == (
+        "in", "phone", "Wants a quote for 20 seats\nCall Tuesday")
 
     # Without notes and with nothing open, a call only goes on the card.
     await log(client, pbx, call_id="n-2", caller="+442079460999", direction="in", disposition="answered",
