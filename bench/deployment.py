@@ -44,12 +44,23 @@ class Deployment:
                                                env={**self.env, **env}, stdout=subprocess.DEVNULL,
                                                stderr=None if os.environ.get("BENCH_VERBOSE") else subprocess.DEVNULL))
 
+    def cpu_seconds(self) -> dict[int, float]:
+        """CPU time (user + system) each started process has used so far, by pid: read before and after a blast,
+        it says what each role spends per request, which a 2-core machine shared with the client makes the limit."""
+        return {process.pid: cpu_seconds(process.pid) for process in self.processes}
+
     async def count(self, sql: str) -> int:
         connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
         try:
             return int(await connection.fetchval(sql))
         finally:
             await connection.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @asynccontextmanager

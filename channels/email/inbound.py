@@ -83,7 +83,6 @@ async def to_inbound(
             "in_reply_to": parsed.in_reply_to,
             "references": list(parsed.references),
             "date": parsed.date.isoformat() if parsed.date else None,
-            "preview": parsed.preview[:2000],
         },
         problems=parsed.problems,
         raw=raw_ref,
