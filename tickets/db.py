@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import weakref
 from typing import Any
 
 from sqlalchemy import event, text
@@ -57,10 +58,26 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             turn.give_back(held)
             raise
 
+    # SQLAlchemy announces a commit or rollback before it asks the driver for it: the statement is sent here, so the
+    # turn passes on only once the write lock is free (the driver's own call then finds no transaction, a no-op).
     @event.listens_for(engine.sync_engine, "commit")
+    def _on_commit(connection: Any) -> None:
+        held = connection.connection.info
+        if turn.holds(held):
+            try:
+                connection.exec_driver_sql("COMMIT")
+            finally:
+                turn.give_back(held)
+
     @event.listens_for(engine.sync_engine, "rollback")
-    def _on_end(connection: Any) -> None:
-        turn.give_back(connection.connection.info)
+    def _on_rollback(connection: Any) -> None:
+        held = connection.connection.info
+        if turn.holds(held) and not connection.invalidated:
+            try:
+                connection.exec_driver_sql("ROLLBACK")
+            except Exception:  # noqa: BLE001 - SQLite ended it already (after some errors); the driver's call follows
+                pass
+        turn.give_back(held)
 
     @event.listens_for(engine.sync_engine.pool, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -79,20 +96,25 @@ class _WriterTurn:
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
-        self._lock: asyncio.Lock | None = None
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
     def take(self, held: dict[Any, Any]) -> None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+        """Wait for this event loop's turn (an engine may serve more than one loop, a test's after another's)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop) or self._locks.setdefault(loop, asyncio.Lock())
         try:
-            await_only(asyncio.wait_for(self._lock.acquire(), self._timeout))
+            await_only(asyncio.wait_for(lock.acquire(), self._timeout))
         except TimeoutError as exc:
             raise sqlite3.OperationalError("database is locked (waited for this process's other writers)") from exc
-        held[self._HELD] = True
+        held[self._HELD] = lock
+
+    def holds(self, held: dict[Any, Any]) -> bool:
+        return self._HELD in held
 
     def give_back(self, held: dict[Any, Any]) -> None:
-        if held.pop(self._HELD, False) and self._lock is not None:
-            self._lock.release()
+        lock = held.pop(self._HELD, None)
+        if lock is not None:
+            lock.release()
 
 
 class KeepingSession(Session):
