@@ -52,6 +52,12 @@ def _share(weigh: Weigh, assignee: int | None, status: Any, channel: str, priori
     return assignee, 1, weigh(channel, str(priority))
 
 
+def _stored_share(weigh: Weigh, ticket: Ticket) -> tuple[int, int, int] | None:
+    """The ticket's share of a load as the database holds it."""
+    return _share(weigh, _before(ticket, "assignee_id"), _before(ticket, "status"), _before(ticket, "channel"),
+                  _before(ticket, "priority"))
+
+
 def moved(session: Session) -> dict[int, tuple[int, int]]:
     """What this flush moves, per agent: (open tickets, weight) to add."""
     weigh: Weigh = session.info.get(WEIGH) or unit_weight
@@ -68,16 +74,14 @@ def moved(session: Session) -> dict[int, tuple[int, int]]:
             add(_share(weigh, ticket.assignee_id, ticket.status, ticket.channel, ticket.priority), +1)
     for ticket in session.dirty:
         if isinstance(ticket, Ticket) and ticket not in session.deleted:
-            old = _share(weigh, _before(ticket, "assignee_id"), _before(ticket, "status"), _before(ticket, "channel"),
-                         _before(ticket, "priority"))
+            old = _stored_share(weigh, ticket)
             new = _share(weigh, ticket.assignee_id, ticket.status, ticket.channel, ticket.priority)
             if old != new:
                 add(old, -1)
                 add(new, +1)
     for ticket in session.deleted:
         if isinstance(ticket, Ticket):
-            add(_share(weigh, _before(ticket, "assignee_id"), _before(ticket, "status"), _before(ticket, "channel"),
-                       _before(ticket, "priority")), -1)
+            add(_stored_share(weigh, ticket), -1)
     return {agent: (count, weight) for agent, (count, weight) in deltas.items() if count or weight}
 
 

@@ -25,22 +25,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tickets.content import sanitize_html
 from tickets.inbound import Inbound
 from tickets.ingest import message_meta, subject_from
-from tickets.models import Direction, Message, Priority, Ticket, TicketStatus
+from tickets.models import ACTIVE_STATUSES, Direction, Message, Priority, Ticket, TicketStatus
 from tickets.ports import Assigner, Notifications, ReceivedFacts
 
 T = TypeVar("T")
 
-_READ = """
+ACTIVE = "(" + ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES) + ")"
+"""The active statuses as an SQL list (`t.status IN ...`)."""
+RULES = """(SELECT json_agg(json_build_array(r.id, r.channel, r.category, r.language, r.from_group_id, r.group_id,
+                                           r.skills, r.priority) ORDER BY r.position, r.id) FROM routing_rules r)"""
+"""Every routing rule, in the order they are checked, as the rows `Assigner.place_using` takes (`RuleRow`)."""
+
+_READ = f"""
 SELECT
   (SELECT m.ticket_id FROM messages m WHERE $2::text IS NOT NULL AND m.channel = $1 AND m.external_id = $2) AS seen,
   c.id, c.name, c.language,
   (SELECT i.address FROM customer_identities i WHERE i.customer_id = c.id AND i.kind = 'email'
      ORDER BY i.id LIMIT 1) AS email,
   (SELECT t.id FROM tickets t WHERE $6::timestamptz IS NOT NULL AND t.customer_id = c.id AND t.channel = $1
-     AND t.status IN ('new', 'open', 'pending') AND t.updated_at >= $6 LIMIT 1) AS open_ticket,
+     AND t.status IN {ACTIVE} AND t.updated_at >= $6 LIMIT 1) AS open_ticket,
   g.id, g.name, g.acknowledge,
-  (SELECT json_agg(json_build_array(r.id, r.channel, r.category, r.language, r.from_group_id, r.group_id, r.skills,
-                                    r.priority) ORDER BY r.position, r.id) FROM routing_rules r) AS rules
+  {RULES} AS rules
 FROM (SELECT 1) AS one
 LEFT JOIN customer_identities ci ON ci.kind = $3 AND ci.address = $4
 LEFT JOIN customers c ON c.id = ci.customer_id

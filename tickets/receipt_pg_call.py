@@ -33,19 +33,18 @@ from tickets.models import (
     TicketStatus,
 )
 from tickets.ports import Assigner, Regulations
-from tickets.receipt_pg import guarded, on_raw_connection
+from tickets.receipt_pg import ACTIVE, RULES, guarded, on_raw_connection
 
-_READ = """
+_READ = f"""
 SELECT
   EXISTS (SELECT 1 FROM calls WHERE call_id = $1) AS seen,
   c.id, c.name,
-  EXISTS (SELECT 1 FROM tickets t WHERE t.customer_id = c.id AND t.status IN ('new', 'open', 'pending')) AS open,
+  EXISTS (SELECT 1 FROM tickets t WHERE t.customer_id = c.id AND t.status IN {ACTIVE}) AS open,
   (SELECT a.id FROM agents a WHERE a.id = $4) AS by_id,
   (SELECT a.id FROM agents a WHERE a.email = $5) AS by_email,
   (SELECT a.id FROM agents a WHERE a.extension = $6 ORDER BY a.id LIMIT 1) AS by_extension,
   g.id,
-  (SELECT json_agg(json_build_array(r.id, r.channel, r.category, r.language, r.from_group_id, r.group_id, r.skills,
-                                    r.priority) ORDER BY r.position, r.id) FROM routing_rules r) AS rules
+  {RULES} AS rules
 FROM (SELECT 1) AS one
 LEFT JOIN customer_identities ci ON ci.kind = $2 AND ci.address = $3
 LEFT JOIN customers c ON c.id = ci.customer_id
@@ -72,8 +71,8 @@ WITH new_card AS (
 ), message AS (
   INSERT INTO messages (ticket_id, direction, channel, external_id, customer_id, author_id, body_text, attachments,
                         thread_reason, meta, problems, created_at)
-  SELECT ticket.id, $15::text, 'phone', $16, CASE WHEN $15::text = 'out' THEN NULL ELSE ticket.customer_id END, $17, $18, '[]',
-         $19, $20::json, '[]', $2
+  SELECT ticket.id, $15::text, 'phone', $16, CASE WHEN $15::text = 'out' THEN NULL ELSE ticket.customer_id END,
+         $17, $18, '[]', $19, $20::json, '[]', $2
   FROM ticket
   RETURNING id
 ), deadline AS (
@@ -91,8 +90,8 @@ WITH new_card AS (
   INSERT INTO calls (call_id, direction, disposition, caller, called, caller_name, customer_id, ticket_id, message_id,
                      agent_id, extension, started_at, answered_at, ended_at, duration, talk_time, notes, recording_url,
                      source, created_at)
-  SELECT $16, $15::text, $30, $31, $32, $1, card.id, (SELECT id FROM ticket), (SELECT id FROM message), $33, $34, $35, $36,
-         $37, $38, $39, $40, $41, $42, $2
+  SELECT $16, $15::text, $30, $31, $32, $1, card.id, (SELECT id FROM ticket), (SELECT id FROM message), $33, $34,
+         $35, $36, $37, $38, $39, $40, $41, $42, $2
   FROM card
   RETURNING id
 )
@@ -147,10 +146,11 @@ async def _receive(connection: asyncpg.Connection, inbound: Inbound, now: dateti
         reason += f"; {placed}" if placed else ""
         if found.agent_id is not None and not details.missed:  # the agent who talked to the client keeps it
             ticket.route_to_id = found.agent_id
-        if responds(details, found.agent_id):
-            ticket.first_response_at = ticket.processed_at = min(details.answered_at or details.started_at, now)
+    answered = responds(details, found.agent_id)
+    if ticket is not None and answered:
+        ticket.first_response_at = ticket.processed_at = min(details.answered_at or details.started_at, now)
     outbound = details.direction == "out"
-    met = {"call_id": inbound.external_id, "deadlines_met": 0} if responds(details, found.agent_id) else None
+    met = {"call_id": inbound.external_id, "deadlines_met": 0} if answered else None
     row = await guarded(_WRITE, lambda: connection.fetchrow(
         _WRITE, inbound.customer_name, now, found.customer_id, inbound.identities[0].kind,
         inbound.identities[0].address, ticket is not None,
@@ -158,7 +158,7 @@ async def _receive(connection: asyncpg.Connection, inbound: Inbound, now: dateti
         ticket.category if ticket else None, ticket.skills if ticket else None,
         ticket.group_id if ticket else None, ticket.portal_key if ticket else None,
         ticket.first_response_at if ticket else None, ticket.route_to_id if ticket else None,
-        "out" if outbound else "in", inbound.external_id, found.agent_id if outbound else None,
+        details.direction, inbound.external_id, found.agent_id if outbound else None,
         details.notes or describe(details), thread_reason[:200] or None, json.dumps({"call": call_meta(details)}),
         CALLBACK, FIRST_RESPONSE, due, reason[:500],
         "call_response" if met else "call_logged", found.agent_id, f"agent:{found.agent_id}" if found.agent_id else
