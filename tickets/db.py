@@ -58,8 +58,9 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             turn.give_back(held)
             raise
 
-    # SQLAlchemy announces a commit or rollback before it asks the driver for it: the statement is sent here, so the
-    # turn passes on only once the write lock is free (the driver's own call then finds no transaction, a no-op).
+    # SQLAlchemy announces a commit before it asks the driver for it: the COMMIT is sent here, so the turn passes on
+    # only once the write lock is free (the driver's own call then finds no transaction, a no-op). A rollback passes
+    # it on at once, awaiting nothing: a task cancelled inside a transaction must not keep the turn.
     @event.listens_for(engine.sync_engine, "commit")
     def _on_commit(connection: Any) -> None:
         held = connection.connection.info
@@ -71,13 +72,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "rollback")
     def _on_rollback(connection: Any) -> None:
-        held = connection.connection.info
-        if turn.holds(held) and not connection.invalidated:
-            try:
-                connection.exec_driver_sql("ROLLBACK")
-            except Exception:  # noqa: BLE001 - SQLite ended it already (after some errors); the driver's call follows
-                pass
-        turn.give_back(held)
+        turn.give_back(connection.connection.info)
 
     @event.listens_for(engine.sync_engine.pool, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
