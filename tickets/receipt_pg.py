@@ -1,19 +1,12 @@
 """The receipt of a message that opens a ticket, on PostgreSQL: two round trips on the session's own connection.
 
-Most of what arrives is a client writing about something new: one address, no thread to follow, nothing to
-dedupe against. For that shape the ORM's dozen statements (~0.4 ms of CPU each, and a round trip each) are
-replaced by one read (the redelivery check, the client's card, an open ticket the message might continue, the
-group, the routing rules) and one write: a single data-modifying CTE storing the card and identity, the ticket,
-the message, its `created` event and the acknowledgement, atomic as any statement is, sent through asyncpg on
-the session's connection. Whatever the read shows is not that shape (a redelivery, an open ticket to continue,
-an unknown group, a rule moving the ticket elsewhere) goes to the ORM path, which decides every case; the rows
-written are the same as that path writes.
+One read and one data-modifying CTE, atomic as any statement is, sent through asyncpg on the session's connection
+(what they replace, and which cases go to the ORM path instead: `tickets.receipt_new`).
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
@@ -22,11 +15,10 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.content import sanitize_html
 from tickets.inbound import Inbound
-from tickets.ingest import message_meta, subject_from
-from tickets.models import ACTIVE_STATUSES, Direction, Message, Priority, Ticket, TicketStatus
-from tickets.ports import Assigner, Notifications, ReceivedFacts
+from tickets.models import ACTIVE_STATUSES, Message, Ticket
+from tickets.ports import Assigner, Notifications
+from tickets.receipt_new import Found, open_window, plan, stored
 
 T = TypeVar("T")
 
@@ -88,11 +80,6 @@ WITH new_card AS (
 SELECT ticket.id, ticket.customer_id, (SELECT id FROM message) FROM ticket
 """
 
-def applies(inbound: Inbound) -> bool:
-    """The shape this path takes: one address, a message about something new (no thread, number or bounce)."""
-    return (len(inbound.identities) == 1 and not inbound.thread_ids and inbound.ticket_number is None
-            and inbound.bounce_of is None and inbound.auto_reply is None and inbound.call is None)
-
 
 async def receive_new(session: AsyncSession, inbound: Inbound, now: datetime, router: Assigner,
                       notifications: Notifications | None, group_name: str) -> tuple[Ticket, Message] | None:
@@ -101,7 +88,7 @@ async def receive_new(session: AsyncSession, inbound: Inbound, now: datetime, ro
     Returns the ticket and message as they were written (not attached to the session). The change feed hears of
     the ticket from its dispatch."""
     return await on_raw_connection(session, lambda connection: _receive(
-        session, connection, inbound, now, router, notifications, group_name))
+        connection, inbound, now, router, notifications, group_name))
 
 
 async def on_raw_connection(session: AsyncSession, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
@@ -118,54 +105,29 @@ async def on_raw_connection(session: AsyncSession, work: Callable[[asyncpg.Conne
         raise
 
 
-async def _receive(session: AsyncSession, connection: asyncpg.Connection, inbound: Inbound, now: datetime,
-                   router: Assigner, notifications: Notifications | None, group_name: str
-                   ) -> tuple[Ticket, Message] | None:
+async def _receive(connection: asyncpg.Connection, inbound: Inbound, now: datetime, router: Assigner,
+                   notifications: Notifications | None, group_name: str) -> tuple[Ticket, Message] | None:
     identity = inbound.identities[0]
-    wanted_group = inbound.group or group_name
-    window = now - inbound.continue_open_within if inbound.continue_open_within is not None else None
-    found = await guarded(_READ, lambda: connection.fetchrow(
-        _READ, inbound.channel, inbound.external_id, identity.kind, identity.address, wanted_group, window))
-    assert found is not None
-    seen, customer_id, name, language, email, open_ticket, group_id, group, acknowledges, rules = found
-    if seen is not None or open_ticket is not None or group_id is None:
+    row = await guarded(_READ, lambda: connection.fetchrow(
+        _READ, inbound.channel, inbound.external_id, identity.kind, identity.address, inbound.group or group_name,
+        open_window(inbound, now)))
+    assert row is not None
+    planned = plan(inbound, Found(*row), now, router, notifications)  # json comes decoded (SQLAlchemy's codec)
+    if planned is None:
         return None
-    ticket = Ticket(subject=(inbound.subject or subject_from(inbound.body_text))[:300], status=TicketStatus.new,
-                    priority=inbound.priority or Priority.normal, category=inbound.category, channel=inbound.channel,
-                    skills="", group_id=group_id, created_at=now, updated_at=now,
-                    portal_key=secrets.token_urlsafe(24))
-    placed = router.place_using(rules or [], ticket, inbound.language)  # json comes decoded (SQLAlchemy's codec)
-    if ticket.group_id != group_id:  # a routing rule moved it: that group's name and acknowledgement apply
-        return None
-    reason = (f"new {inbound.channel} message" + (f"; {placed}" if placed else ""))[:500]
-    meta = message_meta(inbound)
-    card_name = name or inbound.customer_name
-    card_language = language or inbound.language
-    notice = notifications.acknowledgement(ReceivedFacts(
-        inbound.channel, group, acknowledges, card_name, card_language,
-        email or (identity.address if identity.kind == "email" else None), meta, inbound.external_id,
-        ticket.subject, ticket.portal_key)) if notifications is not None else None
-    html = sanitize_html(inbound.body_html)
-    attachments = [a.as_dict() for a in inbound.attachments]
-    raw = inbound.raw.as_dict() if inbound.raw else None
-    row = await guarded(_WRITE, lambda: connection.fetchrow(
-        _WRITE, inbound.customer_name, inbound.language, now, customer_id, identity.kind, identity.address,
+    ticket, notice = planned.ticket, planned.notice
+    written = await guarded(_WRITE, lambda: connection.fetchrow(
+        _WRITE, inbound.customer_name, inbound.language, now, planned.customer_id, identity.kind, identity.address,
         ticket.subject, str(ticket.priority), ticket.category, ticket.channel, ticket.skills, ticket.group_id,
-        ticket.portal_key, f"registered via {inbound.channel}", inbound.external_id, inbound.body_text, html,
-        json.dumps(attachments), reason[:200], json.dumps(meta), json.dumps(list(inbound.problems)),
-        json.dumps(raw) if raw is not None else None, reason, json.dumps({"channel": inbound.channel}),
+        ticket.portal_key, f"registered via {inbound.channel}", inbound.external_id, inbound.body_text, planned.html,
+        json.dumps(planned.attachments), planned.reason[:200], json.dumps(planned.meta),
+        json.dumps(list(inbound.problems)), json.dumps(planned.raw),
+        planned.reason, json.dumps({"channel": inbound.channel}),
         notice.kind if notice else None, notice.channel if notice else None, notice.recipient if notice else None,
         json.dumps(dict(notice.headers)) if notice else None, notice.dedupe_prefix if notice else None,
         notice.template if notice else None, json.dumps(dict(notice.params)) if notice else None))
-    assert row is not None
-    number, card, message_id = row
-    ticket.id, ticket.customer_id = number, card
-    ticket.dispatch_owed_at, ticket.route_owed = now, True
-    message = Message(id=message_id, ticket_id=number, direction=Direction.inbound, channel=inbound.channel,
-                      external_id=inbound.external_id, customer_id=card, body_text=inbound.body_text, body_html=html,
-                      attachments=attachments, thread_reason=reason[:200], meta=meta, problems=list(inbound.problems),
-                      raw=raw, created_at=now)
-    return ticket, message
+    assert written is not None
+    return stored(inbound, planned, now, *written)
 
 
 async def guarded(statement: str, call: Callable[[], Awaitable[T]]) -> T:

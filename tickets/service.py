@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tickets import audit, deadlines, receipt_pg, receipt_pg_call
+from tickets import audit, deadlines, receipt_new, receipt_pg, receipt_pg_call, receipt_sqlite
 from tickets.calls import CallResult, finish_batch, log_call_in, start_batch
 from tickets.clock import Clock
 from tickets.db import is_postgresql, refresh_statistics
@@ -253,9 +253,10 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
 
         async def work(session: AsyncSession) -> IngestResult:
             now = self._clock.now()
-            if is_postgresql(session) and receipt_pg.applies(inbound):
-                fast = await receipt_pg.receive_new(session, inbound, now, self._router, self._notifications,
-                                                    self._default_group)
+            if receipt_new.applies(inbound):
+                receipt = receipt_pg if is_postgresql(session) else receipt_sqlite
+                fast = await receipt.receive_new(session, inbound, now, self._router, self._notifications,
+                                                 self._default_group)
                 if fast is not None:
                     ticket, message = fast
                     return IngestResult(ticket, message, created=True, duplicate=False, needs_routing=True)
