@@ -99,7 +99,14 @@ def main() -> None:
                   f"(median of {args.runs} x {args.seconds:g} s; unassigned {unassigned})")
         finally:
             serve.terminate()
-            serve.wait(30)
+            try:
+                serve.wait(30)
+            except subprocess.TimeoutExpired:
+                log = (Path(tmp) / "serve.log").read_text(errors="replace").splitlines()
+                print("serve did not stop within 30 s of SIGTERM; its log ends:", *log[-15:], sep="\n  ",
+                      file=sys.stderr)
+                serve.kill()
+                serve.wait(30)
 
 
 if __name__ == "__main__":
