@@ -22,8 +22,11 @@ from typing import Any, NamedTuple
 from tickets.content import sanitize_html
 from tickets.inbound import Inbound
 from tickets.ingest import message_meta, subject_from
-from tickets.models import Direction, Message, Priority, Ticket, TicketStatus
+from tickets.models import ACTIVE_STATUSES, Direction, Message, Priority, Ticket, TicketStatus
 from tickets.ports import Assigner, Notice, Notifications, ReceivedFacts
+
+ACTIVE = "(" + ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES) + ")"
+"""The active statuses as an SQL list (`t.status IN ...`), for both backends' reads."""
 
 
 class Found(NamedTuple):

@@ -16,14 +16,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.inbound import Inbound
-from tickets.models import ACTIVE_STATUSES, Message, Ticket
+from tickets.models import Message, Ticket
 from tickets.ports import Assigner, Notifications
-from tickets.receipt_new import Found, open_window, plan, stored
+from tickets.receipt_new import ACTIVE, Found, open_window, plan, stored
 
 T = TypeVar("T")
 
-ACTIVE = "(" + ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES) + ")"
-"""The active statuses as an SQL list (`t.status IN ...`)."""
 RULES = """(SELECT json_agg(json_build_array(r.id, r.channel, r.category, r.language, r.from_group_id, r.group_id,
                                            r.skills, r.priority) ORDER BY r.position, r.id) FROM routing_rules r)"""
 """Every routing rule, in the order they are checked, as the rows `Assigner.place_using` takes (`RuleRow`)."""

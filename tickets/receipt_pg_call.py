@@ -33,7 +33,8 @@ from tickets.models import (
     TicketStatus,
 )
 from tickets.ports import Assigner, Regulations
-from tickets.receipt_pg import ACTIVE, RULES, guarded, on_raw_connection
+from tickets.receipt_new import ACTIVE
+from tickets.receipt_pg import RULES, guarded, on_raw_connection
 
 _READ = f"""
 SELECT

@@ -19,11 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tickets.db import in_one_call
 from tickets.inbound import Inbound
-from tickets.models import ACTIVE_STATUSES, Message, Ticket, UtcDateTime
+from tickets.models import Message, Ticket, UtcDateTime
 from tickets.ports import Assigner, Notifications
-from tickets.receipt_new import Found, Planned, open_window, plan, stored
-
-_ACTIVE = "(" + ", ".join(f"'{status.value}'" for status in ACTIVE_STATUSES) + ")"
+from tickets.receipt_new import ACTIVE, Found, Planned, open_window, plan, stored
 
 _READ = f"""
 SELECT
@@ -32,7 +30,7 @@ SELECT
   (SELECT i.address FROM customer_identities i WHERE i.customer_id = c.id AND i.kind = 'email'
      ORDER BY i.id LIMIT 1) AS email,
   (SELECT t.id FROM tickets t WHERE ?6 IS NOT NULL AND t.customer_id = c.id AND t.channel = ?1
-     AND t.status IN {_ACTIVE} AND t.updated_at >= ?6 LIMIT 1) AS open_ticket,
+     AND t.status IN {ACTIVE} AND t.updated_at >= ?6 LIMIT 1) AS open_ticket,
   g.id, g.name, g.acknowledge,
   (SELECT json_group_array(json_array(r.id, r.channel, r.category, r.language, r.from_group_id, r.group_id,
                                       r.skills, r.priority))
