@@ -4,8 +4,8 @@ Environment (all optional):
 - SWITCHBOARD_TEST_DATABASES: which backends, comma-separated (default "sqlite,postgresql").
 - SWITCHBOARD_TEST_DATABASE_URL: PostgreSQL server to create test databases on
   (default postgresql+asyncpg://postgres@127.0.0.1:5432/postgres).
-- SWITCHBOARD_TEST_REDIS_URL: Redis for tests (default redis://127.0.0.1:6379/9), or "embedded" for a
-  valkey-server started for the session.
+- SWITCHBOARD_TEST_REDIS_URL: Redis for tests (default redis://127.0.0.1:6379/9; pytest-xdist's worker N uses
+  the database N after it), or "embedded" for a valkey-server started for each worker's session.
 - SWITCHBOARD_TEST_STRICT=1: a backend that cannot be reached fails the run instead of being skipped (CI).
 """
 
@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -40,7 +41,23 @@ from tickets.db import create_engine
 from tickets.models import Role
 
 PG_URL = os.environ.get("SWITCHBOARD_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+"""This pytest-xdist worker's name (gw0, gw1, …), or empty when the suite runs in one process."""
+
+
+def _worker_redis(url: str) -> str:
+    """Each xdist worker its own Redis database, counting up from the one given (every test flushes its own);
+    `embedded` starts a server per worker anyway."""
+    if url == "embedded" or not WORKER:
+        return url
+    parsed = urlsplit(url)
+    database = int(parsed.path.strip("/") or 0) + int(WORKER.removeprefix("gw"))
+    if database > 15:
+        raise pytest.UsageError(f"{url}: worker {WORKER} would need Redis database {database}; use fewer workers")
+    return urlunsplit(parsed._replace(path=f"/{database}"))
+
+
+REDIS_URL = _worker_redis(os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"))
 BACKENDS = [b.strip() for b in os.environ.get("SWITCHBOARD_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
 STRICT = os.environ.get("SWITCHBOARD_TEST_STRICT") == "1"
 REPO = Path(__file__).resolve().parents[1]
