@@ -4,13 +4,15 @@ Mail from the wild is often broken: wrong or unknown charsets, raw 8-bit headers
 base64, multiparts without a boundary. A support desk must still show the customer's words, so
 every step here degrades to a best-effort value and writes what went wrong into `problems`
 instead of rejecting the message. This module is pure (no ORM, no I/O) so it is cheap to test.
+
+This is the parse driver (MIME structure, headers, bodies, attachments, DSNs); what it leans on lives beside it:
+`html_text` (HTML bodies as text), `charsets` (charset labels, RFC 2047 words), `automatic` (auto-replies and
+classic bounces) and `preview` (the new part of a reply).
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
-import codecs
 import mimetypes
 import re
 from collections.abc import Callable, Iterable
@@ -22,11 +24,33 @@ from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
-from html.parser import HTMLParser
 from urllib.parse import unquote
+
+from channels.email.automatic import (
+    BOUNCED_RECIPIENT,
+    COPY_MARKER,
+    EMBEDDED_ID,
+    FAILURE_SUBJECT,
+    SMTP_REPLY,
+    STATUS_CODE,
+    auto_reply_reason,
+    bounced_recipients,
+)
+from channels.email.charsets import (
+    ASCII_LIKE,
+    DETECT_CANDIDATES,
+    ENCODED_WORD,
+    b64_lenient,
+    has_surrogates,
+    python_codec,
+    unfold,
+)
+from channels.email.html_text import html_to_text
+from channels.email.preview import DEFAULT_REPLY_LANGUAGES, PREVIEW_SOURCE_LIMIT, reply_preview
 
 __all__ = [
     "DEFAULT_REPLY_LANGUAGES",
+    "PREVIEW_SOURCE_LIMIT",
     "Address",
     "Bounce",
     "MailAttachment",
@@ -36,13 +60,6 @@ __all__ = [
     "parse_mail",
     "ticket_token",
 ]
-
-DEFAULT_REPLY_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es")
-"""mail-parser-reply languages used for the preview; more languages mean more false cuts (its
-Polish/Italian header patterns match ordinary lines such as "Data: ..."). Russian is handled here."""
-
-PREVIEW_SOURCE_LIMIT = 200_000
-"""Characters of body text the preview is taken from; a longer body is cut first."""
 
 _PARSER = BytesParser(policy=policy.default)
 # Re-serialising an embedded message: compat32 writes the stored raw header strings back as they
@@ -113,7 +130,7 @@ class ParsedMail:
     def preview(self) -> str:
         """The new part of a reply, worked out when first asked for: at ~3 ms a mail (mail-parser-reply) it was a
         fifth of the SMTP role's time, spent on every mail received for something nothing stored needs."""
-        return _preview(self.text, self.reply_languages)
+        return reply_preview(self.text, self.reply_languages)
 
     @property
     def thread_ids(self) -> tuple[str, ...]:
@@ -145,170 +162,6 @@ def is_from_mailer_daemon(sender: Address | str | None) -> bool:
         address = address[address.rfind("<") + 1 :].rstrip("> ")
     local = address.strip().split("@", 1)[0].strip().lower()
     return local in _DAEMON_LOCALPARTS
-
-
-# ---------------------------------------------------------------- html → text
-
-_SKIP_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript", "xml"})
-_BLOCK_TAGS = frozenset(
-    "address article aside blockquote center dd div dl dt fieldset figure footer form h1 h2 h3 h4 h5 h6 "
-    "header hr li main nav ol p pre section table tr ul".split()
-)
-_PARAGRAPH_TAGS = frozenset("blockquote h1 h2 h3 h4 h5 h6 ol p table ul".split())
-
-
-class _HtmlText(HTMLParser):
-    """Renders HTML as plain text: blocks become lines, blockquotes become `> ` quotes (so the
-    preview can strip them like plain-text quotes), scripts and styles vanish."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[str] = []
-        self.current: list[str] = []
-        self.skip = 0
-        self.quote = 0
-        self.pre = 0
-
-    def flush(self, force: bool = False) -> None:
-        joined = "".join(self.current)
-        self.current = []
-        text = joined.rstrip() if self.pre else " ".join(joined.split())
-        if text or force:
-            self.lines.append("> " * self.quote + text)
-
-    def blank(self) -> None:
-        self.flush()
-        if self.lines and self.lines[-1] != "":
-            self.lines.append("")
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "body":
-            self.skip = 0
-        if tag in _SKIP_TAGS:
-            self.skip += 1
-            return
-        if tag == "br":
-            self.flush(force=True)
-        elif tag in _PARAGRAPH_TAGS:
-            self.blank()
-        elif tag in _BLOCK_TAGS:
-            self.flush()
-        if tag == "blockquote":
-            self.quote += 1
-        elif tag == "pre":
-            self.pre += 1
-        elif tag == "li":
-            self.current.append("- ")
-        elif tag in ("td", "th"):
-            self.current.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP_TAGS:
-            self.skip = max(0, self.skip - 1)
-            return
-        if tag in _PARAGRAPH_TAGS:
-            self.blank()
-        elif tag in _BLOCK_TAGS:
-            self.flush()
-        if tag == "blockquote":
-            self.quote = max(0, self.quote - 1)
-        elif tag == "pre":
-            self.pre = max(0, self.pre - 1)
-
-    def handle_data(self, data: str) -> None:
-        if self.skip:
-            return
-        if self.pre:
-            first, *rest = data.split("\n")
-            self.current.append(first)
-            for line in rest:
-                self.flush(force=True)
-                self.current.append(line)
-        else:
-            self.current.append(data)
-
-
-def html_to_text(html: str) -> str:
-    """A readable plain-text rendering of an HTML body, for agents and for the reply preview."""
-    renderer = _HtmlText()
-    try:
-        renderer.feed(html)
-        renderer.close()
-    except Exception:  # HTMLParser is lenient, but a renderer must never lose the message
-        return " ".join(re.sub(r"<[^>]*>", " ", html).split())
-    renderer.flush()
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(renderer.lines)).strip()
-
-
-# ---------------------------------------------------------------- charsets
-
-_CHARSET_ALIASES = {
-    # Supersets that real mail needs: "gb2312" mail routinely carries GBK characters, and so on.
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "euc-kr": "cp949",
-    "iso-2022-jp": "iso2022_jp_ext",
-    "shift-jis": "cp932",
-    "shift_jis": "cp932",
-    "x-sjis": "cp932",
-    "win-1251": "cp1251",
-    "win1251": "cp1251",
-    "cp-1251": "cp1251",
-    "x-cp1251": "cp1251",
-    "koi8r": "koi8_r",
-    "x-mac-cyrillic": "mac_cyrillic",
-    "unicode-1-1-utf-7": "utf-7",
-}
-# Detection candidates: charset-normalizer guesses poorly on short text among all ~90 codecs
-# (cp1251 came out as cp1125/mac_cyrillic here); a realistic list makes it right and ~5x faster.
-_DETECT_CANDIDATES = [
-    "utf_8", "cp1251", "koi8_r", "cp866", "iso8859_5", "cp1252", "iso8859_15", "cp1250", "iso8859_2",
-    "gb18030", "big5", "cp932", "euc_jp", "iso2022_jp", "cp949",
-]
-_ASCII_LIKE = frozenset({"ascii", "utf_8"})
-
-
-def _codec(label: str | None) -> str | None:
-    """Python's codec name for a MIME charset label, or None when Python knows no such charset."""
-    if not label:
-        return None
-    name = label.strip().strip("\"'").lower()
-    name = _CHARSET_ALIASES.get(name, name)
-    try:
-        return codecs.lookup(name).name
-    except (LookupError, ValueError, TypeError):
-        return None
-
-
-_SURROGATES = re.compile("[\udc80-\udcff]")
-
-
-def _has_surrogates(text: str) -> bool:
-    # The stdlib keeps undecodable header bytes as lone surrogates (surrogateescape).
-    return not text.isascii() and _SURROGATES.search(text) is not None
-
-
-def _unfold(value: str) -> str:
-    return re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", "").replace("\n", "")
-
-
-# ---------------------------------------------------------------- encoded words (RFC 2047)
-
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+?)\?([bBqQ])\?([^?]*?)\?=")
-
-
-def _b64_lenient(text: str) -> tuple[bytes, bool]:
-    """Decode base64 keeping whatever decodes; the flag says repair was needed."""
-    clean = re.sub(r"[^A-Za-z0-9+/]", "", text)
-    repaired = clean != text.rstrip("=") or (len(clean) % 4 == 1)
-    if len(clean) % 4 == 1:
-        clean = clean[:-1]
-    try:
-        return base64.b64decode(clean + "=" * (-len(clean) % 4)), repaired
-    except (binascii.Error, ValueError):
-        return b"", True
 
 
 # ---------------------------------------------------------------- the parse
@@ -455,7 +308,7 @@ def _simple_mime_header(raw: str) -> tuple[str, dict[str, str]] | None:
     8-bit bytes) returns None and goes to the stdlib parser."""
     if "*" in raw or "=?" in raw or "\\" in raw or "(" in raw or not raw.isascii():
         return None
-    value = _unfold(raw)
+    value = unfold(raw)
     head = value.split(";", 1)[0]
     params: dict[str, str] = {}
     position = len(head)
@@ -473,7 +326,7 @@ def _simple_mime_header(raw: str) -> tuple[str, dict[str, str]] | None:
 
 def _raw_param(header: str, name: str) -> str | None:
     """A parameter's value straight from the raw header, surrogate-escaped bytes and all."""
-    match = re.search(rf"""(?:^|;)\s*{re.escape(name)}\s*=\s*(?:"([^"]*)"|([^;\s]+))""", _unfold(header), re.I)
+    match = re.search(rf"""(?:^|;)\s*{re.escape(name)}\s*=\s*(?:"([^"]*)"|([^;\s]+))""", unfold(header), re.I)
     return (match.group(1) or match.group(2)) if match else None
 
 
@@ -525,8 +378,8 @@ class _Parse:
         if self._hints is None:
             found: list[str] = []
             for declared, worded in _CHARSET_HINT.findall(self.raw[:262_144]):
-                codec = _codec((declared or worded).decode("ascii", "ignore"))
-                if codec and codec not in _ASCII_LIKE and codec not in found:
+                codec = python_codec((declared or worded).decode("ascii", "ignore"))
+                if codec and codec not in ASCII_LIKE and codec not in found:
                     found.append(codec)
             self._hints = found
         return self._hints
@@ -534,7 +387,7 @@ class _Parse:
     def decode(self, data: bytes, label: str | None, where: str) -> str:
         """Bytes → text: the declared charset, else utf-8, the message's other charsets, detection,
         and finally utf-8 with replacement; any fallback is recorded in problems."""
-        codec = _codec(label)
+        codec = python_codec(label)
         if label and codec is None:
             reason = f"unknown charset {label!r}"
         else:
@@ -570,7 +423,7 @@ class _Parse:
         try:
             from charset_normalizer import from_bytes
 
-            best = from_bytes(data, cp_isolation=_DETECT_CANDIDATES).best()
+            best = from_bytes(data, cp_isolation=DETECT_CANDIDATES).best()
             if best is not None:
                 return str(best), f"{best.encoding} (detected)"
         except Exception:  # noqa: BLE001 — detection is an optional nicety
@@ -579,7 +432,7 @@ class _Parse:
 
     def header_text(self, value: str, where: str) -> str:
         """A header value as text: raw 8-bit bytes re-decoded, RFC 2047 encoded-words decoded leniently."""
-        if _has_surrogates(value):
+        if has_surrogates(value):
             data = value.encode("utf-8", "surrogateescape")
             try:
                 value = data.decode("utf-8")  # RFC 6532 allows raw UTF-8 headers
@@ -609,17 +462,17 @@ class _Parse:
             for text in b_texts:
                 core = carry + text.strip().rstrip("=")
                 if text.strip().endswith("=") or len(core) % 4 == 0:
-                    data, bad = _b64_lenient(core)
+                    data, bad = b64_lenient(core)
                     carry = ""
                 else:
                     cut = len(core) - len(core) % 4
-                    data, bad = _b64_lenient(core[:cut])
+                    data, bad = b64_lenient(core[:cut])
                     carry = core[cut:]
                     repaired = True
                 chunks.append(data)
                 repaired |= bad
             if carry:
-                chunks.append(_b64_lenient(carry)[0])
+                chunks.append(b64_lenient(carry)[0])
             b_texts.clear()
 
         def flush() -> None:
@@ -630,7 +483,7 @@ class _Parse:
             charset = None
             chunks.clear()
 
-        for match in _ENCODED_WORD.finditer(value):
+        for match in ENCODED_WORD.finditer(value):
             word_charset = match.group(1).split("*", 1)[0].lower()
             gap = value[position : match.start()]
             if charset is not None and gap.strip() == "":
@@ -662,7 +515,7 @@ class _Parse:
     def read_subject(self) -> None:
         raw = self.headers.get("subject")
         if raw is not None:
-            self.draft.subject = " ".join(self.header_text(_unfold(raw), "Subject").split())
+            self.draft.subject = " ".join(self.header_text(unfold(raw), "Subject").split())
 
     def read_addresses(self) -> None:
         draft = self.draft
@@ -682,7 +535,7 @@ class _Parse:
         raw = self.headers.get(name.lower())
         if raw is None or not raw.strip():
             return ()
-        unfolded = _unfold(raw)
+        unfolded = unfold(raw)
         # The compat parser is ~10x faster than policy.default's and right for ordinary headers;
         # the strict parser is asked only when it lost an address the header clearly contains.
         pairs = getaddresses([unfolded])
@@ -714,9 +567,9 @@ class _Parse:
             return
         value: datetime | None = None
         try:
-            value = parsedate_to_datetime(_unfold(raw).strip())
+            value = parsedate_to_datetime(unfold(raw).strip())
         except (TypeError, ValueError, IndexError, OverflowError):
-            self.problems.append(f"Date: unparseable: {_unfold(raw).strip()[:80]!r}")
+            self.problems.append(f"Date: unparseable: {unfold(raw).strip()[:80]!r}")
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)  # "-0000" means UTC with unknown local zone
         self.draft.date = value
@@ -763,7 +616,7 @@ class _Parse:
             filename = _raw_param(raw.get("content-disposition", ""), "filename") or _raw_param(
                 raw.get("content-type", ""), "name"
             ) or filename
-        content_id = _unfold(raw.get("content-id", "")).strip().strip("<>").strip() or None
+        content_id = unfold(raw.get("content-id", "")).strip().strip("<>").strip() or None
         return _Mime(ctype, params, disposition, filename, content_id)
 
     def mime_header(self, part: Message, name: str, raw: str, where: str) -> tuple[str, dict[str, str]]:
@@ -775,7 +628,7 @@ class _Parse:
             return str(header).split(";", 1)[0].strip().lower(), dict(header.params)
         except Exception as exc:  # noqa: BLE001
             self.problems.append(f"{where}: {name} could not be parsed ({type(exc).__name__})")
-            return _unfold(raw).split(";", 1)[0].strip().lower(), {}
+            return unfold(raw).split(";", 1)[0].strip().lower(), {}
 
     def walk(self, part: Message, where: str, depth: int) -> None:
         if depth > 40:
@@ -817,7 +670,7 @@ class _Parse:
             data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
         if any(isinstance(d, email_errors.InvalidBase64LengthDefect) for d in part.defects):
             payload = part.get_payload()  # the stdlib returns the base64 text itself here
-            data, _ = _b64_lenient(payload if isinstance(payload, str) else "")
+            data, _ = b64_lenient(payload if isinstance(payload, str) else "")
         self.note_defects(part, where)
         return data if isinstance(data, bytes) else b""
 
@@ -854,7 +707,7 @@ class _Parse:
     # ------------------------------------------------------------ automation
 
     def read_auto_reply(self) -> None:
-        self.draft.auto_reply = _auto_reply_reason(self.headers, self.draft.subject, self.reports)
+        self.draft.auto_reply = auto_reply_reason(self.headers, self.draft.subject, self.reports)
 
     def read_bounce(self) -> None:
         for report_type in self.reports:
@@ -865,7 +718,7 @@ class _Parse:
                 return
         if is_from_mailer_daemon(self.draft.sender):
             bounce = self.classic_bounce()
-            if bounce.original_message_id or (bounce.recipients and _FAILURE_SUBJECT.search(self.draft.subject)):
+            if bounce.original_message_id or (bounce.recipients and FAILURE_SUBJECT.search(self.draft.subject)):
                 self.draft.bounce = bounce
 
     def original_message_id(self) -> str | None:
@@ -877,7 +730,7 @@ class _Parse:
                             return _first_id(value)
         for _, ctype, data, _, _ in self.pending_attachments:
             if ctype in ("text/rfc822-headers", "message/rfc822-headers", "text/plain"):
-                found = _EMBEDDED_ID.search(data.decode("utf-8", "replace"))
+                found = EMBEDDED_ID.search(data.decode("utf-8", "replace"))
                 if found:
                     return _first_id(found.group(1))
         return None
@@ -892,7 +745,7 @@ class _Parse:
                 continue
             blocks = part.get_payload()
             for block in blocks[1:] if isinstance(blocks, list) else ():  # block 0 is per-message
-                fields = {name.lower(): _unfold(value) for name, value in block.raw_items()}
+                fields = {name.lower(): unfold(value) for name, value in block.raw_items()}
                 action = fields.get("action", "").strip().lower()
                 if action in ("delivered", "relayed", "expanded"):
                     delivered += 1
@@ -911,17 +764,17 @@ class _Parse:
 
     def classic_bounce(self) -> Bounce:
         text = self.draft.text
-        marker = _COPY_MARKER.search(text)
+        marker = COPY_MARKER.search(text)
         head = text[: marker.start()] if marker else text
-        recipients = _bounced_recipients(head)
+        recipients = bounced_recipients(head)
         original = self.original_message_id()
         if original is None:
-            found = _EMBEDDED_ID.search(text[marker.start() :] if marker else text)
+            found = EMBEDDED_ID.search(text[marker.start() :] if marker else text)
             original = _first_id(found.group(1)) if found else None
-        status = _STATUS_CODE.search(head)
-        reply = _SMTP_REPLY.search(head)
+        status = STATUS_CODE.search(head)
+        reply = SMTP_REPLY.search(head)
         diagnostic = reply.group(0) if reply else None
-        first = _BOUNCED_RECIPIENT.search(head)
+        first = BOUNCED_RECIPIENT.search(head)
         if diagnostic is None and first:  # qmail: the reason is the paragraph after the address
             diagnostic = head[first.end() :].lstrip(": \t\n").split("\n\n", 1)[0] or None
         return Bounce(
@@ -999,116 +852,3 @@ def _unflow(text: str, delsp: bool) -> str:
     return "\n".join(out)
 
 
-# Auto-replies (RFC 3834 and what mail programs actually send).
-_OOF_SUBJECT = re.compile(
-    r"^\s*(?:auto(?:matic|matische)?[ -]?(?:reply|response|antwort)|autoreply|auto:|out of (?:the )?office"
-    r"|abwesenheitsnotiz|r[ée]ponse automatique|absence|vacation|автоответ|автоматический ответ"
-    r"|нет на месте|в отпуске|odpowied[źz] automatyczna|respuesta autom[áa]tica|fuera de la oficina)",
-    re.I,
-)
-_BULK_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
-
-
-def _auto_reply_reason(headers: dict[str, str], subject: str, report_types: list[str]) -> str | None:
-    """Why the message looks machine-sent, or None for mail from a person."""
-    submitted = " ".join(headers.get("auto-submitted", "").split())
-    if submitted and submitted.split(";", 1)[0].strip().lower() != "no":
-        return f"Auto-Submitted: {submitted}"
-    for name, label in (("x-autoreply", "X-Autoreply"), ("x-autorespond", "X-Autorespond")):
-        value = headers.get(name)
-        if value is not None and value.strip().lower() not in ("no", "false", "0"):
-            return f"{label}: {' '.join(value.split())}".rstrip(": ")
-    precedence = headers.get("precedence", "").strip().lower()
-    if precedence in _BULK_PRECEDENCE:
-        return f"Precedence: {precedence}"
-    out_of_office = _OOF_SUBJECT.search(subject) is not None
-    suppress = headers.get("x-auto-response-suppress")
-    if out_of_office and suppress is not None:
-        tokens = {t.strip().lower() for t in suppress.split(",")}
-        if tokens & {"all", "oof", "autoreply"}:
-            return f"X-Auto-Response-Suppress: {' '.join(suppress.split())} with out-of-office subject"
-    if out_of_office:
-        return f"out-of-office subject: {subject[:60]}"
-    for report_type in report_types:
-        if report_type == "disposition-notification":
-            return "read receipt (multipart/report; disposition-notification)"
-    return None
-
-
-# Classic (non-DSN) bounces.
-_FAILURE_SUBJECT = re.compile(
-    r"undeliver|undelivered|delivery (?:status notification|failure|has failed)|mail delivery failed"
-    r"|returned mail|failure notice|недоставлен|не удалось доставить|не доставлено",
-    re.I,
-)
-_COPY_MARKER = re.compile(
-    r"^.*(?:below this line is a copy of the message|original message follows|this is a copy of the message"
-    r"|original message headers?|headers of the original message|returned message"
-    r"|копия (?:вашего |исходного )?сообщения)",
-    re.I | re.M,
-)
-_BOUNCED_RECIPIENT = re.compile(
-    r"^[ \t]*<([^<>\s@]+@[^<>\s]+)>|^[ \t]+([^<>\s@:]+@[^<>\s:]+?)[ \t]*$", re.M
-)
-_EMBEDDED_ID = re.compile(r"^[ \t>]*Message-I[Dd]:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)", re.I | re.M)
-_STATUS_CODE = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
-_SMTP_REPLY = re.compile(r"\b[45]\d\d[ -][^\n]*")
-
-
-
-def _bounced_recipients(text: str) -> list[str]:
-    """Addresses a classic bounce lists as failed: `<a@b>:` lines (qmail, Postfix) or indented bare addresses (Exim)."""
-    return [(a or b).lower() for a, b in _BOUNCED_RECIPIENT.findall(text)]
-
-
-# Preview: quoted history and signatures stripped.
-_QUOTE_START = re.compile(
-    r"^[ \t>]*(?:"
-    # Attribution lines end with ":"; the lookahead rejects other lines in O(line) before the
-    # costlier alternatives run.
-    r"(?=[^\n]*:[ \t]*$)(?:"
-    r"[^\n]{0,300}\b(?:пишет|писал|написал|написала|написал\(а\))[ \t]*:"  # Thunderbird/Yandex: "…, Иван пишет:"
-    r"|[^\n<]{0,300}\d[^\n<]{0,300}<[^<>\s@]+@[^<>\s]+>[ \t]*:"  # Gmail ru, Yandex, Mail.ru: "…, 10:15, Иван <a@b>:"
-    r")[ \t]*$"
-    r"|On[ \t][^\n]{5,300}(?:\n[ \t>]*[^\n]{0,150})?[ \t]wrote:[ \t]*$"  # Gmail/Apple/Thunderbird (Gmail wraps it)
-    r"|-{3,}[ \t]*(?:Исходное сообщение|Original Message)[ \t]*-{3,}[ \t]*$"
-    r"|\**(?:От|From)[ \t]*:\**[^\n]*\n[ \t>*]*(?:Отправлено|Дата|Sent|Date)[ \t]*:"  # Outlook header block
-    r")",
-    re.I | re.M,
-)
-_SIGNATURE_START = re.compile(r"^(?:-- ?|__+|С уважением\b.*|С наилучшими пожеланиями\b.*)$", re.I | re.M)
-REPLY_PARSER_WINDOW = 8_000
-"""Characters mail-parser-reply sees (it costs ~0.5 ms per KB); the new part of a reply is at the top."""
-
-
-def _preview(text: str, languages: tuple[str, ...]) -> str:
-    """The new part of a reply, for ticket lists; the full text stays in `text`.
-
-    Our own cut runs first (Russian attributions, which mail-parser-reply 1.36 lacks, the
-    language-independent Gmail/Yandex "…, Name <a@b>:" line, Outlook header blocks), then the
-    library strips English/German/French/Spanish attributions, signatures and disclaimers."""
-    source = text[:PREVIEW_SOURCE_LIMIT]
-    cut = source
-    quote = _QUOTE_START.search(cut)
-    if quote and quote.start() > 0:
-        cut = cut[: quote.start()]
-    signature = _SIGNATURE_START.search(cut)
-    if signature and signature.start() > 0:
-        cut = cut[: signature.start()]
-    body = ""
-    try:
-        from mailparser_reply.parser import EmailMessage
-
-        window = cut[:REPLY_PARSER_WINDOW]
-        replies = EmailMessage(text=window, languages=list(languages), keep_hyphen_lists=True).read().replies
-        if replies:
-            first = replies[0]
-            found = len(replies) > 1 or first.signatures or first.disclaimers
-            body = first.body if found or len(cut) <= REPLY_PARSER_WINDOW else cut
-    except Exception:  # noqa: BLE001 — the preview is a convenience: our own cut stands
-        body = cut
-    lines = body.split("\n")
-    while lines and (lines[-1].startswith(">") or not lines[-1].strip()):
-        lines.pop()
-    body = "\n".join(lines).strip()
-    return body or source.strip()

@@ -607,7 +607,7 @@ def test_failing_step_loses_only_its_own_field(monkeypatch: pytest.MonkeyPatch) 
     def explode(*args: object) -> None:
         raise ValueError("bad header")
 
-    monkeypatch.setattr(parse_module, "_auto_reply_reason", explode)
+    monkeypatch.setattr(parse_module, "auto_reply_reason", explode)
     mail = load("autoreply-gmail-vacation.eml")
     assert mail.auto_reply is None
     assert mail.problems == ("read_auto_reply: ValueError: bad header",)
