@@ -24,7 +24,7 @@ from notifier.render import NoticeRenderer, Rendered
 from notifier.senders import EmailSender, PermanentFailure, TemporaryFailure, Unconfirmed
 from tickets import audit
 from tickets.clock import Clock
-from tickets.models import DeliveryStatus, Message, Outbox, OutboxAttempt, OutboxStatus
+from tickets.models import DeliveryStatus, EventKind, Message, Outbox, OutboxAttempt, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ class Deliverer:
         log.error("outbox %s (%s) to %s failed: %s", row.id, row.kind, row.recipient, error)
         if row.ticket_id is not None:
             audit.record(
-                session, row.ticket_id, "delivery_failed", now, actor="notifier", reason=error[:500],
+                session, row.ticket_id, EventKind.delivery_failed, now, actor="notifier", reason=error[:500],
                 outbox_id=row.id, notification=row.kind, message_id=row.message_id, recipient=row.recipient,
             )
 

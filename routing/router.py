@@ -30,12 +30,13 @@ from tickets.models import (
     AgentGroup,
     AgentSkill,
     Event,
+    EventKind,
     Presence,
     Priority,
     Skill,
+    skill_set,
     Ticket,
     TicketStatus,
-    skill_set,
 )
 
 _URGENCY = (Priority.critical, Priority.high, Priority.normal, Priority.low)
@@ -203,7 +204,7 @@ class LeastLoadedRouter:
         ticket.status = TicketStatus.open
         ticket.updated_at = now
         agent.last_assigned_at = now
-        audit.record(session, ticket.id, "assigned", now, actor=actor, reason=reason, agent_id=agent.id, **data)
+        audit.record(session, ticket.id, EventKind.assigned, now, actor=actor, reason=reason, agent_id=agent.id, **data)
 
     @staticmethod
     async def stamp(session: AsyncSession, agent_ids: Collection[int], now: datetime) -> None:
@@ -230,10 +231,10 @@ class LeastLoadedRouter:
         chosen, reason = self.choose(candidates, ticket, exclude)
         if chosen is None:
             if ticket.assignee_id is not None:
-                audit.record(session, ticket.id, "not_reassigned", now, actor="router",
+                audit.record(session, ticket.id, EventKind.not_reassigned, now, actor="router",
                              reason=f"nobody else could take it: {reason}", agent_id=ticket.assignee_id)
             else:
-                audit.record(session, ticket.id, "queued", now, actor="router", reason=reason,
+                audit.record(session, ticket.id, EventKind.queued, now, actor="router", reason=reason,
                              group_id=ticket.group_id)
             return None
         self._hand_over(session, ticket, chosen, now, reason)
@@ -251,7 +252,7 @@ class LeastLoadedRouter:
         for ticket in tickets:
             chosen, reason = self.choose(candidates, ticket)
             if chosen is None:
-                audit.record(session, ticket.id, "queued", now, actor="router", reason=reason,
+                audit.record(session, ticket.id, EventKind.queued, now, actor="router", reason=reason,
                              group_id=ticket.group_id)
                 continue
             self._hand_over(session, ticket, chosen, now, reason)
@@ -359,5 +360,5 @@ class LeastLoadedRouter:
             ticket.assignee_id = None
             ticket.status = TicketStatus.new
             ticket.updated_at = now
-            audit.record(session, ticket.id, "returned", now, actor="router", reason=reason, agent_id=agent.id)
+            audit.record(session, ticket.id, EventKind.returned, now, actor="router", reason=reason, agent_id=agent.id)
         return returned

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.models import Agent, Event
+from tickets.models import Agent, Event, EventKind
 
 RECORDED = "switchboard.recorded_events"
 """`session.info` key: the events this transaction recorded, for what reacts to them before commit (notices)."""
@@ -16,7 +16,7 @@ RECORDED = "switchboard.recorded_events"
 def record(
     session: AsyncSession,
     ticket_id: int,
-    kind: str,
+    kind: EventKind,
     now: datetime,
     *,
     actor: Agent | str,

@@ -30,6 +30,7 @@ from tickets.models import (
     Customer,
     CustomerIdentity,
     Direction,
+    EventKind,
     Group,
     Message,
     Priority,
@@ -150,10 +151,10 @@ async def log_call_in(
                 ticket.first_response_at = at
             ticket.processed_at = ticket.processed_at or at
             met = await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, at)
-            audit.record(session, ticket.id, "call_response", now, actor=_actor(agent), reason=describe(details),
+            audit.record(session, ticket.id, EventKind.call_response, now, actor=_actor(agent), reason=describe(details),
                          call_id=inbound.external_id, deadlines_met=met)
         else:
-            audit.record(session, ticket.id, "call_logged", now, actor=_actor(agent), reason=describe(details),
+            audit.record(session, ticket.id, EventKind.call_logged, now, actor=_actor(agent), reason=describe(details),
                          call_id=inbound.external_id)
     return CallResult(inbound.external_id, None, ticket, created=created, duplicate=False)
 
@@ -334,7 +335,7 @@ async def _new_ticket(
     session.add(ticket)
     await session.flush()
     reason += f"; {placed}" if placed else ""
-    audit.record(session, ticket.id, "created", now, actor="customer", reason=reason[:500], channel=CHANNEL)
+    audit.record(session, ticket.id, EventKind.created, now, actor="customer", reason=reason[:500], channel=CHANNEL)
     return ticket
 
 

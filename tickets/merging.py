@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tickets import audit, deadlines
 from tickets.clock import Clock
 from tickets.errors import Conflict, InvalidInput
-from tickets.models import ACTIVE_STATUSES, Agent, Call, Message, Ticket, TicketLink, TicketStatus
+from tickets.models import ACTIVE_STATUSES, Agent, Call, EventKind, Message, Ticket, TicketLink, TicketStatus
 from tickets.ports import Assigner, Timer
 
 MAX_HOPS = 20
@@ -78,7 +78,7 @@ class MergeCommands:
                 return  # linked already: asking twice is not an error
             session.add(TicketLink(ticket_id=low, linked_id=high, actor_id=viewer.id, created_at=now))
             for this, that in ((number, other), (other, number)):
-                audit.record(session, this, "linked", now, actor=viewer, reason=f"linked to #{that}", ticket=that)
+                audit.record(session, this, EventKind.linked, now, actor=viewer, reason=f"linked to #{that}", ticket=that)
 
     async def unlink_tickets(self, viewer: Agent, number: int, other: int) -> None:
         now = self._clock.now()
@@ -91,7 +91,7 @@ class MergeCommands:
             if not gone.rowcount:
                 return
             for this, that in ((number, other), (other, number)):
-                audit.record(session, this, "unlinked", now, actor=viewer, reason=f"no longer linked to #{that}",
+                audit.record(session, this, EventKind.unlinked, now, actor=viewer, reason=f"no longer linked to #{that}",
                              ticket=that)
 
     async def merge_ticket(self, viewer: Agent, number: int, into: int) -> int:
@@ -116,9 +116,9 @@ class MergeCommands:
             source.merged_into_id = target.id
             source.updated_at = now
             await deadlines.cancel(session, source.id)
-            audit.record(session, source.id, "merged", now, actor=viewer, reason=f"merged into #{target.id}",
+            audit.record(session, source.id, EventKind.merged, now, actor=viewer, reason=f"merged into #{target.id}",
                          into=target.id, messages=moved)
-            audit.record(session, target.id, "merged_in", now, actor=viewer, reason=f"#{source.id} merged in",
+            audit.record(session, target.id, EventKind.merged_in, now, actor=viewer, reason=f"#{source.id} merged in",
                          source=source.id, messages=moved)
             timers = await self._track(session, target, now, f"{viewer.name} merged #{source.id} in")
             if frees:

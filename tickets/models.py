@@ -468,6 +468,39 @@ class OutboxAttempt(Base):
     provider_id: Mapped[str | None] = mapped_column(String(255))
 
 
+class EventKind(StrEnum):
+    """Every kind of audit event (`events.kind`): what `tickets.audit.record` writes and the console and reports read."""
+
+    created = "created"
+    message_received = "message_received"
+    reopened = "reopened"
+    status_changed = "status_changed"
+    delivery_failed = "delivery_failed"
+    assigned = "assigned"
+    queued = "queued"
+    not_reassigned = "not_reassigned"
+    returned = "returned"
+    unassigned = "unassigned"
+    taken = "taken"
+    transferred = "transferred"
+    replied = "replied"
+    note_added = "note_added"
+    priority_changed = "priority_changed"
+    group_changed = "group_changed"
+    skills_changed = "skills_changed"
+    category_changed = "category_changed"
+    customer_merged = "customer_merged"
+    linked = "linked"
+    unlinked = "unlinked"
+    merged = "merged"
+    merged_in = "merged_in"
+    call_logged = "call_logged"
+    call_response = "call_response"
+    sla_step_fired = "sla_step_fired"
+    sla_breached = "sla_breached"
+    sla_step_dropped = "sla_step_dropped"
+
+
 class Event(Base):
     """The audit trail: one row for every change to a ticket, with who did it and why."""
 

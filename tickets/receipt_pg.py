@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.inbound import Inbound
-from tickets.models import Message, Ticket
+from tickets.models import EventKind, Message, Ticket
 from tickets.ports import Assigner, Notifications
 from tickets.receipt_new import ACTIVE, Found, open_window, plan, stored
 
@@ -42,7 +42,7 @@ LEFT JOIN customers c ON c.id = ci.customer_id
 LEFT JOIN groups g ON g.name = $5
 """
 
-_WRITE = """
+_WRITE = f"""
 WITH new_card AS (
   INSERT INTO customers (name, language, created_at, updated_at)
   SELECT $1, $2, $3, $3 WHERE $4::bigint IS NULL
@@ -68,7 +68,7 @@ WITH new_card AS (
   RETURNING id
 ), created AS (
   INSERT INTO events (ticket_id, kind, actor, reason, data, created_at)
-  SELECT ticket.id, 'created', 'customer', $23, $24::json, $3 FROM ticket
+  SELECT ticket.id, '{EventKind.created}', 'customer', $23, $24::json, $3 FROM ticket
 ), ack AS (
   INSERT INTO outbox (kind, channel, recipient, body_text, headers, ticket_id, dedupe_key, status, attempts,
                       next_attempt_at, created_at, updated_at, template, params)

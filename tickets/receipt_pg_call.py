@@ -28,6 +28,7 @@ from tickets.models import (
     Call,
     CallDisposition,
     Direction,
+    EventKind,
     Priority,
     Ticket,
     TicketStatus,
@@ -52,7 +53,7 @@ LEFT JOIN customers c ON c.id = ci.customer_id
 LEFT JOIN groups g ON g.name = $7
 """
 
-_WRITE = """
+_WRITE = f"""
 WITH new_card AS (
   INSERT INTO customers (name, created_at, updated_at) SELECT $1, $2, $2 WHERE $3::bigint IS NULL
   RETURNING id
@@ -84,7 +85,7 @@ WITH new_card AS (
 ), events AS (
   INSERT INTO events (ticket_id, kind, actor_id, actor, reason, data, created_at)
   SELECT ticket.id, e.kind, e.actor_id, e.actor, e.reason, e.data, $2
-  FROM ticket, (VALUES (1, 'created', NULL::bigint, 'customer', $24, '{"channel": "phone"}'::json),
+  FROM ticket, (VALUES (1, '{EventKind.created}', NULL::bigint, 'customer', $24, '{{"channel": "phone"}}'::json),
                        (2, $25, $26::bigint, $27, $28, $29::json)) AS e (n, kind, actor_id, actor, reason, data)
   ORDER BY e.n
 ), call AS (
@@ -162,7 +163,7 @@ async def _receive(connection: asyncpg.Connection, inbound: Inbound, now: dateti
         details.direction, inbound.external_id, found.agent_id if outbound else None,
         details.notes or describe(details), thread_reason[:200] or None, json.dumps({"call": call_meta(details)}),
         CALLBACK, FIRST_RESPONSE, due, reason[:500],
-        "call_response" if met else "call_logged", found.agent_id, f"agent:{found.agent_id}" if found.agent_id else
+        EventKind.call_response if met else EventKind.call_logged, found.agent_id, f"agent:{found.agent_id}" if found.agent_id else
         "phone", describe(details), json.dumps(met or {"call_id": inbound.external_id}),
         details.disposition, details.caller, details.called, found.agent_id, details.extension, details.started_at,
         details.answered_at, details.ended_at, details.duration, details.talk_time, details.notes,

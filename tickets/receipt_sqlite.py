@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tickets.db import in_one_call
 from tickets.inbound import Inbound
-from tickets.models import Message, Ticket, UtcDateTime
+from tickets.models import EventKind, Message, Ticket, UtcDateTime
 from tickets.ports import Assigner, Notifications
 from tickets.receipt_new import ACTIVE, Found, Planned, open_window, plan, stored
 
@@ -51,8 +51,8 @@ VALUES (?1, 'new', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?8, ?10, 1) RETURNING id"
 _MESSAGE = """INSERT INTO messages (ticket_id, direction, channel, external_id, customer_id, body_text, body_html,
   attachments, thread_reason, meta, problems, raw, created_at)
 VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"""
-_CREATED = """INSERT INTO events (ticket_id, kind, actor, reason, data, created_at)
-VALUES (?, 'created', 'customer', ?, ?, ?)"""
+_CREATED = f"""INSERT INTO events (ticket_id, kind, actor, reason, data, created_at)
+VALUES (?, '{EventKind.created}', 'customer', ?, ?, ?)"""
 _ACK = """INSERT INTO outbox (kind, channel, recipient, body_text, headers, ticket_id, dedupe_key, status, attempts,
   next_attempt_at, created_at, updated_at, template, params)
 VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, 'queued', 0, ?7, ?7, ?7, ?8, ?9)"""

@@ -26,11 +26,10 @@ from tickets.dispatch import BATCH, Dispatched, dispatch_owed_in, owe
 from tickets.ingest import IngestResult, ingest_in
 from tickets.loads import WEIGH, recount, unit_weight
 from tickets.models import (
-    CLOSED_STATUSES,
-    LOAD_STATUSES,
     Agent,
     Call,
     ClockEvent,
+    CLOSED_STATUSES,
     Customer,
     CustomerIdentity,
     Deadline,
@@ -38,13 +37,15 @@ from tickets.models import (
     DeliveryStatus,
     Direction,
     Event,
+    EventKind,
     Group,
+    LOAD_STATUSES,
     Message,
     Priority,
     Role,
+    skill_set,
     Ticket,
     TicketStatus,
-    skill_set,
 )
 from tickets.numbers import as_id
 from tickets.ports import Assigner, ChangeFeed, JobQueue, LockedAgent, Notifications, Regulations, Timer, Timers
@@ -536,7 +537,7 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
                 await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, now)
             await session.flush()
             audit.record(
-                session, ticket.id, "note_added" if internal else "replied", now, actor=viewer, message_id=message.id
+                session, ticket.id, EventKind.note_added if internal else EventKind.replied, now, actor=viewer, message_id=message.id
             )
             outbox: list[int] = []
             timers: list[Timer] = []
@@ -566,14 +567,14 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
             target_id = changes.get("assignee")
             reroute = False
             if target_group is not None:
-                audit.record(session, ticket.id, "group_changed", now, actor=viewer,
+                audit.record(session, ticket.id, EventKind.group_changed, now, actor=viewer,
                              old=old_group, new=target_group.id, reason=f"moved to {target_group.name}")
                 ticket.group_id = target_group.id
                 reroute = True
             if "skills" in changes:
                 key = await skill_names(session, changes["skills"] or [])
                 if key != ticket.skills:
-                    audit.record(session, ticket.id, "skills_changed", now, actor=viewer, old=ticket.skills, new=key)
+                    audit.record(session, ticket.id, EventKind.skills_changed, now, actor=viewer, old=ticket.skills, new=key)
                     ticket.skills = key
                     reroute = True
             frees_capacity = False
@@ -589,13 +590,13 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
                     outbox = await self._notifications.ticket_resolved(session, ticket, now)
             if "priority" in changes and changes["priority"] != ticket.priority:
                 audit.record(
-                    session, ticket.id, "priority_changed", now, actor=viewer,
+                    session, ticket.id, EventKind.priority_changed, now, actor=viewer,
                     old=str(ticket.priority), new=str(changes["priority"]),
                 )
                 ticket.priority = Priority(changes["priority"])
             if "category" in changes and changes["category"] != ticket.category:
                 audit.record(
-                    session, ticket.id, "category_changed", now, actor=viewer, old=ticket.category, new=changes["category"]
+                    session, ticket.id, EventKind.category_changed, now, actor=viewer, old=ticket.category, new=changes["category"]
                 )
                 ticket.category = changes["category"]
             if "assignee" in changes and target_id == viewer.id and ticket.assignee_id != viewer.id:
@@ -661,7 +662,7 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         else:
             ticket.resolved_at = None
             ticket.closed_at = None
-        audit.record(session, ticket.id, "status_changed", now, actor=viewer, old=str(old), new=str(status))
+        audit.record(session, ticket.id, EventKind.status_changed, now, actor=viewer, old=str(old), new=str(status))
         return old in LOAD_STATUSES and status not in LOAD_STATUSES
 
     async def _reassign(
@@ -675,7 +676,7 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         if target_id is None:
             if not manager and ticket.assignee_id != viewer.id:
                 raise Forbidden("only the assignee or a manager may return a ticket to the queue")
-            audit.record(session, ticket.id, "unassigned", now, actor=viewer, agent_id=ticket.assignee_id)
+            audit.record(session, ticket.id, EventKind.unassigned, now, actor=viewer, agent_id=ticket.assignee_id)
             ticket.assignee_id = None
             if ticket.status in LOAD_STATUSES:
                 ticket.status = TicketStatus.new
@@ -698,7 +699,7 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         if ticket.status == TicketStatus.new:
             ticket.status = TicketStatus.open
         await self._router.stamp(session, [target.id], now)
-        kind = "taken" if target.id == viewer.id else "transferred"
+        kind = EventKind.taken if target.id == viewer.id else EventKind.transferred
         audit.record(session, ticket.id, kind, now, actor=viewer, agent_id=target.id, previous_agent_id=previous)
         return previous is not None
 
@@ -919,7 +920,7 @@ async def merge_customers(session: AsyncSession, source: Customer, target: Custo
     target.name = target.name or source.name
     target.language = target.language or source.language
     for ticket_id in moved:
-        audit.record(session, ticket_id, "customer_merged", now, actor=actor,
+        audit.record(session, ticket_id, EventKind.customer_merged, now, actor=actor,
                      reason=f"customer {source.id} merged into customer {target.id}",
                      from_customer_id=source.id, to_customer_id=target.id)
     await session.flush()
