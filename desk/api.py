@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from channels.phone.numbers import extension_of
+from tickets.phone_numbers import extension_of
 from desk import schemas
 from desk.endpoints import Endpoint, Param
 from desk.http import ADMINS, MANAGERS, authenticate, int_param, json_ok, parse_json, path_id, runtime
-from channels.chat.telegram.link import link_code
+from tickets.telegram_link import link_code
 from tickets.errors import Conflict, Forbidden, InvalidInput
 from tickets.identities import InvalidAddress, email_identity, phone_identity
 from tickets.models import Presence, Priority, Role, TicketStatus

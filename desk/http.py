@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from switchboard.bootstrap import Runtime
 from tickets.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.models import Agent, Role
 from tickets.numbers import MAX_ID, as_id
 
+if TYPE_CHECKING:  # the type only: what the application carries is assembled by `switchboard`, which imports us
+    from switchboard.bootstrap import Runtime
+
 log = logging.getLogger(__name__)
 
-RUNTIME = web.AppKey("runtime", Runtime)
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 ADMINS = (Role.admin,)
 MANAGERS = (Role.manager, Role.admin)
 AGENT_KEY = "switchboard.agent"

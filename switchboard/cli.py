@@ -219,7 +219,7 @@ async def _agent_add(settings: Settings, args: argparse.Namespace) -> int:
     from tickets.identities import InvalidAddress, email_identity, phone_identity
     from tickets.models import Role
 
-    from channels.phone.numbers import extension_of
+    from tickets.phone_numbers import extension_of
 
     try:
         email = email_identity(args.email).address
@@ -327,7 +327,7 @@ async def _agent_passwd(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _agent_telegram(settings: Settings, args: argparse.Namespace) -> int:
-    from channels.chat.telegram.link import LINK_TTL, link_code
+    from tickets.telegram_link import LINK_TTL, link_code
 
     token = settings.telegram.token
     if not token:

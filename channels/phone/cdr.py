@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from typing import IO, Literal
 
-from channels.phone import numbers
+from tickets import phone_numbers as numbers
 from tickets.numbers import whole_number
 
 __all__ = [

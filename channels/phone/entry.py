@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from channels.phone import numbers
+from tickets import phone_numbers as numbers
 from channels.phone.cdr import CdrRow
 from tickets.errors import InvalidInput
 from tickets.identities import InvalidAddress, email_identity

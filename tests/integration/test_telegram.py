@@ -475,7 +475,7 @@ async def test_cli_sets_the_webhook_with_the_shared_secret(tg: FakeTelegram, tmp
 async def test_an_agent_links_their_chat_with_a_code_and_gets_alerts_and_notices_there(
     tg_settings: Settings, clock: Clock, tg: FakeTelegram, tmp_path: Path
 ) -> None:
-    from channels.chat.telegram.link import link_code
+    from tickets.telegram_link import link_code
     from tests.conftest import with_regulations
 
     rt = await build(with_regulations(tg_settings, tmp_path, """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from channels.chat.telegram.link import LINK_TTL, agent_of, link_code
+from tickets.telegram_link import LINK_TTL, agent_of, link_code
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 

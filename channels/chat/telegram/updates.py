@@ -28,7 +28,7 @@ from aiogram.exceptions import (
 from aiogram.types import Message, Update
 
 from channels.chat.telegram import inbound as convert
-from channels.chat.telegram.link import agent_of
+from tickets.telegram_link import agent_of
 from tickets.attachments import AttachmentStore
 from tickets.errors import NotStored
 from tickets.inbound import AttachmentRef, Identity, Inbound

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, web
 
@@ -30,7 +30,6 @@ from channels.chat.webchat.visitor import (
 )
 from channels.ratelimit import RateLimiter
 from notifier.webchat import message_event
-from switchboard.settings import WebchatSettings
 from tickets.errors import InvalidInput, StoreUnavailable
 from tickets.inbound import Identity, Inbound
 from tickets.language import supported
@@ -38,6 +37,15 @@ from tickets.models import Ticket, TicketStatus
 from tickets.service import TicketService
 
 log = logging.getLogger(__name__)
+
+
+class ChatLimits(Protocol):
+    """What a conversation reads of the web chat's settings (`switchboard.settings.WebchatSettings`): the channel
+    takes them as given, it does not know where settings come from."""
+
+    thread_hours: float
+    max_message_chars: int
+    history_limit: int
 
 RETRY_AFTER = 5
 """Seconds the browser waits before resending when the store is down."""
@@ -72,7 +80,7 @@ class Conversation:
 
     def __init__(
         self, ws: web.WebSocketResponse, service: TicketService, hub: ChatHub, limiter: RateLimiter,
-        settings: WebchatSettings, now: Any,
+        settings: ChatLimits, now: Any,
     ) -> None:
         self._ws = ws
         self._service = service
