@@ -34,9 +34,9 @@ from tickets.models import (
     Presence,
     Priority,
     Skill,
-    skill_set,
     Ticket,
     TicketStatus,
+    skill_set,
 )
 
 _URGENCY = (Priority.critical, Priority.high, Priority.normal, Priority.low)

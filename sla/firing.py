@@ -17,14 +17,14 @@ from sla.regulations import Regulation, Step
 from tickets import audit
 from tickets.clock import Clock
 from tickets.models import (
-    Agent,
     CLOSED_STATUSES,
+    PRIORITY_RANK,
+    Agent,
     Deadline,
     DeadlineStatus,
     EventKind,
     Group,
     Priority,
-    PRIORITY_RANK,
     Role,
     Ticket,
 )
@@ -197,7 +197,8 @@ class Escalations:
                    f"{row.due_at:%Y-%m-%d %H:%M:%S} UTC")
         notified, skipped = await self._notify(session, ticket, row, regulation, step, previous, now, done,
                                                result)
-        audit.record(session, ticket.id, EventKind.sla_breached if step.breach else EventKind.sla_step_fired, now, actor="regulations",
+        kind = EventKind.sla_breached if step.breach else EventKind.sla_step_fired
+        audit.record(session, ticket.id, kind, now, actor="regulations",
                      reason=f"{summary}; {', '.join(done) or 'alerted'}", deadline_id=row.id, regulation=regulation.name,
                      step=step.name, due_at=row.due_at.isoformat(), actions=done, notified=notified, skipped=skipped)
         if step.raise_priority is not None:
@@ -221,7 +222,8 @@ class Escalations:
         if PRIORITY_RANK[new] <= PRIORITY_RANK[old]:
             return f"priority stays {old}"
         ticket.priority = new
-        audit.record(session, ticket.id, EventKind.priority_changed, now, actor="regulations", old=str(old), new=str(new))
+        audit.record(session, ticket.id, EventKind.priority_changed, now, actor="regulations",
+                     old=str(old), new=str(new))
         return f"priority raised from {old} to {new}"
 
     async def _notify(self, session: AsyncSession, ticket: Ticket, row: Deadline, regulation: Regulation, step: Step,

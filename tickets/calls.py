@@ -151,8 +151,8 @@ async def log_call_in(
                 ticket.first_response_at = at
             ticket.processed_at = ticket.processed_at or at
             met = await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, at)
-            audit.record(session, ticket.id, EventKind.call_response, now, actor=_actor(agent), reason=describe(details),
-                         call_id=inbound.external_id, deadlines_met=met)
+            audit.record(session, ticket.id, EventKind.call_response, now, actor=_actor(agent),
+                         reason=describe(details), call_id=inbound.external_id, deadlines_met=met)
         else:
             audit.record(session, ticket.id, EventKind.call_logged, now, actor=_actor(agent), reason=describe(details),
                          call_id=inbound.external_id)

@@ -34,6 +34,11 @@ class Dispatched:
     assigned: int = 0
 
 
+def registered_via(channel: str) -> str:
+    """What a receipt that opened a ticket tells the dispatch (`tickets.dispatch_reason`), on every path."""
+    return f"registered via {channel}"
+
+
 def owe(ticket: Ticket, now: datetime, reason: str, *, route: bool = False) -> None:
     """Mark what the dispatcher owes this ticket (in the receipt's transaction): keep the first time it was owed, as
     the regulation's clock counts from it, and route it if any receipt asked for that."""

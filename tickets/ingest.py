@@ -128,8 +128,8 @@ async def _bounce(session: AsyncSession, inbound: Inbound, now: datetime) -> Ing
                       customer_id=None, direction=Direction.internal)
     session.add(report)
     ticket.updated_at = now
-    audit.record(session, ticket.id, EventKind.delivery_failed, now, actor=f"channel:{inbound.channel}", reason=reason[:500],
-                 message_id=bounced.id)
+    audit.record(session, ticket.id, EventKind.delivery_failed, now, actor=f"channel:{inbound.channel}",
+                 reason=reason[:500], message_id=bounced.id)
     await session.flush()
     return IngestResult(ticket, report, created=False, duplicate=False)
 
@@ -239,8 +239,8 @@ async def _thread(
             # We were waiting on the client and they answered: the ticket is the agent's move again (and the
             # regulation clock, which stood while it was pending, runs again).
             earlier.status = TicketStatus.open
-            audit.record(session, earlier.id, EventKind.status_changed, now, actor="customer", old="pending", new="open",
-                         reason="the customer replied")
+            audit.record(session, earlier.id, EventKind.status_changed, now, actor="customer", old="pending",
+                         new="open", reason="the customer replied")
             reason += "; no longer waiting on the client"
         audit.record(session, earlier.id, EventKind.message_received, now, actor="customer", channel=inbound.channel,
                      auto_reply=inbound.auto_reply)
@@ -270,7 +270,8 @@ async def _thread(
         reason = f"new {inbound.channel} message" + (f"; {reason}" if reason else "")
     if placed:
         reason += f"; {placed}"
-    audit.record(session, ticket.id, EventKind.created, now, actor="customer", reason=reason[:500], channel=inbound.channel)
+    audit.record(session, ticket.id, EventKind.created, now, actor="customer", reason=reason[:500],
+                 channel=inbound.channel)
     return _Thread(ticket, reason[:200], True, True)
 
 

@@ -78,7 +78,8 @@ class MergeCommands:
                 return  # linked already: asking twice is not an error
             session.add(TicketLink(ticket_id=low, linked_id=high, actor_id=viewer.id, created_at=now))
             for this, that in ((number, other), (other, number)):
-                audit.record(session, this, EventKind.linked, now, actor=viewer, reason=f"linked to #{that}", ticket=that)
+                audit.record(session, this, EventKind.linked, now, actor=viewer, reason=f"linked to #{that}",
+                             ticket=that)
 
     async def unlink_tickets(self, viewer: Agent, number: int, other: int) -> None:
         now = self._clock.now()
@@ -91,8 +92,8 @@ class MergeCommands:
             if not gone.rowcount:
                 return
             for this, that in ((number, other), (other, number)):
-                audit.record(session, this, EventKind.unlinked, now, actor=viewer, reason=f"no longer linked to #{that}",
-                             ticket=that)
+                audit.record(session, this, EventKind.unlinked, now, actor=viewer,
+                             reason=f"no longer linked to #{that}", ticket=that)
 
     async def merge_ticket(self, viewer: Agent, number: int, into: int) -> int:
         """Move #number's messages, calls and links onto #into and close #number; returns how many messages

@@ -15,6 +15,7 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tickets.dispatch import registered_via
 from tickets.inbound import Inbound
 from tickets.models import EventKind, Message, Ticket
 from tickets.ports import Assigner, Notifications
@@ -117,7 +118,7 @@ async def _receive(connection: asyncpg.Connection, inbound: Inbound, now: dateti
     written = await guarded(_WRITE, lambda: connection.fetchrow(
         _WRITE, inbound.customer_name, inbound.language, now, planned.customer_id, identity.kind, identity.address,
         ticket.subject, str(ticket.priority), ticket.category, ticket.channel, ticket.skills, ticket.group_id,
-        ticket.portal_key, f"registered via {inbound.channel}", inbound.external_id, inbound.body_text, planned.html,
+        ticket.portal_key, registered_via(inbound.channel), inbound.external_id, inbound.body_text, planned.html,
         json.dumps(planned.attachments), planned.reason[:200], json.dumps(planned.meta),
         json.dumps(list(inbound.problems)), json.dumps(planned.raw),
         planned.reason, json.dumps({"channel": inbound.channel}),

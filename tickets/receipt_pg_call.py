@@ -163,8 +163,8 @@ async def _receive(connection: asyncpg.Connection, inbound: Inbound, now: dateti
         details.direction, inbound.external_id, found.agent_id if outbound else None,
         details.notes or describe(details), thread_reason[:200] or None, json.dumps({"call": call_meta(details)}),
         CALLBACK, FIRST_RESPONSE, due, reason[:500],
-        EventKind.call_response if met else EventKind.call_logged, found.agent_id, f"agent:{found.agent_id}" if found.agent_id else
-        "phone", describe(details), json.dumps(met or {"call_id": inbound.external_id}),
+        EventKind.call_response if met else EventKind.call_logged, found.agent_id,
+        f"agent:{found.agent_id}" if found.agent_id else "phone", describe(details), json.dumps(met or {"call_id": inbound.external_id}),
         details.disposition, details.caller, details.called, found.agent_id, details.extension, details.started_at,
         details.answered_at, details.ended_at, details.duration, details.talk_time, details.notes,
         details.recording_url, details.source))

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tickets.db import in_one_call
+from tickets.dispatch import registered_via
 from tickets.inbound import Inbound
 from tickets.models import EventKind, Message, Ticket, UtcDateTime
 from tickets.ports import Assigner, Notifications
@@ -103,7 +104,7 @@ def _write_ticket(connection: sqlite3.Connection, inbound: Inbound, planned: Pla
     ticket, notice = planned.ticket, planned.notice
     number = connection.execute(_TICKET, (
         ticket.subject, str(ticket.priority), ticket.category, ticket.channel, ticket.skills, card, ticket.group_id,
-        at, ticket.portal_key, f"registered via {inbound.channel}")).fetchone()[0]
+        at, ticket.portal_key, registered_via(inbound.channel))).fetchone()[0]
     message_id = connection.execute(_MESSAGE, (
         number, inbound.channel, inbound.external_id, card, inbound.body_text, planned.html,
         json.dumps(planned.attachments), planned.reason[:200], json.dumps(planned.meta),

@@ -22,14 +22,15 @@ from tickets.clock import Clock
 from tickets.db import is_postgresql, refresh_statistics
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.inbound import Identity, Inbound
-from tickets.dispatch import BATCH, Dispatched, dispatch_owed_in, owe
+from tickets.dispatch import BATCH, Dispatched, dispatch_owed_in, owe, registered_via
 from tickets.ingest import IngestResult, ingest_in
 from tickets.loads import WEIGH, recount, unit_weight
 from tickets.models import (
+    CLOSED_STATUSES,
+    LOAD_STATUSES,
     Agent,
     Call,
     ClockEvent,
-    CLOSED_STATUSES,
     Customer,
     CustomerIdentity,
     Deadline,
@@ -39,13 +40,12 @@ from tickets.models import (
     Event,
     EventKind,
     Group,
-    LOAD_STATUSES,
     Message,
     Priority,
     Role,
-    skill_set,
     Ticket,
     TicketStatus,
+    skill_set,
 )
 from tickets.numbers import as_id
 from tickets.ports import Assigner, ChangeFeed, JobQueue, LockedAgent, Notifications, Regulations, Timer, Timers
@@ -266,7 +266,7 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
                 # Sent once dispatched: the dispatcher hands its batch's waiting rows to the worker.
                 await self._notifications.ticket_created(session, result.ticket, result.message, now)
             if not result.duplicate:
-                owe(result.ticket, now, f"registered via {inbound.channel}" if result.created
+                owe(result.ticket, now, registered_via(inbound.channel) if result.created
                     else f"the client wrote via {inbound.channel}", route=result.needs_routing)
             return result
 
@@ -537,7 +537,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
                 await deadlines.fulfil(session, ticket.id, deadlines.FIRST_RESPONSE, now)
             await session.flush()
             audit.record(
-                session, ticket.id, EventKind.note_added if internal else EventKind.replied, now, actor=viewer, message_id=message.id
+                session, ticket.id, EventKind.note_added if internal else EventKind.replied, now, actor=viewer,
+                message_id=message.id,
             )
             outbox: list[int] = []
             timers: list[Timer] = []
@@ -574,7 +575,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
             if "skills" in changes:
                 key = await skill_names(session, changes["skills"] or [])
                 if key != ticket.skills:
-                    audit.record(session, ticket.id, EventKind.skills_changed, now, actor=viewer, old=ticket.skills, new=key)
+                    audit.record(session, ticket.id, EventKind.skills_changed, now, actor=viewer,
+                                 old=ticket.skills, new=key)
                     ticket.skills = key
                     reroute = True
             frees_capacity = False
@@ -596,7 +598,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
                 ticket.priority = Priority(changes["priority"])
             if "category" in changes and changes["category"] != ticket.category:
                 audit.record(
-                    session, ticket.id, EventKind.category_changed, now, actor=viewer, old=ticket.category, new=changes["category"]
+                    session, ticket.id, EventKind.category_changed, now, actor=viewer,
+                    old=ticket.category, new=changes["category"],
                 )
                 ticket.category = changes["category"]
             if "assignee" in changes and target_id == viewer.id and ticket.assignee_id != viewer.id:
