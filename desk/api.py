@@ -6,15 +6,17 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from tickets.phone_numbers import extension_of
 from desk import schemas
-from desk.endpoints import Endpoint, Param
-from desk.http import ADMINS, MANAGERS, authenticate, int_param, json_ok, parse_json, path_id, runtime
-from tickets.telegram_link import link_code
 from tickets.errors import Conflict, Forbidden, InvalidInput
 from tickets.identities import InvalidAddress, email_identity, phone_identity
 from tickets.models import Presence, Priority, Role, TicketStatus
+from tickets.phone_numbers import extension_of
 from tickets.staff import AgentChanges, GroupView
+from tickets.telegram_link import link_code
+from web.auth import ADMINS, MANAGERS, authenticate
+from web.endpoints import Endpoint, Param
+from web.http import int_param, json_ok, parse_json, path_id
+from web.runtime import runtime
 
 MAX_PAGE = 200
 MANAGER_MAY_SET = frozenset({"presence"})

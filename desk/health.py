@@ -8,8 +8,10 @@ from aiohttp import web
 from sqlalchemy import text
 
 from desk import schemas
-from desk.endpoints import Endpoint
-from desk.http import RETRY_AFTER_SECONDS, json_ok, runtime
+from web.endpoints import Endpoint
+from web.errors import RETRY_AFTER_SECONDS
+from web.http import json_ok
+from web.runtime import runtime
 
 CHECK_TIMEOUT = 3.0
 

@@ -13,9 +13,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 
-from desk.endpoints import Endpoint
-from desk.http import Handler, runtime
 from tickets.models import Agent, Deadline, DeadlineStatus, Group, Outbox, Ticket, TicketStatus
+from web.endpoints import Endpoint
+from web.http import Handler
+from web.runtime import runtime
 
 REQUESTS = Counter("switchboard_http_requests", "HTTP requests answered by this process",
                    ("method", "route", "status"))

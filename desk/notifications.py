@@ -8,12 +8,15 @@ import logging
 from aiohttp import web
 
 from desk import schemas
-from desk.endpoints import Endpoint, Param
-from desk.http import MANAGERS, authenticate, error_response, form_fields, int_param, json_ok, path_id, runtime
 from notifier import receipts
 from notifier.history import notifications
 from tickets.errors import InvalidInput, NotFound
 from tickets.models import OutboxStatus, Ticket
+from web.auth import MANAGERS, authenticate
+from web.endpoints import Endpoint, Param
+from web.forms import form_fields
+from web.http import error_response, int_param, json_ok, path_id
+from web.runtime import runtime
 
 log = logging.getLogger(__name__)
 MAX_LIMIT = 500

@@ -7,12 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tickets.service import CustomerView, TicketView
-from tickets.staff import AgentView, GroupView, RuleView
-from tickets.numbers import MAX_ID
 from tickets.models import (
     Agent,
-    Call,
     ClockEvent,
     CustomerIdentity,
     Deadline,
@@ -20,12 +16,13 @@ from tickets.models import (
     Event,
     Message,
     Skill,
-    Ticket,
     skill_set,
 )
+from tickets.numbers import MAX_ID
+from tickets.service import CustomerView, TicketView
+from tickets.staff import AgentView, GroupView, RuleView
+from web.schemas import CallOut, PriorityName, Status, TicketSummary, call_out, ticket_summary
 
-Status = Literal["new", "open", "pending", "resolved", "closed"]
-PriorityName = Literal["low", "normal", "high", "critical"]
 PresenceName = Literal["available", "away", "offline"]
 RoleName = Literal["agent", "manager", "admin"]
 ChannelName = Literal["email", "webform", "webchat", "telegram", "phone"]
@@ -148,26 +145,6 @@ class AgentRef(BaseModel):
     email: str
 
 
-class TicketSummary(BaseModel):
-    number: int
-    subject: str
-    status: Status
-    priority: PriorityName
-    category: str | None
-    channel: str
-    customer_id: int
-    group_id: int
-    assignee_id: int | None
-    skills: list[str] = Field(description="Skills its agent must have; empty: anyone in the group.")
-    follows_up: int | None
-    merged_into: int | None = Field(description="Set once the ticket was merged into that one (and closed).")
-    created_at: datetime
-    updated_at: datetime
-    first_response_at: datetime | None
-    resolved_at: datetime | None
-    closed_at: datetime | None
-
-
 class TicketList(BaseModel):
     items: list[TicketSummary]
     next_cursor: int | None = Field(description="Pass as `cursor` for the next (older) page; null on the last page.")
@@ -205,28 +182,6 @@ class EventOut(BaseModel):
     reason: str | None
     data: dict[str, Any]
     created_at: datetime
-
-
-class CallOut(BaseModel):
-    id: int
-    call_id: str
-    direction: Literal["in", "out"]
-    disposition: Literal["answered", "missed", "busy", "failed", "voicemail"]
-    caller: str | None = Field(description="E.164 number, an extension, or null when withheld.")
-    called: str | None
-    caller_name: str | None
-    customer_id: int | None = Field(description="Null for a withheld number.")
-    ticket: int | None = Field(description="Number of the ticket the call landed on, if any.")
-    agent_id: int | None
-    extension: str | None
-    started_at: datetime
-    answered_at: datetime | None
-    ended_at: datetime | None
-    duration: int = Field(description="Seconds from start to end.")
-    talk_time: int = Field(description="Seconds from answer to end.")
-    notes: str | None
-    recording_url: str | None
-    source: Literal["api", "cdr"]
 
 
 class DeadlineOut(BaseModel):
@@ -303,13 +258,6 @@ class CustomerOut(CustomerBrief):
     calls: list[CallOut] = Field(description="The client's latest calls (up to 200), newest first.")
 
 
-class CallLogged(BaseModel):
-    call: CallOut
-    ticket: TicketSummary | None = Field(description="The ticket the call landed on; null when it went on the card only.")
-    ticket_created: bool = Field(description="The call opened this ticket (a callback, or notes with no open ticket).")
-    duplicate: bool = Field(description="This call_id was logged before: nothing new was stored.")
-
-
 class AgentOut(BaseModel):
     id: int
     name: str
@@ -373,16 +321,6 @@ class RuleList(BaseModel):
     items: list[RuleOut] = Field(description="In the order they are checked.")
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    fields: dict[str, str] | None = None
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
@@ -390,28 +328,6 @@ class HealthOut(BaseModel):
 
 
 # --- conversions ---------------------------------------------------------------------------
-
-
-def ticket_summary(ticket: Ticket) -> TicketSummary:
-    return TicketSummary(
-        number=ticket.id,
-        subject=ticket.subject,
-        status=ticket.status.value,
-        priority=ticket.priority.value,
-        category=ticket.category,
-        channel=ticket.channel,
-        customer_id=ticket.customer_id,
-        group_id=ticket.group_id,
-        assignee_id=ticket.assignee_id,
-        skills=sorted(skill_set(ticket.skills)),
-        follows_up=ticket.follows_up_id,
-        merged_into=ticket.merged_into_id,
-        created_at=ticket.created_at,
-        updated_at=ticket.updated_at,
-        first_response_at=ticket.first_response_at,
-        resolved_at=ticket.resolved_at,
-        closed_at=ticket.closed_at,
-    )
 
 
 def _identities(rows: list[CustomerIdentity]) -> list[IdentityOut]:
@@ -431,30 +347,6 @@ def message_out(message: Message) -> MessageOut:
         delivery_status=message.delivery_status.value if message.delivery_status else None,
         thread_reason=message.thread_reason,
         created_at=message.created_at,
-    )
-
-
-def call_out(call: Call) -> CallOut:
-    return CallOut(
-        id=call.id,
-        call_id=call.call_id,
-        direction=call.direction.value,
-        disposition=call.disposition.value,
-        caller=call.caller,
-        called=call.called,
-        caller_name=call.caller_name,
-        customer_id=call.customer_id,
-        ticket=call.ticket_id,
-        agent_id=call.agent_id,
-        extension=call.extension,
-        started_at=call.started_at,
-        answered_at=call.answered_at,
-        ended_at=call.ended_at,
-        duration=call.duration,
-        talk_time=call.talk_time,
-        notes=call.notes,
-        recording_url=call.recording_url,
-        source=call.source,
     )
 
 

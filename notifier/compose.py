@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import make_msgid
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
 from tickets.language import answer_in
-from tickets.ports import Notice, ReceivedFacts
 from tickets.models import (
     Customer,
     CustomerIdentity,
@@ -32,6 +31,7 @@ from tickets.models import (
     Message,
     Ticket,
 )
+from tickets.ports import Notice, ReceivedFacts
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -70,7 +70,7 @@ async def sweep(deliverer: Deliverer, queue: ArqJobQueue) -> int:
     again until the job timeout (minutes) ends. A second job for a row that was only slow is harmless: the claim
     lets one run send."""
     enqueued = 0
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for outbox_id, attempts, late in await deliverer.due():
         enqueued += await queue.enqueue(outbox_id, attempts) or (
             late and await queue.enqueue(outbox_id, attempts, swept_at=now))

@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
@@ -147,7 +147,7 @@ class RelaySender:
             if exc.code >= 500:
                 raise PermanentFailure(text) from exc
             raise TemporaryFailure(text) from exc
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             raise TemporaryFailure(f"relay {config.host}:{config.port} unreachable: {exc!r}") from exc
         except ValueError as exc:  # no or malformed recipient: this message can never be sent
             raise PermanentFailure(f"cannot address the message: {exc}") from exc
@@ -169,7 +169,7 @@ class SinkSender:
     async def send(self, message: EmailMessage) -> str | None:
         data = message.as_bytes(policy=email.policy.SMTP)
         digest = hashlib.sha256(str(message.get("Message-ID", "")).encode()).hexdigest()[:16]
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"{stamp}-{digest}.eml"
         try:
             await asyncio.to_thread(_write_atomically, self.directory, name, data)
@@ -243,4 +243,4 @@ def parse_date(value: object) -> datetime | None:
         parsed = parsedate_to_datetime(str(value))
     except (TypeError, ValueError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

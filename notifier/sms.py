@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -154,7 +154,7 @@ class GatewaySender:
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except aiohttp.ClientConnectorError as exc:  # nothing reached the gateway: trying again is always safe
             raise TemporaryFailure(f"SMS gateway unreachable: {exc}") from exc
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             what = f"SMS gateway did not answer ({exc.__class__.__name__}); the request may have gone out"
             if self.profile.idempotency_header and key:
                 raise TemporaryFailure(f"{what}: retried with the same idempotency key") from exc
@@ -203,7 +203,7 @@ class LogSender:
         to = e164(chat_id, self._region)
         key = str(details.get(IDEMPOTENCY_KEY) or "")
         provider_id = "log-" + hashlib.sha256(key.encode()).hexdigest()[:16] if key else None
-        line = json.dumps({"at": datetime.now(timezone.utc).isoformat(), "id": provider_id, "to": to, "text": text,
+        line = json.dumps({"at": datetime.now(UTC).isoformat(), "id": provider_id, "to": to, "text": text,
                            "segments": segments(text).count}, ensure_ascii=False)
         try:
             await asyncio.to_thread(_append, self.path, line)
@@ -249,4 +249,4 @@ def _retry_after(value: str | None) -> timedelta | None:
     except ValueError:
         pass
     when = parse_date(value)
-    return max(timedelta(0), when - datetime.now(timezone.utc)) if when is not None else None
+    return max(timedelta(0), when - datetime.now(UTC)) if when is not None else None

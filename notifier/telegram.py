@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier import outbox
 from notifier.chat import latest_client_meta, resolved_text
-from tickets.ports import Notice, ReceivedFacts
 from tickets.models import CustomerIdentity, Message, Ticket
+from tickets.ports import Notice, ReceivedFacts
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from notifier.chat import client_language, latest_client_meta, resolved_text
 from notifier.compose import EmailNotifications, ticket_subject
 from notifier.delivery import SKIP_IF_SEEN
 from notifier.senders import TemporaryFailure
-from tickets.ports import Notice, ReceivedFacts
 from tickets.models import Agent, Direction, Message, Ticket
+from tickets.ports import Notice, ReceivedFacts
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,17 +38,17 @@ class Calendar(Protocol):
 class AlwaysOpen:
     """Calendar time: nights, weekends and holidays count; days end at midnight in `tz`."""
 
-    tz: tzinfo = timezone.utc
+    tz: tzinfo = UTC
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
-        return (start + duration).astimezone(timezone.utc)
+        return (start + duration).astimezone(UTC)
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         return max(end - start, timedelta(0))
 
     def end_of_day(self, start: datetime, n: int) -> datetime:
         day = start.astimezone(self.tz).date() + timedelta(days=n)
-        return datetime.combine(day, time(0), tzinfo=self.tz).astimezone(timezone.utc)
+        return datetime.combine(day, time(0), tzinfo=self.tz).astimezone(UTC)
 
     @property
     def day_length(self) -> timedelta:
@@ -67,13 +67,13 @@ class BusinessCalendar:
         hours = self.hours.get(day.weekday())
         if hours is None or day in self.holidays:
             return None
-        start, end = (datetime.combine(day, t, tzinfo=self.tz).astimezone(timezone.utc) for t in hours)
+        start, end = (datetime.combine(day, t, tzinfo=self.tz).astimezone(UTC) for t in hours)
         return start, end
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The moment `duration` of working time after `start` has passed (UTC)."""
         remaining = duration
-        cursor = start.astimezone(timezone.utc)
+        cursor = start.astimezone(UTC)
         day = start.astimezone(self.tz).date()
         for _ in range(MAX_DAYS):
             window = self._window(day)

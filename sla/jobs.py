@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
 
 from notifier.enqueue import JobSpec, enqueue_all
-
 from tickets.ports import Timer
 
 FIRE_JOB = "fire_deadline"
@@ -24,7 +23,7 @@ class ArqTimers:
         self._redis = redis
 
     async def schedule(self, timers: Sequence[Timer]) -> None:
-        now = datetime.now(timezone.utc)  # arq defers by the wall clock, whatever clock the services run on
+        now = datetime.now(UTC)  # arq defers by the wall clock, whatever clock the services run on
         await enqueue_all(self._redis, [
             JobSpec(FIRE_JOB, timer.job_id, (timer.deadline_id, timer.plan), queue=TIMER_QUEUE,
                     defer_until=timer.due_at if timer.due_at > now else None) for timer in timers])

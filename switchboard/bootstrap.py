@@ -10,22 +10,22 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from notifier.alerts import StaffAlerts
 from notifier.assignments import AssignmentNotices
 from notifier.compose import CompositeNotifications, EmailNotifications
 from notifier.delivery import Deliverer, TextSender
 from notifier.jobs import ArqJobQueue
 from notifier.live import RedisChangeFeed
 from notifier.quiet import quiet_window
+from notifier.receipts import SMS_STATUS_PATH
 from notifier.render import NoticeRenderer
 from notifier.senders import EmailSender, RelaySender, SinkSender
 from notifier.sms import CHANNEL as SMS_CHANNEL
 from notifier.sms import LOG_FILE as SMS_LOG
 from notifier.sms import GatewaySender, LogSender
-from notifier.receipts import SMS_STATUS_PATH
 from notifier.telegram import TelegramNotifications
 from notifier.webchat import WebchatNotifications, WebchatSender
 from routing.router import LeastLoadedRouter
-from notifier.alerts import StaffAlerts
 from sla.engine import RegulationEngine
 from sla.firing import Escalations
 from sla.jobs import ArqTimers

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -218,7 +218,6 @@ async def _agent(settings: Settings, args: argparse.Namespace) -> int:
 async def _agent_add(settings: Settings, args: argparse.Namespace) -> int:
     from tickets.identities import InvalidAddress, email_identity, phone_identity
     from tickets.models import Role
-
     from tickets.phone_numbers import extension_of
 
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
@@ -107,7 +107,7 @@ class DispatchLoop:
         self.wake()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._task.cancel()
             try:
                 await self._task
@@ -119,7 +119,7 @@ class DispatchLoop:
         while not self._stopping:
             try:
                 await asyncio.wait_for(self._woken.wait(), self._sweep_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._woken.clear()
             await self.drain()
@@ -129,7 +129,7 @@ class DispatchLoop:
         if not self._caught_up.is_set():
             try:
                 await asyncio.wait_for(self._caught_up.wait(), within)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _listen(self, redis: Redis) -> None:
@@ -164,7 +164,7 @@ class DispatchLoop:
             if done.tickets:
                 log.debug("dispatched %d tickets (#%d-#%d) in %.0f ms, committed at %s", len(done.tickets),
                           min(t.id for t in done.tickets), max(t.id for t in done.tickets),
-                          (time.perf_counter() - began) * 1000, datetime.now(timezone.utc).isoformat())
+                          (time.perf_counter() - began) * 1000, datetime.now(UTC).isoformat())
             if len(done.tickets) < self._batch:
                 self._caught_up.set()
                 return total

@@ -52,7 +52,7 @@ def stop_event() -> asyncio.Event:
 
 async def _start_smtp(rt: Any, stack: AsyncExitStack) -> None:
     from channels.email.smtp import InboundMailHandler, MailboxConfig, start_smtp_server
-    from channels.ratelimit import RateLimiter
+    from web.ratelimit import RateLimiter
 
     smtp = rt.settings.smtp
     max_bytes = smtp.max_message_mb * 1024 * 1024
@@ -84,7 +84,7 @@ async def _start_polling(rt: Any, stack: AsyncExitStack) -> None:
         stopping.set()
         try:
             await asyncio.wait_for(task, 5)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             task.cancel()  # a long poll in flight; the update it may bring is not acknowledged, so not lost
 
     stack.push_async_callback(stop)
@@ -141,7 +141,7 @@ async def run_roles(settings: Settings, *, web_role: bool, worker_role: bool, em
         if telegram_role:
             await _start_polling(rt, stack)
         if web_role:
-            from desk.app import create_app
+            from switchboard.webapp import create_app
 
             runner = web.AppRunner(create_app(rt), access_log=None, handle_signals=False)
             await runner.setup()

@@ -107,7 +107,7 @@ class Supervised:
             try:
                 await self.worker.async_run()
                 return  # closed on purpose
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RedisError, OSError) as exc:
                 if time.monotonic() - started > 60:
                     wait = self._first_wait  # it ran a while: a new outage, not the same one going on
                 log.warning("arq worker %s lost Redis (%s: %s); a new one starts in %.0f s",
@@ -122,7 +122,7 @@ class Supervised:
     async def close(self) -> None:
         try:
             await self.worker.close()
-        except (RedisError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, RedisError, OSError):
             log.info("closing arq worker %s without Redis", self.worker.queue_name)
 
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm.attributes import NEVER_SET, NO_VALUE, instance_state
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import NEVER_SET, NO_VALUE, instance_state
 
 from tickets.models import LOAD_STATUSES, Agent, Ticket
 

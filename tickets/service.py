@@ -10,8 +10,21 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import (BigInteger, ColumnElement, Select, any_, bindparam, delete, exists, func, or_, select, text,
-                        union, update)
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    union,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,11 +33,13 @@ from tickets import audit, deadlines, receipt_new, receipt_pg, receipt_pg_call, 
 from tickets.calls import CallResult, finish_batch, log_call_in, start_batch
 from tickets.clock import Clock
 from tickets.db import is_postgresql, refresh_statistics
+from tickets.dispatch import BATCH, Dispatched, dispatch_owed_in, owe, registered_via
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.inbound import Identity, Inbound
-from tickets.dispatch import BATCH, Dispatched, dispatch_owed_in, owe, registered_via
 from tickets.ingest import IngestResult, ingest_in
 from tickets.loads import WEIGH, recount, unit_weight
+from tickets.logins import LoginCommands
+from tickets.merging import MergeCommands, linked_tickets, merged_from
 from tickets.models import (
     CLOSED_STATUSES,
     LOAD_STATUSES,
@@ -48,12 +63,10 @@ from tickets.models import (
     skill_set,
 )
 from tickets.numbers import as_id
-from tickets.ports import Assigner, ChangeFeed, JobQueue, LockedAgent, Notifications, Regulations, Timer, Timers
-from tickets.staff import StaffCommands, group_ids_of, skill_names
-from tickets.logins import LoginCommands
-from tickets.reports import ReportCommands
 from tickets.portal import PortalCommands
-from tickets.merging import MergeCommands, linked_tickets, merged_from
+from tickets.ports import Assigner, ChangeFeed, JobQueue, LockedAgent, Notifications, Regulations, Timer, Timers
+from tickets.reports import ReportCommands
+from tickets.staff import StaffCommands, group_ids_of, skill_names
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -23,10 +23,10 @@ from tickets.clock import Clock
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.ingest import ensure_group
 from tickets.models import (
-    CannedResponse,
     Agent,
     AgentGroup,
     AgentSkill,
+    CannedResponse,
     Group,
     Presence,
     Priority,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from channels.email.parse import ParsedMail, ticket_token
 from tickets.attachments import AttachmentStore

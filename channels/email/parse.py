@@ -17,13 +17,13 @@ import mimetypes
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import UTC, datetime
 from email import errors as email_errors
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import cached_property
 from urllib.parse import unquote
 
 from channels.email.automatic import (

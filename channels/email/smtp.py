@@ -14,10 +14,10 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.inbound import to_inbound
 from channels.email.parse import ParsedMail, parse_mail
-from channels.ratelimit import RateLimiter
 from tickets.attachments import AttachmentStore
 from tickets.errors import DomainError, NotStored, StoreUnavailable
 from tickets.service import TicketService
+from web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import IO, Literal
 
 from tickets import phone_numbers as numbers
@@ -144,7 +144,7 @@ def read_cdr(
     lines: Iterable[str],
     *,
     default_region: str | None = None,
-    tz: tzinfo = timezone.utc,
+    tz: tzinfo = UTC,
     inbound_contexts: Iterable[str] = DEFAULT_INBOUND_CONTEXTS,
 ) -> Iterator[CdrRow | CdrRejection]:
     """Yield a `CdrRow` or a `CdrRejection` for every row of a ``Master.csv``, lazily.

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from tickets import phone_numbers as numbers
 from channels.phone.cdr import CdrRow
+from tickets import phone_numbers as numbers
 from tickets.errors import InvalidInput
 from tickets.identities import InvalidAddress, email_identity
 from tickets.inbound import CallDetails, Identity, Inbound

@@ -5,10 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from channels.phone.entry import CallEntry, entry_inbound
-from desk import schemas
-from desk.endpoints import Endpoint
-from desk.http import authenticate, json_ok, parse_json, runtime
 from tickets.models import Role
+from web.auth import authenticate
+from web.endpoints import Endpoint
+from web.http import json_ok, parse_json
+from web.runtime import runtime
+from web.schemas import CallLogged, call_out, ticket_summary
 
 
 async def log_call(request: web.Request) -> web.Response:
@@ -22,9 +24,9 @@ async def log_call(request: web.Request) -> web.Response:
         token_agent_id=agent.id if agent.role == Role.agent else None,
     )
     (result,) = await rt.service.log_calls([inbound])
-    body = schemas.CallLogged(
-        call=schemas.call_out(result.call),
-        ticket=schemas.ticket_summary(result.ticket) if result.ticket else None,
+    body = CallLogged(
+        call=call_out(result.call),
+        ticket=ticket_summary(result.ticket) if result.ticket else None,
         ticket_created=result.created,
         duplicate=result.duplicate,
     )
@@ -35,6 +37,6 @@ ENDPOINTS = [
     Endpoint(
         "POST", "/api/v1/calls", log_call,
         "Log a phone call: missed ones become callback tickets, notes become work on the client's ticket", "calls",
-        body=CallEntry, response=schemas.CallLogged, status=201, errors=(401, 422, 503),
+        body=CallEntry, response=CallLogged, status=201, errors=(401, 422, 503),
     ),
 ]

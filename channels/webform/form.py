@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tickets.inbound import AttachmentRef, Identity, Inbound
 from tickets.identities import InvalidAddress, email_identity, phone_identity
+from tickets.inbound import AttachmentRef, Identity, Inbound
+from web.forms import FormErrors
 
 CHANNEL = "webform"
 CATEGORIES: dict[str, str] = {
@@ -45,12 +46,6 @@ class ContactForm(BaseModel):
         if not self.email and not self.phone:
             raise ValueError("give an email address or a phone number so we can answer")
         return self
-
-
-class FormErrors(Exception):
-    def __init__(self, fields: dict[str, str]) -> None:
-        super().__init__(fields)
-        self.fields = fields
 
 
 def _plain_message(name: str, error: Any) -> str:

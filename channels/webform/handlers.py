@@ -11,13 +11,14 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
-from channels.uploads import read_form
-from channels.webform.form import CATEGORIES, HONEYPOT, ContactForm, FormErrors, to_inbound, validate
-from channels.ratelimit import RateLimiter
-from desk.endpoints import Endpoint, Param
-from desk.http import RUNTIME, error_response, json_ok, runtime
+from channels.webform.form import CATEGORIES, HONEYPOT, ContactForm, to_inbound, validate
 from tickets.errors import StoreUnavailable
 from tickets.language import from_accept_language
+from web.endpoints import Endpoint, Param
+from web.forms import FormErrors, read_form
+from web.http import error_response, json_ok
+from web.ratelimit import RateLimiter
+from web.runtime import RUNTIME, runtime
 
 LIMITER = web.AppKey("webform.limiter", RateLimiter)
 MAX_KEY = 200

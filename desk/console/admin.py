@@ -8,8 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from desk.console.auth import Signed, form_of, require
-from desk.console.render import page, said
-from desk.http import runtime
+from desk.console.render import page
 from notifier.history import notifications
 from sla.describe import describe_book
 from sla.regulations import RegulationsError, build_book
@@ -17,6 +16,8 @@ from sla.sources import SourceError, parse_yaml
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.models import Role
 from tickets.numbers import as_id
+from web.pages import said
+from web.runtime import runtime
 
 MAX_CHECKED = 200_000
 

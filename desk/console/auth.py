@@ -10,11 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from channels.ratelimit import RateLimiter
 from desk.console.render import page
-from desk.http import form_fields, runtime
 from tickets.logins import SESSION_MAX
 from tickets.models import Agent
+from web.forms import form_fields
+from web.ratelimit import RateLimiter
+from web.runtime import runtime
 
 log = logging.getLogger(__name__)
 

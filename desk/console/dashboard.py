@@ -14,10 +14,10 @@ from desk.console.auth import Signed, require
 from desk.console.charts import Bar, bars
 from desk.console.render import WORDS, language, page
 from notifier.alerts import waited
-from desk.http import MANAGERS, runtime
 from tickets.models import OPEN_STATUSES
 from tickets.reports import Histogram, Report
-
+from web.auth import MANAGERS
+from web.runtime import runtime
 
 
 async def _manager(request: web.Request) -> Signed:

@@ -10,8 +10,8 @@ import contextlib
 from aiohttp import web
 
 from desk.console.auth import require
-from desk.http import runtime
 from notifier.live import RedisChangeFeed
+from web.runtime import runtime
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -34,7 +34,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         while not reader.done():
             try:
                 await asyncio.wait_for(changes.get(), KEEPALIVE_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await response.write(b": keepalive\n\n")
                 continue
             await response.write(b"event: tickets\ndata: changed\n\n")

@@ -15,14 +15,17 @@ from markupsafe import Markup
 
 from desk.console import live
 from desk.console.auth import console_path, form_of, require
-from desk.console.render import page, reason
-from desk.http import MANAGERS, path_id, runtime
+from desk.console.render import page
 from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
-from tickets.numbers import as_id, whole_number
 from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Presence, Priority
+from tickets.numbers import as_id, whole_number
 from tickets.service import NextStep, QueueTicket
+from web.auth import MANAGERS
+from web.http import path_id
+from web.pages import reason
+from web.runtime import runtime
 
 STATIC = Path(__file__).parent / "static"
 VIEWS = ("mine", "unassigned", "open", "overdue")

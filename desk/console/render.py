@@ -1,30 +1,17 @@
-"""Rendering console pages: Jinja2 with autoescape on (everything a client wrote is text, never markup), in the
-agent's language (their setting, else the browser's), with the security headers every page carries."""
+"""Rendering console pages (`web.pages`) in the agent's language: their setting, else the browser's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from aiohttp import web
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from notifier.alerts import waited
-from tickets.language import answer_in, from_accept_language
+from web.pages import Pages, reader_language
 
 if TYPE_CHECKING:
     from desk.console.auth import Signed
-
-_templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                         autoescape=select_autoescape(default=True), undefined=StrictUndefined)
-HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-                               "frame-ancestors 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {
@@ -56,12 +43,6 @@ WORDS: dict[str, dict[str, str]] = {
         "any_address": "Any address is accepted into the default group (SWITCHBOARD_SMTP_ADDRESSES is unset).",
         "check_regulations": "Check a regulations file (YAML) before you deploy it", "check": "Check",
         "regulations_ok": "The file is valid. It would mean:",
-        "portal_title": "Your ticket", "portal_status": "Status", "you": "You", "support": "Support",
-        "portal_reply": "Write to us", "portal_sent": "Thank you: your message is with the ticket.",
-        "rate_title": "How did we do?", "rate_comment": "Anything to add? (optional)", "rate_send": "Send rating",
-        "rated": "Thank you for your rating.", "your_rating": "Your rating",
-        "s_new": "received", "s_open": "in progress", "s_pending": "waiting for you", "s_resolved": "resolved",
-        "s_closed": "closed",
         "met": "met", "fired": "fired", "pending": "pending", "cancelled": "cancelled", "paused": "paused",
         "linked": "Linked tickets", "link": "Link", "merge": "Merge into it", "unlink": "Unlink",
         "link_or_merge": "Link or merge with their ticket", "done_linked": "Linked.", "done_unlinked": "Unlinked.",
@@ -70,7 +51,6 @@ WORDS: dict[str, dict[str, str]] = {
         "confirm_merge": "Merge this ticket into the chosen one and close it?",
         "any_channel": "every channel", "any_priority": "any priority", "filter": "Filter",
         "shortcuts": "Keys: / search · j k move · Enter open · r write · Ctrl+Enter send · q queue",
-        "portal_files": "Attach files (optional)",
     },
     "ru": {
         "title": "Switchboard", "sign_in": "Войти", "email": "Почта", "password": "Пароль",
@@ -103,12 +83,6 @@ WORDS: dict[str, dict[str, str]] = {
         "any_address": "Принимается любой адрес, в группу по умолчанию (SWITCHBOARD_SMTP_ADDRESSES не задан).",
         "check_regulations": "Проверить файл регламентов (YAML) перед выкладкой", "check": "Проверить",
         "regulations_ok": "Файл верен. Он означает:",
-        "portal_title": "Ваша заявка", "portal_status": "Статус", "you": "Вы", "support": "Поддержка",
-        "portal_reply": "Написать нам", "portal_sent": "Спасибо: сообщение добавлено к заявке.",
-        "rate_title": "Как мы справились?", "rate_comment": "Хотите что-то добавить? (необязательно)",
-        "rate_send": "Оценить", "rated": "Спасибо за оценку.", "your_rating": "Ваша оценка",
-        "s_new": "получена", "s_open": "в работе", "s_pending": "ждёт вашего ответа", "s_resolved": "решена",
-        "s_closed": "закрыта",
         "met": "выполнен", "fired": "сработал", "pending": "ожидает", "cancelled": "отменён", "paused": "на паузе",
         "linked": "Связанные заявки", "link": "Связать", "merge": "Объединить с ней", "unlink": "Убрать связь",
         "link_or_merge": "Связать или объединить с заявкой клиента", "done_linked": "Связь добавлена.",
@@ -118,7 +92,6 @@ WORDS: dict[str, dict[str, str]] = {
         "confirm_merge": "Объединить эту заявку с выбранной и закрыть её?",
         "any_channel": "все каналы", "any_priority": "любой приоритет", "filter": "Отобрать",
         "shortcuts": "Клавиши: / поиск · j k выбор · Enter открыть · r написать · Ctrl+Enter отправить · q очередь",
-        "portal_files": "Приложить файлы (необязательно)",
     },
 }
 
@@ -126,28 +99,15 @@ WORDS: dict[str, dict[str, str]] = {
 def language(request: web.Request, signed: Signed | None, prefer: str | None = None) -> str:
     """The agent's language, else `prefer` (a client's), else the browser's."""
     if signed is not None and signed.agent.language:
-        return answer_in(signed.agent.language)
-    if prefer:
-        return answer_in(prefer)
-    return answer_in(from_accept_language(request.headers.get("Accept-Language", "")))
+        return reader_language(request, signed.agent.language)
+    return reader_language(request, prefer)
 
 
-def reason(exc: Exception) -> str:
-    """What a page tells the person about a refused change: each field's problem (InvalidInput, FormErrors), or
-    the refusal's own words."""
-    fields = getattr(exc, "fields", None)
-    return "; ".join(fields.values()) if isinstance(fields, dict) and fields else str(exc)
-
-
-def said(exc: Exception) -> str:
-    """`reason`, quoted for the redirect's `?error=`."""
-    return quote(reason(exc)[:200])
+_pages = Pages(Path(__file__).parent / "templates", WORDS)
 
 
 def page(request: web.Request, template: str, signed: Signed | None, *, status: int = 200,
          headers: dict[str, str] | None = None, prefer: str | None = None, **context: Any) -> web.Response:
     lang = language(request, signed, prefer)
-    html = _templates.get_template(template).render(
-        t=WORDS[lang], lang=lang, me=signed.agent if signed else None, csrf=signed.csrf if signed else "",
-        span=lambda d: waited(d, lang), **context)
-    return web.Response(text=html, status=status, content_type="text/html", headers={**HEADERS, **(headers or {})})
+    return _pages.render(template, lang, status=status, headers=headers, me=signed.agent if signed else None,
+                         csrf=signed.csrf if signed else "", span=lambda d: waited(d, lang), **context)

@@ -77,7 +77,7 @@ class TelegramPoller:
                 self._failures += 1
                 delay = self._delay()
                 log.warning("telegram update not stored (%s); retrying it in %.1f s", exc, delay)
-            except (TelegramAPIError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, TelegramAPIError, OSError) as exc:
                 self._failures += 1
                 delay = self._delay()
                 log.warning("getUpdates failed (%r); retrying in %.1f s", exc, delay)
@@ -87,7 +87,7 @@ class TelegramPoller:
                 log.exception("telegram update failed; retrying in %.1f s", delay)
             try:
                 await asyncio.wait_for(stop.wait(), delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _delay(self) -> float:

@@ -7,15 +7,12 @@ delivers it again (polling: the offset stays; webhook: 503).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 from datetime import timedelta
 
 import aiohttp
 from aiogram import Bot
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -26,14 +23,16 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import Message, Update
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from channels.chat.telegram import inbound as convert
-from tickets.telegram_link import agent_of
 from tickets.attachments import AttachmentStore
 from tickets.errors import NotStored
 from tickets.inbound import AttachmentRef, Identity, Inbound
 from tickets.models import Ticket
 from tickets.service import TicketService
+from tickets.telegram_link import agent_of
 
 log = logging.getLogger(__name__)
 
@@ -253,8 +252,7 @@ class TelegramUpdates:
             except (TelegramEntityTooLarge, TelegramBadRequest, TelegramNotFound) as exc:
                 problems.append(f"could not download the {item.kind} {item.name}: {exc.message}")
                 continue
-            except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter, aiohttp.ClientError,
-                    OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, TelegramNetworkError, TelegramServerError, TelegramRetryAfter, aiohttp.ClientError, OSError) as exc:
                 if isinstance(exc, aiohttp.ClientResponseError) and 400 <= exc.status < 500:
                     problems.append(f"could not download the {item.kind} {item.name}: HTTP {exc.status}")
                     continue

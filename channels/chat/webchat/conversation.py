@@ -28,13 +28,13 @@ from channels.chat.webchat.visitor import (
     valid_token,
     visitor_id,
 )
-from channels.ratelimit import RateLimiter
 from notifier.webchat import message_event
 from tickets.errors import InvalidInput, StoreUnavailable
 from tickets.inbound import Identity, Inbound
 from tickets.language import supported
 from tickets.models import Ticket, TicketStatus
 from tickets.service import TicketService
+from web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 

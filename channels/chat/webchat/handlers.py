@@ -12,10 +12,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from channels.chat.webchat.conversation import Conversation
 from channels.chat.webchat.hub import ChatHub
-from channels.ratelimit import RateLimiter
-from desk.endpoints import Endpoint
-from desk.http import RUNTIME, runtime
 from tickets.language import DEFAULT, from_accept_language
+from web.endpoints import Endpoint
+from web.ratelimit import RateLimiter
+from web.runtime import RUNTIME, runtime
 
 log = logging.getLogger(__name__)
 

@@ -4,18 +4,20 @@ asked for once it is resolved. The key in the link is the only credential, so ev
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from channels.ratelimit import RateLimiter
-from channels.uploads import read_form
-from channels.webform.form import FormErrors
-from desk.console.render import page, said
-from desk.http import form_fields, runtime
+from channels.portal.words import WORDS
 from tickets.errors import Conflict, InvalidInput, NotFound
+from web.forms import FormErrors, form_fields, read_form
+from web.pages import Pages, reader_language, said
+from web.ratelimit import RateLimiter
+from web.runtime import runtime
 
 POSTS_PER_MINUTE = 10
+_pages = Pages(Path(__file__).parent / "templates", WORDS)
 
 
 def _key(request: web.Request) -> str:
@@ -35,9 +37,9 @@ async def show(request: web.Request) -> web.Response:
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
     notice = request.query.get("done")
-    return page(request, "portal.html", None, view=view, key=_key(request), prefer=view.customer.language,
-                idempotency=secrets.token_urlsafe(12), notice=notice if notice in ("sent", "rated") else None,
-                error=request.query.get("error"))
+    return _pages.render("portal.html", reader_language(request, view.customer.language), view=view,
+                         key=_key(request), idempotency=secrets.token_urlsafe(12),
+                         notice=notice if notice in ("sent", "rated") else None, error=request.query.get("error"))
 
 
 async def reply(request: web.Request) -> web.Response:

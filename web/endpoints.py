@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import BaseModel
 
-from desk.http import Handler
+from web.http import Handler
 
 
 @dataclass(frozen=True)

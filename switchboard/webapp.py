@@ -1,4 +1,5 @@
-"""The web process's aiohttp application: API, health, OpenAPI and the channels that speak HTTP."""
+"""The web process's aiohttp application, assembled from the desk (API, console, health, metrics) and the channels
+that speak HTTP (contact form, web chat, portal, call log, Telegram webhook) on the plumbing in `web`."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from aiohttp import web
 
 from channels.chat.webchat import handlers as webchat
 from channels.phone import handlers as phone
+from channels.portal import handlers as portal
 from channels.webform import handlers as webform
-from desk import api, health, metrics, notifications, portal
+from desk import api, health, metrics, notifications
 from desk.console import admin as console_admin
 from desk.console import auth as console_auth
 from desk.console import dashboard as console_dashboard
 from desk.console import pages as console_pages
-from desk.endpoints import Endpoint, register
-from desk.http import RUNTIME, domain_errors
-from desk.openapi import build_openapi, openapi_handler
 from switchboard.bootstrap import Runtime
+from web.endpoints import Endpoint, register
+from web.errors import domain_errors
+from web.openapi import build_openapi, openapi_handler
+from web.runtime import RUNTIME
 
 
 def all_endpoints() -> list[Endpoint]:

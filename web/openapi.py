@@ -8,8 +8,8 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from desk.endpoints import Endpoint
-from desk.schemas import ErrorOut
+from web.endpoints import Endpoint
+from web.errors import ErrorOut
 
 _ERROR_TEXT = {
     400: "Bad request", 401: "Missing or invalid token", 403: "Not allowed for your role", 404: "Not found",

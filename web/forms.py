@@ -1,15 +1,32 @@
-"""Reading a browser's multipart post (the contact form, the customer portal) without holding more than the
-upload budget: files are counted as they stream in and refused the moment they pass it."""
+"""Reading a browser's form posts: text fields, and multipart uploads (the contact form, the customer portal)
+without holding more than the upload budget: files are counted as they stream in and refused the moment they
+pass it."""
 
 from __future__ import annotations
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from channels.webform.form import FormErrors
-from desk.http import form_fields, runtime
+from web.runtime import runtime
 
 MAX_FILES = 10
+
+
+class FormErrors(Exception):
+    """What is wrong with each field of a form, in words its sender understands."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__(fields)
+        self.fields = fields
+
+
+async def form_fields(request: web.Request) -> dict[str, str]:
+    """The text fields of a urlencoded or multipart post; a body that is neither (a multipart without its
+    boundary, bytes that are not UTF-8) is the sender's mistake, answered 400, never a 500."""
+    try:
+        return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    except (ValueError, AssertionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise web.HTTPBadRequest(text=f"the form could not be read: {exc}") from None
 
 
 async def read_form(request: web.Request, fields: dict[str, str]) -> list[tuple[str, str, bytes]]:

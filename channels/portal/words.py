@@ -1,0 +1,48 @@
+"""The portal's words in each language it answers in."""
+
+from __future__ import annotations
+
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "portal_title": "Your ticket",
+        "portal_status": "Status",
+        "you": "You",
+        "support": "Support",
+        "portal_reply": "Write to us",
+        "portal_sent": "Thank you: your message is with the ticket.",
+        "rate_title": "How did we do?",
+        "rate_comment": "Anything to add? (optional)",
+        "rate_send": "Send rating",
+        "rated": "Thank you for your rating.",
+        "your_rating": "Your rating",
+        "portal_files": "Attach files (optional)",
+        "s_new": "received",
+        "s_open": "in progress",
+        "s_pending": "waiting for you",
+        "s_resolved": "resolved",
+        "s_closed": "closed",
+        "send": "Send",
+        "title": "Switchboard",
+    },
+    "ru": {
+        "portal_title": "Ваша заявка",
+        "portal_status": "Статус",
+        "you": "Вы",
+        "support": "Поддержка",
+        "portal_reply": "Написать нам",
+        "portal_sent": "Спасибо: сообщение добавлено к заявке.",
+        "rate_title": "Как мы справились?",
+        "rate_comment": "Хотите что-то добавить? (необязательно)",
+        "rate_send": "Оценить",
+        "rated": "Спасибо за оценку.",
+        "your_rating": "Ваша оценка",
+        "portal_files": "Приложить файлы (необязательно)",
+        "s_new": "получена",
+        "s_open": "в работе",
+        "s_pending": "ждёт вашего ответа",
+        "s_resolved": "решена",
+        "s_closed": "закрыта",
+        "send": "Отправить",
+        "title": "Switchboard",
+    },
+}
