@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -34,7 +34,7 @@ AGENTS = 5
 
 def call(n: int, missed: bool) -> dict[str, object]:
     """Call n: a distinct London number; a missed one rings nobody, an answered one is taken by an extension."""
-    started = datetime(2026, 3, 2, 10, tzinfo=timezone.utc) + timedelta(seconds=n)
+    started = datetime(2026, 3, 2, 10, tzinfo=UTC) + timedelta(seconds=n)
     body: dict[str, object] = {
         "call_id": f"bench.{n}", "caller": f"+44 20 7{n:07d}", "called": "+44 20 7946 0000", "direction": "in",
         "started_at": started.isoformat(), "ended_at": (started + timedelta(seconds=95)).isoformat(),

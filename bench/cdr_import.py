@@ -2,8 +2,9 @@
 
 Usage: uv run python bench/cdr_import.py [--rows 1000000] [--runs 3] [--capacity 25] [--no-rerun] [--profile FILE]
 Needs PostgreSQL (BENCH_PG_URL, default the local server) and Redis (BENCH_REDIS_URL). Each run gets a
-fresh database with 20 agents on extensions 201–220, each with --capacity (callbacks past it queue); the import runs as its own process
-(`python -m switchboard.cli calls import --region RU --no-progress FILE`), timed from start to exit,
+fresh database with 20 agents on extensions 201–220, each with --capacity (callbacks past it queue); the import
+runs as its own process (`python -m switchboard.cli calls import --region RU --no-progress FILE`), timed from
+start to exit,
 then the same file is imported again (every call already logged: all skipped) as a second figure, and the raw
 limit (bench/raw_limit.py) is measured on the same server right after each run: rows/s is also given as a ratio to it.
 The file (18 columns, no header, one row per call, chronological, seeded so every run and every machine
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,7 +41,7 @@ AGENTS = 20
 EXTENSIONS = [str(201 + n) for n in range(AGENTS)]
 CLIENTS = 20_000
 SEED = 20261123
-START = datetime(2025, 1, 1, tzinfo=timezone.utc)  # the import's default PBX time zone is UTC
+START = datetime(2025, 1, 1, tzinfo=UTC)  # the import's default PBX time zone is UTC
 FIRST_NAMES = ["Ivan", "Olga", "Anna", "Sergey", "Maria", "Dmitry", "Elena", "Pavel", "Jane", "John", "Tom", "Kate"]
 LAST_NAMES = ["Petrov", "Ivanova", "Smirnov", "Kuznetsova", "Popov", "Sokolova", "Smith", "Brown", "Taylor"]
 MOBILE_CODES = ["903", "905", "910", "915", "916", "925", "926", "977", "985", "999"]
@@ -95,11 +96,13 @@ def write_cdr(path: Path, rows: int, seed: int = SEED) -> dict[str, int]:
                 app, data = "Dial", f"SIP/{ext},30"
             elif r < 0.85:
                 kind, answered = "missed", False
-                src, dst, context, clid, chan, dstchan = number, rng.choice([ext, "s"]), "from-pstn", _clid(number, name), trunk, leg
+                src, dst, context, clid = number, rng.choice([ext, "s"]), "from-pstn", _clid(number, name)
+                chan, dstchan = trunk, leg
                 app, data = "Dial", f"SIP/{ext},30"
             elif r < 0.88:
                 kind, answered = "withheld", rng.random() < 0.6
-                src, dst, context, clid, chan, dstchan = "anonymous", ext, "from-pstn", '"Anonymous" <anonymous>', trunk, leg
+                src, dst, context, clid = "anonymous", ext, "from-pstn", '"Anonymous" <anonymous>'
+                chan, dstchan = trunk, leg
                 app, data = "Dial", f"SIP/{ext},30"
             elif r < 0.98:
                 kind, answered = "outbound", rng.random() < 0.8
@@ -119,15 +122,15 @@ def write_cdr(path: Path, rows: int, seed: int = SEED) -> dict[str, int]:
                 app, data = "Dial", f"SIP/{ext},30"
             if answered:
                 disposition, billsec = "ANSWERED", talk
-                answer = datetime.fromtimestamp(start + ring, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                answer = datetime.fromtimestamp(start + ring, UTC).strftime("%Y-%m-%d %H:%M:%S")
                 end = start + ring + talk
             else:
                 disposition, billsec, answer = rng.choice(["NO ANSWER", "NO ANSWER", "BUSY"]), 0, ""
                 end = start + (ring if disposition == "NO ANSWER" else 1)
             fields: list[object] = [
                 "support", src, dst, context, clid, chan, dstchan, app, data,
-                datetime.fromtimestamp(start, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), answer,
-                datetime.fromtimestamp(end, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+                datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%d %H:%M:%S"), answer,
+                datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 end - start, billsec, disposition, "DOCUMENTATION", f"{start}.{n}", "",
             ]
             if kind == "malformed":

@@ -1,4 +1,5 @@
-"""A throw-away scaled deployment for benchmarks: a fresh PostgreSQL database, migrated, with agents, and roles as processes."""
+"""A throw-away scaled deployment for benchmarks: a fresh PostgreSQL database, migrated, with agents, and roles as
+processes."""
 
 from __future__ import annotations
 

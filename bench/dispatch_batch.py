@@ -1,7 +1,8 @@
 """The two halves of an ingest, apart: receipts alone (32 at once), then dispatching what they left owed, in batches.
 
 Prints each half's rate and this process's CPU per ticket, and with --profile a cProfile of one half.
-Usage: uv run python bench/dispatch_batch.py [--tickets 2000] [--agents 5] [--batch 200] [--profile receipt|dispatch] [--sort cumulative|tottime]
+Usage: uv run python bench/dispatch_batch.py [--tickets 2000] [--agents 5] [--batch 200] [--profile receipt|dispatch]
+       [--sort cumulative|tottime]
 Needs PostgreSQL (BENCH_PG_URL, default the local server); uses a throw-away database.
 """
 

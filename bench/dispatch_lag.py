@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -98,9 +98,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--url", default="http://127.0.0.1:8091")
     args = parser.parse_args()
-    since = datetime.min.replace(tzinfo=timezone.utc)
+    since = datetime.min.replace(tzinfo=UTC)
     if args.rate:
-        since = datetime.now(timezone.utc)  # only the offered tickets count
+        since = datetime.now(UTC)  # only the offered tickets count
         ok, refused = asyncio.run(offer(args.url, args.rate, args.seconds))
         print(f"offered {args.rate:g}/s for {args.seconds:g} s: {ok} stored, {refused} refused")
         time.sleep(3)  # the last batches commit

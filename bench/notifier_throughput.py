@@ -19,7 +19,7 @@ import asyncio
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -40,7 +40,7 @@ SMS = "Escalation #{n} request/head: not resolved, waiting 1 d 2 h. Client {n}, 
 async def fill(dsn: str, count: int, sms_share: float) -> list[int]:
     connection = await asyncpg.connect(dsn)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         sms = int(count * sms_share)
         records = []
         for n in range(count):

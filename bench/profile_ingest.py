@@ -42,7 +42,8 @@ async def main(sort: str, top: int, agents: int, concurrency: int) -> None:
 
         async def ingest(count: int, offset: int) -> None:
             for n in range(count):
-                await service.ingest(Inbound(channel="webform", identities=(Identity("email", f"c{offset + n}@example.com"),),
+                await service.ingest(Inbound(channel="webform",
+                                             identities=(Identity("email", f"c{offset + n}@example.com"),),
                                              body_text="x" * 2000))
 
         await ingest(50, 0)  # warm caches

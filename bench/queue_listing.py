@@ -43,7 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -202,7 +202,7 @@ async def seed(dsn: str, staff: Staff, tickets: int, customers: int, active: int
     are off while loading: every reference is made consistent here)."""
     rng = random.Random(20261201)
     began = time.perf_counter()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start = now - timedelta(days=365)
     span = (now - start).total_seconds()
     connection = await asyncpg.connect(dsn)
@@ -559,9 +559,9 @@ async def explain_views(dep: Deployment, slow: list[View], result: dict[str, flo
     from aiohttp import web
     from sqlalchemy import event
 
-    from desk.app import create_app
     from switchboard.bootstrap import build
     from switchboard.settings import Settings
+    from switchboard.webapp import create_app
 
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as data_dir:

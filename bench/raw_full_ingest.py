@@ -24,7 +24,7 @@ import json
 import secrets
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.deployment import asyncpg_dsn, deployment, report  # noqa: E402
 from bench.raw_limit import BODY, Prepared, transactions_per_second  # noqa: E402
 from bench.raw_limit import measure as raw_limit  # noqa: E402
-
 
 STATEMENTS = {
     "known": "SELECT id, customer_id, kind, address, created_at FROM customer_identities "
@@ -173,7 +172,7 @@ async def measure(database_url: str, transactions: int, concurrency: int, *, loc
     run = uuid.uuid4().hex[:8]
 
     async def ingest(s: Prepared, n: int) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         address = f"full-{run}-{n}@example.com"
         await s["known"].fetch("email", address)
         customer = await s["customer"].fetchval(f"Client {n}", "en", now)
@@ -228,7 +227,7 @@ async def measure_compact(database_url: str, transactions: int, concurrency: int
     run = uuid.uuid4().hex[:8]
 
     async def ingest(s: Prepared, n: int) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         address = f"{name}-{run}-{n}@example.com"
         customer = await s["card"].fetchval(address, f"{name} {n}", now)
         ticket = await s["ticket"].fetchval("Web form", customer, group_id, now, secrets.token_urlsafe(24), BODY,

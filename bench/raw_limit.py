@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -80,7 +80,7 @@ async def measure(database_url: str, transactions: int = 5000, concurrency: int 
     run = uuid.uuid4().hex[:8]
 
     async def one(s: Prepared, n: int) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         customer = await s["customer"].fetchval(f"Client {n}", now)
         customer = await s["identity"].fetchval(customer, f"raw-{run}-{n}@example.com", now)
         agent = agent_ids[n % len(agent_ids)]

@@ -208,7 +208,8 @@ async def stand_in_for_autovacuum(url: str, every: float = 60.0) -> None:
             return
         while True:
             await asyncio.sleep(every)
-            await connection.execute("VACUUM (ANALYZE) tickets, events, messages, customers, customer_identities, agents")
+            await connection.execute("VACUUM (ANALYZE) tickets, events, messages, customers, customer_identities, "
+                                     "agents")
     finally:
         await connection.close()
 

@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ async def fill(dsn: str, count: int, due: list[datetime], status: str, version: 
     agrees with the row."""
     connection = await asyncpg.connect(dsn)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         group = await connection.fetchval("SELECT id FROM groups ORDER BY id LIMIT 1")
         agent = await connection.fetchval("SELECT id FROM agents ORDER BY id LIMIT 1")
         customer = await connection.fetchval(
@@ -90,7 +90,7 @@ async def lateness_run(args: argparse.Namespace, regulations: Path) -> dict[str,
         version = settings.regulation_book().named("bench").version
         dsn = asyncpg_dsn(dep.database_url)
         lead = 30 + args.pending / 2500  # enqueueing the timers first (~2,500/s)
-        start = datetime.now(timezone.utc) + timedelta(seconds=lead)
+        start = datetime.now(UTC) + timedelta(seconds=lead)
         step = args.window / args.sample
         due = [start + timedelta(seconds=i * step) for i in range(args.sample)]
         due += [start + timedelta(days=1 + random.random() * 6) for _ in range(args.pending - args.sample)]
@@ -113,14 +113,14 @@ async def lateness_run(args: argparse.Namespace, regulations: Path) -> dict[str,
         for i in range(0, len(batch), 200):
             await asyncio.gather(*(timers.schedule([t]) for t in batch[i:i + 200]))
         enqueued = time.perf_counter() - began
-        if datetime.now(timezone.utc) > start:
+        if datetime.now(UTC) > start:
             print(f"warning: enqueueing took {enqueued:.0f} s, past the first due time", file=sys.stderr)
         dep.start("worker")
-        worker_started = datetime.now(timezone.utc)
+        worker_started = datetime.now(UTC)
         end = start + timedelta(seconds=args.window + 90)
         connection = await asyncpg.connect(dsn)
         try:
-            while datetime.now(timezone.utc) < end:
+            while datetime.now(UTC) < end:
                 fired = await connection.fetchval(
                     "SELECT count(*) FROM deadlines WHERE id = ANY($1::bigint[]) AND status = 'fired'", list(sample))
                 if fired == len(sample):
@@ -159,7 +159,7 @@ async def sweep_cost(args: argparse.Namespace, regulations: Path) -> dict[str, f
                                 database={"url": dep.database_url}, redis={"url": REDIS_URL})
             version = settings.regulation_book().named("bench").version
             dsn = asyncpg_dsn(dep.database_url)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             count = args.sweep_tickets
             kept = int(count * 0.9)
             began = time.perf_counter()
@@ -180,9 +180,11 @@ async def sweep_cost(args: argparse.Namespace, regulations: Path) -> dict[str, f
                     idle.append(time.perf_counter() - t0)
                     assert fired == 0
                 connection = await asyncpg.connect(dsn)
-                due = await connection.fetch("SELECT id, ticket_id FROM deadlines WHERE status = 'pending' ORDER BY id LIMIT 500")
+                due = await connection.fetch("SELECT id, ticket_id FROM deadlines WHERE status = 'pending' "
+                                             "ORDER BY id LIMIT 500")
                 await connection.execute("UPDATE deadlines SET due_at = now() - interval '1 second', "
-                                         "reference_at = now() - interval '7 days 1 second' WHERE id = ANY($1::bigint[])",
+                                         "reference_at = now() - interval '7 days 1 second' "
+                                         "WHERE id = ANY($1::bigint[])",
                                          [r["id"] for r in due])
                 await connection.execute("UPDATE tickets SET created_at = now() - interval '7 days 1 second' "
                                          "WHERE id = ANY($1::bigint[])", [r["ticket_id"] for r in due])

@@ -183,7 +183,7 @@ async def metrics_rss(session: aiohttp.ClientSession, url: str) -> int | None:
     try:
         async with session.get(f"{url}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as response:
             text = await response.text()
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return None
     for line in text.splitlines():
         if line.startswith("process_resident_memory_bytes "):
@@ -199,7 +199,7 @@ def slope_mib_per_min(samples: list[tuple[float, int]]) -> float:
     ys = [b / MIB for _, b in samples]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     den = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else float("nan")
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else float("nan")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -387,7 +387,7 @@ async def soak(args: argparse.Namespace) -> tuple[dict[str, float], list[str]]:
                 for role in ROLES:
                     setup.start(role)
                     pids[role] = setup.processes[-1].pid
-                popen = dict(zip(ROLES, setup.processes[-len(ROLES):]))
+                popen = dict(zip(ROLES, setup.processes[-len(ROLES):], strict=True))
                 samples: list[Sample] = []
                 load = Load()
                 stop = asyncio.Event()

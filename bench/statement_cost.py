@@ -18,7 +18,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select
@@ -87,7 +87,7 @@ async def one_run(count: int) -> dict[str, float]:
                                                    body_text="x"))).ticket.id
             sessions = create_session_factory(engine)
             result = {}
-            for name, statement in statements(datetime.now(timezone.utc)).items():
+            for name, statement in statements(datetime.now(UTC)).items():
                 async with sessions() as session, session.begin():
                     for _ in range(50):
                         await statement(session, ticket)

@@ -63,7 +63,8 @@ def update(n: int) -> dict[str, Any]:
         "chat": {"id": user["id"], "type": "private", "first_name": "Client"}, "text": f"{TEXT}#{n}"}}
 
 
-async def blast(session: aiohttp.ClientSession, url: str, count: int, concurrency: int, secret: str) -> dict[str, float]:
+async def blast(session: aiohttp.ClientSession, url: str, count: int, concurrency: int,
+                secret: str) -> dict[str, float]:
     bodies = [update(n) for n in range(count)]
 
     async def post(n: int) -> None:

@@ -90,7 +90,7 @@ async def next_event(queue: asyncio.Queue[tuple[float, dict[str, Any]]], timeout
                      visitor: Visitor) -> tuple[float, dict[str, Any]]:
     try:
         arrived, event = await asyncio.wait_for(queue.get(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError(f"no {what} within {timeout} s (errors: {visitor.errors[-3:]})") from None
     if event.get("type") == "closed":
         raise AssertionError(f"the socket closed while waiting for {what}")
@@ -195,7 +195,8 @@ async def main() -> None:
     args = parser.parse_args()
     if args.visitors % args.concurrency or not 0 < args.round_trips <= 10_000:
         parser.error("--visitors must be a multiple of --concurrency; --round-trips 1..10000")
-    results = [await one_run(args.round_trips, args.visitors, args.concurrency, args.think, args.timeout) for _ in range(args.runs)]
+    results = [await one_run(args.round_trips, args.visitors, args.concurrency, args.think, args.timeout)
+               for _ in range(args.runs)]
     report(results, f"{args.round_trips} round trips, {args.visitors} visitors, {args.concurrency} in flight, "
            f"pauses 0-{args.think} s, 1 web + 1 worker process, arq poll_delay {poll_delay()} s",
            keys=("round_trips_per_s",), digits=1)

@@ -72,7 +72,8 @@ async def list_tickets(request: web.Request) -> web.Response:
         limit=int_param(request, "limit", maximum=MAX_PAGE) or 50,
         before=int_param(request, "cursor"),
     )
-    return json_ok(schemas.TicketList(items=[schemas.ticket_summary(t) for t in page.tickets], next_cursor=page.next_cursor))
+    items = [schemas.ticket_summary(t) for t in page.tickets]
+    return json_ok(schemas.TicketList(items=items, next_cursor=page.next_cursor))
 
 
 async def get_ticket(request: web.Request) -> web.Response:
@@ -107,7 +108,8 @@ async def forecast(request: web.Request) -> web.Response:
 async def add_message(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     payload = await parse_json(request, schemas.MessageIn)
-    message = await runtime(request).service.add_message(agent, path_id(request, "number"), payload.body, internal=payload.internal)
+    message = await runtime(request).service.add_message(agent, path_id(request, "number"), payload.body,
+                                                         internal=payload.internal)
     return json_ok(schemas.message_out(message), status=201)
 
 
@@ -323,7 +325,8 @@ ENDPOINTS = [
             Param("channel", "query", "Only tickets that came in on this channel (email, web, telegram, phone, …)."),
             Param("priority", "query", "Comma-separated priorities (low, normal, high, critical)."),
             Param("q", "query", "Search by number, subject, customer name or address, and message text."),
-            Param("overdue", "query", "`true`: only tickets with a deadline pending past its due time.", {"type": "boolean"}),
+            Param("overdue", "query", "`true`: only tickets with a deadline pending past its due time.",
+                  {"type": "boolean"}),
             Param("limit", "query", f"Page size, 1–{MAX_PAGE} (default 50).", {"type": "integer"}),
             Param("cursor", "query", "`next_cursor` of the previous page.", {"type": "integer"}),
         ),

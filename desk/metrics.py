@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from tickets.models import Agent, Deadline, DeadlineStatus, Group, Outbox, Ticket, TicketStatus
 from web.endpoints import Endpoint
 from web.http import Handler
-from web.runtime import runtime
+from web.runtime import Runtime, runtime
 
 REQUESTS = Counter("switchboard_http_requests", "HTTP requests answered by this process",
                    ("method", "route", "status"))
@@ -49,15 +49,15 @@ async def metrics(request: web.Request) -> web.Response:
     families = await _store_families(rt)
 
     class _Store:
-        def collect(self):  # type: ignore[no-untyped-def]
+        def collect(self) -> list[GaugeMetricFamily]:
             return families
 
-    store.register(_Store())  # type: ignore[arg-type]
+    store.register(_Store())
     body = generate_latest(REGISTRY) + generate_latest(store)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _store_families(rt) -> list[GaugeMetricFamily]:  # type: ignore[no-untyped-def]
+async def _store_families(rt: Runtime) -> list[GaugeMetricFamily]:
     now = rt.clock.now()
     async with rt.sessions() as session:
         tickets = await session.execute(select(Ticket.status, func.count()).group_by(Ticket.status))
@@ -83,8 +83,8 @@ async def _store_families(rt) -> list[GaugeMetricFamily]:  # type: ignore[no-unt
     deadlines.add_metric(["overdue"], overdue or 0)
     notices = GaugeMetricFamily("switchboard_notifications", "Outbox rows by channel and status",
                                 labels=["channel", "status"])
-    for channel, status, count in outbox:
-        notices.add_metric([channel, str(status)], count)
+    for channel, delivery, count in outbox:
+        notices.add_metric([channel, str(delivery)], count)
     presence = GaugeMetricFamily("switchboard_agents", "Agents by presence", labels=["presence"])
     for state, count in agents:
         presence.add_metric([str(state)], count)

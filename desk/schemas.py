@@ -1,4 +1,5 @@
-"""The API's request and response shapes; handlers serialise through them and the OpenAPI document is built from them."""
+"""The API's request and response shapes; handlers serialise through them and the OpenAPI document is built from
+them."""
 
 from __future__ import annotations
 
@@ -72,12 +73,17 @@ class TicketPatch(Strict):
 class IdentityIn(Strict):
     kind: Literal["email", "phone"]
     address: str = Field(min_length=1, max_length=320)
-    merge: bool = Field(False, description="If the address is on another card, merge that card (tickets, calls) into this one.")
+    merge: bool = Field(
+        False, description="If the address is on another card, merge that card (tickets, calls) into this one."
+    )
 
 
 class CustomerPatch(Strict):
-    tier: str | None = Field(description="Service level (gold, basic; null: none). Regulations may match on it; the "
-                                         "client's open tickets are planned again.", max_length=32, pattern=r"^[\w.-]+$")
+    tier: str | None = Field(
+        description="Service level (gold, basic; null: none). Regulations may match on it; the client's open tickets "
+                    "are planned again.",
+        max_length=32, pattern=r"^[\w.-]+$",
+    )
 
 
 class AgentPatch(Strict):
@@ -362,12 +368,12 @@ def _deadline_out(deadline: Deadline, now: datetime) -> DeadlineOut:
         regulation=deadline.regulation,
         step=deadline.step,
         position=deadline.position or 0,
-        kind=deadline.kind or "step",  # type: ignore[arg-type]
+        kind=deadline.kind or "step",
         met_by=deadline.met_by,
         due_at=deadline.due_at,
         counts_from=deadline.reference_at,
         status=deadline.status.value,
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         met_at=deadline.met_at,
         fired_at=deadline.fired_at,
         late=late,
@@ -377,13 +383,14 @@ def _deadline_out(deadline: Deadline, now: datetime) -> DeadlineOut:
 
 
 def _clock_out(event: ClockEvent) -> ClockEventOut:
-    return ClockEventOut(kind=event.kind, reason=event.reason, regulation=event.regulation,  # type: ignore[arg-type]
+    return ClockEventOut(kind=event.kind, reason=event.reason, regulation=event.regulation,
                          version=event.version, calendar=event.calendar, at=event.created_at)
 
 
 def _event_out(event: Event) -> EventOut:
     return EventOut(
-        id=event.id, kind=event.kind, actor=event.actor, reason=event.reason, data=event.data, created_at=event.created_at
+        id=event.id, kind=event.kind, actor=event.actor, reason=event.reason, data=event.data,
+        created_at=event.created_at,
     )
 
 

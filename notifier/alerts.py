@@ -8,9 +8,7 @@ quiet hours.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,52 +19,15 @@ from notifier.quiet import quiet_until
 from notifier.sms import CHANNEL as SMS_CHANNEL
 from notifier.sms import fit
 from notifier.telegram import CHANNEL as TELEGRAM_CHANNEL
+from tickets.alerts import CONDITIONS, AlertFacts, Person
 from tickets.language import answer_in
 from tickets.models import Agent, Customer, CustomerIdentity, Ticket
 
-AlertKind = Literal["escalation", "breach", "warning"]
 _TITLES = {
     "en": {"escalation": "Escalation", "breach": "Breached", "warning": "Warning"},
     "ru": {"escalation": "Эскалация", "breach": "Нарушен срок", "warning": "Предупреждение"},
 }
-CONDITIONS = {  # also the audit trail's wording of a fired step (English)
-    "en": {"processed": "processed (answered or taken)", "resolved": "resolved", "replied": "answered"},
-    "ru": {"processed": "обработана (ответ или взята в работу)", "resolved": "решена", "replied": "получила ответ"},
-}
 _UNITS = {"en": ("d", "h", "min", "s"), "ru": ("дн", "ч", "мин", "с")}
-
-
-@dataclass(frozen=True)
-class Person:
-    """Someone an alert goes to, with the addresses they may be reached at."""
-
-    name: str
-    email: str | None = None
-    phone: str | None = None
-    language: str | None = None
-    telegram: str | None = None
-    """The chat of an agent who linked their Telegram account."""
-
-    def address(self, medium: str) -> str | None:
-        return {"email": self.email, "sms": self.phone, "telegram": self.telegram}.get(medium)
-
-
-@dataclass(frozen=True)
-class AlertFacts:
-    """What fired: the same for every recipient of one firing."""
-
-    kind: AlertKind
-    regulation: str
-    step: str
-    condition: str
-    """What the ticket was not by the due time: processed, resolved or replied."""
-    due_at: datetime
-    actions: Sequence[str] = ()
-    """What the firing did (reassigned from … to …, priority raised …)."""
-
-    @property
-    def urgent(self) -> bool:
-        return self.kind != "warning"
 
 
 def waited(delta: timedelta, language: str) -> str:
@@ -138,7 +99,9 @@ async def clients_of(session: AsyncSession, tickets: Sequence[Ticket]) -> dict[i
     named: dict[int, str] = {}
     for ticket in tickets:
         customer = await session.get(Customer, ticket.customer_id)
-        named[ticket.id] = _client(customer.name if customer else None, first.get(ticket.customer_id), ticket.customer_id)
+        named[ticket.id] = _client(
+            customer.name if customer else None, first.get(ticket.customer_id), ticket.customer_id
+        )
     return named
 
 

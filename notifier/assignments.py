@@ -1,4 +1,5 @@
-"""Telling an agent by email (and in Telegram, when they linked it) that a ticket was handed to them: by the router, or by a manager's transfer.
+"""Telling an agent by email (and in Telegram, when they linked it) that a ticket was handed to them: by the router,
+or by a manager's transfer.
 
 Taking a ticket yourself tells nobody; a reassignment by a regulation step is told by that step's own alert.
 """

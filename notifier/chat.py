@@ -11,7 +11,8 @@ from tickets.language import answer_in
 from tickets.models import Customer, Direction, Message, Ticket
 
 RESOLVED = {
-    "en": "Your request #{number} has been resolved. If anything is still wrong, just write here and we will reopen it.",
+    "en": "Your request #{number} has been resolved. If anything is still wrong, just write here "
+          "and we will reopen it.",
     "ru": "Ваше обращение №{number} решено. Если что-то осталось не так, просто напишите сюда — мы откроем его снова.",
 }
 

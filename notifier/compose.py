@@ -118,7 +118,8 @@ def _usable(address: Any) -> str | None:
 
 
 class EmailNotifications:
-    """`tickets.ports.Notifications` for the email channel: the agent's reply, the acknowledgement, the resolution notice."""
+    """`tickets.ports.Notifications` for the email channel: the agent's reply, the acknowledgement, the resolution
+    notice."""
 
     def __init__(self, settings: MailSettings) -> None:
         self._reply_from = settings.smtp.reply_from
@@ -237,7 +238,9 @@ class EmailNotifications:
             log.info("no acknowledgement: it came from our own address %s", sender)
             return None
         references = meta.get("references")
-        client_mail = _ClientMail(recipient, facts.external_id, list(references) if isinstance(references, list) else [])
+        client_mail = _ClientMail(
+            recipient, facts.external_id, list(references) if isinstance(references, list) else []
+        )
         return Notice(
             kind="ack", channel=CHANNEL, recipient=recipient, template="ack",
             params={"name": facts.customer_name, "subject": facts.subject, "team": facts.group_name,

@@ -90,10 +90,13 @@ class _Template:
     created_at: datetime
 
 
-def backoff(attempt: int, *, first: timedelta, cap: timedelta, jitter: Callable[[], float] = random.random) -> timedelta:
+def backoff(
+    attempt: int, *, first: timedelta, cap: timedelta, jitter: Callable[[], float] = random.random
+) -> timedelta:
     """Exponential from `first`, doubled per attempt, ±20 % jitter so a relay outage does not end in a stampede."""
     base = min(cap, first * (2 ** max(0, attempt - 1)))
-    return min(cap, base * (0.8 + 0.4 * jitter()))
+    spread: timedelta = base * (0.8 + 0.4 * jitter())
+    return min(cap, spread)
 
 
 class Deliverer:
@@ -278,7 +281,9 @@ class Deliverer:
             row.provider_id = provider_id[:255] if provider_id else row.provider_id  # a receipt may have named it
             row.last_error = note
             if claim.rendered is not None:  # what went out, for the row's history and the console
-                row.subject, row.body_text, row.body_html = claim.rendered.subject, claim.rendered.text, claim.rendered.html
+                row.subject, row.body_text, row.body_html = (
+                    claim.rendered.subject, claim.rendered.text, claim.rendered.html
+                )
             history(session, row, "unconfirmed" if note else "sent", now, started_at=claim.started_at, error=note)
             await self._set_message_status(session, row, DeliveryStatus.sent, None)
             log.info("outbox %s (%s) sent to %s", row.id, row.kind, row.recipient)
@@ -330,7 +335,8 @@ class Deliverer:
     async def _set_message_status(
         self, session: AsyncSession, row: Outbox, status: DeliveryStatus, error: str | None
     ) -> None:
-        """One conditional UPDATE: a `delivered` (the client's screen confirmed it, maybe a moment ago) is never undone."""
+        """One conditional UPDATE: a `delivered` (the client's screen confirmed it, maybe a moment ago) is never
+        undone."""
         if row.message_id is None:
             return
         await session.execute(

@@ -14,7 +14,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from notifier.delivery import Deliverer
-from notifier.enqueue import JobSpec, enqueue_all
+from tickets.enqueue import JobSpec, enqueue_all
 
 log = logging.getLogger(__name__)
 

@@ -37,4 +37,4 @@ class RedisChangeFeed:
                     continue
         finally:
             await pubsub.unsubscribe(self.channel)
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped

@@ -28,7 +28,8 @@ async def insert_all(session: AsyncSession, rows: list[dict[str, Any]]) -> list[
 
 
 async def queue(session: AsyncSession, now: datetime, *, due_at: datetime | None = None, **fields: Any) -> int:
-    """Add a queued row inside the caller's transaction (due now, or at `due_at`); returns its id for delivery after commit."""
+    """Add a queued row inside the caller's transaction (due now, or at `due_at`); returns its id for delivery
+    after commit."""
     row = Outbox(**notice_values(now, due_at=due_at, **fields))
     session.add(row)
     await session.flush()

@@ -59,7 +59,9 @@ def envelope(visitor: str, event: Mapping[str, Any]) -> str:
 class WebchatNotifications:
     """`tickets.ports.Notifications` for web chat: the reply goes live to the visitor, and by email if unseen."""
 
-    def __init__(self, email: EmailNotifications, reply_from: str, public_url: str, email_after: timedelta | None) -> None:
+    def __init__(
+        self, email: EmailNotifications, reply_from: str, public_url: str, email_after: timedelta | None
+    ) -> None:
         self._email = email
         self._reply_from = reply_from
         self._public_url = public_url
@@ -81,12 +83,14 @@ class WebchatNotifications:
         author = await session.scalar(select(Agent.name).where(Agent.id == message.author_id))
         ids = [await outbox.queue(
             session, now, kind="reply", channel=CHANNEL, recipient=visitor["visitor"], subject=None,
-            body_text=message.body_text, headers={"event": {"type": "message", "message": message_event(message, author)}},
+            body_text=message.body_text,
+            headers={"event": {"type": "message", "message": message_event(message, author)}},
             ticket_id=ticket.id, message_id=message.id, dedupe_key=f"reply:{message.id}",
         )]
         address = visitor.get("email")
         if address and self._email_after is not None:
-            ids.append(await self._unseen_copy(session, ticket, message, author, address, visitor.get("name"), now))
+            ids.append(await self._unseen_copy(session, ticket, message, author, address, visitor.get("name"), now,
+                                               self._email_after))
         return ids
 
     async def ticket_resolved(self, session: AsyncSession, ticket: Ticket, now: datetime) -> list[int]:
@@ -104,7 +108,7 @@ class WebchatNotifications:
 
     async def _unseen_copy(
         self, session: AsyncSession, ticket: Ticket, message: Message, author: str | None, address: str,
-        name: str | None, now: datetime,
+        name: str | None, now: datetime, after: timedelta,
     ) -> int:
         """The reply by email, due after the delay; the deliverer cancels it if the visitor saw it first."""
         language = await client_language(session, ticket)
@@ -116,7 +120,7 @@ class WebchatNotifications:
             session, kind="chat_missed", dedupe_key=f"chat-missed:{message.id}", ticket=ticket, message_id=message.id,
             sender=self._reply_from, recipient=address, subject=ticket_subject(ticket.id, ticket.subject, reply=True),
             text=text, headers={"Message-ID": make_msgid(domain=domain), "Auto-Submitted": "auto-generated"},
-            language=language, now=now, due_at=now + self._email_after, extra={SKIP_IF_SEEN: True},
+            language=language, now=now, due_at=now + after, extra={SKIP_IF_SEEN: True},
         )
 
 

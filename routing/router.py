@@ -13,12 +13,13 @@ statement, and drains read the queue from its head instead of sorting it.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, String, bindparam, cast, func, or_, select, update
+from sqlalchemy import BindParameter, Select, String, bindparam, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import rules
@@ -38,6 +39,7 @@ from tickets.models import (
     TicketStatus,
     skill_set,
 )
+from tickets.ports import LockedAgent
 
 _URGENCY = (Priority.critical, Priority.high, Priority.normal, Priority.low)
 """The order queues drain in; within a priority, oldest first."""
@@ -110,7 +112,7 @@ class LeastLoadedRouter:
             .join(Skill, Skill.id == AgentSkill.skill_id)
             .where(AgentSkill.agent_id == Agent.id)
         )
-        ids = bindparam("ids", expanding=True)
+        ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
         self._read_locked = (
             select(Agent.id, Agent.presence, Agent.capacity, Agent.last_assigned_at, groups.scalar_subquery(),
                    skills.scalar_subquery(), Agent.load_open, Agent.load_weight)
@@ -263,7 +265,7 @@ class LeastLoadedRouter:
 
     async def drain(
         self, session: AsyncSession, group_ids: Iterable[int], now: datetime, hold: Collection[int] = (),
-        locked: Sequence[Candidate] | None = None,
+        locked: Sequence[LockedAgent] | None = None,
     ) -> int:
         """Give waiting tickets to agents with room: highest priority first, then oldest.
 
@@ -279,11 +281,13 @@ class LeastLoadedRouter:
         group_ids = sorted(set(group_ids))
         if not group_ids:
             return 0
-        candidates = list(locked) if locked is not None else await self.lock(session, group_ids)
+        # `locked` is what this router's own `lock` returned in this transaction: its Candidates
+        candidates = (typing.cast(list[Candidate], list(locked)) if locked is not None
+                      else await self.lock(session, group_ids))
         if not any(c.has_room for c in candidates):
             return 0
 
-        def waiting(priority: Priority) -> Select[tuple[Ticket]]:
+        def waiting(priority: Priority) -> Select[Ticket]:
             return select(Ticket).where(
                 Ticket.group_id.in_(group_ids),
                 Ticket.status == TicketStatus.new,
@@ -296,7 +300,7 @@ class LeastLoadedRouter:
         found = (await session.execute(select(*(waiting(p).exists() for p in _URGENCY)))).one()
         assigned = 0
         stamped: set[int] = set()
-        for priority in (p for p, anyone in zip(_URGENCY, found) if anyone):
+        for priority in (p for p, anyone in zip(_URGENCY, found, strict=True) if anyone):
             after: tuple[datetime, int] | None = None
             size = 0
             while room := sum(c.agent.capacity - c.load.open for c in candidates if c.has_room):

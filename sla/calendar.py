@@ -18,7 +18,9 @@ MAX_DAYS = 3660
 class Calendar(Protocol):
     """What a regulation measures its steps in: working time, or every hour of the clock."""
 
-    tz: tzinfo
+    @property
+    def tz(self) -> tzinfo:
+        """The zone its days and hours are in."""
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The moment `duration` of counted time after `start` has passed (UTC)."""
@@ -150,7 +152,9 @@ def parse_calendar(
         try:
             public = public_holidays.country_holidays(country.upper())
         except NotImplementedError:
-            raise ValueError(f"no public holidays known for country {country!r} (use an ISO code, e.g. RU, GB)") from None
+            raise ValueError(
+                f"no public holidays known for country {country!r} (use an ISO code, e.g. RU, GB)"
+            ) from None
         holidays = _Either(public, frozenset(off))
     return BusinessCalendar(tz, week, holidays)
 

@@ -90,9 +90,9 @@ class RegulationEngine:
         events = [] if new else list(await session.scalars(
             select(ClockEvent).where(ClockEvent.ticket_id == ticket.id).order_by(ClockEvent.id)))
         if ticket.regulation != name:
-            for row in rows:
-                if row.regulation == ticket.regulation and row.status in _OPEN_ROWS:
-                    row.status = DeadlineStatus.cancelled
+            for stale in rows:
+                if stale.regulation == ticket.regulation and stale.status in _OPEN_ROWS:
+                    stale.status = DeadlineStatus.cancelled
             if ticket.regulation:
                 events.append(_event(session, ticket, "replanned", now, regulation,
                                      f"{reason}: regulation {ticket.regulation} → {name or 'none'}"))
@@ -106,7 +106,8 @@ class RegulationEngine:
             rows = rows or list(await session.scalars(select(Deadline).where(Deadline.ticket_id == ticket.id)))
             callback = [r for r in rows if r.regulation == CALLBACK and r.status == DeadlineStatus.pending]
             return lambda: _timers(callback)
-        state = "running" if ticket.status in RUNNING else "paused" if ticket.status == TicketStatus.pending else "stopped"
+        state = ("running" if ticket.status in RUNNING
+                 else "paused" if ticket.status == TicketStatus.pending else "stopped")
         current = _current_state(events)
         if current is None:
             events.append(_event(session, ticket, "started", ticket.created_at if new else now, regulation, reason))
@@ -220,9 +221,10 @@ def _target(item: Planned, row: Deadline | None, ticket: Ticket, state: str, now
         if item.reference is None and row is None:
             return None
         met_at = None if item.reference is not None else (row.met_at if row and row.met_at else now)
-    if row is not None and row.status == DeadlineStatus.fired:
-        if not (step.since == "client_message" and item.reference not in (None, row.reference_at)):
-            return _Target(DeadlineStatus.fired, row.due_at, row.met_at or met_at)
+    # a fired step stays fired, unless a new client message re-arms a next-update target
+    if row is not None and row.status == DeadlineStatus.fired and not (
+            step.since == "client_message" and item.reference not in (None, row.reference_at)):
+        return _Target(DeadlineStatus.fired, row.due_at, row.met_at or met_at)
     due = item.due_at or (row.due_at if row is not None else item.reference or ticket.created_at)
     if met_at is not None:
         if row is not None and row.status == DeadlineStatus.met and row.met_at is not None:

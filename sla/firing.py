@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notifier.alerts import CONDITIONS, AlertFacts, Person, StaffAlerts
 from sla.engine import RegulationEngine
 from sla.regulations import Regulation, Step
 from tickets import audit
+from tickets.alerts import CONDITIONS, AlertFacts, Person
 from tickets.clock import Clock
 from tickets.models import (
     CLOSED_STATUSES,
@@ -28,7 +28,7 @@ from tickets.models import (
     Role,
     Ticket,
 )
-from tickets.ports import Assigner, JobQueue, Timer, Timers
+from tickets.ports import Alerts, Assigner, JobQueue, Timer, Timers
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
@@ -55,7 +55,7 @@ class Escalations:
     """Fires due deadline rows (from their arq timer or the sweeper) and carries out the steps' actions."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: RegulationEngine, router: Assigner,
-                 alerts: StaffAlerts, clock: Clock, *, jobs: JobQueue | None = None, timers: Timers | None = None) -> None:
+                 alerts: Alerts, clock: Clock, *, jobs: JobQueue | None = None, timers: Timers | None = None) -> None:
         self._sessions = sessions
         self._engine = engine
         self._router = router
@@ -87,7 +87,8 @@ class Escalations:
             self._replanned = True
         async with self._sessions() as session:
             due = list(await session.scalars(
-                select(Deadline.id).where(Deadline.status == DeadlineStatus.pending, Deadline.due_at <= self._clock.now())
+                select(Deadline.id)
+                .where(Deadline.status == DeadlineStatus.pending, Deadline.due_at <= self._clock.now())
                 .order_by(Deadline.due_at).limit(limit)))
         fired = 0
         for deadline_id in due:
@@ -199,7 +200,8 @@ class Escalations:
                                                result)
         kind = EventKind.sla_breached if step.breach else EventKind.sla_step_fired
         audit.record(session, ticket.id, kind, now, actor="regulations",
-                     reason=f"{summary}; {', '.join(done) or 'alerted'}", deadline_id=row.id, regulation=regulation.name,
+                     reason=f"{summary}; {', '.join(done) or 'alerted'}", deadline_id=row.id,
+                     regulation=regulation.name,
                      step=step.name, due_at=row.due_at.isoformat(), actions=done, notified=notified, skipped=skipped)
         if step.raise_priority is not None:
             # The new priority may put the ticket under another regulation: its remaining steps are planned again.

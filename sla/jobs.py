@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arq.connections import ArqRedis
 
-from notifier.enqueue import JobSpec, enqueue_all
+from tickets.enqueue import JobSpec, enqueue_all
 from tickets.ports import Timer
+
+if TYPE_CHECKING:
+    from sla.firing import Escalations
 
 FIRE_JOB = "fire_deadline"
 TIMER_QUEUE = "arq:sla-timers"
-"""A queue of its own: a burst worker (tests, a drain) waits for every deferred job of its queue, and these wait days."""
+"""A queue of its own: a burst worker (tests, a drain) waits for every deferred job of its queue, and these wait
+days."""
 
 
 class ArqTimers:
@@ -31,9 +35,11 @@ class ArqTimers:
 
 async def fire_deadline(ctx: dict[str, Any], deadline_id: int, plan: int) -> str:
     """Acts only if this plan of the step is still pending and due; running twice acts once."""
-    return await ctx["runtime"].escalations.fire(deadline_id, plan)
+    escalations: Escalations = ctx["runtime"].escalations
+    return await escalations.fire(deadline_id, plan)
 
 
 async def sweep_deadlines(ctx: dict[str, Any]) -> int:
     """Every minute: fire what is past due and not fired (a flushed Redis, a job lost with a killed worker)."""
-    return await ctx["runtime"].escalations.sweep()
+    escalations: Escalations = ctx["runtime"].escalations
+    return await escalations.sweep()

@@ -186,9 +186,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _by_email() -> list[Medium]:
+    return ["email"]
+
+
 class _NotifyIn(_Strict):
     to: list[str] = Field(min_length=1)
-    by: list[Medium] = Field(default_factory=lambda: ["email"], min_length=1)
+    by: list[Medium] = Field(default_factory=_by_email, min_length=1)
 
     _lists = field_validator("to", "by", mode="before")(classmethod(lambda cls, v: _names(v)))
 
@@ -224,7 +228,8 @@ class _StepIn(_Strict):
     @field_validator("at")
     @classmethod
     def _at(cls, value: str | None) -> str | None:
-        if value is not None and (_END_OF_DAY.match(value) is None or int(_END_OF_DAY.match(value)["n"]) < 1):
+        day = _END_OF_DAY.match(value) if value is not None else None
+        if value is not None and (day is None or int(day["n"]) < 1):
             raise ValueError(f"{value!r} should look like 'end of business day 1'")
         return value
 
@@ -266,7 +271,7 @@ class _TargetIn(_Strict):
     within: str
     warn_at: float | None = Field(None, gt=0, lt=1, description="share of `within`: 0.8 or '80%'")
     warn: list[str] = Field(default_factory=lambda: ["assignee"])
-    warn_by: list[Medium] = Field(default_factory=lambda: ["email"])
+    warn_by: list[Medium] = Field(default_factory=_by_email)
     on_breach: list[_NotifyIn] = Field(default_factory=list)
 
     _pct = field_validator("warn_at", mode="before")(classmethod(lambda cls, v: _share(v)))
@@ -291,8 +296,9 @@ class _TargetsIn(_Strict):
 
     def build(self) -> list[Step]:
         steps: list[Step] = []
-        for name, unless, since in (("first_response", "processed", "creation"),
-                                    ("next_update", "replied", "client_message"), ("resolution", "resolved", "creation")):
+        targets = (("first_response", "processed", "creation"), ("next_update", "replied", "client_message"),
+                   ("resolution", "resolved", "creation"))
+        for name, unless, since in targets:
             target: _TargetIn | None = getattr(self, name)
             if target is not None:
                 steps.extend(target.build(name, unless, since))  # type: ignore[arg-type]
@@ -368,7 +374,8 @@ class _FileIn(_Strict):
     def _references(self) -> _FileIn:
         names = [r.name for r in self.regulations]
         if len(set(names)) < len(names):
-            raise ValueError(f"regulation names must be unique; repeated: {sorted({n for n in names if names.count(n) > 1})}")
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"regulation names must be unique; repeated: {repeated}")
         return self
 
 
@@ -398,7 +405,8 @@ def build_book(document: Mapping[str, Any], source: str, default_calendar: Mappi
     calendar a regulation means by "default" unless the file defines its own of that name.
     """
     lines = lines or {}
-    document = {**document, "calendars": {DEFAULT_CALENDAR: dict(default_calendar), **(document.get("calendars") or {})}}
+    calendars = {DEFAULT_CALENDAR: dict(default_calendar), **(document.get("calendars") or {})}
+    document = {**document, "calendars": calendars}
 
     def line_of(path: tuple[Any, ...]) -> int | None:
         while path:

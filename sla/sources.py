@@ -41,7 +41,7 @@ def parse_yaml(text: str) -> tuple[dict[str, Any], Lines]:
         raise SourceError(mark.line + 1 if mark else None, f"not valid YAML: {error.problem or error}") from None
     except yaml.YAMLError as error:
         raise SourceError(None, f"not valid YAML: {error}") from None
-    if not isinstance(document, dict):
+    if not isinstance(document, dict) or root is None:
         raise SourceError(1, "the file should be a mapping with a 'regulations' list")
     lines: Lines = {}
     _yaml_lines(root, (), lines)

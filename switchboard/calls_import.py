@@ -39,7 +39,9 @@ async def run_import(settings: Settings, service: Any, args: argparse.Namespace)
     tz = _zone(args.timezone or settings.phone.timezone or settings.calendar.timezone)
     region = args.region or settings.phone_region
     spill = await asyncio.to_thread(tempfile.TemporaryFile, "w+", encoding="utf-8", newline="")
-    rejects: IO[str] | None = await asyncio.to_thread(open, args.rejects, "w", encoding="utf-8", newline="") if args.rejects else None
+    rejects: IO[str] | None = (
+        await asyncio.to_thread(open, args.rejects, "w", encoding="utf-8", newline="") if args.rejects else None
+    )
     writer = csv.writer(rejects) if rejects else None
     if writer:
         writer.writerow(["file", "line", "reason", "row"])
@@ -47,12 +49,13 @@ async def run_import(settings: Settings, service: Any, args: argparse.Namespace)
     try:
         for path in paths:
             size = (await asyncio.to_thread(path.stat)).st_size
-            bar = tqdm(total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr, disable=not args.progress,
-                       mininterval=0.5, dynamic_ncols=True)
+            bar = tqdm(total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr,
+                       disable=not args.progress, mininterval=0.5, dynamic_ncols=True)
 
             def progress(summary: ImportSummary, bar: tqdm = bar) -> None:
                 bar.update(summary.bytes_read - bar.n)
-                bar.set_postfix(imported=summary.imported, skipped=summary.skipped, rejected=summary.rejected, refresh=False)
+                bar.set_postfix(imported=summary.imported, skipped=summary.skipped, rejected=summary.rejected,
+                                refresh=False)
 
             def rejected(rejection: CdrRejection, name: str = path.name) -> None:
                 spill.write(f"{name}\t{rejection.line}\t{rejection.reason}\n")

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,16 +28,19 @@ CHANNELS = ("email", "webform", "webchat", "telegram", "phone")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description="Multi-channel contact center and helpdesk.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("serve", help="run everything in one process (web, SMTP, Telegram when a token is set, worker) on the embedded default")
+    commands.add_parser("serve", help="run everything in one process (web, SMTP, Telegram when a token is set, "
+                                      "worker) on the embedded default")
     commands.add_parser("web", help="run the web process (API, web form); needs SWITCHBOARD_REDIS_URL")
     commands.add_parser("smtp", help="run the inbound SMTP server (email channel); needs SWITCHBOARD_REDIS_URL")
-    bot = commands.add_parser("bot", help="run the Telegram bot (long polling); needs SWITCHBOARD_TELEGRAM_TOKEN and SWITCHBOARD_REDIS_URL")
+    bot = commands.add_parser("bot", help="run the Telegram bot (long polling); needs SWITCHBOARD_TELEGRAM_TOKEN "
+                                          "and SWITCHBOARD_REDIS_URL")
     bot.add_argument("--set-webhook", metavar="URL",
                      help="register URL (ending in /telegram/webhook) with Telegram, with the webhook secret, and exit")
     commands.add_parser("worker", help="run an arq worker (deadlines, deliveries); needs SWITCHBOARD_REDIS_URL")
     commands.add_parser("migrate", help="apply database migrations")
 
-    agent = commands.add_parser("agent", help="manage agents").add_subparsers(dest="action", required=True, metavar="ACTION")
+    agent = commands.add_parser("agent", help="manage agents") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
     add_agent = agent.add_parser("add", help="add an agent and print their API token (last line)")
     add_agent.add_argument("name")
     add_agent.add_argument("--email", required=True)
@@ -51,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     add_agent.add_argument("--skill", action="append", dest="skills", default=[], metavar="SKILL",
                            help="skill the agent has (see `switchboard skill list`); repeat for several")
     agent.add_parser("list", help="list agents: presence, open tickets/capacity, load, groups and skills")
-    set_agent = agent.add_parser("set", help="change an agent's presence, capacity, skills or groups and print the agent")
+    set_agent = agent.add_parser("set", help="change an agent's presence, capacity, skills or groups "
+                                             "and print the agent")
     set_agent.add_argument("agent", metavar="AGENT", help="the agent's id or email")
     set_agent.add_argument("--presence", choices=PRESENCES, help="available agents take queued tickets at once; "
                                                                   "offline hands back tickets they have not touched")
@@ -66,17 +70,22 @@ def _parser() -> argparse.ArgumentParser:
     link = agent.add_parser("telegram", help="print a code that links the agent's Telegram to the bot, for alerts")
     link.add_argument("agent", metavar="AGENT", help="the agent's id or email")
 
-    calls = commands.add_parser("calls", help="phone calls").add_subparsers(dest="action", required=True, metavar="ACTION")
+    calls = commands.add_parser("calls", help="phone calls") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
     import_calls = calls.add_parser(
-        "import", help="import Asterisk cdr-csv files (Master.csv): missed calls become callback tickets; safe to re-run")
+        "import", help="import Asterisk cdr-csv files (Master.csv): missed calls become callback tickets; "
+                       "safe to re-run")
     import_calls.add_argument("files", nargs="+", metavar="FILE")
-    import_calls.add_argument("--region", help="country of numbers written without +code (default SWITCHBOARD_PHONE_REGION)")
+    import_calls.add_argument("--region", help="country of numbers written without +code "
+                                               "(default SWITCHBOARD_PHONE_REGION)")
     import_calls.add_argument("--timezone", help="time zone of the PBX clock (default SWITCHBOARD_PHONE_TIMEZONE, "
                                                  "else the calendar's)")
-    import_calls.add_argument("--rejects", metavar="CSV", help="also write the rejected rows (line, reason, row) to CSV")
+    import_calls.add_argument("--rejects", metavar="CSV",
+                              help="also write the rejected rows (line, reason, row) to CSV")
     import_calls.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
-    mail = commands.add_parser("mail", help="outgoing mail").add_subparsers(dest="action", required=True, metavar="ACTION")
+    mail = commands.add_parser("mail", help="outgoing mail") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
     outbox = mail.add_parser("outbox", help="list the mail written to the sink folder (no relay configured)")
     outbox.add_argument("--show", type=int, metavar="N", help="print message N of the list in full")
 
@@ -93,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     listed.add_argument("--limit", type=int, default=50)
     listed.add_argument("--history", action="store_true", help="show every attempt and delivery receipt under each row")
 
-    group = commands.add_parser("group", help="manage groups").add_subparsers(dest="action", required=True, metavar="ACTION")
+    group = commands.add_parser("group", help="manage groups") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
     add_group = group.add_parser("add", help="add a group (department)")
     add_group.add_argument("name")
     add_group.add_argument("--head", metavar="EMAIL", help="head of the department (receives escalation alerts)")
@@ -156,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                              for e in exc.errors())
         print(f"switchboard: invalid configuration: {problems}", file=sys.stderr)
         return 2
-    commands: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+    commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
-        "agent": _agent, "group": _group, "skill": _skill, "canned": _canned, "rule": _rule, "mail": _mail, "bot": _bot, "calls": _calls,
+        "agent": _agent, "group": _group, "skill": _skill, "canned": _canned, "rule": _rule, "mail": _mail,
+        "bot": _bot, "calls": _calls,
         "notifications": _notifications, "regulations": _regulations,
     }
     try:
@@ -285,7 +296,9 @@ async def _agent_set(settings: Settings, args: argparse.Namespace) -> int:
     remove_skills = [s.strip().lower() for s in args.remove_skills]
     add_groups = [g.strip() for g in args.add_groups]
     remove_groups = [g.strip() for g in args.remove_groups]
-    if args.presence is None and args.capacity is None and not (add_skills or remove_skills or add_groups or remove_groups):
+    if args.presence is None and args.capacity is None and not (
+        add_skills or remove_skills or add_groups or remove_groups
+    ):
         raise CliError("nothing to change: give --presence, --capacity, --add-skill, --remove-skill, --add-group "
                        "or --remove-group")
     if args.capacity is not None and args.capacity < 1:

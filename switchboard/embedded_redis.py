@@ -334,9 +334,8 @@ class EmbeddedRedis:
             pid = int(self.pid_path.read_text().strip())
         except (OSError, ValueError):
             pid = 0
-        if pid > 0 and pid != os.getpid() and _pid_alive(pid):
-            if _is_our_stale_server(pid, self.data_dir):
-                await _terminate_pid(pid, _STALE_TERM_TIMEOUT)
+        if pid > 0 and pid != os.getpid() and _pid_alive(pid) and _is_our_stale_server(pid, self.data_dir):
+            await _terminate_pid(pid, _STALE_TERM_TIMEOUT)
         _unlink(self.pid_path)
         _unlink(self.socket_path)
 

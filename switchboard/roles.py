@@ -21,7 +21,8 @@ log = logging.getLogger("switchboard")
 
 
 async def prepared_engine(settings: Settings) -> Any:
-    """An engine on a schema that is up to date: the embedded database migrates itself, a server one must be migrated."""
+    """An engine on a schema that is up to date: the embedded database migrates itself, a server one must be
+    migrated."""
     from sqlalchemy.exc import DBAPIError
 
     from switchboard.bootstrap import build_engine
@@ -135,7 +136,8 @@ async def run_roles(settings: Settings, *, web_role: bool, worker_role: bool, em
             for worker in build_workers(rt):
                 worker_task = asyncio.create_task(worker.async_run())
                 stack.push_async_callback(_stop_worker, worker, worker_task)
-                worker_task.add_done_callback(lambda task: task.cancelled() or task.exception() is None or stop.set())
+                worker_task.add_done_callback(
+                    lambda task: None if task.cancelled() or task.exception() is None else stop.set())
         if smtp_role:
             await _start_smtp(rt, stack)
         if telegram_role:
@@ -152,7 +154,8 @@ async def run_roles(settings: Settings, *, web_role: bool, worker_role: bool, em
             except OSError as exc:
                 raise CliError(f"cannot listen on {settings.http.host}:{settings.http.port}: {exc.strerror}") from exc
             print(f"Switchboard is running at http://{settings.http.host}:{settings.http.port}/ "
-                  f"(contact form /contact, chat /chat, API /api/v1, health /healthz). Ctrl-C stops it.", file=sys.stderr, flush=True)
+                  f"(contact form /contact, chat /chat, API /api/v1, health /healthz). Ctrl-C stops it.",
+                  file=sys.stderr, flush=True)
         # Everything built so far (modules, the ORM's mappers, compiled statements, templates) lives as long as the
         # process: frozen out of the collector, a full collection no longer walks it — those took 100–140 ms of a
         # web process every ~27 console pages (bench/queue_listing.py, issue 10).

@@ -70,9 +70,11 @@ class SmtpSettings(BaseSettings):
     port: int = 2525
     """Port the inbound SMTP server listens on."""
     relay_url: str | None = None
-    """Outbound mail relay (smtp://user:pass@host:port, smtps:// for TLS); unset → mail is written to DATA_DIR/mail-sink."""
+    """Outbound mail relay (smtp://user:pass@host:port, smtps:// for TLS); unset → mail is written to
+    DATA_DIR/mail-sink."""
     addresses: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    """Support addresses and their groups (support@example.com=Support,sales@example.com=Sales); empty → any recipient, default group."""
+    """Support addresses and their groups (support@example.com=Support,sales@example.com=Sales); empty → any
+    recipient, default group."""
     max_message_mb: int = 25
     """Largest message accepted; bigger ones are refused with 552 before the body is stored."""
     sender_rate_limit: int = 30
@@ -117,7 +119,8 @@ class WebchatSettings(BaseSettings):
     thread_hours: float = 72
     """A visitor's message joins their last chat ticket if it is still open or was active within this many hours."""
     email_after_minutes: float = 10
-    """An agent's reply the visitor has not seen after this long is emailed to them, if they left an address; 0 → never."""
+    """An agent's reply the visitor has not seen after this long is emailed to them, if they left an address;
+    0 → never."""
     max_message_chars: int = Field(4000, ge=1)
     """Longest chat message a visitor may send."""
     rate_limit: int = 20
@@ -182,7 +185,8 @@ def _weights(value: object, known: tuple[str, ...] | None = None) -> object:
         texts = list(filter(None, (part.strip() for part in value.split(","))))
         items = [(text, *text.partition("=")[::2]) for text in texts if "=" in text]
         if len(items) < len(texts):
-            raise ValueError(f"expected NAME=WEIGHT with a weight above 0, got {next(t for t in texts if '=' not in t)!r}")
+            raise ValueError("expected NAME=WEIGHT with a weight above 0, "
+                             f"got {next(t for t in texts if '=' not in t)!r}")
     elif isinstance(value, dict):
         items = [(f"{name}={raw}", name, raw) for name, raw in value.items()]
     else:
@@ -205,7 +209,9 @@ def _weights(value: object, known: tuple[str, ...] | None = None) -> object:
 class RoutingSettings(BaseSettings):
     model_config = _section("ROUTING_")
 
-    channel_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_CHANNEL_WEIGHTS))
+    channel_weights: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_CHANNEL_WEIGHTS)
+    )
     """What a ticket of each channel adds to its agent's load (webchat=2,telegram=2); channels not named weigh 1."""
     priority_weights: Annotated[dict[str, float], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_PRIORITY_WEIGHTS)

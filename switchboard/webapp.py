@@ -29,7 +29,8 @@ def all_endpoints() -> list[Endpoint]:
 
 
 def create_app(rt: Runtime) -> web.Application:
-    app = web.Application(middlewares=[metrics.count_requests, domain_errors], client_max_size=rt.settings.http.max_upload_mb * 1024 * 1024)
+    app = web.Application(middlewares=[metrics.count_requests, domain_errors],
+                          client_max_size=rt.settings.http.max_upload_mb * 1024 * 1024)
     app[RUNTIME] = rt
     register(app, [*api.ENDPOINTS, *notifications.ENDPOINTS, *health.ENDPOINTS, *metrics.ENDPOINTS, *phone.ENDPOINTS])
     webform.setup(app)

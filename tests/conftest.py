@@ -58,7 +58,8 @@ def _worker_redis(url: str) -> str:
 
 
 REDIS_URL = _worker_redis(os.environ.get("SWITCHBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"))
-BACKENDS = [b.strip() for b in os.environ.get("SWITCHBOARD_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
+BACKENDS = [b.strip() for b in os.environ.get("SWITCHBOARD_TEST_DATABASES", "sqlite,postgresql").split(",")
+            if b.strip()]
 STRICT = os.environ.get("SWITCHBOARD_TEST_STRICT") == "1"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,7 +114,7 @@ async def postgres_template() -> AsyncIterator[str]:
     name = f"sb_template_{uuid.uuid4().hex[:10]}"
     try:
         admin = await asyncpg.connect(_asyncpg_dsn(PG_URL), timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         if STRICT:
             raise
         yield f"unreachable: {exc}"
@@ -213,7 +214,7 @@ async def runtime(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
 @pytest.fixture
 async def client(runtime: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
     """A real HTTP server on 127.0.0.1 running the web process's application."""
-    from desk.app import create_app
+    from switchboard.webapp import create_app
 
     async with TestClient(TestServer(create_app(runtime), host="127.0.0.1")) as test_client:
         yield test_client
@@ -247,7 +248,7 @@ async def running_workers(workers: list[Any]) -> AsyncIterator[list[Any]]:
         # Every worker is stopped even when closing one fails (arq's close() raises CancelledError when it stops a
         # job mid-way): a survivor would run the next tests' jobs against this test's dropped database, since the
         # event loop lives for the whole session.
-        for worker, task in zip(workers, tasks):
+        for worker, task in zip(workers, tasks, strict=True):
             try:
                 await worker.close()
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - arq's close re-raises a cancelled job's

@@ -298,7 +298,7 @@ class FakeTelegram:
             self._pushed.clear()
             try:
                 await asyncio.wait_for(self._pushed.wait(), min(timeout, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return self._ok(list(self.updates[:100]))
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit, deadlines
@@ -83,7 +84,8 @@ class CallResult:
     call: Call | None
     """The stored call; None only inside a batch, until `finish_batch` inserts it."""
     ticket: Ticket | None
-    """The ticket the call landed on; None for a withheld number, or an answered call without notes and no open ticket."""
+    """The ticket the call landed on; None for a withheld number, or an answered call without notes and no open
+    ticket."""
     created: bool
     """The call opened this ticket."""
     duplicate: bool
@@ -105,8 +107,8 @@ async def log_call_in(
         raise InvalidInput({"call_id": "a call needs the PBX's call id"})
     known = batch.logged.get(inbound.external_id)
     if known is not None:
-        ticket = await session.get(Ticket, known.ticket_id) if known.ticket_id else None
-        return CallResult(known.call_id, known, ticket, created=False, duplicate=True)
+        landed = await session.get(Ticket, known.ticket_id) if known.ticket_id else None
+        return CallResult(known.call_id, known, landed, created=False, duplicate=True)
     if inbound.external_id in batch.new_calls:  # twice in one batch
         return CallResult(inbound.external_id, None, batch.new_calls[inbound.external_id].ticket, False, True)
 
@@ -168,7 +170,7 @@ async def finish_batch(session: AsyncSession, batch: CallBatch, results: list[Ca
              "message_id": new.message.id if new.message else None}
             for new in batch.new_calls.values()
         ]
-        table = Call.__table__
+        table = cast(Table, Call.__table__)
         # Core, not the ORM's bulk insert: without a RETURNING order to keep, it is one multi-row INSERT per page.
         ids = list(await session.scalars(insert(table).returning(table.c.id), rows))
         for call in await session.scalars(select(Call).where(Call.id.in_(ids))):
@@ -289,14 +291,14 @@ async def _ticket_for(
                 due = regulations.callback_due(details.ended_at or details.started_at)
                 await deadlines.restart(session, callback.id, CALLBACK, "call_back", due)
             return callback, False, f"another missed call while callback #{callback.id} is open"
-        ticket = await _new_ticket(session, inbound, customer, now, router, default_group,
+        opened = await _new_ticket(session, inbound, customer, now, router, default_group,
                                    callback_subject(inbound, details), batch, category=CALLBACK,
                                    reason="missed call: call the client back")
         if regulations is not None:
             due = regulations.callback_due(details.ended_at or details.started_at)
-            deadlines.start(session, ticket, CALLBACK, "call_back", due, now)
-        batch.open_tickets[customer].append(ticket)
-        return ticket, True, "missed call: callback"
+            deadlines.start(session, opened, CALLBACK, "call_back", due, now)
+        batch.open_tickets[customer].append(opened)
+        return opened, True, "missed call: callback"
     ticket = _open_ticket(batch, customer)
     if ticket is not None:
         return ticket, False, f"call with the client while ticket #{ticket.id} is open"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Executable, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -148,10 +148,11 @@ async def in_one_call(engine: AsyncEngine, work: Callable[[sqlite3.Connection], 
     `tests/integration/test_receipt_paths.py` runs this path on every pass). sqlite3's errors come out as
     SQLAlchemy's, as from any statement."""
     async with engine.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
+        driver: Any = (await connection.get_raw_connection()).driver_connection
         async with _TURNS[engine.sync_engine].held():
             try:
-                return await driver._execute(_in_transaction, driver, work)  # noqa: SLF001 - see above
+                done: T = await driver._execute(_in_transaction, driver, work)  # noqa: SLF001 - see above
+                return done
             except sqlite3.Error as exc:
                 raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
 
@@ -198,6 +199,12 @@ event.listen(KeepingSession, "before_commit", settle)
 event.listen(KeepingSession, "after_rollback", forget)
 
 
+async def rows_changed(session: AsyncSession, statement: Executable) -> int:
+    """How many rows an UPDATE or DELETE changed (0 where the driver cannot tell)."""
+    result = await session.execute(statement)
+    return (result.rowcount or 0) if isinstance(result, CursorResult) else 0
+
+
 def create_session_factory(engine: AsyncEngine, weigh: Weigh | None = None) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep what they load and keep agents' load counters; `weigh` is the router's ticket weight."""
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=KeepingSession,
@@ -206,7 +213,7 @@ def create_session_factory(engine: AsyncEngine, weigh: Weigh | None = None) -> a
 
 def is_postgresql(engine_or_session: Any) -> bool:
     bind = getattr(engine_or_session, "bind", engine_or_session)
-    return bind.dialect.name == "postgresql"
+    return bool(bind.dialect.name == "postgresql")
 
 
 async def refresh_statistics(session: AsyncSession, tables: list[str]) -> None:

@@ -28,7 +28,8 @@ async def _of_ticket(session: AsyncSession, ticket_id: int) -> list[Deadline]:
 
 async def fulfil(session: AsyncSession, ticket_id: int, condition: str, at: datetime) -> int:
     """Mark the ticket's pending deadlines that `condition` meets as met at `at` (late ones stay visible as late)."""
-    met = [d for d in await _of_ticket(session, ticket_id) if d.status == DeadlineStatus.pending and d.met_by == condition]
+    met = [d for d in await _of_ticket(session, ticket_id)
+           if d.status == DeadlineStatus.pending and d.met_by == condition]
     for deadline in met:
         deadline.status, deadline.met_at = DeadlineStatus.met, at
     return len(met)

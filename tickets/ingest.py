@@ -140,7 +140,8 @@ async def _customer_card(session: AsyncSession, inbound: Inbound, now: datetime)
         (row.kind, row.address): row
         for row in await session.scalars(
             select(CustomerIdentity).where(
-                or_(*(and_(CustomerIdentity.kind == i.kind, CustomerIdentity.address == i.address) for i in inbound.identities))
+                or_(*(and_(CustomerIdentity.kind == i.kind, CustomerIdentity.address == i.address)
+                      for i in inbound.identities))
             )
         )
     }
@@ -203,7 +204,7 @@ async def _earlier(
         if referenced is not None:
             notes.append(f"names ticket #{referenced.id} but the sender is not its customer")
     if inbound.continue_open_within is not None:
-        ticket = await session.scalar(
+        continued = await session.scalar(
             select(Ticket)
             .where(
                 Ticket.customer_id == customer.id,
@@ -215,8 +216,8 @@ async def _earlier(
             .limit(1)
             .with_for_update()
         )
-        if ticket is not None:
-            return ticket, f"continues the customer's open {inbound.channel} ticket #{ticket.id}"
+        if continued is not None:
+            return continued, f"continues the customer's open {inbound.channel} ticket #{continued.id}"
     return None, "; ".join(notes)
 
 

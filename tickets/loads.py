@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import NEVER_SET, NO_VALUE, instance_state
@@ -26,7 +26,7 @@ Weigh = Callable[[str, str], int]
 WEIGH = "switchboard.weigh"
 """`session.info` key of the `Weigh` in force (set by the session factory); unit weights when absent."""
 
-_AGENTS = Agent.__table__
+_AGENTS = cast(Table, Agent.__table__)
 # Core statements, run as one executemany: no ORM bookkeeping inside the flush.
 _BUMP = (update(_AGENTS).where(_AGENTS.c.id == bindparam("agent"))
          .values(load_open=_AGENTS.c.load_open + bindparam("open"),
@@ -137,6 +137,7 @@ async def recount(session: AsyncSession, weigh: Weigh) -> int:
         .where(Ticket.assignee_id.in_(list(stored)), Ticket.status.in_(LOAD_STATUSES))
         .group_by(Ticket.assignee_id, Ticket.channel, Ticket.priority))
     for agent, channel, priority, count in rows:
+        assert agent is not None  # the query counts assigned tickets only
         counted[agent][0] += count
         counted[agent][1] += count * weigh(channel, str(priority))
     wrong = {agent: tuple(value) for agent, value in counted.items() if tuple(value) != stored[agent]}

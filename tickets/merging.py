@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit, deadlines
 from tickets.clock import Clock
+from tickets.db import rows_changed
 from tickets.errors import Conflict, InvalidInput
 from tickets.models import ACTIVE_STATUSES, Agent, Call, EventKind, Message, Ticket, TicketLink, TicketStatus
 from tickets.ports import Assigner, Timer
@@ -87,9 +88,9 @@ class MergeCommands:
             for n in sorted((number, other)):
                 await self._visible_ticket(session, viewer, n)
             low, high = sorted((number, other))
-            gone = await session.execute(
-                delete(TicketLink).where(TicketLink.ticket_id == low, TicketLink.linked_id == high))
-            if not gone.rowcount:
+            gone = await rows_changed(
+                session, delete(TicketLink).where(TicketLink.ticket_id == low, TicketLink.linked_id == high))
+            if not gone:
                 return
             for this, that in ((number, other), (other, number)):
                 audit.record(session, this, EventKind.unlinked, now, actor=viewer,
@@ -105,8 +106,8 @@ class MergeCommands:
                 raise Conflict(f"#{into} is {target.status}; reopen it before merging into it")
             if source.status == TicketStatus.closed:
                 raise Conflict(f"#{number} is closed; only open work is merged")
-            moved = (await session.execute(
-                update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id))).rowcount or 0
+            moved = await rows_changed(
+                session, update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id))
             await session.execute(update(Call).where(Call.ticket_id == source.id).values(ticket_id=target.id))
             await _move_links(session, source.id, target.id, viewer, now)
             if target.first_response_at is None and source.first_response_at is not None:

@@ -67,9 +67,8 @@ class Base(DeclarativeBase):
     )
 
 
-class StrEnum(str, enum.Enum):
-    def __str__(self) -> str:
-        return self.value
+class StrEnum(enum.StrEnum):
+    """Stored and shown by value (`str(Priority.high)` is `high`)."""
 
 
 class Role(StrEnum):
@@ -461,7 +460,8 @@ class OutboxAttempt(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     """The row's attempt count when this happened (a receipt keeps the last attempt's number)."""
     outcome: Mapped[str] = mapped_column(String(16))
-    """sent, retry, failed, abandoned (its worker died), unconfirmed, cancelled, or a receipt's delivered/undelivered."""
+    """sent, retry, failed, abandoned (its worker died), unconfirmed, cancelled, or a receipt's
+    delivered/undelivered."""
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(String(1000))
@@ -469,7 +469,8 @@ class OutboxAttempt(Base):
 
 
 class EventKind(StrEnum):
-    """Every kind of audit event (`events.kind`): what `tickets.audit.record` writes and the console and reports read."""
+    """Every kind of audit event (`events.kind`): what `tickets.audit.record` writes and the console and reports
+    read."""
 
     created = "created"
     message_received = "message_received"
@@ -588,7 +589,9 @@ class Deadline(Base):
     met_by: Mapped[str] = mapped_column(String(32))
     """What fulfils it: `first_response` (a reply or a call to the client), `processed`, `resolved` or `replied`."""
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    status: Mapped[DeadlineStatus] = mapped_column(_enum(DeadlineStatus, "deadline_status"), default=DeadlineStatus.pending)
+    status: Mapped[DeadlineStatus] = mapped_column(
+        _enum(DeadlineStatus, "deadline_status"), default=DeadlineStatus.pending
+    )
     met_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

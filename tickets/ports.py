@@ -9,27 +9,39 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tickets.alerts import AlertFacts, Person
 from tickets.models import Agent, Event, Message, Ticket
 
 
 class AgentLoad(Protocol):
-    open: int
-    """Open and pending tickets held: what capacity limits."""
-    weighted: float
-    """Their summed weights (channel x priority): what the router compares."""
+    @property
+    def open(self) -> int:
+        """Open and pending tickets held: what capacity limits."""
+
+    @property
+    def weighted(self) -> float:
+        """Their summed weights (channel x priority): what the router compares."""
 
 
 class LockedAgentRow(Protocol):
-    id: int
-    capacity: int
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def capacity(self) -> int: ...
 
 
 class LockedAgent(Protocol):
     """An agent as the router read them under its lock: what a take or transfer is checked against."""
 
-    agent: LockedAgentRow
-    skills: frozenset[str]
-    load: AgentLoad
+    @property
+    def agent(self) -> LockedAgentRow: ...
+
+    @property
+    def skills(self) -> frozenset[str]: ...
+
+    @property
+    def load(self) -> AgentLoad: ...
 
 
 class Assigner(Protocol):
@@ -51,7 +63,7 @@ class Assigner(Protocol):
 
     async def assign(
         self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()
-    ) -> Agent | None:
+    ) -> LockedAgentRow | None:
         """Give the ticket to an agent (not one of `exclude`), or leave it queued."""
 
     async def assign_all(self, session: AsyncSession, tickets: Sequence[Ticket], now: datetime) -> int:
@@ -126,6 +138,15 @@ class Notifications(Protocol):
 
     async def events_recorded(self, session: AsyncSession, events: Sequence[Event], now: datetime) -> list[int]:
         """Outbox ids for what the transaction's events call for (an agent told of a ticket handed to them)."""
+
+
+class Alerts(Protocol):
+    """Staff alerts of a firing regulation step, queued in the firing's transaction (notifier.alerts)."""
+
+    async def queue(self, session: AsyncSession, ticket: Ticket, person: Person, medium: str, facts: AlertFacts, *,
+                    dedupe_key: str, now: datetime) -> int:
+        """The outbox row's id for one alert to `person` by `medium` (email, sms or telegram)."""
+        ...
 
 
 class JobQueue(Protocol):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -101,7 +102,7 @@ SELECT (SELECT id FROM call), card.id, (SELECT id FROM ticket), (SELECT id FROM 
 """
 
 
-def applies(inbounds: list[Inbound]) -> bool:
+def applies(inbounds: Sequence[Inbound]) -> bool:
     """The shape this path takes: one call (an API entry, not a CDR batch) from a number we can call back."""
     return len(inbounds) == 1 and inbounds[0].call is not None and len(inbounds[0].identities) == 1 \
         and bool(inbounds[0].external_id)
@@ -164,7 +165,8 @@ async def _receive(connection: asyncpg.Connection, inbound: Inbound, now: dateti
         details.notes or describe(details), thread_reason[:200] or None, json.dumps({"call": call_meta(details)}),
         CALLBACK, FIRST_RESPONSE, due, reason[:500],
         EventKind.call_response if met else EventKind.call_logged, found.agent_id,
-        f"agent:{found.agent_id}" if found.agent_id else "phone", describe(details), json.dumps(met or {"call_id": inbound.external_id}),
+        f"agent:{found.agent_id}" if found.agent_id else "phone", describe(details),
+        json.dumps(met or {"call_id": inbound.external_id}),
         details.disposition, details.caller, details.called, found.agent_id, details.extension, details.started_at,
         details.answered_at, details.ended_at, details.duration, details.talk_time, details.notes,
         details.recording_url, details.source))

@@ -85,7 +85,7 @@ def _receive(connection: sqlite3.Connection, stamp: Any, inbound: Inbound, now: 
     row = connection.execute(_READ, (inbound.channel, inbound.external_id, identity.kind, identity.address,
                                      inbound.group or group_name, stamp(window) if window else None)).fetchone()
     *head, rules = row
-    planned = plan(inbound, Found(*head, json.loads(rules) if rules else []), now, router, notifications)
+    planned = plan(inbound, Found._make([*head, json.loads(rules) if rules else []]), now, router, notifications)
     if planned is None:
         return None
     at = stamp(now)

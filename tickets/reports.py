@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,13 +94,14 @@ async def _compliance(session: AsyncSession, since: datetime) -> list[Compliance
         .where(Deadline.created_at >= since)
         .group_by(Deadline.regulation, Deadline.step)
         .order_by(Deadline.regulation, Deadline.step))
-    return [Compliance(regulation, step, met, late_count, pending) for regulation, step, met, late_count, pending in rows]
+    return [Compliance(regulation, step, met, late_count, pending)
+            for regulation, step, met, late_count, pending in rows]
 
 
 def _seconds(session: AsyncSession, start: Any, end: Any) -> ColumnElement[float]:
     """How long from `start` to `end`, in the database (SQLite keeps datetimes as text)."""
     if is_postgresql(session):
-        return func.extract("epoch", end - start)
+        return cast(ColumnElement[float], func.extract("epoch", end - start))
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
@@ -112,7 +114,7 @@ async def _histograms(session: AsyncSession, columns: Sequence[Any], since: date
         took = _seconds(session, Ticket.created_at, column)
         reached = column.isnot(None)
         buckets.append(func.count().filter(reached, took <= bounds[0]))
-        buckets += [func.count().filter(reached, took > low, took <= high) for low, high in zip(bounds, bounds[1:])]
+        buckets += [func.count().filter(reached, took > low, took <= high) for low, high in itertools.pairwise(bounds)]
         buckets.append(func.count().filter(reached, took > bounds[-1]))
     row = [int(count) for count in (await session.execute(select(*buckets).where(Ticket.created_at >= since))).one()]
     size = len(bounds) + 1

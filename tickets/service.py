@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequ
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tickets import audit, deadlines, receipt_new, receipt_pg, receipt_pg_call, receipt_sqlite
 from tickets.calls import CallResult, finish_batch, log_call_in, start_batch
 from tickets.clock import Clock
-from tickets.db import is_postgresql, refresh_statistics
+from tickets.db import is_postgresql, refresh_statistics, rows_changed
 from tickets.dispatch import BATCH, Dispatched, dispatch_owed_in, owe, registered_via
 from tickets.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
 from tickets.inbound import Identity, Inbound
@@ -113,7 +113,7 @@ class CustomerView:
 class ChatHistory:
     """What a chat visitor sees when they come back: their tickets' public messages, oldest first."""
 
-    messages: list[tuple[Message, str | None]]
+    messages: Sequence[tuple[Message, str | None]]
     """Each message with its author's name (agents' replies)."""
     latest: Ticket | None
     """The ticket they wrote on last, which their next message continues while it is open or recent."""
@@ -442,10 +442,13 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         await self._after_commit([], timers)
         return view
 
-    async def add_identity(self, viewer: Agent, customer_id: int, identity: Identity, *, merge: bool = False) -> CustomerView:
+    async def add_identity(
+        self, viewer: Agent, customer_id: int, identity: Identity, *, merge: bool = False
+    ) -> CustomerView:
         """An address the client gave an agent (on a call, say) joins their card, so what they send from it lands there.
 
-        An address on another card is refused unless `merge`: then that card, with its tickets and calls, joins this one.
+        An address on another card is refused unless `merge`: then that card, with its tickets and calls, joins this
+        one.
         """
         now = self._clock.now()
         async with self._transaction() as session:
@@ -507,7 +510,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         if not message_ids:
             return 0
         async with self._transaction() as session:
-            result = await session.execute(
+            return await rows_changed(
+                session,
                 update(Message)
                 .where(
                     Message.id.in_(message_ids),
@@ -516,9 +520,8 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
                     Message.delivery_open(),
                 )
                 .values(delivery_status=DeliveryStatus.delivered, delivery_error=None)
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False),
             )
-            return result.rowcount or 0
 
     # --- agent commands ----------------------------------------------------------------------
 
@@ -620,15 +623,16 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
             timers = await self._track(session, ticket, now, f"{viewer.name} changed {', '.join(sorted(changes))}")
             # Everyone whose load or queue this may move is locked, in the router's order; what was written above
             # commits while they are locked, so every choice made under the lock sees all of it or none of it.
-            locked = await self._router.lock(
+            held = await self._router.lock(
                 session, {old_group, ticket.group_id}, [a for a in (ticket.assignee_id, target_id) if a is not None]
             )
+            locked: Sequence[LockedAgent] | None = held
             returned_by: int | None = None
             if "assignee" in changes:
                 if target_id is None:
                     returned_by = ticket.assignee_id
                     reroute = True
-                target = next((c for c in locked if c.agent.id == target_id), None)
+                target = next((c for c in held if c.agent.id == target_id), None)
                 if await self._reassign(session, viewer, ticket, target_id, target, now):
                     frees_capacity = True
                 locked = None  # loads moved: the router reads them again
@@ -723,13 +727,13 @@ class TicketService(StaffCommands, LoginCommands, ReportCommands, PortalCommands
         ticket = await session.get(Ticket, number, with_for_update=lock)
         if ticket is None:
             raise NotFound(f"no ticket #{number}")
-        if not _sees_everything(viewer) and ticket.assignee_id != viewer.id:
-            if ticket.group_id not in await group_ids_of(session, viewer.id):
-                raise Forbidden(f"ticket #{number} is not in your groups")
+        if (not _sees_everything(viewer) and ticket.assignee_id != viewer.id
+                and ticket.group_id not in await group_ids_of(session, viewer.id)):
+            raise Forbidden(f"ticket #{number} is not in your groups")
         return ticket
 
 
-def _chat_tickets(channel: str, sender_prefix: str) -> Select[tuple[int]]:
+def _chat_tickets(channel: str, sender_prefix: str) -> Select[int]:
     return select(Message.ticket_id).where(
         Message.channel == channel,
         Message.direction == Direction.inbound,
@@ -761,7 +765,7 @@ async def _visibility(session: AsyncSession, viewer: Agent) -> ColumnElement[boo
     return or_(Ticket.assignee_id == viewer.id, Ticket.group_id.in_(await group_ids_of(session, viewer.id)))
 
 
-async def _visible_to(session: AsyncSession, viewer: Agent, query: Select[tuple[Ticket]]) -> Select[tuple[Ticket]]:
+async def _visible_to(session: AsyncSession, viewer: Agent, query: Select[Ticket]) -> Select[Ticket]:
     visible = await _visibility(session, viewer)
     return query if visible is None else query.where(visible)
 
@@ -817,8 +821,9 @@ def _among(session: AsyncSession, column: Any, ids: Collection[int]) -> ColumnEl
     """`column IN ids`; on PostgreSQL as `= ANY(one array)`: an IN of a page's 200 ids costs SQLAlchemy a few ms to
     render each time, and each count of ids is another statement for asyncpg to prepare."""
     if is_postgresql(session):
-        return column == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger), unique=True))
-    return column.in_(ids)
+        ids_array = bindparam("ids", list(ids), type_=ARRAY(BigInteger), unique=True)
+        return cast(ColumnElement[bool], column == any_(ids_array))
+    return cast(ColumnElement[bool], column.in_(ids))
 
 
 async def _customer_names_in(session: AsyncSession, customer_ids: Sequence[int]) -> dict[int, str]:
@@ -913,7 +918,7 @@ async def _customer_view(session: AsyncSession, viewer: Agent, customer_id: int)
     )
     # Every agent may look a client up; only tickets they may open are listed on the card.
     query = await _visible_to(session, viewer, select(Ticket).where(Ticket.customer_id == customer_id))
-    tickets = list(await session.scalars(query.order_by(Ticket.id.desc())))
+    tickets: list[Ticket] = list(await session.scalars(query.order_by(Ticket.id.desc())))
     calls = list(
         await session.scalars(
             select(Call)
@@ -925,7 +930,9 @@ async def _customer_view(session: AsyncSession, viewer: Agent, customer_id: int)
     return CustomerView(customer, identities, tickets, calls)
 
 
-async def merge_customers(session: AsyncSession, source: Customer, target: Customer, actor: Agent, now: datetime) -> None:
+async def merge_customers(
+    session: AsyncSession, source: Customer, target: Customer, actor: Agent, now: datetime
+) -> None:
     """Everything of `source` (identities, tickets, calls, messages) moves to `target`; `source` is deleted."""
     moved = list(await session.scalars(select(Ticket.id).where(Ticket.customer_id == source.id)))
     for model in (CustomerIdentity, Ticket, Call, Message):
@@ -955,8 +962,11 @@ async def _ticket_view(session: AsyncSession, ticket: Ticket, now: datetime) -> 
     assignee = await session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
     messages = list(await session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)))
     events = list(await session.scalars(select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id)))
-    calls = list(await session.scalars(select(Call).where(Call.ticket_id == ticket.id).order_by(Call.started_at, Call.id)))
-    promises = list(await session.scalars(select(Deadline).where(Deadline.ticket_id == ticket.id).order_by(Deadline.id)))
-    clock = list(await session.scalars(select(ClockEvent).where(ClockEvent.ticket_id == ticket.id).order_by(ClockEvent.id)))
+    calls = list(await session.scalars(
+        select(Call).where(Call.ticket_id == ticket.id).order_by(Call.started_at, Call.id)))
+    promises = list(await session.scalars(
+        select(Deadline).where(Deadline.ticket_id == ticket.id).order_by(Deadline.id)))
+    clock = list(await session.scalars(
+        select(ClockEvent).where(ClockEvent.ticket_id == ticket.id).order_by(ClockEvent.id)))
     return TicketView(ticket, customer, identities, group, assignee, messages, events, calls, promises, clock, now,
                       await linked_tickets(session, ticket.id), await merged_from(session, ticket.id))

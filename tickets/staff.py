@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.clock import Clock
+from tickets.db import rows_changed
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.ingest import ensure_group
 from tickets.models import (
@@ -334,7 +335,7 @@ class StaffCommands:
 
     async def remove_canned(self, canned_id: int) -> None:
         async with self._transaction() as session:
-            if (await session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id))).rowcount == 0:
+            if not await rows_changed(session, delete(CannedResponse).where(CannedResponse.id == canned_id)):
                 raise NotFound(f"no canned response {canned_id}")
 
     # --- skills --------------------------------------------------------------------------------
@@ -342,7 +343,8 @@ class StaffCommands:
     async def add_skill(self, name: str, description: str | None = None) -> Skill:
         name = name.strip().lower()
         if not SKILL_NAME.match(name):
-            raise InvalidInput({"name": "a skill is a short name: letters, digits and _ . + - (ru, billing, product-x)"})
+            raise InvalidInput(
+                {"name": "a skill is a short name: letters, digits and _ . + - (ru, billing, product-x)"})
         async with self._transaction() as session:
             if await session.scalar(select(Skill.id).where(Skill.name == name)) is not None:
                 raise Conflict(f"skill {name!r} exists already")
@@ -413,8 +415,7 @@ class StaffCommands:
 
     async def remove_rule(self, rule_id: int) -> None:
         async with self._transaction() as session:
-            result: Any = await session.execute(delete(RoutingRule).where(RoutingRule.id == rule_id))
-            if not result.rowcount:
+            if not await rows_changed(session, delete(RoutingRule).where(RoutingRule.id == rule_id)):
                 raise NotFound(f"no routing rule {rule_id}")
 
 
@@ -430,7 +431,7 @@ async def _skills_named(session: AsyncSession, names: Sequence[str]) -> list[Ski
     return [found[n] for n in wanted]
 
 
-async def _pairs(session: AsyncSession, query: Select[tuple[K, V]]) -> dict[K, V]:
+async def _pairs(session: AsyncSession, query: Select[K, V]) -> dict[K, V]:
     """A two-column query as a dict.
 
     Not `dict(result.tuples())`: on SQLAlchemy 2.1 `tuples()` hands back the Result itself, whose `keys()`

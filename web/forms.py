@@ -57,7 +57,8 @@ async def _read_multipart(request: web.Request, fields: dict[str, str]) -> list[
             while chunk := await part.read_chunk(64 * 1024):
                 used += len(chunk)
                 if used > budget:
-                    raise FormErrors({"attachments": f"the files are larger than {budget // (1024 * 1024)} MB together"})
+                    megabytes = budget // (1024 * 1024)
+                    raise FormErrors({"attachments": f"the files are larger than {megabytes} MB together"})
                 data.extend(chunk)
             if part.filename and data:
                 if len(files) >= MAX_FILES:

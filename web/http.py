@@ -16,7 +16,9 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None, **kw: Any) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, fields: dict[str, str] | None = None, **kw: Any
+) -> web.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields

@@ -74,7 +74,9 @@ class CallOut(FromRow):
 
 class CallLogged(BaseModel):
     call: CallOut
-    ticket: TicketSummary | None = Field(description="The ticket the call landed on; null when it went on the card only.")
+    ticket: TicketSummary | None = Field(
+        description="The ticket the call landed on; null when it went on the card only."
+    )
     ticket_created: bool = Field(description="The call opened this ticket (a callback, or notes with no open ticket).")
     duplicate: bool = Field(description="This call_id was logged before: nothing new was stored.")
 

@@ -90,7 +90,7 @@ def html_to_text(html: str) -> str:
     try:
         renderer.feed(html)
         renderer.close()
-    except Exception:  # HTMLParser is lenient, but a renderer must never lose the message
+    except Exception:  # noqa: BLE001 - HTMLParser is lenient, but a renderer must never lose the message
         return " ".join(re.sub(r"<[^>]*>", " ", html).split())
     renderer.flush()
     return re.sub(r"\n{3,}", "\n\n", "\n".join(renderer.lines)).strip()

@@ -24,6 +24,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from functools import cached_property
+from typing import Any
 from urllib.parse import unquote
 
 from channels.email.automatic import (
@@ -602,12 +603,12 @@ class _Parse:
         raw: dict[str, str] = {}
         for name, value in part.raw_items():
             raw.setdefault(name.lower(), value)
-        ctype, params = part.get_default_type(), {}
+        ctype, params = part.get_default_type(), dict[str, str]()
         if "content-type" in raw:
             ctype, params = self.mime_header(part, "content-type", raw["content-type"], where)
             valid = _MIME_TYPE.match(ctype)  # "text/plain charset=utf-8" (no ";") is still text/plain
             ctype = valid.group(0) if valid else "text/plain"  # RFC 2045 section 5.2
-        disposition, dparams = None, {}
+        disposition, dparams = None, dict[str, str]()
         if "content-disposition" in raw:
             disposition, dparams = self.mime_header(part, "content-disposition", raw["content-disposition"], where)
             disposition = disposition or None
@@ -624,7 +625,7 @@ class _Parse:
         if simple is not None:
             return simple
         try:
-            header = part[name]
+            header: Any = part[name]  # a structured header (policy.default): it has params
             return str(header).split(";", 1)[0].strip().lower(), dict(header.params)
         except Exception as exc:  # noqa: BLE001
             self.problems.append(f"{where}: {name} could not be parsed ({type(exc).__name__})")
@@ -693,7 +694,7 @@ class _Parse:
         if part.is_multipart():
             self.rfc822_parts.append((part, mime.ctype))
             try:
-                data = b"".join(child.as_bytes(policy=_EMBEDDED_POLICY) for child in part.get_payload())
+                data = b"".join(child.as_bytes(policy=_EMBEDDED_POLICY) for child in _children(part))
             except Exception as exc:  # noqa: BLE001
                 self.problems.append(f"{where}: could not re-serialise embedded message: {exc}")
                 data = b""
@@ -724,7 +725,7 @@ class _Parse:
     def original_message_id(self) -> str | None:
         for part, ctype in self.rfc822_parts:
             if ctype in ("message/rfc822", "message/global"):
-                for child in part.get_payload():
+                for child in _children(part):
                     for name, value in child.raw_items():
                         if name.lower() == "message-id":
                             return _first_id(value)
@@ -743,8 +744,7 @@ class _Parse:
         for part, ctype in self.rfc822_parts:
             if ctype not in ("message/delivery-status", "message/global-delivery-status"):
                 continue
-            blocks = part.get_payload()
-            for block in blocks[1:] if isinstance(blocks, list) else ():  # block 0 is per-message
+            for block in _children(part)[1:]:  # block 0 is per-message
                 fields = {name.lower(): unfold(value) for name, value in block.raw_items()}
                 action = fields.get("action", "").strip().lower()
                 if action in ("delivered", "relayed", "expanded"):
@@ -852,3 +852,7 @@ def _unflow(text: str, delsp: bool) -> str:
     return "\n".join(out)
 
 
+def _children(part: Message) -> list[Message]:
+    """The parts inside a multipart or message/* part (none for a leaf)."""
+    payload = part.get_payload()
+    return [child for child in payload if isinstance(child, Message)] if isinstance(payload, list) else []

@@ -250,7 +250,7 @@ def _strip_eol(text: str) -> str:
 def _row(
     line: int, fields: list[str], default_region: str | None, tz: tzinfo, contexts: frozenset[str]
 ) -> CdrRow:
-    cells = dict(zip(COLUMNS, fields))
+    cells = dict(zip(COLUMNS, fields, strict=False))  # trailing columns are optional
     get = lambda name: cells.get(name, "")  # noqa: E731 - optional trailing columns
 
     disposition = _DISPOSITIONS.get(get("disposition").strip().upper())

@@ -27,21 +27,31 @@ class CallEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    call_id: str = Field(min_length=1, max_length=255, description="The PBX's unique id of the call; posting it again is harmless.")
-    caller: str | None = Field(None, max_length=64, description="Calling number; empty, null or `anonymous` when withheld.")
+    call_id: str = Field(
+        min_length=1, max_length=255, description="The PBX's unique id of the call; posting it again is harmless."
+    )
+    caller: str | None = Field(
+        None, max_length=64, description="Calling number; empty, null or `anonymous` when withheld."
+    )
     called: str | None = Field(None, max_length=64, description="Called number or extension.")
     caller_name: str | None = Field(None, max_length=200, description="Caller id name, if the PBX has one.")
     direction: Literal["in", "out"]
     started_at: AwareDatetime
     answered_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
-    duration: int | None = Field(None, ge=0, le=MAX_SECONDS, description="Seconds from start to end; worked out from the times when absent.")
-    talk_time: int | None = Field(None, ge=0, le=MAX_SECONDS, description="Seconds from answer to end; worked out from the times when absent.")
+    duration: int | None = Field(
+        None, ge=0, le=MAX_SECONDS, description="Seconds from start to end; worked out from the times when absent."
+    )
+    talk_time: int | None = Field(
+        None, ge=0, le=MAX_SECONDS, description="Seconds from answer to end; worked out from the times when absent."
+    )
     disposition: Literal["answered", "missed", "busy", "failed", "voicemail"]
     agent: StrictInt | StrictStr | None = Field(
         None, description="The agent on the call: id (number), email, or PBX extension; unset → the token's agent."
     )
-    notes: str | None = Field(None, max_length=MAX_NOTES, description="What was said; an answered call with notes becomes work on a ticket.")
+    notes: str | None = Field(
+        None, max_length=MAX_NOTES, description="What was said; an answered call with notes becomes work on a ticket."
+    )
     recording_url: str | None = Field(None, max_length=1000, pattern=r"^https?://\S+$")
 
 
@@ -58,7 +68,9 @@ def entry_inbound(entry: CallEntry, *, region: str | None, now: datetime, token_
         errors["started_at"] = "is in the future"
     if entry.ended_at is not None and entry.ended_at < entry.started_at:
         errors["ended_at"] = "is before started_at"
-    if answered_at is not None and (answered_at < entry.started_at or (entry.ended_at and answered_at > entry.ended_at)):
+    if answered_at is not None and (
+        answered_at < entry.started_at or (entry.ended_at and answered_at > entry.ended_at)
+    ):
         errors["answered_at"] = "must lie between started_at and ended_at"
     talk_time = entry.talk_time if entry.talk_time is not None else _seconds(answered_at, entry.ended_at)
     if entry.duration is not None:

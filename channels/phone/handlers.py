@@ -24,6 +24,7 @@ async def log_call(request: web.Request) -> web.Response:
         token_agent_id=agent.id if agent.role == Role.agent else None,
     )
     (result,) = await rt.service.log_calls([inbound])
+    assert result.call is not None  # one call a request: never the same call twice in one batch
     body = CallLogged(
         call=call_out(result.call),
         ticket=ticket_summary(result.ticket) if result.ticket else None,

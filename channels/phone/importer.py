@@ -133,7 +133,7 @@ async def _log_batch(
     except Exception:  # noqa: BLE001 - whatever the store refused, the rows alone will say which one
         pass
     results: list[CallResult] = []
-    for row, inbound in zip(rows, inbounds):
+    for row, inbound in zip(rows, inbounds, strict=True):
         try:
             results += await log.log_calls([inbound])
         except StoreUnavailable:

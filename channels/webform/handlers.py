@@ -81,7 +81,9 @@ async def contact_submit(request: web.Request) -> web.Response:
         files = await read_form(request, values)
         token = values.get("form_token", "") or uuid.uuid4().hex
         values["form_token"] = token  # a re-shown form keeps its token, so fixing and re-sending stays idempotent
-        form, identities = validate({k: v for k, v in values.items() if k in ContactForm.model_fields}, settings.phone_region)
+        form, identities = validate(
+            {k: v for k, v in values.items() if k in ContactForm.model_fields}, settings.phone_region
+        )
         stored = tuple([await runtime(request).attachments.save(n, t, d) for n, t, d in files])
         inbound = to_inbound(form, identities, idempotency_key=f"form:{token[:100]}", attachments=stored,
                              language=from_accept_language(request.headers.get("Accept-Language", "")))
@@ -102,7 +104,8 @@ async def contact_submit(request: web.Request) -> web.Response:
 async def webform_json(request: web.Request) -> web.Response:
     settings = runtime(request).settings
     if (retry := await _limited(request)) is not None:
-        return error_response(429, "rate_limited", "too many submissions from this address", headers={"Retry-After": str(retry)})
+        return error_response(429, "rate_limited", "too many submissions from this address",
+                              headers={"Retry-After": str(retry)})
     try:
         key = _idempotency_key(request)
         try:
@@ -115,7 +118,8 @@ async def webform_json(request: web.Request) -> web.Response:
     except FormErrors as exc:
         return error_response(422, "invalid", "the form has invalid fields", exc.fields)
     result = await runtime(request).service.ingest(
-        to_inbound(form, identities, idempotency_key=key, language=from_accept_language(request.headers.get("Accept-Language", "")))
+        to_inbound(form, identities, idempotency_key=key,
+                   language=from_accept_language(request.headers.get("Accept-Language", "")))
     )
     if result.duplicate and result.message.body_text != form.message:
         # A reused key with another message would silently drop that message: refuse it instead.

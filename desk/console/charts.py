@@ -30,11 +30,11 @@ def bars(title: str, series: Sequence[str], rows: Sequence[Bar], *, scale: float
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
              f'width="100%" aria-label="{escape(title)}"><title>{escape(title)}</title>'
              f'<text x="0" y="16" font-size="15" font-weight="600">{escape(title)}</text>']
-    x = label_w
+    legend_x = label_w
     for index, name in enumerate(series):
-        parts.append(f'<rect x="{x}" y="30" width="12" height="12" fill="{PALETTE[index % len(PALETTE)]}"/>'
-                     f'<text x="{x + 16}" y="40" font-size="12">{escape(name)}</text>')
-        x += 24 + 7 * len(name)
+        parts.append(f'<rect x="{legend_x}" y="30" width="12" height="12" fill="{PALETTE[index % len(PALETTE)]}"/>'
+                     f'<text x="{legend_x + 16}" y="40" font-size="12">{escape(name)}</text>')
+        legend_x += 24 + 7 * len(name)
     plot = width - label_w - 70
     for number, row in enumerate(rows):
         y = top + number * row_h

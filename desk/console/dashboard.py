@@ -27,6 +27,10 @@ async def _manager(request: web.Request) -> Signed:
     return signed
 
 
+def _bucket_rows(histogram: Histogram, lang: str) -> list[list[Any]]:
+    return [[label, count] for label, count in zip(_bucket_labels(histogram, lang), histogram.counts, strict=True)]
+
+
 def _bucket_labels(histogram: Histogram, lang: str) -> list[str]:
     labels = [f"≤ {waited(bound, lang)}" for bound in histogram.bounds]
     return [*labels, f"> {waited(histogram.bounds[-1], lang)}"]
@@ -39,17 +43,15 @@ async def _tables(request: web.Request, lang: str) -> tuple[dict[str, tuple[list
     agents = await service.list_agents()
     groups = await service.list_groups()
     channels = sorted({c for day in report.by_channel.values() for c in day})
-    tables = {
+    tables: dict[str, tuple[list[str], list[list[Any]]]] = {
         "load": (["agent", "presence", "open", "pending", "capacity"],
                  [[v.agent.name, str(v.agent.presence), v.load.open - report.pending_by_agent.get(v.agent.id, 0),
                    report.pending_by_agent.get(v.agent.id, 0), v.agent.capacity] for v in agents]),
         "queues": (["group", "waiting", "agents"], [[g.group.name, g.waiting, g.agents] for g in groups]),
         "compliance": (["regulation", "step", "in_time", "late", "pending"],
                        [[c.regulation, c.step, c.met, c.late, c.pending] for c in report.compliance]),
-        "first_response": (["time", "tickets"], list(map(list, zip(_bucket_labels(report.first_response, lang),
-                                                                      report.first_response.counts)))),
-        "resolution": (["time", "tickets"], list(map(list, zip(_bucket_labels(report.resolution, lang),
-                                                                  report.resolution.counts)))),
+        "first_response": (["time", "tickets"], _bucket_rows(report.first_response, lang)),
+        "resolution": (["time", "tickets"], _bucket_rows(report.resolution, lang)),
         "channels": (["day", *channels], [[day, *(counts.get(c, 0) for c in channels)]
                                           for day, counts in report.by_channel.items()]),
         "satisfaction": (["score", "answers"], [[score, count] for score, count in enumerate(report.ratings, 1)]),

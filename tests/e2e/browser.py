@@ -78,7 +78,7 @@ class Connection:
         try:
             await self._ws.send_str(json.dumps(message))
             answer = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CDPError(f"{method}: no answer within {timeout} s") from None
         finally:
             self._pending.pop(number, None)
@@ -174,7 +174,8 @@ class Page:
         answer = await self.call("Runtime.evaluate", **params)
         if "exceptionDetails" in answer:
             details = answer["exceptionDetails"]
-            raise CDPError(f"{expression!r} threw: {details.get('exception', {}).get('description') or details.get('text')}")
+            raise CDPError(f"{expression!r} threw: "
+                           f"{details.get('exception', {}).get('description') or details.get('text')}")
         return answer["result"].get("value")
 
     async def wait_for(self, expression: str, *, timeout: float = 10.0, what: str | None = None,
@@ -207,14 +208,16 @@ class Page:
     async def click(self, selector: str) -> None:
         """A real mouse click at the middle of the element (in the top document)."""
         box = await self.evaluate(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView({{block: 'center'}});"
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " e.scrollIntoView({block: 'center'});"
             " const r = e.getBoundingClientRect(); return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()")
         for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
             await self.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left",
                             clickCount=0 if kind == "mouseMoved" else 1)
 
     async def frame_context(self, url_part: str, timeout: float = 10.0) -> int:
-        """An isolated-world execution context inside the child frame whose URL contains this (its DOM, not its globals)."""
+        """An isolated-world execution context inside the child frame whose URL contains this (its DOM, not its
+        globals)."""
         deadline = time.monotonic() + timeout
         while True:
             tree = (await self.call("Page.getFrameTree"))["frameTree"]
@@ -238,7 +241,7 @@ def _frames(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def _bounded(future: asyncio.Future[dict[str, Any]], timeout: float, what: str) -> dict[str, Any]:
     try:
         return await asyncio.wait_for(future, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
@@ -279,7 +282,8 @@ class Chromium:
     async def new_page(self) -> Page:
         assert self.connection is not None, "start() first"
         target = (await self.connection.call("Target.createTarget", {"url": "about:blank"}))["targetId"]
-        session = (await self.connection.call("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
+        session = (await self.connection.call("Target.attachToTarget",
+                                              {"targetId": target, "flatten": True}))["sessionId"]
         page = Page(self.connection, target, session)
         for domain in ("Page.enable", "Runtime.enable"):
             await page.call(domain)

@@ -10,10 +10,10 @@ or fail under SWITCHBOARD_TEST_STRICT=1.
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -97,7 +97,8 @@ async def wait_online(page: Page, context_id: int | None = None) -> None:
 async def wait_acked(page: Page, text: str) -> None:
     """The bubble with this text carries the stored message's id (the server acked it)."""
     await page.wait_for(
-        f"[...document.querySelectorAll('#messages li[data-id]')].some(li => li.querySelector('.text').textContent === {json.dumps(text)})"
+        "[...document.querySelectorAll('#messages li[data-id]')]"
+        f".some(li => li.querySelector('.text').textContent === {json.dumps(text)})"
         " && !document.querySelector('#messages li[data-pending]')",
         timeout=TIMEOUT, what=f"the ack of {text!r}")
 
@@ -213,7 +214,8 @@ async def test_widget_on_another_site_opens_the_chat_in_a_frame_that_connects(
         f"(() => {{ const t = document.getElementById('chat-text'); t.value = {json.dumps(text)};"
         " document.getElementById('composer').requestSubmit(); })()", context_id=frame)
     await page.wait_for(
-        f"[...document.querySelectorAll('#messages li[data-id] .text')].some(p => p.textContent === {json.dumps(text)})",
+        "[...document.querySelectorAll('#messages li[data-id] .text')]"
+        f".some(p => p.textContent === {json.dumps(text)})",
         timeout=TIMEOUT, context_id=frame, what="the ack inside the frame")
     [ticket] = await api.chat_tickets()
     detail = await api.get(f"/api/v1/tickets/{ticket['number']}")
@@ -221,7 +223,8 @@ async def test_widget_on_another_site_opens_the_chat_in_a_frame_that_connects(
 
     # The agent's reply reaches the frame too.
     await api.reply(ticket["number"], "Yes, in 3 days.")
-    await page.wait_for("[...document.querySelectorAll('#messages li.out .text')].some(p => p.textContent === 'Yes, in 3 days.')",
+    await page.wait_for("[...document.querySelectorAll('#messages li.out .text')]"
+                        ".some(p => p.textContent === 'Yes, in 3 days.')",
                         timeout=TIMEOUT, context_id=frame, what="the reply inside the frame")
 
     # The button closes and reopens the same frame.

@@ -57,7 +57,7 @@ class Sender:
             if await self.send(n):
                 return True
             self.refusals["refused"] += 1
-        except (aiohttp.ClientError, aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, aiosmtplib.SMTPException, OSError) as exc:
             self.refusals[type(exc).__name__] += 1
         return False
 

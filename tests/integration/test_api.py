@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from desk import api
-from desk.app import create_app
 from switchboard.bootstrap import Runtime, build
 from switchboard.settings import DatabaseSettings, HttpSettings, RedisSettings, Settings
+from switchboard.webapp import create_app
 from tickets.inbound import Identity, Inbound
 from tickets.models import Presence, Role
 
@@ -22,7 +22,8 @@ WEBFORM = "/api/v1/webform"
 # --- helpers -------------------------------------------------------------------------------------
 
 
-async def submit(client: TestClient[Any, Any], message: str = "help", email: str = "client@example.com", **extra: Any) -> int:
+async def submit(client: TestClient[Any, Any], message: str = "help", email: str = "client@example.com",
+                 **extra: Any) -> int:
     response = await client.post(WEBFORM, json={"email": email, "message": message, **extra})
     assert response.status == 201, await response.text()
     return int((await response.json())["number"])
@@ -125,8 +126,10 @@ async def test_agents_see_only_their_groups_and_managers_see_all(
     assert ticket["status"] == "open" and ticket["assignee_id"] == support.id
 
     # The seller may look the client up, but the card lists only tickets the seller may open.
-    card_for_seller = await (await client.get(f"/api/v1/customers/{ticket['customer_id']}", headers=seller_headers)).json()
-    card_for_manager = await (await client.get(f"/api/v1/customers/{ticket['customer_id']}", headers=manager_headers)).json()
+    card_for_seller = await (await client.get(f"/api/v1/customers/{ticket['customer_id']}",
+                                              headers=seller_headers)).json()
+    card_for_manager = await (await client.get(f"/api/v1/customers/{ticket['customer_id']}",
+                                               headers=manager_headers)).json()
     assert card_for_seller["identities"] == card_for_manager["identities"]
     assert card_for_seller["tickets"] == []
     assert [t["number"] for t in card_for_manager["tickets"]] == [number]
@@ -142,7 +145,8 @@ async def test_list_filters_and_pagination(client: TestClient[Any, Any], add_age
     manager, manager_headers = await add_agent("Max", role=Role.manager, presence=Presence.offline)
     support = [await submit(client, f"ticket {i}", email=f"c{i}@example.com") for i in range(7)]
     sales = await runtime.service.ingest(
-        Inbound(channel="webform", identities=(Identity("email", "buyer@example.com"),), body_text="quote?", group="Sales")
+        Inbound(channel="webform", identities=(Identity("email", "buyer@example.com"),), body_text="quote?",
+                group="Sales")
     )
     every = sorted([*support, sales.ticket.id], reverse=True)
     assert sales.ticket.assignee_id == seller.id
@@ -166,7 +170,9 @@ async def test_list_filters_and_pagination(client: TestClient[Any, Any], add_age
     response = await patch(client, support[0], alice_headers, status="resolved")
     assert response.status == 200
     assert await numbers(client, manager_headers, status="resolved") == [support[0]]
-    assert await numbers(client, manager_headers, status="new,resolved") == sorted([support[0], *support[4:]], reverse=True)
+    assert await numbers(client, manager_headers, status="new,resolved") == sorted(
+        [support[0], *support[4:]], reverse=True
+    )
     assert await numbers(client, manager_headers, status=" open , pending ", group="Support") == sorted(
         [support[1], support[2], support[3]], reverse=True
     )
@@ -192,20 +198,24 @@ async def test_list_filters_and_pagination(client: TestClient[Any, Any], add_age
         assert seen == every, limit
         assert pages == -(-len(every) // limit)
     # Filters and pages together.
-    first = await (await client.get("/api/v1/tickets", params={"status": "new", "limit": "2"}, headers=manager_headers)).json()
-    rest = await (await client.get("/api/v1/tickets", params={"status": "new", "limit": "2", "cursor": str(first["next_cursor"])},
+    first = await (await client.get("/api/v1/tickets", params={"status": "new", "limit": "2"},
+                                    headers=manager_headers)).json()
+    rest = await (await client.get("/api/v1/tickets",
+                                   params={"status": "new", "limit": "2", "cursor": str(first["next_cursor"])},
                                    headers=manager_headers)).json()
     assert [t["number"] for t in first["items"] + rest["items"]] == sorted(support[4:], reverse=True)
     assert rest["next_cursor"] is None
 
-    summary = (await (await client.get("/api/v1/tickets", params={"limit": "1"}, headers=manager_headers)).json())["items"][0]
+    summary = (await (await client.get("/api/v1/tickets", params={"limit": "1"},
+                                       headers=manager_headers)).json())["items"][0]
     assert set(summary) >= {"number", "subject", "status", "priority", "category", "channel", "customer_id", "group_id",
                             "assignee_id", "created_at", "updated_at", "first_response_at", "resolved_at", "closed_at"}
     assert "messages" not in summary
 
     for params, field in [
-        ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "ten"}, "limit"), ({"cursor": "x"}, "cursor"),
-        ({"status": "bogus"}, "status"), ({"status": "open,bogus"}, "status"), ({"assignee": "someone"}, "assignee"),
+        ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "ten"}, "limit"),
+        ({"cursor": "x"}, "cursor"), ({"status": "bogus"}, "status"), ({"status": "open,bogus"}, "status"),
+        ({"assignee": "someone"}, "assignee"),
     ]:
         response = await client.get("/api/v1/tickets", params=params, headers=manager_headers)
         error = await assert_error(response, 422, "invalid")
@@ -345,7 +355,8 @@ async def test_status_priority_and_category_changes(client: TestClient[Any, Any]
                            ({"priority": None}, "priority"), ({"assignee": "bob"}, "assignee")]:
         error = await assert_error(await patch(client, first, headers, **changes), 422, "invalid")
         assert field in error["fields"], changes
-    response = await client.patch(f"/api/v1/tickets/{first}", data="[]", headers={**headers, "Content-Type": "application/json"})
+    response = await client.patch(f"/api/v1/tickets/{first}", data="[]",
+                                  headers={**headers, "Content-Type": "application/json"})
     await assert_error(response, 422, "invalid")
     after = await get_ticket(client, first, headers)
     assert (after["status"], after["priority"], len(after["events"])) == ("open", "high", events_before)
@@ -438,8 +449,11 @@ async def test_agents_with_load_and_presence(client: TestClient[Any, Any], add_a
     assert len((await queue.json())["items"]) == 2
     assert (await agents_by_id(client, bob_headers))[alice.id]["presence"] == "offline"
 
-    for payload, field in [({"presence": "busy"}, "presence"), ({}, "presence"), ({"presence": "away", "capacity": 99}, "capacity")]:
-        error = await assert_error(await client.patch("/api/v1/agents/me", json=payload, headers=alice_headers), 422, "invalid")
+    for payload, field in [
+        ({"presence": "busy"}, "presence"), ({}, "presence"), ({"presence": "away", "capacity": 99}, "capacity"),
+    ]:
+        error = await assert_error(await client.patch("/api/v1/agents/me", json=payload, headers=alice_headers),
+                                   422, "invalid")
         assert field in error["fields"], payload
     listed = await agents_by_id(client, bob_headers)
     assert (listed[alice.id]["presence"], listed[alice.id]["capacity"]) == ("offline", 4)
@@ -514,7 +528,9 @@ async def test_openapi_document_matches_the_routes(client: TestClient[Any, Any])
     # The documented shapes are the ones served: the detail schema lists the fields a real answer has.
     detail = schemas["TicketDetail"]
     op = doc["paths"]["/api/v1/tickets/{number}"]["get"]
-    assert op["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TicketDetail"}
+    assert op["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/TicketDetail"
+    }
     assert {"number", "messages", "events", "assignee", "customer"} <= set(detail["properties"])
     assert doc["paths"]["/api/v1/webform"]["post"]["responses"]["201"]
 

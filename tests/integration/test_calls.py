@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from switchboard.bootstrap import Runtime
+from tests.integration.test_api import assert_error, get_ticket, numbers, submit
 from tickets.clock import ManualClock
 from tickets.inbound import Identity, Inbound
 from tickets.models import Role
-from tests.integration.test_api import assert_error, get_ticket, numbers, submit
 
 CALLS = "/api/v1/calls"
-MONDAY = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+MONDAY = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 CLIENT = "+442079460958"
 
 
@@ -29,7 +29,8 @@ def at(minutes: float) -> str:
     return (MONDAY + timedelta(minutes=minutes)).isoformat()
 
 
-async def log(client: TestClient[Any, Any], headers: dict[str, str], status: int = 201, **fields: Any) -> dict[str, Any]:
+async def log(client: TestClient[Any, Any], headers: dict[str, str], status: int = 201,
+              **fields: Any) -> dict[str, Any]:
     response = await client.post(CALLS, json=fields, headers=headers)
     assert response.status == status, await response.text()
     return await response.json()
@@ -122,7 +123,8 @@ async def test_an_unanswered_callback_shows_in_the_overdue_queue_until_someone_c
     assert await numbers(client, headers, overdue="true") == []
     ticket = await get_ticket(client, number, headers)
     assert [(d["status"], d["late"]) for d in ticket["deadlines"]] == [("met", True)]
-    await assert_error(await client.get("/api/v1/tickets", params={"overdue": "maybe"}, headers=headers), 422, "invalid")
+    await assert_error(await client.get("/api/v1/tickets", params={"overdue": "maybe"}, headers=headers),
+                       422, "invalid")
 
 
 async def test_an_answered_call_with_notes_joins_the_clients_open_ticket_on_any_channel(
@@ -270,7 +272,8 @@ async def test_an_email_the_client_gave_on_the_phone_joins_their_card_and_cards_
     assert mailed.ticket.customer_id == customer_id
 
     # The same client wrote earlier from another address, which is on a card of its own.
-    other = await runtime.service.ingest(Inbound(channel="email", identities=(Identity("email", "j.smith@work.example"),),
+    other = await runtime.service.ingest(Inbound(channel="email",
+                                                 identities=(Identity("email", "j.smith@work.example"),),
                                                  subject="Old question", body_text="Hi", external_id="<m0@x>"))
     conflict = await client.post(url, json={"kind": "email", "address": "j.smith@work.example"}, headers=headers)
     error = await assert_error(conflict, 409, "conflict")

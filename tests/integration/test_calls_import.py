@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.bootstrap import Runtime
-from tickets.models import Role
 from tests.conftest import REPO
+from tickets.models import Role
 
 CORPUS = REPO / "tests" / "corpus" / "cdr"
 
@@ -90,7 +90,8 @@ async def test_a_client_who_called_and_then_wrote_has_one_card_with_both(
         '"support","+74951234567","201","from-pstn","""Ivan Petrov"" <+74951234567>","SIP/trunk-1","","Dial",'
         '"SIP/201,30","2026-03-02 10:00:00","","2026-03-02 10:00:25",25,0,"NO ANSWER","DOCUMENTATION","1.1",""\n'
         '"support","+74957654321","201","from-pstn","+74957654321","SIP/trunk-2","SIP/201-2","Dial","SIP/201,30",'
-        '"2026-03-02 10:05:00","2026-03-02 10:05:04","2026-03-02 10:09:04",244,240,"ANSWERED","DOCUMENTATION","1.2",""\n'
+        '"2026-03-02 10:05:00","2026-03-02 10:05:04","2026-03-02 10:09:04",244,240,"ANSWERED","DOCUMENTATION",'
+        '"1.2",""\n'
         '"support","201","202","from-internal","201","SIP/201-3","SIP/202-4","Dial","SIP/202",'
         '"2026-03-02 10:10:00","2026-03-02 10:10:02","2026-03-02 10:11:00",60,58,"ANSWERED","DOCUMENTATION","1.3",""\n',
         encoding="utf-8",

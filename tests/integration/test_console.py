@@ -255,7 +255,8 @@ async def test_admin_pages_list_the_team_check_a_regulations_file_and_show_deliv
         "csrf": csrf_of(html), "draft": "regulations:\n  - name: x\n    steps:\n      - {name: a, after: one day}\n"})
     assert bad.status == 422 and "draft:4: regulations.0.steps.0.after" in await bad.text()
     good = await client.post("/desk/admin/regulations", data={
-        "csrf": csrf_of(html), "draft": "regulations:\n  - name: x\n    steps:\n      - {name: a, after: 2h, unless: resolved, breach: true}\n"})
+        "csrf": csrf_of(html), "draft": "regulations:\n  - name: x\n    steps:\n"
+                                        "      - {name: a, after: 2h, unless: resolved, breach: true}\n"})
     assert good.status == 200 and "The file is valid." in await good.text()
     forged = await client.post("/desk/admin/regulations", data={"draft": "regulations: []"})
     assert forged.status == 403

@@ -63,7 +63,8 @@ async def test_redelivery_returns_the_same_ticket(runtime: Runtime, add_agent) -
 async def test_one_customer_card_across_identities(runtime: Runtime) -> None:
     first = await runtime.service.ingest(mail("ann@example.com"))
     both = await runtime.service.ingest(
-        Inbound(channel="webform", identities=(Identity("phone", "+442079460958"), Identity("email", "ann@example.com")),
+        Inbound(channel="webform",
+                identities=(Identity("phone", "+442079460958"), Identity("email", "ann@example.com")),
                 body_text="call me")
     )
     by_phone = await runtime.service.ingest(
@@ -73,14 +74,16 @@ async def test_one_customer_card_across_identities(runtime: Runtime) -> None:
     assert first.ticket.customer_id == both.ticket.customer_id == by_phone.ticket.customer_id
     assert await count(runtime, Customer) == 1
     async with runtime.sessions() as session:
-        identities = {tuple(row) for row in await session.execute(select(CustomerIdentity.kind, CustomerIdentity.address))}
+        identities = {tuple(row)
+                      for row in await session.execute(select(CustomerIdentity.kind, CustomerIdentity.address))}
     assert identities == {("email", "ann@example.com"), ("phone", "+442079460958")}
 
 
 async def test_ticket_reference_is_honoured_only_for_its_customer(runtime: Runtime) -> None:
     original = await runtime.service.ingest(mail("owner@example.com"))
     follow_up = await runtime.service.ingest(mail("owner@example.com", ticket_number=original.ticket.id, text="more"))
-    stranger = await runtime.service.ingest(mail("mallory@example.com", ticket_number=original.ticket.id, text="hijack"))
+    stranger = await runtime.service.ingest(mail("mallory@example.com", ticket_number=original.ticket.id,
+                                                 text="hijack"))
 
     assert follow_up.ticket.id == original.ticket.id and not follow_up.created
     assert follow_up.message.thread_reason == f"references ticket #{original.ticket.id}"
@@ -117,10 +120,14 @@ async def test_reply_reopens_resolved_and_closed_starts_linked_ticket(runtime: R
     await runtime.service.update_ticket(agent, original.ticket.id, {"status": "closed"})
     after_close = await runtime.service.ingest(mail(ticket_number=original.ticket.id, text="new problem"))
     assert after_close.created and after_close.ticket.follows_up_id == original.ticket.id
-    assert after_close.message.thread_reason == f"follow-up to closed ticket #{original.ticket.id} (references ticket #{original.ticket.id})"
+    assert after_close.message.thread_reason == (
+        f"follow-up to closed ticket #{original.ticket.id} (references ticket #{original.ticket.id})"
+    )
 
 
-async def test_least_loaded_with_ties_to_the_agent_idle_longest(runtime: Runtime, add_agent, clock: ManualClock) -> None:
+async def test_least_loaded_with_ties_to_the_agent_idle_longest(
+    runtime: Runtime, add_agent, clock: ManualClock
+) -> None:
     a, _ = await add_agent("A")
     b, _ = await add_agent("B")
     c, _ = await add_agent("C")

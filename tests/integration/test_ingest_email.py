@@ -50,7 +50,8 @@ async def test_someone_else_replying_is_kept_apart_unless_on_the_ticket(runtime:
     await outbound_with_id(runtime, manager, first.ticket.id, "<r1@support.example>")
 
     stranger = await runtime.service.ingest(
-        mail("bob@elsewhere.example", "me too", message_id="<b1@elsewhere.example>", thread_ids=("<r1@support.example>",))
+        mail("bob@elsewhere.example", "me too", message_id="<b1@elsewhere.example>",
+             thread_ids=("<r1@support.example>",))
     )
     assert stranger.created and stranger.ticket.id != first.ticket.id
     assert "not on it" in (stranger.message.thread_reason or "")
@@ -68,7 +69,9 @@ async def test_ticket_token_by_a_stranger_does_not_hijack(runtime: Runtime) -> N
         mail("mallory@example.com", message_id="<m1@example.com>", ticket_number=first.ticket.id)
     )
     assert guess.created and guess.ticket.id != first.ticket.id
-    assert guess.message.thread_reason == f"new email message; names ticket #{first.ticket.id} but the sender is not its customer"
+    assert guess.message.thread_reason == (
+        f"new email message; names ticket #{first.ticket.id} but the sender is not its customer"
+    )
 
 
 async def test_one_mail_to_two_support_addresses_is_one_ticket(runtime: Runtime) -> None:

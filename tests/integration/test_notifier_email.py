@@ -18,7 +18,6 @@ from arq.constants import in_progress_key_prefix
 from sqlalchemy import select, update
 
 from channels.email.smtp import InboundMailHandler, MailboxConfig, start_smtp_server
-from channels.ratelimit import RateLimiter
 from notifier.delivery import Deliverer
 from notifier.jobs import job_id
 from notifier.senders import RelayConfig, list_sink
@@ -29,6 +28,7 @@ from tests.fakes import SmtpSink
 from tickets.clock import Clock
 from tickets.inbound import Identity, Inbound
 from tickets.models import Agent, DeliveryStatus, Event, Outbox, OutboxStatus, Role, Ticket
+from web.ratelimit import RateLimiter
 
 CLIENT = "client@example.com"
 SUPPORT = "support@example.com"
@@ -142,7 +142,8 @@ async def test_ack_and_reply_go_out_threaded_and_the_answer_comes_back(
     assert f"#{number}" in text and "reply to this mail" in text
     assert f"#{number}" in html and "<p>" in html
 
-    reply = await rt.service.add_message(manager, number, "Проверим сегодня.\nЖдите <звонка>.\n\nС уважением", internal=False)
+    reply = await rt.service.add_message(manager, number, "Проверим сегодня.\nЖдите <звонка>.\n\nС уважением",
+                                         internal=False)
     await run_worker(rt)
     received = await sink.wait_for(2)
     assert len(received) == 2
@@ -214,7 +215,8 @@ async def test_a_reply_without_any_address_stays_queued(mail_runtime: Runtime, m
                 external_id="<nobody@client.example>")
     )
     reply = await rt.service.add_message(manager, phoned.ticket.id, "Hello?", internal=False)
-    webform = await rt.service.ingest(Inbound(channel="webform", identities=(Identity("email", CLIENT),), body_text="hi"))
+    webform = await rt.service.ingest(Inbound(channel="webform", identities=(Identity("email", CLIENT),),
+                                              body_text="hi"))
     await rt.service.add_message(manager, webform.ticket.id, "Hi", internal=False)
     # No address for the first; the web form's client gave one, so they get the acknowledgement and the reply.
     assert [(r.ticket_id, r.kind, r.recipient) for r in await outbox_rows(rt)] == [
@@ -275,7 +277,7 @@ async def test_resolving_an_email_ticket_mails_the_client_and_their_reply_reopen
     await run_worker(rt)
     await sink.wait_for(1)  # the acknowledgement
 
-    from desk.app import create_app
+    from switchboard.webapp import create_app
 
     async with TestClient(TestServer(create_app(rt), host="127.0.0.1")) as web:
         response = await web.patch(f"/api/v1/tickets/{number}", json={"status": "resolved"}, headers=auth)
@@ -431,7 +433,9 @@ async def test_delivering_the_same_row_twice_sends_one_mail(mail_runtime: Runtim
     assert row.status == OutboxStatus.sent and row.attempts == 1
 
 
-async def test_sweeper_delivers_rows_redis_never_heard_of(mail_runtime: Runtime, sink: SmtpSink, manager: Agent) -> None:
+async def test_sweeper_delivers_rows_redis_never_heard_of(
+    mail_runtime: Runtime, sink: SmtpSink, manager: Agent
+) -> None:
     rt = mail_runtime
     # The CLI's service: it writes outbox rows but has no job queue to tell.
     offline = build_service(rt.settings, rt.engine, rt.clock)

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -347,7 +347,7 @@ async def test_a_worker_killed_mid_send_never_sends_a_second_copy(
 
 def _client(rt: Runtime) -> TestClient[Any, Any]:
     """The real web app on the port the settings' public URL names (receipts are signed for that URL)."""
-    from desk.app import create_app
+    from switchboard.webapp import create_app
 
     return TestClient(TestServer(create_app(rt), host="127.0.0.1", port=rt.settings.http.port))
 
@@ -440,9 +440,9 @@ async def test_quiet_hours_hold_a_warning_sms_until_morning_but_never_an_escalat
     alerts = StaffAlerts(EmailNotifications(runtime.settings), "desk@example.com", "http://desk.example",
                          quiet_hours=quiet_window("22:00-08:00"), timezone="Europe/London")
     ticket = (await runtime.service.ingest(form(1))).ticket
-    night = datetime(2026, 12, 1, 23, 30, tzinfo=timezone.utc)
+    night = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
     person = Person("Anna", phone="+447700900003", language="ru")
-    due = datetime(2026, 12, 1, 23, 0, tzinfo=timezone.utc)
+    due = datetime(2026, 12, 1, 23, 0, tzinfo=UTC)
     async with runtime.sessions.begin() as session:
         ticket = await session.get_one(Ticket, ticket.id)
         warning = await alerts.queue(session, ticket, person, "sms", AlertFacts("warning", "request", "w", "replied",
@@ -451,7 +451,7 @@ async def test_quiet_hours_hold_a_warning_sms_until_morning_but_never_an_escalat
                                     "processed", due), dedupe_key="q:urgent", now=night)
     async with runtime.sessions() as session:
         held, sent = await session.get_one(Outbox, warning), await session.get_one(Outbox, urgent)
-    assert held.next_attempt_at == datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
+    assert held.next_attempt_at == datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
     assert sent.next_attempt_at == night
     assert held.body_text.startswith("Предупреждение №") and "не получила ответ" in held.body_text
     assert sent.body_text.startswith("Эскалация №")

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from switchboard.bootstrap import Runtime
-from tests.conftest import with_regulations
 from switchboard.settings import Settings
+from tests.conftest import with_regulations
 from tickets.clock import ManualClock
 from tickets.inbound import Identity, Inbound
 from tickets.models import Agent, ClockEvent, Deadline, Event, Outbox, Priority, Role, Ticket
@@ -222,7 +222,8 @@ async def test_resolving_meets_the_resolution_and_reopening_resumes_it(
     assert (await fetch(runtime, Ticket, ticket.id)).regulation == "critical_defect"
     got = await rows(runtime, ticket.id)
     # Two business days are two working days: Tuesday at closing time.
-    assert got["day_one"].due_at == MONDAY_9 + 9 * HOUR and got["resolution"].due_at == MONDAY_9 + timedelta(days=1, hours=9)
+    assert (got["day_one"].due_at == MONDAY_9 + 9 * HOUR
+            and got["resolution"].due_at == MONDAY_9 + timedelta(days=1, hours=9))
     agent = await fetch(runtime, Agent, ticket.assignee_id)
     clock.advance(HOUR)
     await runtime.service.update_ticket(agent, ticket.id, {"status": "resolved"})
@@ -294,7 +295,8 @@ async def test_a_changed_regulations_file_replans_open_tickets_at_the_next_sweep
     ticket = (await runtime.service.ingest(form())).ticket
     clock.advance(HOUR)
     changed = tmp_path / "changed.yaml"
-    changed.write_text(REGULATIONS.replace("after: 1 day\n        unless: processed", "after: 2 days\n        unless: processed"))
+    changed.write_text(REGULATIONS.replace("after: 1 day\n        unless: processed",
+                                           "after: 2 days\n        unless: processed"))
     restarted = await build(Settings(**{**settings.model_dump(), "regulations": changed}), clock=clock)
     try:
         assert restarted.escalations is not None
@@ -360,7 +362,8 @@ async def test_a_step_taken_out_of_the_file_is_cancelled_at_the_next_sweep(
     from switchboard.bootstrap import build
 
     ticket = (await runtime.service.ingest(form())).ticket
-    without_head = REGULATIONS.split("      - name: head\n")[0] + REGULATIONS.split("notify: [{to: group_head, by: [email, sms]}]\n")[1]
+    without_head = (REGULATIONS.split("      - name: head\n")[0]
+                    + REGULATIONS.split("notify: [{to: group_head, by: [email, sms]}]\n")[1])
     (tmp_path / "changed").mkdir()
     changed = with_regulations(settings, tmp_path / "changed", without_head)
     assert changed.regulation_book().named("request").step("head") is None

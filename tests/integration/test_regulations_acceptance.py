@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,8 @@ regulations:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Serve]:
-    closing = datetime.now(timezone.utc) + timedelta(seconds=25)
-    if closing.date() != datetime.now(timezone.utc).date():
+    closing = datetime.now(UTC) + timedelta(seconds=25)
+    if closing.date() != datetime.now(UTC).date():
         pytest.skip("the working day of this test's calendar would end after midnight")
     path = tmp_path / "regulations.yaml"
     path.write_text(regulations(closing))
@@ -124,7 +124,8 @@ def test_the_regulations_fire_as_written_and_the_ticket_shows_every_step(serve: 
     lines = notifications.splitlines()
     assert any(" email " in line and "to max@example.com" in line for line in lines), notifications
     assert any(" sms " in line and "to +447911123456" in line for line in lines), notifications
-    assert any("to anna@example.com" in line for line in lines) and any("to boris@example.com" in line for line in lines)
+    assert (any("to anna@example.com" in line for line in lines)
+            and any("to boris@example.com" in line for line in lines))
     mail = until(lambda: "max@example.com" in (out := desk.cli("mail", "outbox")) and out)
     assert f"[#{untouched}] Breached" in mail  # the email went out (to the mail sink: no relay configured)
 

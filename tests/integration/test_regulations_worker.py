@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 
 from sla.jobs import sweep_deadlines
 from switchboard.bootstrap import Runtime
-from tests.conftest import running_workers, with_regulations
 from switchboard.settings import Settings
 from switchboard.worker import timer_worker_settings
+from tests.conftest import running_workers, with_regulations
 from tickets.inbound import Identity, Inbound
 from tickets.models import Deadline, Event, Outbox, Role
 
@@ -201,4 +201,4 @@ async def test_a_worker_killed_during_an_escalation_loses_nothing_and_doubles_no
         await watcher.close()
     events = await fired_events(runtime, ticket.id)
     assert [e.data["step"] for e in events] == ["reassign", "head"]
-    assert datetime.now(timezone.utc) > (await steps(runtime, ticket.id))[1].fired_at
+    assert datetime.now(UTC) > (await steps(runtime, ticket.id))[1].fired_at

@@ -3,7 +3,7 @@ resolution in their buckets, and tickets per day and channel (a UTC day)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from switchboard.bootstrap import Runtime
 from tickets.clock import ManualClock
 from tickets.inbound import Identity, Inbound
 
-START = datetime(2026, 1, 5, 23, 0, tzinfo=timezone.utc)  # an hour before a UTC midnight
+START = datetime(2026, 1, 5, 23, 0, tzinfo=UTC)  # an hour before a UTC midnight
 
 
 @pytest.fixture

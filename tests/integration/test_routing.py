@@ -1,4 +1,5 @@
-"""Routing through the ticket service on a real store: weights, skills, queues, presence, hand-back, manual moves, rules.
+"""Routing through the ticket service on a real store: weights, skills, queues, presence, hand-back, manual moves,
+rules.
 
 Every test runs on SQLite and PostgreSQL (the `database_url` fixture) with a manual clock; a test that needs other
 routing settings parametrises `routing`, which the `settings` fixture below puts into its runtime.
@@ -118,7 +119,9 @@ def token_of(headers: dict[str, str]) -> str:
 # --- weighted least-loaded choice ------------------------------------------------------------------
 
 
-async def test_a_chat_weighs_two_and_a_critical_ticket_two(runtime: Runtime, add_agent: Any, clock: ManualClock) -> None:
+async def test_a_chat_weighs_two_and_a_critical_ticket_two(
+    runtime: Runtime, add_agent: Any, clock: ManualClock
+) -> None:
     ann, _ = await add_agent("Ann")
     ben, _ = await add_agent("Ben")
 
@@ -198,7 +201,9 @@ async def test_ties_go_to_the_agent_idle_longest_since_their_last_assignment(
     cara, _ = await add_agent("Cara")
     for ticket in (first, second):
         await runtime.service.update_ticket(boss, ticket.id, {"status": "resolved"})
-    assert {a: load.open for a, load in (await loads(runtime)).items()} == {ann.id: 0, ben.id: 0, cara.id: 0, boss.id: 0}
+    assert {a: load.open for a, load in (await loads(runtime)).items()} == {
+        ann.id: 0, ben.id: 0, cara.id: 0, boss.id: 0
+    }
 
     # Equal loads: never assigned first, then whoever was assigned longest ago.
     order = [(await ingest(runtime, mail(f"n{i}"), clock)).assignee_id for i in range(3)]
@@ -408,7 +413,9 @@ async def test_going_offline_hands_back_only_untouched_router_assignments(
         assert (now.assignee_id, now.status) == (bob.id, TicketStatus.open)
         assert (await kinds_of(runtime, ticket.id))[-2:] == ["returned", "assigned"]
         returned = await last(runtime, ticket.id, "returned")
-        assert (returned.actor, returned.reason, returned.data) == ("router", "Alice went offline", {"agent_id": alice.id})
+        assert (returned.actor, returned.reason, returned.data) == (
+            "router", "Alice went offline", {"agent_id": alice.id}
+        )
         assert (await last(runtime, ticket.id, "assigned")).reason.startswith("from the queue, least-loaded: ")
     for ticket, status in [(replied, TicketStatus.open), (noted, TicketStatus.open), (reopened, TicketStatus.open),
                            (pending, TicketStatus.pending), (taken, TicketStatus.open),
@@ -731,7 +738,9 @@ async def test_routing_rules_first_group_wins_skills_add_up_first_priority_wins(
         groups["Sales"], "", Priority.normal)
     plain = await ingest(runtime, chat("2"), clock)
     assert (plain.group_id, plain.skills, plain.assignee_id) == (groups["Chat"], "", pat.id)
-    assert (await last(runtime, plain.id, "created")).reason == f"new telegram message; routing rules #{to_chat.rule.id}"
+    assert (await last(runtime, plain.id, "created")).reason == (
+        f"new telegram message; routing rules #{to_chat.rule.id}"
+    )
     nothing = await ingest(runtime, mail("n"), clock)
     assert (await last(runtime, nothing.id, "created")).reason == "new email message"
 
@@ -773,7 +782,8 @@ async def test_a_missed_call_is_placed_by_the_routing_rules(
     started = clock.now() - timedelta(minutes=5)
     entry = CallEntry(call_id="pbx-1", caller="020 7946 0958", called="+442079460000", direction="in",
                       disposition="missed", started_at=started, ended_at=started + timedelta(seconds=30))
-    [result] = await runtime.service.log_calls([entry_inbound(entry, region="GB", now=clock.now(), token_agent_id=None)])
+    [result] = await runtime.service.log_calls([entry_inbound(entry, region="GB", now=clock.now(),
+                                                              token_agent_id=None)])
 
     assert result.created and result.ticket is not None
     ticket = await ticket_now(runtime, result.ticket.id)
@@ -810,7 +820,9 @@ async def test_assign_with_exclude_picks_the_least_loaded_other_agent(
     assert late.assignee_id == ann.id
     for agent in (bob, cara):
         await runtime.service.set_presence(agent.id, Presence.available)
-    assert {a: load.open for a, load in (await loads(runtime)).items()} == {ann.id: 1, bob.id: 3, cara.id: 2, boss.id: 0}
+    assert {a: load.open for a, load in (await loads(runtime)).items()} == {
+        ann.id: 1, bob.id: 3, cara.id: 2, boss.id: 0
+    }
 
     router = LeastLoadedRouter(runtime.settings.routing.weights())
     clock.advance(timedelta(days=1))
@@ -826,7 +838,9 @@ async def test_assign_with_exclude_picks_the_least_loaded_other_agent(
     assert assigned.reason == "least-loaded: 2 open; next best 3 open"  # Ann, less loaded, was excluded
     assert assigned.data == {"agent_id": cara.id, "open": 3, "load": 3.0, "capacity": 10}
     assert (await agent_now(runtime, cara.id)).last_assigned_at == clock.now()
-    assert {a: load.open for a, load in (await loads(runtime)).items()} == {ann.id: 0, bob.id: 3, cara.id: 3, boss.id: 0}
+    assert {a: load.open for a, load in (await loads(runtime)).items()} == {
+        ann.id: 0, bob.id: 3, cara.id: 3, boss.id: 0
+    }
 
     # With every other agent excluded or away, the ticket stays where it is.
     await runtime.service.set_presence(ann.id, Presence.away)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from switchboard.bootstrap import Runtime
@@ -92,7 +91,8 @@ async def test_a_ticket_given_a_skill_goes_only_to_an_agent_who_has_it(client: C
     assert (await agents_by_id(client, manager))[anna.id]["open_tickets"] == 0
 
     # Boris, who has it, takes it as soon as he is available.
-    assert (await client.patch("/api/v1/agents/me", json={"presence": "available"}, headers=boris_headers)).status == 200
+    assert (await client.patch("/api/v1/agents/me", json={"presence": "available"},
+                               headers=boris_headers)).status == 200
     ticket = await get_ticket(client, number, manager)
     assert (ticket["assignee_id"], ticket["status"]) == (boris.id, "open")
     assert kinds(ticket)[-1] == "assigned"
@@ -184,7 +184,8 @@ async def test_group_catalogue(client: Client, add_agent: Any) -> None:
                         ({"name": "Legal", "acknowledge": "sometimes"}, "acknowledge")]:
         assert await invalid_fields(await client.post("/api/v1/groups", json=body, headers=admin)) == {field}, body
     for headers in (manager, agent):
-        await assert_error(await client.post("/api/v1/groups", json={"name": "Legal"}, headers=headers), 403, "forbidden")
+        await assert_error(await client.post("/api/v1/groups", json={"name": "Legal"}, headers=headers),
+                           403, "forbidden")
     # The new group is real (an agent can be put in it); the refused one was never made.
     response = await patch_agent(client, alice.id, admin, groups=["Billing"])
     assert (await response.json())["groups"] == ["Billing"]
@@ -460,8 +461,8 @@ async def test_new_endpoints_need_a_token_and_the_right_role(client: Client, add
     assert (await agents_by_id(client, agent))[alice.id]["presence"] == "available"
     assert len(await agents_by_id(client, agent)) == 1
     _, admin = await add_agent("Ada Admin", role=Role.admin)
-    for path, body in [("/api/v1/agents", {"name": "X", "email": "x@example.com"}), ("/api/v1/groups", {"name": "Legal"}),
-                       ("/api/v1/skills", {"name": "de"})]:
+    for path, body in [("/api/v1/agents", {"name": "X", "email": "x@example.com"}),
+                       ("/api/v1/groups", {"name": "Legal"}), ("/api/v1/skills", {"name": "de"})]:
         assert (await client.post(path, json=body, headers=admin)).status == 201, path
     response = await client.post("/api/v1/routing/rules", json={"channel": "email", "priority": "high"}, headers=admin)
     assert (await response.json())["position"] == rule.rule.position + 10, "the agent's rule was not stored"
@@ -487,7 +488,9 @@ async def test_catalogues_list_groups_skills_and_rules(client: Client, add_agent
     assert (support["agents"], support["waiting"], support["acknowledge"]) == (3, 1, True)
 
     skills = await items(client, "/api/v1/skills", agent)
-    assert [(s["name"], s["description"], s["agents"]) for s in skills] == [("de", None, 0), ("ru", "Speaks Russian", 2)]
+    assert [(s["name"], s["description"], s["agents"]) for s in skills] == [
+        ("de", None, 0), ("ru", "Speaks Russian", 2)
+    ]
 
     await assert_error(await client.get("/api/v1/routing/rules", headers=agent), 403, "forbidden")
     for headers in (manager, admin):

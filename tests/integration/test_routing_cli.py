@@ -23,6 +23,7 @@ from tests.integration.test_serve import clean_env, cli
 from tickets.db import create_engine
 from tickets.models import Agent, AgentSkill, Group, RoutingRule, Skill
 
+
 @dataclass
 class Staff:
     """The CLI pointed at one database, and that database read directly to check what the CLI says."""
@@ -51,7 +52,7 @@ class Staff:
         """Refusals change nothing, so they can run side by side; each must name its problem."""
         with ThreadPoolExecutor(max_workers=6) as pool:
             results = list(pool.map(lambda case: self.run(*case[0]), cases))
-        for (args, expected), result in zip(cases, results):
+        for (args, expected), result in zip(cases, results, strict=True):
             assert result.returncode == 2, f"switchboard {' '.join(args)} exited {result.returncode}: {result.stdout}"
             assert expected in result.stderr, f"switchboard {' '.join(args)}: {result.stderr}"
             if not expected.startswith("argument "):  # argparse prints its usage; the rest is one line, no traceback

@@ -223,7 +223,8 @@ async def check_queue_settled(engine: Any) -> int:
     counts = await open_counts(engine)
     async with engine.connect() as connection:
         waiting = await connection.scalar(
-            select(func.count()).select_from(Ticket).where(Ticket.status == TicketStatus.new, Ticket.assignee_id.is_(None))
+            select(func.count()).select_from(Ticket).where(Ticket.status == TicketStatus.new,
+                                                           Ticket.assignee_id.is_(None))
         )
         available = set(await connection.scalars(
             select(Agent.id).where(Agent.presence == Presence.available, Agent.role == Role.agent)
@@ -335,7 +336,8 @@ async def test_processes_ingesting_flipping_and_resolving_never_overfill_an_agen
             PROCESSES * CHAOS_INGESTS
         kinds = await check_audit(engine, agents)
         print(f"chaos: {time.monotonic() - began:.1f} s, {sampler.samples} samples, events {kinds}, "
-              f"flips {sum(t.flips for t in tallies)}, resolves {sum(t.resolves for t in tallies)}, errors {errors[:5]}")
+              f"flips {sum(t.flips for t in tallies)}, resolves {sum(t.resolves for t in tallies)}, "
+              f"errors {errors[:5]}")
         assert kinds.get("queued", 0) > 0 and kinds.get("returned", 0) > 0, kinds  # the queue formed, hand-backs ran
         assert sum(t.flips for t in tallies) > 20 and sum(t.resolves for t in tallies) > 20, tallies
         await check_queue_settled(engine)

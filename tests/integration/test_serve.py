@@ -1,7 +1,9 @@
-"""`switchboard serve` as a new user runs it: no configuration, embedded SQLite and Redis, then the README walk-through."""
+"""`switchboard serve` as a new user runs it: no configuration, embedded SQLite and Redis, then the README
+walk-through."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,14 +11,13 @@ import smtplib
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
-import urllib.request
-import urllib.error
-import json
 
 from tests.conftest import REPO, free_port
 
@@ -227,7 +228,8 @@ def test_email_walkthrough_on_the_embedded_default(serve: Serve) -> None:
     smtp_port = int(serve.env["SWITCHBOARD_SMTP_PORT"])
 
     first = EmailMessage()
-    first["From"], first["To"], first["Subject"] = "Иван <ivan@example.org>", "support@example.com", "Принтер не печатает"
+    first["From"], first["To"] = "Иван <ivan@example.org>", "support@example.com"
+    first["Subject"] = "Принтер не печатает"
     first["Message-ID"] = "<first@example.org>"
     first.set_content("Здравствуйте! Принтер снова не печатает.")
     with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
@@ -277,7 +279,8 @@ def test_email_walkthrough_on_the_embedded_default(serve: Serve) -> None:
 
 
 def test_phone_acceptance_on_the_embedded_default(serve: Serve) -> None:
-    """Import Master.csv beside a running serve: progress and summary, callbacks assigned, one card for call and mail."""
+    """Import Master.csv beside a running serve: progress and summary, callbacks assigned, one card for call and
+    mail."""
     for name, extension in (("Anna", "201"), ("Boris", "202")):
         added = cli(serve.cwd, serve.env, "agent", "add", name, "--email", f"{name.lower()}@example.com",
                     "--extension", extension)

@@ -21,7 +21,8 @@ async def test_a_telegram_message_becomes_a_routed_ticket_and_the_reply_reaches_
                                      "SWITCHBOARD_TELEGRAM_API_BASE": telegram.base_url})
         try:
             await asyncio.to_thread(serve.wait_ready)
-            added = await asyncio.to_thread(cli, serve.cwd, serve.env, "agent", "add", "Tanya", "--email", "t@example.com")
+            added = await asyncio.to_thread(cli, serve.cwd, serve.env, "agent", "add", "Tanya",
+                                            "--email", "t@example.com")
             assert added.returncode == 0, added.stderr
             auth = {"Authorization": f"Bearer {added.stdout.strip().splitlines()[-1]}"}
 

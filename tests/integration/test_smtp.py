@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from channels.email.smtp import InboundMailHandler, MailboxConfig, start_smtp_server
-from channels.ratelimit import RateLimiter
 from switchboard.bootstrap import Runtime, build_service
 from switchboard.settings import Settings
 from tests.proxy import TcpProxy
 from tickets.db import create_engine
 from tickets.models import Customer, CustomerIdentity, Group, Message, Role, Ticket
+from web.ratelimit import RateLimiter
 
 ADDRESSES = {"support@example.com": "Support", "sales@example.com": "Sales"}
 
@@ -44,7 +44,8 @@ class Mailbox:
 
 
 def mail(subject: str = "Принтер не печатает", body: str = "Здравствуйте! Принтер снова не печатает.",
-         sender: str = "Иван Петров <ivan@example.org>", to: str = "support@example.com", **headers: str) -> EmailMessage:
+         sender: str = "Иван Петров <ivan@example.org>", to: str = "support@example.com",
+         **headers: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from channels.chat.telegram.bot import webhook_secret
 from channels.chat.telegram.polling import TelegramPoller
 from channels.chat.telegram.updates import NEW_ARMED, TelegramUpdates, new_key
-from notifier.delivery import Deliverer
 from notifier.chat import RESOLVED
+from notifier.delivery import Deliverer
 from notifier.telegram import BLOCKED, split_text
 from switchboard.bootstrap import Runtime, build, build_service
 from switchboard.settings import DatabaseSettings, Settings, TelegramSettings
@@ -171,6 +171,24 @@ async def test_a_repeated_update_is_stored_once(rt: Runtime, tg: FakeTelegram, p
     assert len(await messages(rt)) == 1 and len(await tickets(rt)) == 1
 
 
+async def test_an_edited_message_joins_the_ticket_as_a_new_message(
+    rt: Runtime, tg: FakeTelegram, poller: TelegramPoller
+) -> None:
+    [first] = tg.push(tg.message("Оплата не проходит"))
+    await poller.step()
+    edited = tg.message("Оплата не проходит, карта Visa", message_id=first["message"]["message_id"])
+    edited["edited_message"] = {**edited.pop("message"), "edit_date": 1_790_000_060}
+    tg.push(edited)
+    await poller.step()
+    await poller.step()
+    [ticket] = await tickets(rt)
+    stored = await messages(rt)
+    assert [m.ticket_id for m in stored] == [ticket.id, ticket.id]
+    assert stored[1].body_text == f"[edited message {first['message']['message_id']}]\nОплата не проходит, карта Visa"
+    assert stored[1].external_id == f"42:{first['message']['message_id']}:edit:1790000060"
+    assert tg.updates == []
+
+
 @pytest.mark.parametrize(("language", "greeting"), [("ru", "Здравствуйте"), ("en", "Hello")])
 async def test_start_greets_in_the_clients_language_without_a_ticket(
     rt: Runtime, tg: FakeTelegram, poller: TelegramPoller, language: str, greeting: str
@@ -195,7 +213,8 @@ async def test_status_lists_the_clients_tickets_and_new_opens_another(
     assert second.subject == "Second question" and first.customer_id == second.customer_id
     [status] = tg.sent
     assert status["text"].splitlines()[0] == "Your tickets:"
-    assert f"#{first.id} Первый вопрос — new" in status["text"] and f"#{second.id} Second question — new" in status["text"]
+    assert (f"#{first.id} Первый вопрос — new" in status["text"]
+            and f"#{second.id} Second question — new" in status["text"])
 
 
 def armed_updates(rt: Runtime, service: Any = None) -> TelegramUpdates:
@@ -244,7 +263,8 @@ async def test_a_bare_new_stays_armed_until_the_next_message_is_committed(
         url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere")})
     broken_engine = build_engine(broken_settings)
     try:
-        broken = TelegramPoller(rt.telegram_bot, armed_updates(rt, build_service(broken_settings, broken_engine, clock)),
+        broken = TelegramPoller(rt.telegram_bot,
+                                armed_updates(rt, build_service(broken_settings, broken_engine, clock)),
                                 timeout=0)
         broken.offset = healthy.offset
         tg.push(tg.message("Второй вопрос"))
@@ -307,7 +327,7 @@ async def test_photos_and_documents_are_stored_as_attachments_and_stickers_as_no
 
 @pytest.fixture
 async def web_client(rt: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
-    from desk.app import create_app
+    from switchboard.webapp import create_app
 
     async with TestClient(TestServer(create_app(rt), host="127.0.0.1")) as test_client:
         yield test_client
@@ -331,7 +351,7 @@ async def test_webhook_checks_the_secret_and_answers_after_commit(
 
 
 async def test_no_webhook_route_without_a_token(settings: Settings, clock: Clock) -> None:
-    from desk.app import create_app
+    from switchboard.webapp import create_app
 
     runtime = await build(settings, clock=clock)
     try:
@@ -383,7 +403,9 @@ async def test_resolving_tells_the_client_in_their_language(rt: Runtime, tg: Fak
     async with rt.sessions() as session:
         rows = [(row.ticket_id, row.channel, row.kind)
                 for row in await session.scalars(select(Outbox).where(Outbox.kind != "assigned").order_by(Outbox.id))]
-    assert [(ch, kind) for ticket, ch, kind in rows if kind == "resolved"] == [("telegram", "resolved"), ("email", "resolved")]
+    assert [(ch, kind) for ticket, ch, kind in rows if kind == "resolved"] == [
+        ("telegram", "resolved"), ("email", "resolved")
+    ]
     assert {ch for ticket, ch, _ in rows if ticket == number} == {"telegram"}
     assert {ch for ticket, ch, _ in rows if ticket == email.ticket.id} == {"email"}
 
@@ -475,8 +497,8 @@ async def test_cli_sets_the_webhook_with_the_shared_secret(tg: FakeTelegram, tmp
 async def test_an_agent_links_their_chat_with_a_code_and_gets_alerts_and_notices_there(
     tg_settings: Settings, clock: Clock, tg: FakeTelegram, tmp_path: Path
 ) -> None:
-    from tickets.telegram_link import link_code
     from tests.conftest import with_regulations
+    from tickets.telegram_link import link_code
 
     rt = await build(with_regulations(tg_settings, tmp_path, """\
 regulations:

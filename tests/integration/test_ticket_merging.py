@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from switchboard.bootstrap import Runtime
+from tests.integration.test_console import PASSWORD, csrf_of, sign_in
 from tickets.inbound import Identity, Inbound
 from tickets.models import Agent, Deadline, DeadlineStatus, Message, Role, Ticket
-from tests.integration.test_console import PASSWORD, csrf_of, sign_in
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ async def test_the_console_links_and_merges_from_the_ticket_page(
         "csrf": csrf_of(html), "action": "link", "other": str(old.id)})
     assert linked.headers["Location"] == f"/desk/tickets/{new.id}?done=done_linked"
     page = await (await client.get(linked.headers["Location"])).text()
-    assert "Linked." in page and re.search(r'<ul class="linked">.*?#%d Invoice' % old.id, page, re.S)
+    assert "Linked." in page and re.search(rf'<ul class="linked">.*?#{old.id} Invoice', page, re.S)
 
     merged = await client.post(f"/desk/tickets/{new.id}", allow_redirects=False, data={
         "csrf": csrf_of(html), "action": "merge", "other": str(old.id)})

@@ -42,7 +42,9 @@ def chat_options() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def chat_runtime(settings: Settings, clock: Clock, sink: SmtpSink, chat_options: dict[str, Any]) -> AsyncIterator[Runtime]:
+async def chat_runtime(
+    settings: Settings, clock: Clock, sink: SmtpSink, chat_options: dict[str, Any]
+) -> AsyncIterator[Runtime]:
     runtime = await build(chat_settings(settings, sink.url, **chat_options), clock=clock)
     try:
         yield runtime
@@ -53,7 +55,7 @@ async def chat_runtime(settings: Settings, clock: Clock, sink: SmtpSink, chat_op
 @pytest.fixture
 async def web(chat_runtime: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
     from channels.chat.webchat.handlers import HUB
-    from desk.app import create_app
+    from switchboard.webapp import create_app
 
     app = create_app(chat_runtime)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
@@ -106,7 +108,9 @@ class Visitor:
         return await self.next("ack")
 
 
-async def connect(client: TestClient[Any, Any], token: str | None = None, **hello: Any) -> tuple[Visitor, dict[str, Any]]:
+async def connect(
+    client: TestClient[Any, Any], token: str | None = None, **hello: Any
+) -> tuple[Visitor, dict[str, Any]]:
     ws = await client.ws_connect("/chat/ws")
     visitor = Visitor(ws)
     await visitor.send(type="hello", token=token, **hello)
@@ -234,7 +238,9 @@ async def test_a_visitor_using_someones_email_joins_their_card_but_sees_only_the
 
 
 @pytest.mark.parametrize("chat_options", [{"rate_limit": 2, "max_message_chars": 50}])
-async def test_bad_frames_get_clear_errors_and_nothing_is_lost(web: TestClient[Any, Any], chat_runtime: Runtime) -> None:
+async def test_bad_frames_get_clear_errors_and_nothing_is_lost(
+    web: TestClient[Any, Any], chat_runtime: Runtime
+) -> None:
     ws = await web.ws_connect("/chat/ws")
     raw = Visitor(ws)
     await raw.send(type="message", id="x", text="before hello")
@@ -346,7 +352,7 @@ async def test_a_database_outage_keeps_the_message_for_a_resend_that_stores_it_o
 ) -> None:
     from sqlalchemy.engine import make_url
 
-    from desk.app import create_app
+    from switchboard.webapp import create_app
     from tests.proxy import TcpProxy
 
     url = make_url(settings.database_url)

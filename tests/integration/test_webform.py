@@ -16,9 +16,9 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
-from desk.app import create_app
 from switchboard.bootstrap import Runtime
 from switchboard.settings import Settings
+from switchboard.webapp import create_app
 from tickets.models import Presence, Role
 
 WEBFORM = "/api/v1/webform"
@@ -28,7 +28,8 @@ WEBFORM = "/api/v1/webform"
 
 
 class FormParser(HTMLParser):
-    """Collects the form, its controls (with the attributes of each) and whether a control sits in an aria-hidden box."""
+    """Collects the form, its controls (with the attributes of each) and whether a control sits in an aria-hidden
+    box."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -247,7 +248,8 @@ async def test_invalid_html_post_reshows_the_form_and_stores_nothing(
     # Neither email nor phone.
     response = await client.post(
         "/contact",
-        data=form_data({"form_token": token, "name": "Bob", "subject": "Refund", "message": typed, "category": "billing"},
+        data=form_data({"form_token": token, "name": "Bob", "subject": "Refund", "message": typed,
+                        "category": "billing"},
                        [("proof.pdf", b"%PDF-1.4 proof", "application/pdf")]),
     )
     assert response.status == 422
@@ -279,7 +281,8 @@ async def test_invalid_html_post_reshows_the_form_and_stores_nothing(
     assert error and "@" in html.unescape(error.group(1))
 
     # An empty message.
-    response = await client.post("/contact", data=form_data({"form_token": token, "email": "bob@example.com", "message": " "}))
+    response = await client.post("/contact",
+                                 data=form_data({"form_token": token, "email": "bob@example.com", "message": " "}))
     assert response.status == 422
     raw = await response.text()
     assert 'id="message-error"' in raw
@@ -313,7 +316,8 @@ async def test_filled_honeypot_is_refused(client: TestClient[Any, Any], add_agen
 
 async def test_json_submission_creates_a_ticket(client: TestClient[Any, Any], add_agent: Any) -> None:
     agent, headers = await add_agent()
-    payload = {"name": "Ann", "email": "ann@example.com", "subject": "Invoice", "message": "Wrong VAT", "category": "billing"}
+    payload = {"name": "Ann", "email": "ann@example.com", "subject": "Invoice", "message": "Wrong VAT",
+               "category": "billing"}
     response = await client.post(WEBFORM, json=payload, headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"})
     assert response.status == 201, await response.text()
     body = await response.json()
@@ -381,7 +385,9 @@ async def test_json_idempotency_key(client: TestClient[Any, Any], add_agent: Any
     assert len(await all_tickets(client, headers)) == 4
 
 
-async def test_json_invalid_fields(client: TestClient[Any, Any], add_agent: Any, runtime: Runtime, settings: Settings) -> None:
+async def test_json_invalid_fields(
+    client: TestClient[Any, Any], add_agent: Any, runtime: Runtime, settings: Settings
+) -> None:
     _, headers = await add_agent()
     cases: list[tuple[Any, set[str]]] = [
         ({"email": "not-an-email", "message": "x"}, {"email"}),
@@ -427,7 +433,8 @@ async def test_one_customer_card_across_submissions(client: TestClient[Any, Any]
     _, headers = await add_agent()
     first = await (await client.post(WEBFORM, json={"email": "carol@example.com", "message": "one"})).json()
     token = await form_token(client)
-    page = await client.post("/contact", data=form_data({"form_token": token, "email": "CAROL@example.com", "message": "two"}))
+    page = await client.post("/contact",
+                             data=form_data({"form_token": token, "email": "CAROL@example.com", "message": "two"}))
     second_number = ticket_number(await page.text())
 
     one = await get_ticket(client, first["number"], headers)
@@ -539,13 +546,16 @@ async def test_cors_for_listed_origins_only(client: TestClient[Any, Any], runtim
     assert "Access-Control-Allow-Origin" not in preflight.headers
     assert "POST" in preflight.headers["Allow"]
     assert (await preflight.json())["error"]["code"] == "method_not_allowed"
-    posted = await client.post(WEBFORM, json={"email": "cors@example.com", "message": "plain"}, headers={"Origin": shop})
+    posted = await client.post(WEBFORM, json={"email": "cors@example.com", "message": "plain"},
+                               headers={"Origin": shop})
     assert posted.status == 201
     assert "Access-Control-Allow-Origin" not in posted.headers
     assert len(await all_tickets(client, headers)) == 3
 
 
-async def test_without_agents_the_ticket_waits_for_the_first_available(client: TestClient[Any, Any], add_agent: Any) -> None:
+async def test_without_agents_the_ticket_waits_for_the_first_available(
+    client: TestClient[Any, Any], add_agent: Any
+) -> None:
     response = await client.post(WEBFORM, json={"email": "early@example.com", "message": "anyone there?"})
     assert response.status == 201
     body = await response.json()
@@ -595,7 +605,8 @@ async def test_oversized_upload_is_refused(client: TestClient[Any, Any], runtime
     _, headers = await add_agent()
     async with app_client(runtime, http_settings(settings, max_upload_mb=1)) as small:
         fields = {"form_token": "a" * 32, "email": "big@example.com", "message": "see the video"}
-        response = await small.post("/contact", data=form_data(fields, [("video.mp4", b"\0" * (1024 * 1024 + 1), "video/mp4")]))
+        response = await small.post("/contact",
+                                    data=form_data(fields, [("video.mp4", b"\0" * (1024 * 1024 + 1), "video/mp4")]))
         assert response.status == 422
         raw = await response.text()
         assert 'id="attachments-error"' in raw and "1 MB" in raw

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from sqlalchemy import update
 
 from switchboard.bootstrap import Runtime
@@ -37,11 +39,11 @@ async def test_drain_job_assigns_waiting_tickets(runtime: Runtime, add_agent) ->
 async def test_jobs_enqueued_together_run_on_arq_and_an_id_is_taken_once(runtime: Runtime, add_agent) -> None:
     """`enqueue_all` writes what arq's own `enqueue_job` writes, in one round trip: a real worker runs the jobs,
     an id already queued (by either) is refused, and a deferred job waits in the queue's sorted set."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from arq.jobs import Job, JobStatus
 
-    from notifier.enqueue import JobSpec, enqueue_all
+    from tickets.enqueue import JobSpec, enqueue_all
 
     agent, _ = await add_agent("Returning", presence=Presence.away)
     waiting = await runtime.service.ingest(
@@ -49,10 +51,11 @@ async def test_jobs_enqueued_together_run_on_arq_and_an_id_is_taken_once(runtime
     async with runtime.sessions.begin() as session:
         await session.execute(update(Agent).where(Agent.id == agent.id).values(presence=Presence.available))
     assert await runtime.redis.enqueue_job("drain_queues", _job_id="test:taken") is not None
-    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    later = datetime.now(UTC) + timedelta(hours=1)
     added = await enqueue_all(runtime.redis, [
         JobSpec("drain_queues", "test:together"), JobSpec("drain_queues", "test:taken"),
-        JobSpec("drain_queues", "test:together"), JobSpec("drain_queues", "test:later", defer_until=later, queue="arq:test-later")])
+        JobSpec("drain_queues", "test:together"),
+        JobSpec("drain_queues", "test:later", defer_until=later, queue="arq:test-later")])
     assert added == [True, False, False, True]
     assert await runtime.redis.enqueue_job("drain_queues", _job_id="test:together") is None  # arq sees it too
     score = await runtime.redis.zscore("arq:test-later", "test:later")  # (a queue of its own: a burst worker

@@ -6,14 +6,14 @@ calendar and must say exactly which setting is wrong.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from sla.calendar import BusinessCalendar, parse_calendar
 
-UTC = timezone.utc
+UTC = UTC
 MOSCOW = ZoneInfo("Europe/Moscow")  # UTC+3 all year
 LONDON = ZoneInfo("Europe/London")
 
@@ -233,7 +233,8 @@ def test_unknown_time_zone_is_named(zone: str) -> None:
     assert repr(zone) in str(error.value)
 
 
-@pytest.mark.parametrize("hours", ["9-6", "18:00-09:00", "09:00-09:00", "09:00", "09:00-", "-18:00", "nine-five", "25:00-26:00"])
+@pytest.mark.parametrize("hours", ["9-6", "18:00-09:00", "09:00-09:00", "09:00", "09:00-", "-18:00", "nine-five",
+                                   "25:00-26:00"])
 def test_bad_working_hours_are_named(hours: str) -> None:
     with pytest.raises(ValueError) as error:
         _parse(hours=hours)

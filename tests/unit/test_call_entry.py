@@ -6,7 +6,7 @@ CDR rows (`cdr_inbound`) and the merging of a ring group's legs into one call (`
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from channels.phone.importer import merge_legs
 from tickets.errors import InvalidInput
 from tickets.inbound import CallDetails, Identity, Inbound
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -68,7 +68,9 @@ def test_inbound_call_is_a_phone_message_keyed_by_call_id_with_the_callers_numbe
     assert call is not None
     assert (call.direction, call.disposition, call.source) == ("in", "answered", "api")
     assert (call.caller, call.called) == ("+74951234567", "+74957771122")
-    assert (call.started_at, call.answered_at, call.ended_at) == (START, START + timedelta(seconds=5), START + timedelta(seconds=65))
+    assert (call.started_at, call.answered_at, call.ended_at) == (
+        START, START + timedelta(seconds=5), START + timedelta(seconds=65)
+    )
     assert call.notes == "wants a refund"
 
 
@@ -83,7 +85,9 @@ def test_local_number_without_a_region_is_refused_on_caller() -> None:
 
 
 def test_international_number_needs_no_region() -> None:
-    assert _inbound(region=None, caller="+44 20 7946 0958", called=None).identities == (Identity("phone", "+442079460958"),)
+    assert _inbound(region=None, caller="+44 20 7946 0958", called=None).identities == (
+        Identity("phone", "+442079460958"),
+    )
 
 
 @pytest.mark.parametrize("caller", ["anonymous", "Anonymous", "", "   ", None, "restricted"])
@@ -124,7 +128,9 @@ def test_outbound_client_is_the_called_number_and_caller_name_is_not_the_clients
 
 @pytest.mark.parametrize("called", [None, "", "anonymous"])
 def test_outbound_call_needs_the_called_number(called: str | None) -> None:
-    assert _errors(direction="out", caller="201", called=called) == {"called": "an outbound call needs the client's number"}
+    assert _errors(direction="out", caller="201", called=called) == {
+        "called": "an outbound call needs the client's number"
+    }
 
 
 def test_outbound_called_extension_is_refused() -> None:
@@ -165,7 +171,9 @@ def test_answer_outside_the_call_is_refused(answered_at: datetime) -> None:
 
 
 def test_answer_before_start_reports_only_answered_at_not_a_derived_talk_time() -> None:
-    assert _errors(answered_at=START - timedelta(seconds=1)) == {"answered_at": "must lie between started_at and ended_at"}
+    assert _errors(answered_at=START - timedelta(seconds=1)) == {
+        "answered_at": "must lie between started_at and ended_at"
+    }
 
 
 def test_answer_at_the_very_start_or_end_is_accepted() -> None:
@@ -318,7 +326,8 @@ def test_boolean_agent_is_not_taken_for_agent_id_one() -> None:
 
 # -- cdr_inbound ----------------------------------------------------------------------------------------
 
-# accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,lastdata,start,answer,end,duration,billsec,disposition,amaflags,uniqueid,userfield
+# accountcode,src,dst,dcontext,clid,channel,dstchannel,lastapp,lastdata,start,answer,end,duration,billsec,
+# disposition,amaflags,uniqueid,userfield
 INBOUND = (
     '"support","84951234567","201","from-pstn","""Ivan Petrov"" <84951234567>","SIP/rt-trunk-01","SIP/201-02",'
     '"Dial","SIP/201,30","2026-03-02 10:00:00","2026-03-02 10:00:07","2026-03-02 10:05:07",307,300,"ANSWERED",'
@@ -438,7 +447,8 @@ def _summary(items: list[CdrRow | CdrRejection]) -> list[tuple[str, str, str | N
 
 
 def test_ring_group_legs_collapse_to_the_answered_leg() -> None:
-    items = _merged(_leg("a.1", "NO ANSWER", 1, "201"), _leg("a.1", "ANSWERED", 2, "202"), _leg("a.1", "NO ANSWER", 3, "203"))
+    items = _merged(_leg("a.1", "NO ANSWER", 1, "201"), _leg("a.1", "ANSWERED", 2, "202"),
+                    _leg("a.1", "NO ANSWER", 3, "203"))
     assert _summary(items) == [("a.1", "answered", "202")]
     assert isinstance(items[0], CdrRow) and items[0].line == 2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -41,7 +41,7 @@ def test_eighteen_column_file_gives_every_kind_of_call() -> None:
     assert answered.called is None  # dst "s" is not a number
     assert (answered.extension, answered.direction, answered.disposition) == ("201", "in", "answered")
     assert answered.started_at == datetime(2026, 3, 2, 10, 0, 0, tzinfo=MOSCOW)
-    assert answered.started_at.astimezone(timezone.utc) == datetime(2026, 3, 2, 7, 0, tzinfo=timezone.utc)
+    assert answered.started_at.astimezone(UTC) == datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
     assert answered.answered_at == datetime(2026, 3, 2, 10, 0, 7, tzinfo=MOSCOW)
     assert answered.ended_at == datetime(2026, 3, 2, 10, 5, 7, tzinfo=MOSCOW)
     assert (answered.duration, answered.talk_time) == (307, 300)
@@ -84,7 +84,7 @@ def test_rows_are_frozen() -> None:
 
 def test_default_timezone_is_utc() -> None:
     row = _rows(_read("master_18.csv", default_region="RU"))[0]
-    assert row.started_at == datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+    assert row.started_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
     assert row.started_at.utcoffset().total_seconds() == 0
 
 

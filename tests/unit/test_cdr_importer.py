@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -41,18 +41,19 @@ class StandInLog:
         for inbound in inbounds:
             assert inbound.call is not None and inbound.external_id is not None
             call = Call(call_id=inbound.external_id, direction=Direction(inbound.call.direction),
-                        disposition=CallDisposition(inbound.call.disposition), started_at=datetime.now(timezone.utc))
+                        disposition=CallDisposition(inbound.call.disposition), started_at=datetime.now(UTC))
             missed = inbound.call.missed and bool(inbound.identities)
             ticket = Ticket(category="callback") if missed else None
             duplicate = inbound.external_id in self.seen
             self.seen.add(inbound.external_id)
-            results.append(CallResult(call.call_id, call, ticket, created=missed and not duplicate, duplicate=duplicate))
+            results.append(CallResult(call.call_id, call, ticket, created=missed and not duplicate,
+                                      duplicate=duplicate))
         return results
 
 
 async def run(log: StandInLog, name: str = "master_18.csv", batch: int = 3) -> tuple[ImportSummary, list[CdrRejection]]:
     rejected: list[CdrRejection] = []
-    summary = await import_cdr(CORPUS / name, log, default_region="RU", tz=timezone.utc,
+    summary = await import_cdr(CORPUS / name, log, default_region="RU", tz=UTC,
                                inbound_contexts=["from-pstn", "from-trunk", "incoming"], on_rejection=rejected.append,
                                batch=batch)
     return summary, rejected

@@ -171,7 +171,8 @@ async def test_twilio_gateway_takes_a_messaging_service_instead_of_from(session:
     async with FakeSmsGateway("twilio") as gateway:
         url = f"{gateway.url}/2010-04-01/Accounts/ACtest/Messages.json"
         form = {"To": PHONE, "MessagingServiceSid": "MG1", "Body": "hi"}
-        async with session.post(url, data=form, headers={"Authorization": basic("ACtest", "twilio-secret")}) as response:
+        async with session.post(url, data=form,
+                                headers={"Authorization": basic("ACtest", "twilio-secret")}) as response:
             assert response.status == 201
         assert gateway.delivered[0].sender is None
 

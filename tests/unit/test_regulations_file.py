@@ -130,13 +130,15 @@ regulations:
         notify: [{to: [head_of_sales]}]
 """
     problems = _problems(tmp_path, "r.yaml", text)
-    assert (6, "regulations.0.steps.0.after", "'one day' is not a duration like 30s, 90 minutes, 2h or 1 day") in problems
+    assert (6, "regulations.0.steps.0.after",
+            "'one day' is not a duration like 30s, 90 minutes, 2h or 1 day") in problems
     assert any(line == 11 and field == "regulations.0.steps.1.unless" and "processed" in why
                for line, field, why in problems), problems
     # The names are checked once every field is right: an unknown calendar and an unknown recipient.
     fixed = text.replace("one day", "1 day").replace("answered", "resolved")
     problems = _problems(tmp_path, "r.yaml", fixed)
-    assert (3, "regulations.0.calendar", "no calendar 'office' (define it under calendars, or use 'default')") in problems
+    assert (3, "regulations.0.calendar",
+            "no calendar 'office' (define it under calendars, or use 'default')") in problems
     assert any(line == 12 and "head_of_sales" in why for line, _, why in problems), problems
 
 
@@ -154,8 +156,8 @@ regulations:
 
 
 def test_toml_errors_name_their_line_too(tmp_path: Path) -> None:
-    text = '[[regulations]]\nname = "request"\n[[regulations.steps]]\nname = "x"\nafter = "soon"\nunless = "processed"\n' \
-           'breach = true\n'
+    text = '[[regulations]]\nname = "request"\n[[regulations.steps]]\nname = "x"\nafter = "soon"\n' \
+           'unless = "processed"\nbreach = true\n'
     assert (5, "regulations.0.steps.0.after", "'soon' is not a duration like 30s, 90 minutes, 2h or 1 day") in \
         _problems(tmp_path, "r.toml", text)
     syntax = _problems(tmp_path, "bad.toml", '[[regulations]]\nname = "request\n')

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -12,7 +12,7 @@ from routing.weights import DEFAULT_PRIORITY_WEIGHTS, Load, LoadWeights
 from switchboard.settings import RoutingSettings
 from tickets.models import Agent, Presence, Priority, Ticket
 
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 SUPPORT, SALES = 1, 2
 
 
@@ -248,7 +248,9 @@ def test_excluding_everyone_leaves_nobody() -> None:
 def test_choosing_changes_nothing() -> None:
     a, b = candidate(1, 2), candidate(2, 1)
     LeastLoadedRouter.choose([a, b], ticket())
-    assert (a.load, b.load, a.agent.last_assigned_at, b.agent.last_assigned_at) == (Load(2, 2.0), Load(1, 1.0), None, None)
+    assert (a.load, b.load, a.agent.last_assigned_at, b.agent.last_assigned_at) == (
+        Load(2, 2.0), Load(1, 1.0), None, None
+    )
 
 
 # --- RoutingSettings ----------------------------------------------------------------------------------

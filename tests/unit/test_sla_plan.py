@@ -5,14 +5,14 @@ for the same history every time.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sla.calendar import AlwaysOpen, parse_calendar
 from sla.plan import ClockState, add_running, plan
-from sla.regulations import builtin_book, build_book
+from sla.regulations import build_book, builtin_book
 
-UTC = timezone.utc
+UTC = UTC
 MOSCOW = ZoneInfo("Europe/Moscow")
 LONDON = ZoneInfo("Europe/London")
 OFFICE = {"timezone": "Europe/Moscow", "hours": "09:00-18:00", "days": "mon-fri", "holidays": "RU", "days_off": ""}

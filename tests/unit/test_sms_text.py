@@ -3,7 +3,7 @@ waiting times in words, the SMS settings and how receipts read."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -54,7 +54,7 @@ def test_numbers_are_sent_in_e164_and_impossible_ones_fail_for_good() -> None:
 
 def test_quiet_hours_across_midnight_and_in_the_calendars_time_zone() -> None:
     window = quiet_window("22:00-08:00")
-    utc = timezone.utc
+    utc = UTC
     assert quiet_until(datetime(2026, 12, 1, 21, 59, tzinfo=utc), window, "UTC") is None
     assert quiet_until(datetime(2026, 12, 1, 22, 0, tzinfo=utc), window, "UTC") == datetime(2026, 12, 2, 8, tzinfo=utc)
     assert quiet_until(datetime(2026, 12, 2, 7, 59, tzinfo=utc), window, "UTC") == datetime(2026, 12, 2, 8, tzinfo=utc)
@@ -95,4 +95,6 @@ def test_receipts_read_from_either_profile() -> None:
     twilio = from_twilio({"MessageSid": "SM1", "MessageStatus": "Undelivered", "ErrorCode": "30003"})
     assert (twilio.provider_id, twilio.status, twilio.error) == ("SM1", "undelivered", "provider error 30003")
     plain = from_json({"id": 42, "status": "DELIVERED", "reference": "sla:1:1:sms:+1"})
-    assert (plain.provider_id, plain.status, plain.reference, plain.error) == ("42", "delivered", "sla:1:1:sms:+1", None)
+    assert (plain.provider_id, plain.status, plain.reference, plain.error) == (
+        "42", "delivered", "sla:1:1:sms:+1", None
+    )

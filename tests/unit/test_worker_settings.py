@@ -23,10 +23,13 @@ def test_every_worker_setting_is_a_worker_parameter() -> None:
     configured = worker_settings(runtime)
     assert set(configured) <= parameters, set(configured) - parameters
     assert {f.__name__ for f in configured["functions"]} == {"drain_queues", "deliver_outbox", "sweep_idle_agents"}
-    assert {c.name for c in configured["cron_jobs"]} == {"cron:drain_queues", "cron:sweep_outbox", "cron:sweep_idle_agents"}
+    assert {c.name for c in configured["cron_jobs"]} == {
+        "cron:drain_queues", "cron:sweep_outbox", "cron:sweep_idle_agents"
+    }
     timers = timer_worker_settings(runtime)
     assert set(timers) <= parameters, set(timers) - parameters
-    assert {f.__name__ for f in timers["functions"]} == {FIRE_JOB, "sweep_deadlines"}  # FIRE_JOB: what ArqTimers enqueues
+    # FIRE_JOB: what ArqTimers enqueues
+    assert {f.__name__ for f in timers["functions"]} == {FIRE_JOB, "sweep_deadlines"}
     assert [c.name for c in timers["cron_jobs"]] == ["cron:sweep_deadlines"] and timers["cron_jobs"][0].unique
     assert timers["queue_name"] == TIMER_QUEUE != configured.get("queue_name")
     assert configured["handle_signals"] is False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 from aiogram import Bot
@@ -70,8 +71,12 @@ BAD_LINK = {
 NO_TICKETS = {"ru": "У вас пока нет обращений.", "en": "You have no tickets yet."}
 STATUS_TITLE = {"ru": "Ваши обращения:", "en": "Your tickets:"}
 STATUS_NAMES = {
-    "ru": {"new": "новое", "open": "в работе", "pending": "ждёт вашего ответа", "resolved": "решено", "closed": "закрыто"},
-    "en": {"new": "new", "open": "in progress", "pending": "waiting for you", "resolved": "resolved", "closed": "closed"},
+    "ru": {
+        "new": "новое", "open": "в работе", "pending": "ждёт вашего ответа", "resolved": "решено", "closed": "закрыто",
+    },
+    "en": {
+        "new": "new", "open": "in progress", "pending": "waiting for you", "resolved": "resolved", "closed": "closed",
+    },
 }
 
 
@@ -138,7 +143,9 @@ class TelegramUpdates:
                 await self._answer(message, GREETING[lang])
                 return "greeted"
             if name == "status":
-                tickets = await self._service.customer_tickets_by_identity(*_address(convert.identity(message.from_user)))
+                tickets = await self._service.customer_tickets_by_identity(
+                    *_address(convert.identity(message.from_user))
+                )
                 await self._answer(message, status_text(tickets, lang))
                 return "status"
             if name == "link":
@@ -162,11 +169,11 @@ class TelegramUpdates:
             update_id=update_id,
         )
         if edited:
-            stamp = message.edit_date.timestamp() if message.edit_date else 0
+            stamp = message.edit_date or 0  # Unix time: aiogram leaves edit_date as Telegram sends it
             inbound = replace(
                 inbound,
                 body_text=f"[edited message {message.message_id}]\n{inbound.body_text}",
-                external_id=f"{inbound.external_id}:edit:{int(stamp)}",
+                external_id=f"{inbound.external_id}:edit:{stamp}",
             )
         outcome = await self._store(inbound)
         if armed is not None:  # only now: had the store failed, the redelivered update must still start a ticket
@@ -208,7 +215,8 @@ class TelegramUpdates:
     async def _disarm(self, message: Message, mark: bytes) -> None:
         assert self._redis is not None
         try:
-            await self._redis.eval(_CONSUME, 1, new_key(message.chat.id), mark)  # type: ignore[misc]
+            consume: Any = self._redis.eval  # redis-py types script arguments as text; the mark is bytes
+            await consume(_CONSUME, 1, new_key(message.chat.id), mark)
         except (RedisError, OSError) as exc:  # the mark expires on its own; the next message may open one more
             log.warning("could not clear the /new mark of chat %s: %s", message.chat.id, exc)
 
@@ -252,7 +260,10 @@ class TelegramUpdates:
             except (TelegramEntityTooLarge, TelegramBadRequest, TelegramNotFound) as exc:
                 problems.append(f"could not download the {item.kind} {item.name}: {exc.message}")
                 continue
-            except (TimeoutError, TelegramNetworkError, TelegramServerError, TelegramRetryAfter, aiohttp.ClientError, OSError) as exc:
+            except (
+                TimeoutError, TelegramNetworkError, TelegramServerError, TelegramRetryAfter, aiohttp.ClientError,
+                OSError,
+            ) as exc:
                 if isinstance(exc, aiohttp.ClientResponseError) and 400 <= exc.status < 500:
                     problems.append(f"could not download the {item.kind} {item.name}: HTTP {exc.status}")
                     continue
@@ -260,7 +271,7 @@ class TelegramUpdates:
             if data is None:
                 problems.append(f"could not download the {item.kind} {item.name}")
                 continue
-            stored.append(await self._attachments.save(item.name, item.content_type, data.getvalue()))
+            stored.append(await self._attachments.save(item.name, item.content_type, data.read()))
         return tuple(stored), tuple(problems)
 
     async def _answer(self, message: Message, text: str) -> None:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from channels.chat.telegram.updates import TelegramUpdates, TryLater
 from tickets.errors import StoreUnavailable
+from web.http import Handler
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def webhook_handler(bot: Bot, updates: TelegramUpdates, secret: str):  # type: ignore[no-untyped-def]
+def webhook_handler(bot: Bot, updates: TelegramUpdates, secret: str) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), secret.encode()):

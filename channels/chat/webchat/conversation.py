@@ -155,7 +155,8 @@ class Conversation:
                           max_chars=self._settings.max_message_chars)
         wait = await self._limiter.retry_after(state.visitor)
         if wait is not None:
-            raise Refused("rate_limited", "too many messages; this one is kept and sent again shortly", retry_after=wait)
+            raise Refused("rate_limited", "too many messages; this one is kept and sent again shortly",
+                          retry_after=wait)
         try:
             result = await self._service.ingest(self._inbound(state, client_id, text))
         except InvalidInput as exc:

@@ -26,7 +26,9 @@ ASSETS = {"chat.js": "text/javascript", "chat.css": "text/css", "widget.js": "te
 HEARTBEAT = 25.0
 """Seconds between pings: proxies drop idle sockets, and a dead peer is noticed within two beats."""
 
-_templates = Environment(loader=PackageLoader("channels.chat.webchat", "templates"), autoescape=select_autoescape(["html"]))
+_templates = Environment(
+    loader=PackageLoader("channels.chat.webchat", "templates"), autoescape=select_autoescape(["html"])
+)
 
 STRINGS = {
     "en": {
@@ -71,7 +73,9 @@ async def asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in ASSETS:
         raise web.HTTPNotFound()
-    return web.FileResponse(STATIC / name, headers={"Content-Type": ASSETS[name], "Cache-Control": "public, max-age=300"})
+    return web.FileResponse(
+        STATIC / name, headers={"Content-Type": ASSETS[name], "Cache-Control": "public, max-age=300"}
+    )
 
 
 async def widget_script(request: web.Request) -> web.StreamResponse:

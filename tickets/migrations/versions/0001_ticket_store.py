@@ -1,7 +1,7 @@
 """ticket store
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 11:40:53.018020
 """
 
@@ -26,8 +26,10 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
     sa.Column('phone', sa.String(length=32), nullable=True),
-    sa.Column('role', sa.Enum('agent', 'manager', 'admin', name='agent_role', native_enum=False, length=16), nullable=False),
-    sa.Column('presence', sa.Enum('available', 'away', 'offline', name='agent_presence', native_enum=False, length=16), nullable=False),
+    sa.Column('role', sa.Enum('agent', 'manager', 'admin', name='agent_role',
+                              native_enum=False, length=16), nullable=False),
+    sa.Column('presence', sa.Enum('available', 'away', 'offline', name='agent_presence',
+                                  native_enum=False, length=16), nullable=False),
     sa.Column('capacity', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('last_assigned_at', tickets.models.UtcDateTime(timezone=True), nullable=True),
@@ -55,8 +57,10 @@ def upgrade() -> None:
     op.create_table('agent_groups',
     sa.Column('agent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('group_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_agent_groups_agent_id_agents'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_agent_groups_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'],
+                            name=op.f('fk_agent_groups_agent_id_agents'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'],
+                            name=op.f('fk_agent_groups_group_id_groups'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('agent_id', 'group_id', name=op.f('pk_agent_groups'))
     )
     with op.batch_alter_table('agent_groups', schema=None) as batch_op:
@@ -68,7 +72,8 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('address', sa.String(length=320), nullable=False),
     sa.Column('created_at', tickets.models.UtcDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_identities_customer_id_customers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'],
+                            name=op.f('fk_customer_identities_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_identities')),
     sa.UniqueConstraint('kind', 'address', name=op.f('uq_customer_identities_kind_address'))
     )
@@ -78,8 +83,10 @@ def upgrade() -> None:
     op.create_table('tickets',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('subject', sa.String(length=300), nullable=False),
-    sa.Column('status', sa.Enum('new', 'open', 'pending', 'resolved', 'closed', name='ticket_status', native_enum=False, length=16), nullable=False),
-    sa.Column('priority', sa.Enum('low', 'normal', 'high', 'critical', name='ticket_priority', native_enum=False, length=16), nullable=False),
+    sa.Column('status', sa.Enum('new', 'open', 'pending', 'resolved', 'closed', name='ticket_status',
+                                native_enum=False, length=16), nullable=False),
+    sa.Column('priority', sa.Enum('low', 'normal', 'high', 'critical', name='ticket_priority',
+                                  native_enum=False, length=16), nullable=False),
     sa.Column('category', sa.String(length=64), nullable=True),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -113,7 +120,8 @@ def upgrade() -> None:
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('created_at', tickets.models.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['actor_id'], ['agents.id'], name=op.f('fk_events_actor_id_agents')),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_events_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'],
+                            name=op.f('fk_events_ticket_id_tickets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
@@ -122,7 +130,8 @@ def upgrade() -> None:
     op.create_table('messages',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('direction', sa.Enum('in', 'out', 'internal', name='message_direction', native_enum=False, length=16), nullable=False),
+    sa.Column('direction', sa.Enum('in', 'out', 'internal', name='message_direction',
+                                   native_enum=False, length=16), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('external_id', sa.String(length=255), nullable=True),
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -130,12 +139,14 @@ def upgrade() -> None:
     sa.Column('body_text', sa.Text(), nullable=False),
     sa.Column('body_html', sa.Text(), nullable=True),
     sa.Column('attachments', sa.JSON(), nullable=False),
-    sa.Column('delivery_status', sa.Enum('queued', 'sent', 'failed', name='delivery_status', native_enum=False, length=16), nullable=True),
+    sa.Column('delivery_status', sa.Enum('queued', 'sent', 'failed', name='delivery_status',
+                                         native_enum=False, length=16), nullable=True),
     sa.Column('thread_reason', sa.String(length=200), nullable=True),
     sa.Column('created_at', tickets.models.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['author_id'], ['agents.id'], name=op.f('fk_messages_author_id_agents')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_messages_customer_id_customers')),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_messages_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'],
+                            name=op.f('fk_messages_ticket_id_tickets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
     sa.UniqueConstraint('channel', 'external_id', name=op.f('uq_messages_channel_external_id'))
     )

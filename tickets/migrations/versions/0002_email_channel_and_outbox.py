@@ -33,7 +33,8 @@ def upgrade() -> None:
     sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('dedupe_key', sa.String(length=200), nullable=False),
-    sa.Column('status', sa.Enum('queued', 'sending', 'sent', 'delivered', 'failed', name='outbox_status', native_enum=False, length=16), nullable=False),
+    sa.Column('status', sa.Enum('queued', 'sending', 'sent', 'delivered', 'failed', name='outbox_status',
+                                native_enum=False, length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.String(length=1000), nullable=True),
     sa.Column('provider_id', sa.String(length=255), nullable=True),
@@ -41,8 +42,10 @@ def upgrade() -> None:
     sa.Column('created_at', tickets.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', tickets.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', tickets.models.UtcDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_outbox_message_id_messages'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_outbox_ticket_id_tickets'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['message_id'], ['messages.id'],
+                            name=op.f('fk_outbox_message_id_messages'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'],
+                            name=op.f('fk_outbox_ticket_id_tickets'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
     sa.UniqueConstraint('dedupe_key', name=op.f('uq_outbox_dedupe_key'))
     )

@@ -32,8 +32,10 @@ def upgrade() -> None:
     op.create_table('agent_skills',
     sa.Column('agent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('skill_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_agent_skills_agent_id_agents'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['skill_id'], ['skills.id'], name=op.f('fk_agent_skills_skill_id_skills'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'],
+                            name=op.f('fk_agent_skills_agent_id_agents'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['skill_id'], ['skills.id'],
+                            name=op.f('fk_agent_skills_skill_id_skills'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('agent_id', 'skill_id', name=op.f('pk_agent_skills'))
     )
     with op.batch_alter_table('agent_skills', schema=None) as batch_op:
@@ -48,10 +50,13 @@ def upgrade() -> None:
     sa.Column('from_group_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('group_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('skills', sa.String(length=300), server_default='', nullable=False),
-    sa.Column('priority', sa.Enum('low', 'normal', 'high', 'critical', name='rule_priority', native_enum=False, length=16), nullable=True),
+    sa.Column('priority', sa.Enum('low', 'normal', 'high', 'critical', name='rule_priority',
+                                  native_enum=False, length=16), nullable=True),
     sa.Column('created_at', tickets.models.UtcDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['from_group_id'], ['groups.id'], name=op.f('fk_routing_rules_from_group_id_groups'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_routing_rules_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['from_group_id'], ['groups.id'],
+                            name=op.f('fk_routing_rules_from_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'],
+                            name=op.f('fk_routing_rules_group_id_groups'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_routing_rules'))
     )
     with op.batch_alter_table('agents', schema=None) as batch_op:

@@ -33,7 +33,8 @@ def upgrade() -> None:
     sa.Column('version', sa.String(length=12), nullable=True),
     sa.Column('calendar', sa.String(length=64), nullable=True),
     sa.Column('created_at', UtcDateTime, nullable=False),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_sla_clock_events_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'],
+                            name=op.f('fk_sla_clock_events_ticket_id_tickets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sla_clock_events'))
     )
     with op.batch_alter_table('sla_clock_events', schema=None) as batch_op:
@@ -59,7 +60,8 @@ def upgrade() -> None:
     op.execute("UPDATE tickets SET processed_at = first_response_at WHERE first_response_at IS NOT NULL")
     op.execute("UPDATE tickets SET regulation = '' WHERE status IN ('resolved', 'closed')")
     with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.create_index('ix_tickets_unplanned', ['id'], unique=False, postgresql_where=sa.text('regulation IS NULL'),
+        batch_op.create_index('ix_tickets_unplanned', ['id'], unique=False,
+                              postgresql_where=sa.text('regulation IS NULL'),
                               sqlite_where=sa.text('regulation IS NULL'))
 
 

@@ -33,7 +33,8 @@ def upgrade() -> None:
     sa.Column('at', UtcDateTime, nullable=False),
     sa.Column('error', sa.String(length=1000), nullable=True),
     sa.Column('provider_id', sa.String(length=255), nullable=True),
-    sa.ForeignKeyConstraint(['outbox_id'], ['outbox.id'], name=op.f('fk_outbox_attempts_outbox_id_outbox'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['outbox_id'], ['outbox.id'],
+                            name=op.f('fk_outbox_attempts_outbox_id_outbox'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_attempts'))
     )
     with op.batch_alter_table('outbox_attempts', schema=None) as batch_op:

@@ -31,7 +31,8 @@ def upgrade() -> None:
     sa.Column('created_at', UtcDateTime, nullable=False),
     sa.Column('last_seen_at', UtcDateTime, nullable=False),
     sa.Column('expires_at', UtcDateTime, nullable=False),
-    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_web_sessions_agent_id_agents'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'],
+                            name=op.f('fk_web_sessions_agent_id_agents'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_web_sessions'))
     )
     with op.batch_alter_table('web_sessions', schema=None) as batch_op:
@@ -44,7 +45,8 @@ def upgrade() -> None:
     sa.Column('score', sa.Integer(), nullable=False),
     sa.Column('comment', sa.Text(), nullable=True),
     sa.Column('created_at', UtcDateTime, nullable=False),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ratings_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'],
+                            name=op.f('fk_ratings_ticket_id_tickets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ratings')),
     sa.UniqueConstraint('ticket_id', name=op.f('uq_ratings_ticket_id'))
     )

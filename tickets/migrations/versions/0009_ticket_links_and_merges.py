@@ -31,15 +31,18 @@ def upgrade() -> None:
     sa.Column('created_at', UtcDateTime, nullable=False),
     sa.CheckConstraint('ticket_id < linked_id', name=op.f('ck_ticket_links_ordered')),
     sa.ForeignKeyConstraint(['actor_id'], ['agents.id'], name=op.f('fk_ticket_links_actor_id_agents')),
-    sa.ForeignKeyConstraint(['linked_id'], ['tickets.id'], name=op.f('fk_ticket_links_linked_id_tickets'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_links_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['linked_id'], ['tickets.id'],
+                            name=op.f('fk_ticket_links_linked_id_tickets'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'],
+                            name=op.f('fk_ticket_links_ticket_id_tickets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('ticket_id', 'linked_id', name=op.f('pk_ticket_links'))
     )
     with op.batch_alter_table('ticket_links', schema=None) as batch_op:
         batch_op.create_index('ix_ticket_links_linked_id', ['linked_id'], unique=False)
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.add_column(sa.Column('merged_into_id', BigId, nullable=True))
-        batch_op.create_foreign_key(batch_op.f('fk_tickets_merged_into_id_tickets'), 'tickets', ['merged_into_id'], ['id'])
+        batch_op.create_foreign_key(batch_op.f('fk_tickets_merged_into_id_tickets'), 'tickets',
+                                    ['merged_into_id'], ['id'])
 
 
 def downgrade() -> None:

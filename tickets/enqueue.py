@@ -51,7 +51,9 @@ async def enqueue_all(redis: ArqRedis, jobs: Sequence[JobSpec]) -> list[bool]:
                 score = now_ms
             expires_ms = max(score - now_ms, 0) + redis.expires_extra_ms
             payload = serialize_job(job.function, job.args, job.kwargs, None, now_ms, serializer=redis.job_serializer)
+            # redis-py types a script's arguments as text; Redis takes any bulk string (the payload is bytes)
+            arguments: list[Any] = [expires_ms, payload, score, job.job_id]
             pipe.eval(_ENQUEUE, 3, job_key_prefix + job.job_id, result_key_prefix + job.job_id,
-                      job.queue or redis.default_queue_name, expires_ms, payload, score, job.job_id)
+                      job.queue or redis.default_queue_name, *arguments)
         answers = await pipe.execute()
     return [bool(answer) for answer in answers]
