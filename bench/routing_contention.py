@@ -69,7 +69,7 @@ def time_the_lock(service: TicketService) -> list[float]:
     Every assignment in the group waits for that critical section, so it bounds the rate: 1 / mean hold.
     """
     held: list[float] = []
-    router: Any = service._router
+    router: Any = service.deps.router
     original = router.lock
 
     async def lock(session: Any, *args: Any, **kwargs: Any) -> Any:

@@ -7,11 +7,12 @@ from datetime import timedelta
 from aiohttp import web
 
 from desk import schemas
+from tickets.actions.staff import AgentChanges
 from tickets.errors import Conflict, Forbidden, InvalidInput
 from tickets.identities import InvalidAddress, email_identity, phone_identity
 from tickets.models import Presence, Priority, Role, TicketStatus
 from tickets.phone_numbers import extension_of
-from tickets.staff import AgentChanges, GroupView
+from tickets.queries.staff import GroupView
 from tickets.telegram_link import link_code
 from web.auth import ADMINS, MANAGERS, authenticate
 from web.endpoints import Endpoint, Param

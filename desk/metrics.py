@@ -59,7 +59,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def _store_families(rt: Runtime) -> list[GaugeMetricFamily]:
     now = rt.clock.now()
-    async with rt.sessions() as session:
+    async with rt.store.session() as session:
         tickets = await session.execute(select(Ticket.status, func.count()).group_by(Ticket.status))
         waiting = await session.execute(
             select(Group.name, func.count(Ticket.id)).join(Ticket, (Ticket.group_id == Group.id)

@@ -28,7 +28,7 @@ async def _listed(request: web.Request, ticket: int | None) -> web.Response:
         status = OutboxStatus(raw_status) if raw_status else None
     except ValueError:
         raise InvalidInput({"status": f"one of {', '.join(OutboxStatus)}"}) from None
-    async with runtime(request).sessions() as session:
+    async with runtime(request).store.session() as session:
         if ticket is not None and await session.get(Ticket, ticket) is None:
             raise NotFound(f"no ticket #{ticket}")
         found = await notifications(session, ticket=ticket, channel=request.query.get("channel") or None,
@@ -74,7 +74,7 @@ async def sms_status(request: web.Request) -> web.Response:
         return error_response(401, "unauthorized", "bad signature or token")
     receipt = receipts.from_twilio(fields) if "MessageStatus" in fields else receipts.from_json(fields)
     try:
-        row = await receipts.record(rt.sessions, rt.clock, receipt)
+        row = await receipts.record(rt.store, rt.clock, receipt)
     except ValueError as exc:
         raise InvalidInput({"body": str(exc)}) from None
     if row is None:

@@ -20,8 +20,9 @@ from tickets.models import (
     skill_set,
 )
 from tickets.numbers import MAX_ID
-from tickets.service import CustomerView, TicketView
-from tickets.staff import AgentView, GroupView, RuleView
+from tickets.queries.customers import CustomerView
+from tickets.queries.staff import AgentView, GroupView, RuleView
+from tickets.queries.tickets import TicketView
 from web.schemas import CallOut, PriorityName, Status, TicketSummary, call_out, ticket_summary
 
 PresenceName = Literal["available", "away", "offline"]

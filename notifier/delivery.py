@@ -18,13 +18,14 @@ from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifier.render import NoticeRenderer, Rendered
 from notifier.senders import EmailSender, PermanentFailure, TemporaryFailure, Unconfirmed
 from tickets import audit
 from tickets.clock import Clock
 from tickets.models import DeliveryStatus, EventKind, Message, Outbox, OutboxAttempt, OutboxStatus
+from tickets.uow import Store
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class Deliverer:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        store: Store,
         clock: Clock,
         sender: EmailSender,
         *,
@@ -120,7 +121,7 @@ class Deliverer:
         """Renders templated rows (acknowledgements, assignment notices) as they are delivered."""
         self.chat_senders: dict[str, TextSender] = dict(chat_senders or {})
         """Senders for the other channels by name ("telegram"); email rows use `sender`."""
-        self._sessions = sessions
+        self._store = store
         self._clock = clock
         self.max_attempts = max_attempts
         self.first_retry = first_retry
@@ -181,7 +182,7 @@ class Deliverer:
         one that exists may be a job a killed worker had taken before it claimed the row, which arq keeps (its
         id refused) until the job timeout ends."""
         now = self._clock.now()
-        async with self._sessions() as session:
+        async with self._store.session() as session:
             rows = await session.execute(
                 select(Outbox.id, Outbox.attempts, Outbox.status, Outbox.next_attempt_at)
                 .where(
@@ -207,7 +208,7 @@ class Deliverer:
     async def _claim(self, outbox_id: int) -> _Claim | Attempt:
         """Transaction 1: mark the row `sending` (committed) before anything leaves."""
         now = self._clock.now()
-        async with self._sessions() as session, session.begin():
+        async with self._store.session() as session:
             row = await session.get(Outbox, outbox_id, with_for_update=True)
             if row is None:
                 return Attempt(outbox_id, MISSING, 0)
@@ -272,7 +273,7 @@ class Deliverer:
         """Transaction 2 after success (or a send whose answer was lost and must not be repeated)."""
         now = self._clock.now()
         note = str(unconfirmed)[:1000] if unconfirmed is not None else None
-        async with self._sessions() as session, session.begin():
+        async with self._store.session() as session:
             row = await session.get_one(Outbox, claim.outbox_id, with_for_update=True)
             if row.status != OutboxStatus.delivered:  # a receipt may have come in while the answer was on its way
                 row.status = OutboxStatus.sent
@@ -293,7 +294,7 @@ class Deliverer:
         """Transaction 2 after a failure: back to the queue with a backoff, or failed for good."""
         now = self._clock.now()
         error = str(failure) or failure.__class__.__name__
-        async with self._sessions() as session, session.begin():
+        async with self._store.session() as session:
             row = await session.get_one(Outbox, claim.outbox_id, with_for_update=True)
             if row.status in FINAL:  # a run that took over a stale claim finished first
                 return Attempt(row.id, str(row.status), row.attempts)

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifier.delivery import history
 from notifier.sms import CHANNEL
 from tickets.clock import Clock
 from tickets.models import Outbox, OutboxStatus
+from tickets.uow import Store
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def from_json(body: Mapping[str, object]) -> Receipt:
                    text("reference"))
 
 
-async def record(sessions: async_sessionmaker[AsyncSession], clock: Clock, receipt: Receipt) -> Outbox | None:
+async def record(store: Store, clock: Clock, receipt: Receipt) -> Outbox | None:
     """Apply one receipt; None when no SMS of ours has that id. A receipt only ever moves a row forward."""
     if not receipt.status or not (receipt.provider_id or receipt.reference):
         raise ValueError("a receipt needs a status and the message id")
@@ -80,7 +80,7 @@ async def record(sessions: async_sessionmaker[AsyncSession], clock: Clock, recei
     found = [Outbox.provider_id == receipt.provider_id] if receipt.provider_id else []
     if receipt.reference:
         found.append(Outbox.dedupe_key == receipt.reference)
-    async with sessions() as session, session.begin():
+    async with store.session() as session:
         row = await session.scalar(select(Outbox).where(Outbox.channel == CHANNEL, or_(*found))
                                    .order_by(Outbox.id).limit(1).with_for_update())
         if row is None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sla.engine import RegulationEngine
 from sla.regulations import Regulation, Step
@@ -28,7 +26,8 @@ from tickets.models import (
     Role,
     Ticket,
 )
-from tickets.ports import Alerts, Assigner, JobQueue, Timer, Timers
+from tickets.ports import Alerts, Assigner, Timer
+from tickets.uow import Store
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 500
@@ -54,25 +53,20 @@ class _Fired:
 class Escalations:
     """Fires due deadline rows (from their arq timer or the sweeper) and carries out the steps' actions."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: RegulationEngine, router: Assigner,
-                 alerts: Alerts, clock: Clock, *, jobs: JobQueue | None = None, timers: Timers | None = None) -> None:
-        self._sessions = sessions
+    def __init__(self, store: Store, engine: RegulationEngine, router: Assigner, alerts: Alerts, clock: Clock) -> None:
+        self._store = store
         self._engine = engine
         self._router = router
         self._alerts = alerts
         self._clock = clock
-        self._jobs = jobs
-        self._timers = timers
         self._replanned = False
 
     async def fire(self, deadline_id: int, plan: int | None = None) -> str:
         """What became of the step: fired, met, paused, early (set again), stale (re-planned or done) or gone."""
-        async with self._sessions() as session, session.begin():
-            result = await self._fire_in(session, deadline_id, plan)
-        if result.outbox and self._jobs is not None:
-            await _quietly(self._jobs.deliver(result.outbox), "delivery", result.outbox)
-        if result.timers and self._timers is not None:
-            await _quietly(self._timers.schedule(result.timers), "timers", result.timers)
+        async with self._store.unit() as uow:
+            result = await self._fire_in(uow.session, deadline_id, plan)
+            uow.deliver(result.outbox)
+            uow.schedule(result.timers)
         return result.outcome
 
     async def sweep(self, limit: int = SWEEP_BATCH) -> int:
@@ -85,7 +79,7 @@ class Escalations:
             while await self.replan_outdated(limit) >= limit:
                 pass
             self._replanned = True
-        async with self._sessions() as session:
+        async with self._store.session() as session:
             due = list(await session.scalars(
                 select(Deadline.id)
                 .where(Deadline.status == DeadlineStatus.pending, Deadline.due_at <= self._clock.now())
@@ -98,7 +92,7 @@ class Escalations:
     async def forecast(self, within: timedelta, *, breaches_only: bool = True) -> list[Forecast]:
         """Open tickets whose pending steps come due before now + `within` (paused clocks excluded), soonest first."""
         until = self._clock.now() + within
-        async with self._sessions() as session:
+        async with self._store.session() as session:
             rows = await session.execute(
                 select(Deadline, Ticket).join(Ticket, Ticket.id == Deadline.ticket_id)
                 .where(Deadline.status == DeadlineStatus.pending, Deadline.due_at <= until,
@@ -116,7 +110,7 @@ class Escalations:
     async def replan_outdated(self, limit: int = SWEEP_BATCH) -> int:
         """Re-plan open tickets whose deadlines a different regulation version planned; returns how many looked at."""
         current = [r.version for r in self._engine.book.regulations]
-        async with self._sessions() as session:
+        async with self._store.session() as session:
             outdated = select(Deadline.ticket_id).where(
                 Deadline.status.in_((DeadlineStatus.pending, DeadlineStatus.paused)), Deadline.version.is_not(None),
                 Deadline.version.not_in(current))
@@ -126,14 +120,11 @@ class Escalations:
             numbers = sorted(set(await session.scalars(outdated.distinct().limit(limit)))
                              | set(await session.scalars(unplanned.limit(limit))))
         for number in numbers:
-            timers: list[Timer] = []
-            async with self._sessions() as session, session.begin():
-                ticket = await session.get(Ticket, number, with_for_update=True)
-                if ticket is None:
-                    continue
-                timers = await self._engine.track(session, ticket, self._clock.now(), "the regulations changed")
-            if timers and self._timers is not None:
-                await _quietly(self._timers.schedule(timers), "timers", timers)
+            async with self._store.unit() as uow:
+                ticket = await uow.session.get(Ticket, number, with_for_update=True)
+                if ticket is not None:
+                    uow.schedule(await self._engine.track(uow.session, ticket, self._clock.now(),
+                                                          "the regulations changed"))
         return len(numbers)
 
     async def _fire_in(self, session: AsyncSession, deadline_id: int, plan: int | None) -> _Fired:
@@ -282,10 +273,3 @@ class Escalations:
         if "@" in who:
             return [Person(who, email=who)]
         return [Person(who, phone=who)]
-
-
-async def _quietly(work: Any, what: str, items: Sequence[Any]) -> None:
-    try:
-        await work
-    except Exception:  # noqa: BLE001 - committed; the sweepers pick these up
-        log.warning("could not enqueue %s for %s; the sweeper will", what, items, exc_info=True)

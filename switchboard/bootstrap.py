@@ -35,6 +35,7 @@ from tickets.clock import Clock, SystemClock
 from tickets.db import create_engine, create_session_factory
 from tickets.ports import ChangeFeed, JobQueue, Notifications, Timers
 from tickets.service import TicketService
+from tickets.uow import Store
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -61,6 +62,11 @@ class Runtime:
     """The Telegram bot (set only when a token is configured): receives updates and sends replies."""
     dispatcher: DispatchLoop | None = None
     """The dispatcher loop running in this process, if one does (deliveries in the same loop give way to it)."""
+
+    @property
+    def store(self) -> Store:
+        """The units of work every command, query and direct read of this process goes through."""
+        return self.service.store
 
     async def close(self) -> None:
         if self.telegram_bot is not None:
@@ -116,11 +122,11 @@ def build_sms_sender(settings: Settings) -> TextSender:
     return LogSender(settings.data_dir / SMS_LOG, region=settings.phone_region)
 
 
-def build_deliverer(settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock,
+def build_deliverer(settings: Settings, store: Store, clock: Clock,
                     sender: EmailSender, chat_senders: dict[str, TextSender]) -> Deliverer:
     retry = settings.notifier
     renderer = NoticeRenderer(EmailNotifications(settings).templates, settings.public_url)
-    return Deliverer(sessions, clock, sender, chat_senders=chat_senders, renderer=renderer,
+    return Deliverer(store, clock, sender, chat_senders=chat_senders, renderer=renderer,
                      max_attempts=retry.max_attempts,
                      first_retry=timedelta(seconds=retry.first_retry_seconds),
                      max_retry=timedelta(seconds=retry.max_retry_seconds),
@@ -159,13 +165,14 @@ def build_router(settings: Settings) -> LeastLoadedRouter:
     return LeastLoadedRouter(settings.routing.weights(), return_on_offline=settings.routing.return_on_offline)
 
 
-def build_escalations(settings: Settings, sessions: async_sessionmaker[AsyncSession], engine: RegulationEngine,
-                      clock: Clock, *, jobs: JobQueue | None, timers: Timers | None) -> Escalations:
+def build_escalations(settings: Settings, store: Store, engine: RegulationEngine, clock: Clock) -> Escalations:
+    """Firings write in the service's units of work: their notices, timers and live updates publish as any
+    command's do."""
     sms = settings.sms
     alerts = StaffAlerts(EmailNotifications(settings), settings.smtp.reply_from, settings.public_url,
                          max_segments=sms.max_segments, timezone=settings.calendar.timezone,
                          quiet_hours=quiet_window(sms.quiet_hours) if sms.quiet_hours else None)
-    return Escalations(sessions, engine, build_router(settings), alerts, clock, jobs=jobs, timers=timers)
+    return Escalations(store, engine, build_router(settings), alerts, clock)
 
 
 def default_notifications(settings: Settings) -> Notifications:
@@ -201,18 +208,19 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
         from notifier.telegram_sender import TelegramSender
 
         chat_senders["telegram"] = TelegramSender(bot)
+    service = build_service(settings, engine, clock, jobs=jobs, timers=timers, regulations=regulations,
+                            changes=RedisChangeFeed(redis))
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        service=build_service(settings, engine, clock, jobs=jobs, timers=timers, regulations=regulations,
-                              changes=RedisChangeFeed(redis)),
+        service=service,
         attachments=AttachmentStore(settings.attachments_dir),
         redis=redis,
         redis_url=url,
         clock=clock,
-        deliverer=build_deliverer(settings, sessions, clock, sender, chat_senders),
-        escalations=build_escalations(settings, sessions, regulations, clock, jobs=jobs, timers=timers),
+        deliverer=build_deliverer(settings, service.store, clock, sender, chat_senders),
+        escalations=build_escalations(settings, service.store, regulations, clock),
         telegram_bot=bot,
     )
 

@@ -289,8 +289,8 @@ def _edited(kind: str, current: list[str], add: list[str], remove: list[str]) ->
 
 
 async def _agent_set(settings: Settings, args: argparse.Namespace) -> int:
+    from tickets.actions.staff import AgentChanges
     from tickets.models import Presence
-    from tickets.staff import AgentChanges
 
     add_skills = [s.strip().lower() for s in args.add_skills]
     remove_skills = [s.strip().lower() for s in args.remove_skills]

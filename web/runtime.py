@@ -11,12 +11,13 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from sla.firing import Escalations
     from tickets.attachments import AttachmentStore
     from tickets.clock import Clock
     from tickets.service import TicketService
+    from tickets.uow import Store
 
 
 class Runtime(Protocol):
@@ -38,7 +39,7 @@ class Runtime(Protocol):
     def clock(self) -> Clock: ...
 
     @property
-    def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+    def store(self) -> Store: ...
 
     @property
     def engine(self) -> AsyncEngine: ...

@@ -31,7 +31,7 @@ async def _admin(request: web.Request) -> Signed:
 
 async def _context(request: web.Request) -> dict[str, Any]:
     rt = runtime(request)
-    async with rt.sessions() as session:
+    async with rt.store.session() as session:
         history = await notifications(session, limit=50)
     return {
         "agents": await rt.service.list_agents(), "groups": await rt.service.list_groups(),

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from desk.console.render import page
-from tickets.logins import SESSION_MAX
+from tickets.actions.logins import SESSION_MAX
 from tickets.models import Agent
 from web.forms import form_fields
 from web.ratelimit import RateLimiter

@@ -15,7 +15,7 @@ from desk.console.charts import Bar, bars
 from desk.console.render import WORDS, language, page
 from notifier.alerts import waited
 from tickets.models import OPEN_STATUSES
-from tickets.reports import Histogram, Report
+from tickets.queries.reports import Histogram, Report
 from web.auth import MANAGERS
 from web.runtime import runtime
 

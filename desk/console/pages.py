@@ -21,7 +21,7 @@ from tickets.content import sanitize_html
 from tickets.errors import DomainError
 from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Presence, Priority
 from tickets.numbers import as_id, whole_number
-from tickets.service import NextStep, QueueTicket
+from tickets.queries.tickets import NextStep, QueueTicket
 from web.auth import MANAGERS
 from web.http import path_id
 from web.pages import reason

@@ -119,7 +119,7 @@ async def load_counters(runtime: Runtime) -> dict[int, tuple[int, int]]:
 
 async def counted_loads(runtime: Runtime) -> dict[int, tuple[int, int]]:
     """What the agents hold, counted from their tickets with the router's weights."""
-    weights = runtime.service._router.weights  # noqa: SLF001 - the configured weights, to count with
+    weights = runtime.service.deps.router.weights  # the configured router's, to count with
     held: dict[int, tuple[int, int]] = {}
     async with runtime.sessions() as session:
         agents = list(await session.scalars(select(Agent.id)))

@@ -65,7 +65,7 @@ async def start(settings: Settings, clock: Clock) -> Runtime:
     runtime = await build(with_relay(settings, settings.smtp.relay_url), clock=clock)
     assert runtime.deliverer is not None
     runtime.deliverer = Deliverer(
-        runtime.sessions, runtime.clock, runtime.deliverer.sender, renderer=runtime.deliverer.renderer,
+        runtime.store, runtime.clock, runtime.deliverer.sender, renderer=runtime.deliverer.renderer,
         first_retry=timedelta(milliseconds=200), max_retry=timedelta(seconds=1),
     )
     return runtime

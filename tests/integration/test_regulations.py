@@ -281,8 +281,8 @@ async def test_two_firings_at_once_act_once(runtime: Runtime, team: dict[str, Ag
 
 
 def _presence(value: str) -> Any:
+    from tickets.actions.staff import AgentChanges
     from tickets.models import Presence
-    from tickets.staff import AgentChanges
 
     return AgentChanges(presence=Presence(value))
 

@@ -19,11 +19,11 @@ from routing.weights import Load
 from switchboard.bootstrap import Runtime
 from switchboard.settings import RoutingSettings, Settings
 from switchboard.worker import sweep_idle_agents
+from tickets.actions.staff import AgentChanges
 from tickets.clock import ManualClock
 from tickets.errors import Conflict, Forbidden, InvalidInput
 from tickets.inbound import Identity, Inbound
 from tickets.models import Agent, Event, Presence, Priority, Role, Ticket, TicketStatus
-from tickets.staff import AgentChanges
 
 SECOND = timedelta(seconds=1)
 

@@ -49,7 +49,7 @@ async def rt(tg_settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
     runtime = await build(tg_settings, clock=clock)
     assert runtime.deliverer is not None and runtime.telegram_bot is not None
     runtime.deliverer = Deliverer(
-        runtime.sessions, runtime.clock, runtime.deliverer.sender, chat_senders=runtime.deliverer.chat_senders,
+        runtime.store, runtime.clock, runtime.deliverer.sender, chat_senders=runtime.deliverer.chat_senders,
         renderer=runtime.deliverer.renderer,
         first_retry=timedelta(milliseconds=200), max_retry=timedelta(seconds=1),
     )

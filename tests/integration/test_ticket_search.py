@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import Select, select
 
 from switchboard.bootstrap import Runtime
+from tickets.access import visibility, visible_to
 from tickets.inbound import Identity, Inbound
 from tickets.models import Agent, Presence, Role, Ticket, TicketStatus
-from tickets.service import _Listing, _matching, _searched, _visibility, _visible_to
+from tickets.queries.tickets import _Listing, _matching, _searched
 
 
 def written(subject: str, body: str, *, address: str, name: str | None = None, group: str | None = None,
@@ -91,7 +92,7 @@ async def test_internal_notes_are_not_searched(runtime: Runtime, desk: dict[str,
     assert await everything(runtime, desk["mia"], "flickers") == [desk["noted"]]
 
 
-async def test_a_search_keeps_the_filters_and_the_agents_visibility(runtime: Runtime, desk: dict[str, Any]) -> None:
+async def test_a_search_keeps_the_filters_and_the_agentsvisibility(runtime: Runtime, desk: dict[str, Any]) -> None:
     mia, sam, sally = desk["mia"], desk["sam"], desk["sally"]
     kettles = desk["kettles"]
     for number in kettles[1:6:2]:
@@ -142,7 +143,7 @@ async def test_the_search_finds_what_the_plain_or_finds(runtime: Runtime, desk: 
         for filters in FILTERS:
             found = await everything(runtime, viewer, search, **filters)
             async with runtime.sessions() as session:
-                query = (await _visible_to(session, viewer, select(Ticket.id))).where(_matching(search))
+                query = (await visible_to(session, viewer, select(Ticket.id))).where(_matching(search))
                 expected = list(await session.scalars(reference(query, filters)))
             assert found == expected, (viewer.name, filters)
 
@@ -157,7 +158,7 @@ async def test_the_union_form_matches_the_plain_or_whatever_the_text(
     for viewer in (desk["mia"], desk["sam"], desk["sally"]):
         for filters in FILTERS:
             async with runtime.sessions() as session:
-                visible = await _visibility(session, viewer)
+                visible = await visibility(session, viewer)
                 plain = (select(Ticket.id) if visible is None else select(Ticket.id).where(visible)).where(
                     _matching(search))
                 expected = list(await session.scalars(reference(plain, filters)))

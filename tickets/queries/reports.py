@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.clock import Clock
 from tickets.db import is_postgresql
+from tickets.deps import Deps
 from tickets.models import Deadline, DeadlineStatus, Rating, Ticket, TicketStatus
 
 RESPONSE_BUCKETS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=8), timedelta(days=1),
@@ -62,26 +61,6 @@ class Report:
         """The mean rating, or None before the first."""
         total = sum(self.ratings)
         return sum(score * count for score, count in enumerate(self.ratings, 1)) / total if total else None
-
-
-class ReportCommands:
-    """Provided by `TicketService`: the clock and one transaction per command."""
-
-    _clock: Clock
-    if TYPE_CHECKING:
-        def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
-
-    async def report(self, days: int = 14) -> Report:
-        since = self._clock.now() - timedelta(days=days)
-        async with self._transaction() as session:
-            first_response, resolution = await _histograms(session, [Ticket.first_response_at, Ticket.resolved_at],
-                                                           since)
-            return Report(since, await _compliance(session, since), first_response, resolution,
-                          await _by_channel(session, since), await _ratings(session, since),
-                          dict(list(await session.execute(
-                              select(Ticket.assignee_id, func.count())
-                              .where(Ticket.status == TicketStatus.pending, Ticket.assignee_id.isnot(None))
-                              .group_by(Ticket.assignee_id)))))
 
 
 async def _compliance(session: AsyncSession, since: datetime) -> list[Compliance]:
@@ -135,3 +114,16 @@ async def _by_channel(session: AsyncSession, since: datetime) -> dict[str, dict[
     for created_on, channel, count in rows:
         days.setdefault(str(created_on), {})[channel] = count
     return dict(sorted(days.items()))
+
+
+async def report(deps: Deps, days: int = 14) -> Report:
+    since = deps.clock.now() - timedelta(days=days)
+    async with deps.store.session() as session:
+        first_response, resolution = await _histograms(session, [Ticket.first_response_at, Ticket.resolved_at],
+                                                       since)
+        return Report(since, await _compliance(session, since), first_response, resolution,
+                      await _by_channel(session, since), await _ratings(session, since),
+                      dict(list(await session.execute(
+                          select(Ticket.assignee_id, func.count())
+                          .where(Ticket.status == TicketStatus.pending, Ticket.assignee_id.isnot(None))
+                          .group_by(Ticket.assignee_id)))))

@@ -1,0 +1,67 @@
+"""The customer card as an agent sees it: identities, the tickets the agent may open, the latest calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets.access import visible_to
+from tickets.deps import Deps
+from tickets.errors import NotFound
+from tickets.models import Agent, Call, Customer, CustomerIdentity, Ticket
+
+HISTORY_CALLS = 200
+"""Calls shown on a customer card, newest first."""
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    customer: Customer
+    identities: list[CustomerIdentity]
+    tickets: list[Ticket]
+    calls: list[Call]
+    """The client's latest calls, newest first, whether or not they landed on a ticket."""
+
+
+async def get_customer(deps: Deps, viewer: Agent, customer_id: int) -> CustomerView:
+    async with deps.store.session() as session:
+        return await customer_view(session, viewer, customer_id)
+
+
+async def customer_tickets_by_identity(deps: Deps, kind: str, address: str, limit: int = 20) -> list[Ticket]:
+    """The tickets of whoever owns this identity, newest first (a client asking a chat bot for their status)."""
+    async with deps.store.session() as session:
+        customer_id = await session.scalar(
+            select(CustomerIdentity.customer_id).where(
+                CustomerIdentity.kind == kind, CustomerIdentity.address == address
+            )
+        )
+        if customer_id is None:
+            return []
+        query = select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id.desc()).limit(limit)
+        return list(await session.scalars(query))
+
+
+async def customer_view(session: AsyncSession, viewer: Agent, customer_id: int) -> CustomerView:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id}")
+    identities = list(
+        await session.scalars(
+            select(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id).order_by(CustomerIdentity.id)
+        )
+    )
+    # Every agent may look a client up; only tickets they may open are listed on the card.
+    query = await visible_to(session, viewer, select(Ticket).where(Ticket.customer_id == customer_id))
+    tickets: list[Ticket] = list(await session.scalars(query.order_by(Ticket.id.desc())))
+    calls = list(
+        await session.scalars(
+            select(Call)
+            .where(Call.customer_id == customer_id)
+            .order_by(Call.started_at.desc(), Call.id.desc())
+            .limit(HISTORY_CALLS)
+        )
+    )
+    return CustomerView(customer, identities, tickets, calls)
