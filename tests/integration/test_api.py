@@ -581,6 +581,10 @@ async def test_database_down_answers_503_never_500(redis_url: str, tmp_path: Pat
                 await assert_error(response, 503, "unavailable")
                 assert response.headers["Retry-After"].isdigit()
 
+                response = await client.get("/metrics")  # a direct read of the store, not a command
+                assert response.status == 503, backend
+                assert response.headers["Retry-After"].isdigit()
+
                 response = await client.get("/healthz")
                 assert response.status == 503
                 health = await response.json()
