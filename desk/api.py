@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated, Literal
 
 from aiohttp import web
+from pydantic import BeforeValidator, Field
 
 from desk import schemas
 from tickets.actions.staff import AgentChanges
@@ -16,7 +18,8 @@ from tickets.queries.staff import GroupView
 from tickets.telegram_link import link_code
 from web.auth import ADMINS, MANAGERS, authenticate
 from web.endpoints import Endpoint, Param
-from web.http import int_param, json_ok, parse_json, path_id
+from web.http import json_ok, parse_json, path_id
+from web.params import Id, QueryParams, query, split_commas
 from web.runtime import runtime
 
 MAX_PAGE = 200
@@ -24,13 +27,24 @@ MANAGER_MAY_SET = frozenset({"presence"})
 """What a manager may change about another agent (e.g. mark someone offline who left); the rest is an admin's."""
 
 
-def _flag(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise InvalidInput({name: "must be true or false"})
+class TicketQuery(QueryParams):
+    status: Annotated[list[TicketStatus], BeforeValidator(split_commas)] = Field(
+        [], description="Comma-separated statuses (new, open, pending, resolved, closed).")
+    assignee: Literal["me", "none"] | Id | None = Field(None, description="`me`, `none` (the queue) or an agent id.")
+    group: str | None = Field(None, description="Group (department) name.")
+    channel: str | None = Field(
+        None, description="Only tickets that came in on this channel (email, webform, telegram, phone, …).")
+    priority: Annotated[list[Priority], BeforeValidator(split_commas)] = Field(
+        [], description="Comma-separated priorities (low, normal, high, critical).")
+    q: str | None = Field(None, description="Search by number, subject, customer name or address, and message text.")
+    overdue: bool = Field(False, description="`true`: only tickets with a deadline pending past its due time.")
+    limit: int = Field(50, ge=1, le=MAX_PAGE, description=f"Page size, 1–{MAX_PAGE} (default 50).")
+    cursor: Id | None = Field(None, description="`next_cursor` of the previous page.")
+
+
+class ForecastQuery(QueryParams):
+    hours: float = Field(24, gt=0, le=24 * 31, description="The window, in hours (default 24, at most 744).")
+    all: bool = Field(False, description="true: every step coming due, not only breaches.")
 
 
 def _refuse_nulls(changes: dict[str, object], names: tuple[str, ...]) -> None:
@@ -41,37 +55,28 @@ def _refuse_nulls(changes: dict[str, object], names: tuple[str, ...]) -> None:
 
 async def list_tickets(request: web.Request) -> web.Response:
     agent = await authenticate(request)
-    statuses: list[TicketStatus] = []
-    for raw in filter(None, request.query.get("status", "").split(",")):
-        try:
-            statuses.append(TicketStatus(raw.strip()))
-        except ValueError:
-            raise InvalidInput({"status": f"unknown status {raw!r}; one of {', '.join(TicketStatus)}"}) from None
-    priorities: list[Priority] = []
-    for raw in filter(None, request.query.get("priority", "").split(",")):
-        try:
-            priorities.append(Priority(raw.strip()))
-        except ValueError:
-            raise InvalidInput({"priority": f"unknown priority {raw!r}; one of {', '.join(Priority)}"}) from None
-    assignee: int | None | str = "any"
-    raw_assignee = request.query.get("assignee")
-    if raw_assignee == "me":
-        assignee = agent.id
-    elif raw_assignee == "none":
-        assignee = None
-    elif raw_assignee:
-        assignee = int_param(request, "assignee")
+    asked = query(request, TicketQuery)
+    assignee: int | str | None
+    match asked.assignee:
+        case "me":
+            assignee = agent.id
+        case "none":
+            assignee = None  # the queue
+        case None:
+            assignee = "any"
+        case number:
+            assignee = number
     page = await runtime(request).service.list_tickets(
         agent,
-        status=statuses or None,
+        status=asked.status or None,
         assignee=assignee,
-        group=request.query.get("group") or None,
-        overdue=_flag(request, "overdue"),
-        channel=request.query.get("channel") or None,
-        priority=priorities or None,
-        search=request.query.get("q", "").strip()[:200] or None,
-        limit=int_param(request, "limit", maximum=MAX_PAGE) or 50,
-        before=int_param(request, "cursor"),
+        group=asked.group,
+        overdue=asked.overdue,
+        channel=asked.channel,
+        priority=asked.priority or None,
+        search=(asked.q or "").strip()[:200] or None,
+        limit=asked.limit,
+        before=asked.cursor,
     )
     items = [schemas.ticket_summary(t) for t in page.tickets]
     return json_ok(schemas.TicketList(items=items, next_cursor=page.next_cursor))
@@ -87,16 +92,11 @@ async def forecast(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     if agent.role not in MANAGERS:
         raise Forbidden("the breach forecast is for managers")
-    raw = request.query.get("hours", "24")
-    try:
-        hours = float(raw)
-    except ValueError:
-        raise InvalidInput({"hours": "must be a number of hours"}) from None
-    if not 0 < hours <= 24 * 31:
-        raise InvalidInput({"hours": "must be above 0 and at most 744 (31 days)"})
+    asked = query(request, ForecastQuery)
+    hours = asked.hours
     rt = runtime(request)
     assert rt.escalations is not None
-    found = await rt.escalations.forecast(timedelta(hours=hours), breaches_only=not _flag(request, "all"))
+    found = await rt.escalations.forecast(timedelta(hours=hours), breaches_only=not asked.all)
     now = rt.clock.now()
     return json_ok(schemas.Forecast(hours=hours, items=[
         schemas.ForecastItem(
@@ -319,28 +319,14 @@ ENDPOINTS = [
     Endpoint(
         "GET", "/api/v1/tickets", list_tickets, "List tickets, newest first", "tickets",
         response=schemas.TicketList,
-        params=(
-            Param("status", "query", "Comma-separated statuses (new, open, pending, resolved, closed)."),
-            Param("assignee", "query", "`me`, `none` (the queue) or an agent id."),
-            Param("group", "query", "Group (department) name."),
-            Param("channel", "query", "Only tickets that came in on this channel (email, web, telegram, phone, …)."),
-            Param("priority", "query", "Comma-separated priorities (low, normal, high, critical)."),
-            Param("q", "query", "Search by number, subject, customer name or address, and message text."),
-            Param("overdue", "query", "`true`: only tickets with a deadline pending past its due time.",
-                  {"type": "boolean"}),
-            Param("limit", "query", f"Page size, 1–{MAX_PAGE} (default 50).", {"type": "integer"}),
-            Param("cursor", "query", "`next_cursor` of the previous page.", {"type": "integer"}),
-        ),
+        query=TicketQuery,
         errors=(401, 422, 503),
     ),
     Endpoint(
         "GET", "/api/v1/regulations/forecast", forecast,
         "Tickets that will breach their regulation in the next N hours at the current pace (managers)", "regulations",
         response=schemas.Forecast,
-        params=(
-            Param("hours", "query", "The window, in hours (default 24, at most 744).", {"type": "number"}),
-            Param("all", "query", "true: every step coming due, not only breaches.", {"type": "boolean"}),
-        ),
+        query=ForecastQuery,
         errors=_AUTH_ERRORS,
     ),
     Endpoint(

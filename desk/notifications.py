@@ -6,6 +6,7 @@ import json
 import logging
 
 from aiohttp import web
+from pydantic import Field
 
 from desk import schemas
 from notifier import receipts
@@ -15,35 +16,43 @@ from tickets.models import OutboxStatus, Ticket
 from web.auth import MANAGERS, authenticate
 from web.endpoints import Endpoint, Param
 from web.forms import form_fields
-from web.http import error_response, int_param, json_ok, path_id
+from web.http import error_response, json_ok, path_id
+from web.params import Id, QueryParams, query
 from web.runtime import runtime
 
 log = logging.getLogger(__name__)
 MAX_LIMIT = 500
 
 
-async def _listed(request: web.Request, ticket: int | None) -> web.Response:
-    raw_status = request.query.get("status")
-    try:
-        status = OutboxStatus(raw_status) if raw_status else None
-    except ValueError:
-        raise InvalidInput({"status": f"one of {', '.join(OutboxStatus)}"}) from None
+class NotificationQuery(QueryParams):
+    channel: str | None = Field(None, description="email, sms, telegram or webchat.")
+    status: OutboxStatus | None = Field(None, description="queued, sending, sent, delivered, failed or cancelled.")
+    limit: int = Field(50, ge=1, le=MAX_LIMIT,
+                       description=f"At most this many, newest first (1–{MAX_LIMIT}, default 50).")
+
+
+class AllNotificationQuery(NotificationQuery):
+    ticket: Id | None = Field(None, description="Only this ticket's.")
+
+
+async def _listed(request: web.Request, ticket: int | None, asked: NotificationQuery) -> web.Response:
     async with runtime(request).store.session() as session:
         if ticket is not None and await session.get(Ticket, ticket) is None:
             raise NotFound(f"no ticket #{ticket}")
-        found = await notifications(session, ticket=ticket, channel=request.query.get("channel") or None,
-                                    status=status, limit=int_param(request, "limit", maximum=MAX_LIMIT) or 50)
+        found = await notifications(session, ticket=ticket, channel=asked.channel, status=asked.status,
+                                    limit=asked.limit)
     return json_ok(schemas.NotificationList(items=[schemas.notification_out(n.row, n.attempts) for n in found]))
 
 
 async def list_notifications(request: web.Request) -> web.Response:
     await authenticate(request, MANAGERS)
-    return await _listed(request, int_param(request, "ticket"))
+    asked = query(request, AllNotificationQuery)
+    return await _listed(request, asked.ticket, asked)
 
 
 async def ticket_notifications(request: web.Request) -> web.Response:
     await authenticate(request, MANAGERS)
-    return await _listed(request, path_id(request, "number"))
+    return await _listed(request, path_id(request, "number"), query(request, NotificationQuery))
 
 
 async def sms_status(request: web.Request) -> web.Response:
@@ -82,25 +91,20 @@ async def sms_status(request: web.Request) -> web.Response:
     return json_ok(schemas.ReceiptOut(id=row.id, status=str(row.status)))
 
 
-_FILTERS = (
-    Param("channel", "query", "email, sms, telegram or webchat."),
-    Param("status", "query", "queued, sending, sent, delivered, failed or cancelled."),
-    Param("limit", "query", f"At most this many, newest first (1–{MAX_LIMIT}, default 50).", {"type": "integer"}),
-)
 
 ENDPOINTS = [
     Endpoint(
         "GET", "/api/v1/notifications", list_notifications,
         "Managers: notifications (outbox), newest first, each with every delivery attempt and receipt",
         "notifications", response=schemas.NotificationList,
-        params=(Param("ticket", "query", "Only this ticket's.", {"type": "integer"}), *_FILTERS),
+        query=AllNotificationQuery,
         errors=(401, 403, 422, 503),
     ),
     Endpoint(
         "GET", "/api/v1/tickets/{number}/notifications", ticket_notifications,
         "Managers: the ticket's notifications with their delivery history", "notifications",
         response=schemas.NotificationList,
-        params=(Param("number", "path", "Ticket number.", {"type": "integer"}, True), *_FILTERS),
+        params=(Param("number", "path", "Ticket number.", {"type": "integer"}, True),), query=NotificationQuery,
         errors=(401, 403, 404, 422, 503),
     ),
     Endpoint(

@@ -10,11 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tickets.models import (
     Agent,
-    ClockEvent,
     CustomerIdentity,
     Deadline,
     DeadlineStatus,
-    Event,
     Message,
     Skill,
     skill_set,
@@ -23,7 +21,7 @@ from tickets.numbers import MAX_ID
 from tickets.queries.customers import CustomerView
 from tickets.queries.staff import AgentView, GroupView, RuleView
 from tickets.queries.tickets import TicketView
-from web.schemas import CallOut, PriorityName, Status, TicketSummary, call_out, ticket_summary
+from web.schemas import CallOut, FromRow, PriorityName, Status, TicketSummary, call_out, ticket_summary
 
 PresenceName = Literal["available", "away", "offline"]
 RoleName = Literal["agent", "manager", "admin"]
@@ -141,12 +139,12 @@ class RuleIn(Strict):
 # --- responses -----------------------------------------------------------------------------
 
 
-class IdentityOut(BaseModel):
+class IdentityOut(FromRow):
     kind: str
     address: str
 
 
-class AgentRef(BaseModel):
+class AgentRef(FromRow):
     id: int
     name: str
     email: str
@@ -166,7 +164,7 @@ class AttachmentOut(BaseModel):
     inline: bool = False
 
 
-class MessageOut(BaseModel):
+class MessageOut(FromRow):
     id: int
     direction: Literal["in", "out", "internal"]
     channel: str
@@ -182,7 +180,7 @@ class MessageOut(BaseModel):
     created_at: datetime
 
 
-class EventOut(BaseModel):
+class EventOut(FromRow):
     id: int
     kind: str
     actor: str
@@ -227,13 +225,13 @@ class Forecast(BaseModel):
     items: list[ForecastItem]
 
 
-class ClockEventOut(BaseModel):
+class ClockEventOut(FromRow):
     kind: Literal["started", "paused", "resumed", "stopped", "replanned"]
     reason: str
     regulation: str | None
     version: str | None
     calendar: str | None = Field(description="The calendar the steps count in, or 'clock time'.")
-    at: datetime
+    at: datetime = Field(validation_alias="created_at")
 
 
 class CustomerBrief(BaseModel):
@@ -338,23 +336,11 @@ class HealthOut(BaseModel):
 
 
 def _identities(rows: list[CustomerIdentity]) -> list[IdentityOut]:
-    return [IdentityOut(kind=i.kind, address=i.address) for i in rows]
+    return [IdentityOut.model_validate(i) for i in rows]
 
 
 def message_out(message: Message) -> MessageOut:
-    return MessageOut(
-        id=message.id,
-        direction=message.direction.value,
-        channel=message.channel,
-        author_id=message.author_id,
-        customer_id=message.customer_id,
-        body_text=message.body_text,
-        body_html=message.body_html,
-        attachments=[AttachmentOut.model_validate(a) for a in message.attachments],
-        delivery_status=message.delivery_status.value if message.delivery_status else None,
-        thread_reason=message.thread_reason,
-        created_at=message.created_at,
-    )
+    return MessageOut.model_validate(message)
 
 
 def _deadline_out(deadline: Deadline, now: datetime) -> DeadlineOut:
@@ -383,20 +369,8 @@ def _deadline_out(deadline: Deadline, now: datetime) -> DeadlineOut:
     )
 
 
-def _clock_out(event: ClockEvent) -> ClockEventOut:
-    return ClockEventOut(kind=event.kind, reason=event.reason, regulation=event.regulation,
-                         version=event.version, calendar=event.calendar, at=event.created_at)
-
-
-def _event_out(event: Event) -> EventOut:
-    return EventOut(
-        id=event.id, kind=event.kind, actor=event.actor, reason=event.reason, data=event.data,
-        created_at=event.created_at,
-    )
-
-
 def _agent_ref(agent: Agent | None) -> AgentRef | None:
-    return AgentRef(id=agent.id, name=agent.name, email=agent.email) if agent else None
+    return AgentRef.model_validate(agent) if agent else None
 
 
 def ticket_detail(view: TicketView) -> TicketDetail:
@@ -412,12 +386,12 @@ def ticket_detail(view: TicketView) -> TicketDetail:
             identities=_identities(view.identities),
         ),
         messages=[message_out(m) for m in view.messages],
-        events=[_event_out(e) for e in view.events],
+        events=[EventOut.model_validate(e) for e in view.events],
         calls=[call_out(c) for c in view.calls],
         regulation=view.ticket.regulation or None,
         processed_at=view.ticket.processed_at,
         deadlines=[_deadline_out(d, view.as_of) for d in view.deadlines],
-        clock=[_clock_out(e) for e in view.clock],
+        clock=[ClockEventOut.model_validate(e) for e in view.clock],
         linked=[t.id for t in view.links],
         merged_from=view.merged_from,
     )
@@ -481,7 +455,7 @@ def rule_out(view: RuleView) -> RuleOut:
     )
 
 
-class DeliveryAttemptOut(BaseModel):
+class DeliveryAttemptOut(FromRow):
     attempt: int = Field(description="The notification's attempt count when this happened (receipts keep the last).")
     outcome: str = Field(description="sent, retry, failed, abandoned (the worker died), unconfirmed, cancelled, or a "
                                      "delivery receipt's status (delivered, undelivered, sent…).")
@@ -529,6 +503,5 @@ def notification_out(row: Any, attempts: list[Any]) -> NotificationOut:
         subject=row.subject, text=row.body_text or "", status=str(row.status), attempts=row.attempts,
         last_error=row.last_error, provider_id=row.provider_id, created_at=row.created_at,
         next_attempt_at=row.next_attempt_at, sent_at=row.sent_at,
-        history=[DeliveryAttemptOut(attempt=a.attempt, outcome=a.outcome, started_at=a.started_at, at=a.at,
-                                    error=a.error, provider_id=a.provider_id) for a in attempts],
+        history=[DeliveryAttemptOut.model_validate(a) for a in attempts],
     )

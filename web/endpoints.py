@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from web.http import Handler
+from web.params import QueryParams
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Endpoint:
     response_media: str = "application/json"
     status: int = 200
     params: tuple[Param, ...] = ()
+    """Path and header parameters; query parameters are `query`."""
+    query: type[QueryParams] | None = None
+    """The query string's model: what the handler validates with `web.params.query` and the document lists."""
     errors: tuple[int, ...] = ()
     in_openapi: bool = True
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from tickets.errors import InvalidInput
-from tickets.numbers import MAX_ID, as_id
+from tickets.numbers import as_id
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -28,21 +28,6 @@ def error_response(
 def json_ok(model: BaseModel | dict[str, Any], status: int = 200, **kw: Any) -> web.Response:
     text = model.model_dump_json() if isinstance(model, BaseModel) else json.dumps(model)
     return web.Response(text=text, status=status, content_type="application/json", **kw)
-
-
-def int_param(request: web.Request, name: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput({name: "must be a whole number"}) from None
-    maximum = MAX_ID if maximum is None else maximum
-    if value < minimum or value > maximum:
-        bound = f"from {minimum} to {maximum}"
-        raise InvalidInput({name: f"must be {bound}"})
-    return value
 
 
 def path_id(request: web.Request, name: str) -> int:

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from web.endpoints import Endpoint
 from web.errors import ErrorOut
+from web.params import openapi_parameters
 
 _ERROR_TEXT = {
     400: "Bad request", 401: "Missing or invalid token", 403: "Not allowed for your role", 404: "Not found",
@@ -22,15 +23,19 @@ _ERROR_TEXT = {
 def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorOut}
     for endpoint in endpoints:
-        models.update(m for m in (endpoint.body, endpoint.response) if m is not None)
+        models.update(m for m in (endpoint.body, endpoint.response, endpoint.query) if m is not None)
+    queries = {endpoint.query for endpoint in endpoints if endpoint.query is not None}
+    query_models = {model.__name__ for model in queries}  # listed as parameters, not as schemas
     ordered = sorted(models, key=lambda m: m.__name__)
     _, definitions = models_json_schema(
-        [(m, "serialization") for m in ordered], ref_template="#/components/schemas/{model}"
+        [(m, "validation" if m in queries else "serialization") for m in ordered],
+        ref_template="#/components/schemas/{model}",
     )
     paths: dict[str, dict[str, Any]] = {}
+    schemas = definitions.get("$defs", {})
     for endpoint in endpoints:
         if endpoint.in_openapi:
-            paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
+            paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -41,7 +46,7 @@ def build_openapi(endpoints: list[Endpoint], version: str) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": definitions.get("$defs", {}),
+            "schemas": {name: schema for name, schema in schemas.items() if name not in query_models},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
@@ -51,7 +56,7 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _operation(endpoint: Endpoint) -> dict[str, Any]:
+def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": endpoint.summary,
         "operationId": endpoint.handler.__name__,
@@ -59,11 +64,14 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     }
     if endpoint.auth:
         operation["security"] = [{"bearer": []}]
-    if endpoint.params:
-        operation["parameters"] = [
-            {"name": p.name, "in": p.where, "description": p.description, "required": p.required, "schema": p.schema}
-            for p in endpoint.params
-        ]
+    parameters = [
+        {"name": p.name, "in": p.where, "description": p.description, "required": p.required, "schema": p.schema}
+        for p in endpoint.params
+    ]
+    if endpoint.query is not None:
+        parameters += openapi_parameters(endpoint.query, schemas)
+    if parameters:
+        operation["parameters"] = parameters
     if endpoint.body is not None:
         operation["requestBody"] = {"required": True, "content": {endpoint.body_media: {"schema": _ref(endpoint.body)}}}
     success: dict[str, Any] = {"description": "Success"}

@@ -51,10 +51,19 @@ def openapi_parameters(model: type[QueryParams], schemas: dict[str, Any]) -> lis
     properties = schemas[model.__name__].get("properties", {})
     parameters = []
     for name, info in model.model_fields.items():
-        schema = {k: v for k, v in properties[name].items() if k not in ("title", "description")}
+        schema = _not_null({k: v for k, v in properties[name].items() if k not in ("title", "description")})
         parameter: dict[str, Any] = {"name": name, "in": "query", "description": info.description or "",
                                      "required": info.is_required(), "schema": schema}
         if schema.get("type") == "array":
             parameter.update(style="form", explode=False)  # comma-separated, as `split_commas` reads it
         parameters.append(parameter)
     return parameters
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional parameter is left out, never sent as null: drop `null` from its choices."""
+    choices = [c for c in schema.get("anyOf", []) if c != {"type": "null"}]
+    if "anyOf" not in schema or len(choices) == len(schema["anyOf"]):
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf" and not (k == "default" and v is None)}
+    return {**choices[0], **rest} if len(choices) == 1 else {"anyOf": choices, **rest}
