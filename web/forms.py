@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from tickets.text import clean_text
 from web.runtime import runtime
 
 MAX_FILES = 10
@@ -20,23 +21,27 @@ class FormErrors(Exception):
         self.fields = fields
 
 
-async def form_fields(request: web.Request) -> dict[str, str]:
-    """The text fields of a urlencoded or multipart post; a body that is neither (a multipart without its
-    boundary, bytes that are not UTF-8) is the sender's mistake, answered 400, never a 500."""
+async def form_fields(request: web.Request, *, as_sent: bool = False) -> dict[str, str]:
+    """The text fields of a urlencoded or multipart post, without what the store cannot keep (`tickets.text`)
+    unless `as_sent` (a client's message: the receipt cleans it and notes it among the message's problems). A
+    body that is neither (a multipart without its boundary, bytes that are not UTF-8) is the sender's mistake,
+    answered 400, never a 500."""
     try:
-        return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        fields = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     except (ValueError, AssertionError) as exc:  # UnicodeDecodeError is a ValueError
         raise web.HTTPBadRequest(text=f"the form could not be read: {exc}") from None
+    return fields if as_sent else {k: clean_text(v)[0] for k, v in fields.items()}
 
 
 async def read_form(request: web.Request, fields: dict[str, str]) -> list[tuple[str, str, bytes]]:
     """The files of a post (none for a urlencoded one); a multipart post is streamed so an upload past
     SWITCHBOARD_HTTP_MAX_UPLOAD_MB is refused before it is held.
 
-    Text fields go into `fields` as they arrive, so a refused post can still show the client what they typed.
+    Text fields go into `fields` as they arrive, so a refused post can still show the client what they typed;
+    they are a client's message, so they come as sent (see `form_fields`).
     """
     if not request.content_type.startswith("multipart/"):
-        fields.update(await form_fields(request))
+        fields.update(await form_fields(request, as_sent=True))
         return []
     try:
         return await _read_multipart(request, fields)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from tickets.errors import InvalidInput
 from tickets.numbers import as_id
+from tickets.text import clean
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,6 +53,6 @@ async def parse_json(request: web.Request, model: type[M]) -> M:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidInput({"body": "not valid JSON"}) from None
     try:
-        return model.model_validate(payload)
+        return model.model_validate(clean(payload)[0])
     except ValidationError as exc:
         raise InvalidInput(validation_fields(exc)) from None

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tickets.errors import InvalidInput
 from tickets.numbers import MAX_ID
+from tickets.text import clean_text
 
 Q = TypeVar("Q", bound="QueryParams")
 
@@ -35,7 +36,7 @@ class QueryParams(BaseModel):
 
 def query(request: web.Request, model: type[Q]) -> Q:
     """The request's query string as `model`; each field's problem is answered 422 under the parameter's name."""
-    given = {name: value for name, value in request.query.items() if value.strip()}
+    given = {name: clean_text(value)[0] for name, value in request.query.items() if value.strip()}
     try:
         return model.model_validate(given)
     except ValidationError as exc:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from channels.webform.form import CATEGORIES, HONEYPOT, ContactForm, to_inbound, validate
 from tickets.errors import StoreUnavailable
 from tickets.language import from_accept_language
+from tickets.text import clean, clean_inbound, clean_text
 from web.endpoints import Endpoint, Param
 from web.forms import FormErrors, read_form
 from web.http import error_response, json_ok
@@ -88,7 +89,7 @@ async def contact_submit(request: web.Request) -> web.Response:
         inbound = to_inbound(form, identities, idempotency_key=f"form:{token[:100]}", attachments=stored,
                              language=from_accept_language(request.headers.get("Accept-Language", "")))
         result = await runtime(request).service.ingest(inbound)
-        if result.duplicate and result.message.body_text != form.message:
+        if result.duplicate and result.message.body_text != clean_text(form.message)[0]:
             # An old page sent again with a new message (the back button): a new submission, not a retry.
             result = await runtime(request).service.ingest(replace(inbound, external_id=f"form:{uuid.uuid4().hex}"))
     except FormErrors as exc:
@@ -114,14 +115,14 @@ async def webform_json(request: web.Request) -> web.Response:
             raise FormErrors({"body": "not valid JSON"}) from None
         if not isinstance(payload, dict):
             raise FormErrors({"body": "expected a JSON object"})
+        payload, cleaned = clean(payload)  # before validating: pydantic refuses an unpaired surrogate
         form, identities = validate(payload, settings.phone_region)
     except FormErrors as exc:
         return error_response(422, "invalid", "the form has invalid fields", exc.fields)
-    result = await runtime(request).service.ingest(
-        to_inbound(form, identities, idempotency_key=key,
-                   language=from_accept_language(request.headers.get("Accept-Language", "")))
-    )
-    if result.duplicate and result.message.body_text != form.message:
+    inbound = to_inbound(form, identities, idempotency_key=key,
+                         language=from_accept_language(request.headers.get("Accept-Language", "")))
+    result = await runtime(request).service.ingest(clean_inbound(inbound, cleaned))
+    if result.duplicate and result.message.body_text != clean_text(form.message)[0]:
         # A reused key with another message would silently drop that message: refuse it instead.
         return error_response(422, "idempotency_key_reused", "this Idempotency-Key was used for a different message",
                               {"Idempotency-Key": f"already used for ticket #{result.ticket.id} with another message"})

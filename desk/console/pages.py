@@ -22,6 +22,7 @@ from tickets.errors import DomainError
 from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Presence, Priority
 from tickets.numbers import as_id, whole_number
 from tickets.queries.tickets import NextStep, QueueTicket
+from tickets.text import clean_text
 from web.auth import MANAGERS
 from web.http import path_id
 from web.pages import reason
@@ -77,7 +78,7 @@ async def queue(request: web.Request) -> web.Response:
         arguments["channel"] = channel
     if priority:
         arguments["priority"] = [Priority(priority)]
-    query = request.query.get("q", "").strip()[:200]
+    query = clean_text(request.query.get("q", ""))[0].strip()[:200]
     if query:
         arguments.pop("assignee", None)  # a search looks through every ticket the agent may see
         arguments["status"] = None

@@ -17,6 +17,7 @@ from tickets.inbound import Inbound
 from tickets.ingest import IngestResult, ingest_in
 from tickets.loads import WEIGH, recount, unit_weight
 from tickets.models import Ticket
+from tickets.text import clean_inbound
 from tickets.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ async def ingest(deps: Deps, inbound: Inbound) -> IngestResult:
     Redelivery returns the same ticket. The receipt is one short transaction that locks no agent; routing and
     the regulation plan follow from what it committed (`dispatch_owed`): in this call when no dispatcher runs in
     the process, else by the dispatcher it wakes."""
+    inbound = clean_inbound(inbound)
 
     async def work(uow: UnitOfWork) -> IngestResult:
         session, now = uow.session, deps.clock.now()
@@ -97,6 +99,7 @@ async def log_calls(deps: Deps, inbounds: Sequence[Inbound]) -> list[CallResult]
     Calls logged before come back as duplicates, so a batch can be sent again after any failure. Like any
     receipt, it leaves routing and the regulation plans owed to the dispatcher.
     """
+    inbounds = [clean_inbound(inbound) for inbound in inbounds]
 
     async def work(uow: UnitOfWork) -> list[CallResult]:
         session, now = uow.session, deps.clock.now()

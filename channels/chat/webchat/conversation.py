@@ -34,6 +34,7 @@ from tickets.inbound import Identity, Inbound
 from tickets.language import supported
 from tickets.models import Ticket, TicketStatus
 from tickets.service import TicketService
+from tickets.text import cleaned_note
 from web.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -90,13 +91,16 @@ class Conversation:
         self._now = now
         self._state: _State | None = None
         self._frames: list[float] = []
+        self._cleaned = 0
 
     @property
     def visitor(self) -> str | None:
         return self._state.visitor if self._state else None
 
-    async def handle(self, frame: Any) -> None:
-        """Answer one frame; refusals go back as an `error` frame naming the message they concern."""
+    async def handle(self, frame: Any, cleaned: int = 0) -> None:
+        """Answer one frame; refusals go back as an `error` frame naming the message they concern. `cleaned`: the
+        characters the store cannot keep that the frame's reader removed (the message lists them as a problem)."""
+        self._cleaned = cleaned
         about = {"id": frame["id"]} if isinstance(frame, dict) and "id" in frame else {}
         try:
             self._count_frame()
@@ -207,6 +211,7 @@ class Conversation:
             language=state.language,
             ticket_number=self._continued(state),
             meta={k: v for k, v in meta.items() if v is not None},
+            problems=(cleaned_note(self._cleaned),) if self._cleaned else (),
         )
 
     def _continued(self, state: _State) -> int | None:

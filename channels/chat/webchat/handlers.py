@@ -13,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from channels.chat.webchat.conversation import Conversation
 from channels.chat.webchat.hub import ChatHub
 from tickets.language import DEFAULT, from_accept_language
+from tickets.text import clean
 from web.endpoints import Endpoint
 from web.ratelimit import RateLimiter
 from web.runtime import RUNTIME, runtime
@@ -113,11 +114,12 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
     try:
         async for frame in ws:
             if frame.type == WSMsgType.TEXT:
+                cleaned = 0
                 try:
-                    data = json.loads(frame.data)
-                except ValueError:
+                    data, cleaned = clean(json.loads(frame.data))
+                except (ValueError, RecursionError):  # not JSON, or nested past what the decoder recurses
                     data = None
-                await conversation.handle(data)
+                await conversation.handle(data, cleaned)
             elif frame.type == WSMsgType.BINARY:
                 await ws.send_json({"type": "error", "code": "invalid", "detail": "send JSON text frames"})
     finally:
