@@ -102,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     listed.add_argument("--limit", type=int, default=50)
     listed.add_argument("--history", action="store_true", help="show every attempt and delivery receipt under each row")
 
+    parked = commands.add_parser("parked", help="what a channel could not store after its retries (kept whole)") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
+    parked_list = parked.add_parser("list", help="parked items, newest first")
+    parked_list.add_argument("--channel", help="email, webform, telegram, webchat, phone")
+    parked_list.add_argument("--limit", type=int, default=50)
+    parked.add_parser("show", help="one parked item whole: its error, then the item as it came") \
+        .add_argument("number", type=int)
+
     group = commands.add_parser("group", help="manage groups") \
         .add_subparsers(dest="action", required=True, metavar="ACTION")
     add_group = group.add_parser("add", help="add a group (department)")
@@ -170,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
         "agent": _agent, "group": _group, "skill": _skill, "canned": _canned, "rule": _rule, "mail": _mail,
         "bot": _bot, "calls": _calls,
-        "notifications": _notifications, "regulations": _regulations,
+        "notifications": _notifications, "regulations": _regulations, "parked": _parked,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -538,6 +546,29 @@ async def _regulations(settings: Settings, args: argparse.Namespace) -> int:
 
     print(describe_book(settings.regulation_book()))
     return 0
+
+
+async def _parked(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        if args.action == "show":
+            item = await service.parked_item(args.number)
+            print(f"parked item {item.id}  {item.channel}  {item.reference or '-'}  {item.created_at:%Y-%m-%d %H:%M:%S}"
+                  f"  after {item.attempts} attempts")
+            print(f"error: {item.error}")
+            if item.raw:
+                print(f"kept as {settings.attachments_dir / item.raw['path']}")
+            if item.payload is not None:
+                print(item.payload)
+            return 0
+        found = await service.parked(limit=args.limit, channel=args.channel)
+        if not found:
+            print("nothing parked", file=sys.stderr)
+        for item in found:
+            print(f"{item.id:>6}  {item.created_at:%Y-%m-%d %H:%M:%S}  {item.channel:<8} {item.reference or '-'}  "
+                  f"{item.error.splitlines()[0][:100] if item.error else ''}")
+        return 0
+
+    return await _with_service(settings, work)
 
 
 async def _notifications(settings: Settings, args: argparse.Namespace) -> int:

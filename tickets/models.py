@@ -434,6 +434,25 @@ class Rating(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class Parked(Base):
+    """An inbound item a channel could not store after its retries: kept whole for an admin, so the channel moves
+    on to the next client's item and nothing is lost (the dead-letter table)."""
+
+    __tablename__ = "parked_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    """The channel's own name for the item: a Message-ID, a Telegram update id, a web-chat message id."""
+    payload: Mapped[str | None] = mapped_column(Text)
+    """The item as it came (JSON, a form), when it is text; a mail's bytes are in `raw`."""
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The stored file of the item's bytes (an `AttachmentRef`), for a mail."""
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
 class WebSession(Base):
     """A console login: the cookie holds a random token, the table only its SHA-256."""
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets.actions import chat as chat_actions
 from tickets.actions import customers as customer_actions
-from tickets.actions import logins, merging, receipts, staff
+from tickets.actions import logins, merging, parking, receipts, staff
 from tickets.actions import portal as portal_actions
 from tickets.actions import tickets as ticket_actions
 from tickets.actions.logins import Login
@@ -30,6 +30,7 @@ from tickets.models import (
     CannedResponse,
     Group,
     Message,
+    Parked,
     Presence,
     Priority,
     Rating,
@@ -40,6 +41,7 @@ from tickets.models import (
 )
 from tickets.ports import Assigner, ChangeFeed, JobQueue, Notifications, Regulations, Timers
 from tickets.queries import chat, customers, portal, reports
+from tickets.queries import parking as parking_queries
 from tickets.queries import staff as staff_queries
 from tickets.queries import tickets as ticket_queries
 from tickets.queries.chat import ChatHistory
@@ -305,3 +307,15 @@ class TicketService:
     async def report(self, days: int = 14) -> Report:
         return await reports.report(self.deps, days)
 
+    # --- actions.parking, queries.parking ----------------------------------------
+    async def park(
+        self, channel: str, reference: str | None, error: str, *, payload: str | None = None,
+        raw: AttachmentRef | None = None, attempts: int = 1,
+    ) -> int:
+        return await parking.park(self.deps, channel, reference, error, payload=payload, raw=raw, attempts=attempts)
+
+    async def parked(self, limit: int = 100, channel: str | None = None) -> list[Parked]:
+        return await parking_queries.parked(self.deps, limit, channel)
+
+    async def parked_item(self, number: int) -> Parked:
+        return await parking_queries.parked_item(self.deps, number)

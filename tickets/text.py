@@ -18,6 +18,8 @@ from tickets.inbound import Inbound
 T = TypeVar("T")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+MAX_NAME = 200
+"""What `customers.name` holds."""
 
 
 def _fix(match: re.Match[str]) -> str:
@@ -63,7 +65,10 @@ def cleaned_note(count: int) -> str:
 
 def clean_inbound(inbound: Inbound, already: int = 0) -> Inbound:
     """The message as the store can keep it; what was changed is added to its problems (with `already`: what a
-    reader cleaned before it could even validate the message)."""
+    reader cleaned before it could even validate the message). A sender's name longer than a card holds (a
+    display name of a few hundred characters) is cut to fit."""
+    if inbound.customer_name and len(inbound.customer_name) > MAX_NAME:
+        inbound = dataclasses.replace(inbound, customer_name=inbound.customer_name[:MAX_NAME])
     cleaned, count = clean(inbound)
     if not count + already:
         return inbound

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from channels.email.inbound import to_inbound
+from channels.email.inbound import CHANNEL, to_inbound
 from channels.email.parse import ParsedMail, parse_mail
+from channels.poison import ParkedItem, store_or_park
 from tickets.attachments import AttachmentStore
-from tickets.errors import DomainError, NotStored, StoreUnavailable
+from tickets.errors import NotStored, StoreUnavailable
 from tickets.service import TicketService
 from web.ratelimit import RateLimiter
 
@@ -25,6 +26,7 @@ OK = "250 2.0.0 OK"
 UNKNOWN_RECIPIENT = "550 5.1.1 No such support address here"
 TRY_LATER = "451 4.3.0 Cannot store the message right now; try again later"
 TOO_MANY = "451 4.7.1 Too many messages from this sender; try again later"
+CANNOT_KEEP = "554 5.3.0 This message cannot be stored here; please send it another way"
 PARSE_IN_THREAD_BYTES = 256 * 1024  # parsing costs ~0.05 ms/KB: bigger messages would stall the loop
 
 
@@ -59,30 +61,42 @@ class InboundMailHandler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         sender = (envelope.mail_from or "").lower()
-        try:
+        message_id: list[str] = []
+
+        async def receive() -> str:
             if len(raw) > PARSE_IN_THREAD_BYTES:
                 parsed = await asyncio.to_thread(parse_mail, raw, sender)
             else:
                 parsed = parse_mail(raw, sender)
+            message_id[:] = [_id(parsed)]
             limited_by = parsed.sender.address if parsed.sender else sender
             if limited_by and await self._limiter.retry_after(limited_by) is not None:
                 log.warning("mail from %s refused for now: sender rate limit", limited_by)
                 return TOO_MANY
             inbound = await to_inbound(parsed, envelope.rcpt_tos, self._config.addresses, self._attachments)
-            result = await self._service.ingest(inbound)
-        except NotStored as reason:
-            log.info("mail %s accepted and not stored: %s", _id(parsed), reason)
-            return OK
+            try:
+                result = await self._service.ingest(inbound)
+            except NotStored as reason:
+                log.info("mail %s accepted and not stored: %s", _id(parsed), reason)
+                return OK
+            verb = "duplicate of" if result.duplicate else ("opened" if result.created else "added to")
+            return f"250 2.0.0 OK: {verb} ticket #{result.ticket.id}"
+
+        async def park(error: str, attempts: int) -> int:
+            kept = await self._attachments.save("message.eml", "message/rfc822", raw)
+            reference = message_id[0] if message_id else None
+            return await self._service.park(CHANNEL, reference, error, raw=kept, attempts=attempts)
+
+        try:
+            outcome = await store_or_park(receive, park, what=f"mail from {sender or '<>'}")
         except StoreUnavailable:
             return TRY_LATER
-        except DomainError as exc:
-            log.error("mail from %s refused by the store: %s", sender, exc)
-            return TRY_LATER
-        except Exception:  # noqa: BLE001 - never crash the server; the sender keeps the mail and retries
-            log.exception("mail from %s could not be stored", sender)
-            return TRY_LATER
-        verb = "duplicate of" if result.duplicate else ("opened" if result.created else "added to")
-        return f"250 2.0.0 OK: {verb} ticket #{result.ticket.id}"
+        except Exception:  # noqa: BLE001 - it could not even be parked: refuse it for good, never 451 forever
+            log.exception("mail from %s could neither be stored nor parked", sender)
+            return CANNOT_KEEP
+        if isinstance(outcome, ParkedItem):
+            return f"250 2.0.0 OK: kept for review as parked item {outcome.number}"
+        return outcome
 
 
 def _id(parsed: ParsedMail) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from channels.phone.entry import CallEntry, entry_inbound
+from channels.phone.entry import CHANNEL, CallEntry, entry_inbound
+from channels.poison import ParkedItem, store_or_park
 from tickets.models import Role
 from web.auth import authenticate
 from web.endpoints import Endpoint
@@ -23,7 +24,15 @@ async def log_call(request: web.Request) -> web.Response:
         now=rt.clock.now(),
         token_agent_id=agent.id if agent.role == Role.agent else None,
     )
-    (result,) = await rt.service.log_calls([inbound])
+
+    async def park(error: str, attempts: int) -> int:
+        return await rt.service.park(CHANNEL, entry.call_id, error, payload=entry.model_dump_json(),
+                                     attempts=attempts)
+
+    outcome = await store_or_park(lambda: rt.service.log_calls([inbound]), park, what=f"call {entry.call_id}")
+    if isinstance(outcome, ParkedItem):
+        return json_ok({"status": "kept", "parked": outcome.number}, status=202)
+    (result,) = outcome
     assert result.call is not None  # one call a request: never the same call twice in one batch
     body = CallLogged(
         call=call_out(result.call),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -11,8 +12,11 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
-from channels.webform.form import CATEGORIES, HONEYPOT, ContactForm, to_inbound, validate
+from channels.poison import ParkedItem, store_or_park
+from channels.webform.form import CATEGORIES, CHANNEL, HONEYPOT, ContactForm, to_inbound, validate
 from tickets.errors import StoreUnavailable
+from tickets.inbound import Inbound
+from tickets.ingest import IngestResult
 from tickets.language import from_accept_language
 from tickets.text import clean, clean_inbound, clean_text
 from web.endpoints import Endpoint, Param
@@ -88,7 +92,10 @@ async def contact_submit(request: web.Request) -> web.Response:
         stored = tuple([await runtime(request).attachments.save(n, t, d) for n, t, d in files])
         inbound = to_inbound(form, identities, idempotency_key=f"form:{token[:100]}", attachments=stored,
                              language=from_accept_language(request.headers.get("Accept-Language", "")))
-        result = await runtime(request).service.ingest(inbound)
+        outcome = await _store(request, inbound, json.dumps({k: v for k, v in values.items() if k != HONEYPOT}))
+        if isinstance(outcome, ParkedItem):
+            return _render("submitted.html", number=None, duplicate=False)
+        result = outcome
         if result.duplicate and result.message.body_text != clean_text(form.message)[0]:
             # An old page sent again with a new message (the back button): a new submission, not a retry.
             result = await runtime(request).service.ingest(replace(inbound, external_id=f"form:{uuid.uuid4().hex}"))
@@ -100,6 +107,16 @@ async def contact_submit(request: web.Request) -> web.Response:
         message = "We could not save your message just now. Your text is still here: please send it again in a moment."
         return _render("contact.html", 503, {"Retry-After": "5"}, values=values, errors={"form": message})
     return _render("submitted.html", number=result.ticket.id, duplicate=result.duplicate)
+
+
+async def _store(request: web.Request, inbound: Inbound, payload: str) -> IngestResult | ParkedItem:
+    """The receipt, or the submission parked after its retries (`channels.poison`)."""
+    service = runtime(request).service
+
+    async def park(error: str, attempts: int) -> int:
+        return await service.park(CHANNEL, inbound.external_id, error, payload=payload, attempts=attempts)
+
+    return await store_or_park(lambda: service.ingest(inbound), park, what="web form")
 
 
 async def webform_json(request: web.Request) -> web.Response:
@@ -121,7 +138,11 @@ async def webform_json(request: web.Request) -> web.Response:
         return error_response(422, "invalid", "the form has invalid fields", exc.fields)
     inbound = to_inbound(form, identities, idempotency_key=key,
                          language=from_accept_language(request.headers.get("Accept-Language", "")))
-    result = await runtime(request).service.ingest(clean_inbound(inbound, cleaned))
+    outcome = await _store(request, clean_inbound(inbound, cleaned), json.dumps(payload))
+    if isinstance(outcome, ParkedItem):
+        # Refused by the store every time: kept whole for the staff, so the client's words are not lost.
+        return json_ok({"status": "kept", "parked": outcome.number}, status=202)
+    result = outcome
     if result.duplicate and result.message.body_text != clean_text(form.message)[0]:
         # A reused key with another message would silently drop that message: refuse it instead.
         return error_response(422, "idempotency_key_reused", "this Idempotency-Key was used for a different message",

@@ -37,7 +37,7 @@ async def _context(request: web.Request) -> dict[str, Any]:
         "agents": await rt.service.list_agents(), "groups": await rt.service.list_groups(),
         "skills": await rt.service.list_skills(), "addresses": rt.settings.smtp.addresses,
         "regulations": describe_book(rt.settings.regulation_book()), "history": history,
-        "canned": await rt.service.list_canned(),
+        "canned": await rt.service.list_canned(), "parked": await rt.service.parked(limit=100),
     }
 
 

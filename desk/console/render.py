@@ -51,6 +51,8 @@ WORDS: dict[str, dict[str, str]] = {
         "confirm_merge": "Merge this ticket into the chosen one and close it?",
         "any_channel": "every channel", "any_priority": "any priority", "filter": "Filter",
         "shortcuts": "Keys: / search · j k move · Enter open · r write · Ctrl+Enter send · q queue",
+        "parked": "Parked items", "reference": "Reference", "attempts": "Attempts", "error": "Error", "when": "When",
+        "parked_hint": "What a channel could not store after its retries, kept whole: switchboard parked show N.",
     },
     "ru": {
         "title": "Switchboard", "sign_in": "Войти", "email": "Почта", "password": "Пароль",
@@ -92,6 +94,9 @@ WORDS: dict[str, dict[str, str]] = {
         "confirm_merge": "Объединить эту заявку с выбранной и закрыть её?",
         "any_channel": "все каналы", "any_priority": "любой приоритет", "filter": "Отобрать",
         "shortcuts": "Клавиши: / поиск · j k выбор · Enter открыть · r написать · Ctrl+Enter отправить · q очередь",
+        "parked": "Отложенные сообщения", "reference": "Ссылка", "attempts": "Попыток", "error": "Ошибка",
+        "when": "Когда",
+        "parked_hint": "Что канал не смог сохранить после повторов, сохранено целиком: switchboard parked show N.",
     },
 }
 

@@ -50,7 +50,7 @@ class TelegramPoller:
         for update in batch:
             if self.offset is not None and update.update_id < self.offset:
                 continue
-            outcome = await self._updates.handle(update)
+            outcome = await self._updates.receive(update)
             log.info("telegram update %s: %s", update.update_id, outcome)
             self.offset = update.update_id + 1
             done += 1

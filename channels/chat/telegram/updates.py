@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from channels.chat.telegram import inbound as convert
+from channels.poison import ParkedItem, store_or_park
 from tickets.attachments import AttachmentStore
 from tickets.errors import NotStored
 from tickets.inbound import AttachmentRef, Identity, Inbound
@@ -125,6 +126,19 @@ class TelegramUpdates:
         self._bot = bot
         self._window = thread_window
         self._redis = redis
+
+    async def receive(self, update: Update) -> str:
+        """`handle`, or the update parked after its retries (`channels.poison`), so one update that cannot be
+        stored never holds back the next from another client; returns what to log."""
+
+        async def park(error: str, attempts: int) -> int:
+            payload = update.model_dump_json(exclude_none=True)
+            return await self._service.park(convert.CHANNEL, str(update.update_id), error, payload=payload,
+                                            attempts=attempts)
+
+        outcome = await store_or_park(lambda: self.handle(update), park, passes=(TryLater,),
+                                      what=f"telegram update {update.update_id}")
+        return f"parked as item {outcome.number}" if isinstance(outcome, ParkedItem) else outcome
 
     async def handle(self, update: Update) -> str:
         """Process one update; returns what was done (for logs and tests)."""

@@ -31,7 +31,7 @@ def webhook_handler(bot: Bot, updates: TelegramUpdates, secret: str) -> Handler:
             log.warning("telegram webhook: unreadable update: %s", exc)
             return web.json_response({"error": "not a Telegram update"}, status=400)
         try:
-            outcome = await updates.handle(update)
+            outcome = await updates.receive(update)
         except (StoreUnavailable, TryLater) as exc:
             log.warning("telegram update %s not stored (%s); Telegram will retry", update.update_id, exc)
             return web.json_response({"error": "try again later"}, status=503, headers={"Retry-After": "5"})

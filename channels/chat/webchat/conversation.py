@@ -8,6 +8,7 @@ with the same id; the id makes the retry harmless.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from channels.chat.webchat.visitor import (
     valid_token,
     visitor_id,
 )
+from channels.poison import ParkedItem, store_or_park
 from notifier.webchat import message_event
 from tickets.errors import InvalidInput, StoreUnavailable
 from tickets.inbound import Identity, Inbound
@@ -116,7 +118,17 @@ class Conversation:
                        "history": self._history}.get(kind)
             if handler is None:
                 raise Refused("invalid", f"unknown frame type {kind[:40]!r}")
-            await handler(self._state, frame)
+            state = self._state
+
+            async def park(error: str, attempts: int) -> int:
+                return await self._service.park(CHANNEL, state.visitor, error, payload=json.dumps(frame),
+                                                attempts=attempts)
+
+            outcome = await store_or_park(lambda: handler(state, frame), park, passes=(Refused,),
+                                          what=f"web chat {kind} frame")
+            if isinstance(outcome, ParkedItem):
+                await self._send({"type": "error", "code": "kept", **about,
+                                  "detail": "we could not store this message; it is kept for our staff to read"})
         except Refused as refusal:
             await self._send({"type": "error", "code": refusal.code, "detail": str(refusal), **refusal.extra, **about})
         except StoreUnavailable:
