@@ -6,6 +6,7 @@ from aiohttp import web
 
 from channels.phone.entry import CHANNEL, CallEntry, entry_inbound
 from channels.poison import ParkedItem, store_or_park
+from tickets.errors import DomainError
 from tickets.models import Role
 from web.auth import authenticate
 from web.endpoints import Endpoint
@@ -29,7 +30,8 @@ async def log_call(request: web.Request) -> web.Response:
         return await rt.service.park(CHANNEL, entry.call_id, error, payload=entry.model_dump_json(),
                                      attempts=attempts)
 
-    outcome = await store_or_park(lambda: rt.service.log_calls([inbound]), park, what=f"call {entry.call_id}")
+    outcome = await store_or_park(lambda: rt.service.log_calls([inbound]), park, passes=(DomainError,),
+                                  what=f"call {entry.call_id}")  # a refusal is the caller's to fix: 4xx
     if isinstance(outcome, ParkedItem):
         return json_ok({"status": "kept", "parked": outcome.number}, status=202)
     (result,) = outcome

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from channels.poison import ParkedItem, store_or_park
 from channels.webform.form import CATEGORIES, CHANNEL, HONEYPOT, ContactForm, to_inbound, validate
-from tickets.errors import StoreUnavailable
+from tickets.errors import DomainError, StoreUnavailable
 from tickets.inbound import Inbound
 from tickets.ingest import IngestResult
 from tickets.language import from_accept_language
@@ -116,7 +116,8 @@ async def _store(request: web.Request, inbound: Inbound, payload: str) -> Ingest
     async def park(error: str, attempts: int) -> int:
         return await service.park(CHANNEL, inbound.external_id, error, payload=payload, attempts=attempts)
 
-    return await store_or_park(lambda: service.ingest(inbound), park, what="web form")
+    # A refusal (a field the store rejects) is the client's to fix, answered 4xx; anything else is poison.
+    return await store_or_park(lambda: service.ingest(inbound), park, passes=(DomainError,), what="web form")
 
 
 async def webform_json(request: web.Request) -> web.Response:
