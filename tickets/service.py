@@ -319,3 +319,6 @@ class TicketService:
 
     async def parked_item(self, number: int) -> Parked:
         return await parking_queries.parked_item(self.deps, number)
+
+    async def portal_number(self, key: str) -> int:
+        return await portal.portal_number(self.deps, key)

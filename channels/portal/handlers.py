@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from channels.portal.words import WORDS
+from tickets.actions.portal import check_reply
 from tickets.errors import Conflict, InvalidInput, NotFound
 from web.forms import FormErrors, form_fields, read_form
 from web.pages import Pages, reader_language, said
@@ -48,7 +49,9 @@ async def reply(request: web.Request) -> web.Response:
     rt = runtime(request)
     fields: dict[str, str] = {}
     try:
+        await rt.service.portal_number(_key(request))  # the link first: nothing is read for one leading nowhere
         files = await read_form(request, fields)
+        check_reply(fields.get("body", ""), files=len(files))  # and the text, before any file is kept
         stored = tuple([await rt.attachments.save(n, t, d) for n, t, d in files])
         await rt.service.portal_reply(_key(request), fields.get("body", ""), fields.get("idempotency") or None,
                                       attachments=stored)

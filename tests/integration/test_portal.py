@@ -5,8 +5,10 @@ once, and the scores reach the dashboard; a wrong key shows nothing."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
@@ -124,3 +126,27 @@ async def test_the_client_attaches_files_from_the_portal_and_the_agent_downloads
     nothing.add_field("files", b"", filename="", content_type="application/octet-stream")  # no file chosen
     refused = await client.post(path, data=nothing, allow_redirects=False)
     assert refused.status == 303 and "error=" in refused.headers["Location"]
+
+
+async def test_a_refused_post_keeps_no_file(client: TestClient[Any, Any], runtime: Runtime) -> None:
+    """A wrong key (any key was enough: the limit is per key) or a refused text stores nothing on disk."""
+    ticket = (await runtime.service.ingest(form())).ticket
+    path = await portal_path(runtime, ticket.id)
+
+    def files_kept() -> list[Path]:
+        root = runtime.settings.attachments_dir
+        return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+    before = files_kept()
+    for key in ("not-a-key", "x" * 40):
+        data = FormData()
+        data.add_field("body", "fill the disk")
+        data.add_field("files", b"\0" * 100_000, filename="junk.bin", content_type="application/octet-stream")
+        response = await client.post(f"/portal/{key}", data=data, allow_redirects=False)
+        assert response.status == 404
+    data = FormData()
+    data.add_field("body", "x" * 20_001)
+    data.add_field("files", b"\0" * 100_000, filename="junk.bin", content_type="application/octet-stream")
+    refused = await client.post(path, data=data, allow_redirects=False)
+    assert refused.status == 303 and "error=" in refused.headers["Location"]
+    assert files_kept() == before

@@ -17,15 +17,21 @@ MAX_REPLY = 20_000
 MAX_COMMENT = 2_000
 
 
+def check_reply(text: str, *, files: int) -> str:
+    """The reply's text as stored, or InvalidInput: checked before any file of it is kept."""
+    text = text.strip()
+    if not text and not files:
+        raise InvalidInput({"body": "write something or attach a file"})
+    if len(text) > MAX_REPLY:
+        raise InvalidInput({"body": f"at most {MAX_REPLY} characters"})
+    return text
+
+
 async def portal_reply(deps: Deps, key: str, text: str, idempotency_key: str | None = None,
                        attachments: tuple[AttachmentRef, ...] = ()) -> int:
     """The client's message from the portal, stored as if they had written on their channel; the ticket it
     joined (a closed one's follow-up is a new ticket)."""
-    text = text.strip()
-    if not text and not attachments:
-        raise InvalidInput({"body": "write something or attach a file"})
-    if len(text) > MAX_REPLY:
-        raise InvalidInput({"body": f"at most {MAX_REPLY} characters"})
+    text = check_reply(text, files=len(attachments))
     async with deps.store.session() as session:
         ticket = await portal_ticket(session, key)
         identity = (await session.execute(

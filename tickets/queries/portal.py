@@ -46,3 +46,10 @@ async def portal_view(deps: Deps, key: str) -> PortalView:
             .order_by(Message.id)))
         rating = await session.scalar(select(Rating).where(Rating.ticket_id == ticket.id))
         return PortalView(ticket, await session.get_one(Customer, ticket.customer_id), messages, rating)
+
+
+async def portal_number(deps: Deps, key: str) -> int:
+    """The number of the ticket a portal link leads to (NotFound for any other key): checked first, so nothing a
+    request sends is read or kept for a link that leads nowhere."""
+    async with deps.store.session() as session:
+        return (await portal_ticket(session, key)).id
