@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.errors import Forbidden, NotFound
-from tickets.models import Agent, AgentGroup, Role, Ticket
+from tickets.models import Agent, AgentGroup, Call, Role, Ticket
 
 
 def sees_everything(agent: Agent) -> bool:
@@ -38,3 +38,28 @@ async def visible_ticket(session: AsyncSession, viewer: Agent, number: int, lock
             and ticket.group_id not in await group_ids_of(session, viewer.id)):
         raise Forbidden(f"ticket #{number} is not in your groups")
     return ticket
+
+
+async def customer_visible(session: AsyncSession, viewer: Agent, customer_id: int) -> bool:
+    """Whether the viewer may open this customer card: a manager or admin any; an agent a card with a ticket they
+    may open or a call they took. Ids are sequential: every other card is answered as not found."""
+    if sees_everything(viewer):
+        return True
+    tickets = select(Ticket.id).where(Ticket.customer_id == customer_id)
+    visible = await visibility(session, viewer)
+    if visible is not None:
+        tickets = tickets.where(visible)
+    calls = select(Call.id).where(Call.customer_id == customer_id, Call.agent_id == viewer.id)
+    return bool(await session.scalar(select(exists(tickets) | exists(calls))))
+
+
+async def visible_calls(session: AsyncSession, viewer: Agent) -> ColumnElement[bool] | None:
+    """The condition on calls the viewer may read (notes, recordings): those on tickets they may open, and those
+    they took; None for a manager or admin."""
+    if sees_everything(viewer):
+        return None
+    tickets = select(Ticket.id)
+    visible = await visibility(session, viewer)
+    if visible is not None:
+        tickets = tickets.where(visible)
+    return or_(Call.ticket_id.in_(tickets), Call.agent_id == viewer.id)

@@ -125,13 +125,15 @@ async def test_agents_see_only_their_groups_and_managers_see_all(
     assert len(ticket["messages"]) == 1
     assert ticket["status"] == "open" and ticket["assignee_id"] == support.id
 
-    # The seller may look the client up, but the card lists only tickets the seller may open.
-    card_for_seller = await (await client.get(f"/api/v1/customers/{ticket['customer_id']}",
-                                              headers=seller_headers)).json()
-    card_for_manager = await (await client.get(f"/api/v1/customers/{ticket['customer_id']}",
-                                               headers=manager_headers)).json()
-    assert card_for_seller["identities"] == card_for_manager["identities"]
-    assert card_for_seller["tickets"] == []
+    # The card of a client whose tickets the seller may not open is not theirs to read (ids are sequential:
+    # it is answered as any id that is not a card), nor to add an address to.
+    card = f"/api/v1/customers/{ticket['customer_id']}"
+    await assert_error(await client.get(card, headers=seller_headers), 404, "not_found")
+    await assert_error(await client.post(f"{card}/identities", json={"kind": "email", "address": "me@sales.example"},
+                                         headers=seller_headers), 404, "not_found")
+    card_for_support = await (await client.get(card, headers=support_headers)).json()
+    card_for_manager = await (await client.get(card, headers=manager_headers)).json()
+    assert card_for_support["identities"] == card_for_manager["identities"]
     assert [t["number"] for t in card_for_manager["tickets"]] == [number]
 
 
@@ -408,11 +410,14 @@ async def test_assigning_to_someone_else_needs_a_manager(client: TestClient[Any,
     loads = await agents_by_id(client, manager_headers)
     assert (loads[alice.id]["load"], loads[bob.id]["load"]) == (0, 1)
 
-    # An agent may take a ticket of their group for themselves.
+    # An agent may not take a colleague's ticket (only managers transfer); returned to the queue, the router hands
+    # it to the other available agent at once, and holding it, taking it is a no-op.
+    await assert_error(await patch(client, number, alice_headers, assignee=alice.id), 403, "forbidden")
+    assert (await patch(client, number, bob_headers, assignee=None)).status == 200
     response = await patch(client, number, alice_headers, assignee=alice.id)
     assert response.status == 200
     ticket = await response.json()
-    assert ticket["assignee_id"] == alice.id and ticket["events"][-1]["kind"] == "taken"
+    assert ticket["assignee_id"] == alice.id and ticket["events"][-1]["kind"] == "assigned"
 
     error = await assert_error(await patch(client, number, manager_headers, assignee=999_999), 422, "invalid")
     assert "assignee" in error["fields"]

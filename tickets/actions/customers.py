@@ -8,8 +8,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit
+from tickets.access import customer_visible
 from tickets.deps import Deps
-from tickets.errors import Conflict, NotFound
+from tickets.errors import Conflict, Forbidden, NotFound
 from tickets.inbound import Identity
 from tickets.models import CLOSED_STATUSES, Agent, Call, Customer, CustomerIdentity, EventKind, Message, Ticket
 from tickets.queries.customers import CustomerView, customer_view
@@ -45,7 +46,7 @@ async def add_identity(
     now = deps.clock.now()
     async with deps.store.session() as session:
         customer = await session.get(Customer, customer_id, with_for_update=True)
-        if customer is None:
+        if customer is None or not await customer_visible(session, viewer, customer_id):
             raise NotFound(f"no customer {customer_id}")
         owner = await session.scalar(
             select(CustomerIdentity.customer_id).where(
@@ -56,6 +57,9 @@ async def add_identity(
             session.add(CustomerIdentity(customer_id=customer.id, kind=identity.kind, address=identity.address,
                                          created_at=now))
         elif owner != customer.id:
+            if not await customer_visible(session, viewer, owner):
+                # Not "on customer N's card": an agent learns nothing of a card they may not open.
+                raise Forbidden("this address belongs to a client whose card you may not open; ask a manager")
             if not merge:
                 raise Conflict(f"{identity.address} is on customer {owner}'s card; send merge: true to merge "
                                f"that card into this one")

@@ -209,6 +209,8 @@ async def _reassign(deps: Deps, session: AsyncSession, viewer: Agent, ticket: Ti
         return True
     if not manager and target_id != viewer.id:
         raise Forbidden("only a manager may assign a ticket to someone else")
+    if not manager and ticket.assignee_id is not None:
+        raise Forbidden("only a manager may transfer a ticket from its assignee; ask them to return it")
     if locked_target is None:
         raise InvalidInput({"assignee": f"no agent {target_id}"})
     target = locked_target.agent
