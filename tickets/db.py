@@ -37,6 +37,10 @@ def create_engine(url: str, *, pool_size: int = 10, sqlite_busy_timeout_ms: int 
                                connect_args={"server_settings": {"jit": "off"}})
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -48,6 +52,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # SQLite's own lower() knows only ASCII: "Иван" would not find "иван". Python's knows every script.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     turn = _TURNS[engine.sync_engine] = _WriterTurn(busy_timeout_ms / 1000)
 
