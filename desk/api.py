@@ -257,17 +257,31 @@ async def list_groups(request: web.Request) -> web.Response:
     return json_ok(schemas.GroupList(items=[schemas.group_out(v) for v in views]))
 
 
+def _head(address: str | None) -> str | None:
+    try:
+        return email_identity(address).address if address is not None else None
+    except InvalidAddress as exc:
+        raise InvalidInput({"head_email": str(exc)}) from None
+
+
 async def add_group(request: web.Request) -> web.Response:
     await authenticate(request, roles=ADMINS)
     payload = await parse_json(request, schemas.GroupIn)
-    head = None
-    if payload.head_email is not None:
-        try:
-            head = email_identity(payload.head_email).address
-        except InvalidAddress as exc:
-            raise InvalidInput({"head_email": str(exc)}) from None
-    group = await runtime(request).service.add_group(payload.name, head, acknowledge=payload.acknowledge)
+    group = await runtime(request).service.add_group(payload.name, _head(payload.head_email),
+                                                     acknowledge=payload.acknowledge)
     return json_ok(schemas.group_out(GroupView(group, agents=0, waiting=0)), status=201)
+
+
+async def update_group(request: web.Request) -> web.Response:
+    await authenticate(request, roles=ADMINS)
+    payload = await parse_json(request, schemas.GroupPatch)
+    changes = payload.model_dump(exclude_unset=True)
+    if "head_email" in changes:
+        changes["head_email"] = _head(changes["head_email"])
+    service = runtime(request).service
+    group = await service.update_group(str(path_id(request, "id")), changes)
+    view = next(v for v in await service.list_groups() if v.group.id == group.id)
+    return json_ok(schemas.group_out(view))
 
 
 async def list_skills(request: web.Request) -> web.Response:
@@ -415,6 +429,12 @@ ENDPOINTS = [
     Endpoint(
         "POST", "/api/v1/groups", add_group, "Admins: add a group (department)", "routing",
         body=schemas.GroupIn, response=schemas.GroupOut, status=201, errors=(401, 403, 409, 422, 503),
+    ),
+    Endpoint(
+        "PATCH", "/api/v1/groups/{id}", update_group, "Admins: set a group's head or whether it acknowledges",
+        "routing",
+        body=schemas.GroupPatch, response=schemas.GroupOut,
+        params=(Param("id", "path", "Group id.", {"type": "integer"}, True),), errors=_AUTH_ERRORS,
     ),
     Endpoint(
         "GET", "/api/v1/skills", list_skills, "Skills tickets may require, with how many agents have each", "routing",

@@ -118,6 +118,11 @@ class GroupIn(Strict):
     acknowledge: bool = Field(True, description="Send new email tickets an acknowledgement with their number.")
 
 
+class GroupPatch(Strict):
+    head_email: str | None = Field(None, max_length=320, description="Head of department; null: none.")
+    acknowledge: bool = Field(True, description="Send new email tickets an acknowledgement with their number.")
+
+
 class SkillIn(Strict):
     name: SkillName = Field(description="Short, lower-case: letters, digits and _ . + - (ru, billing, product-x).")
     description: str | None = Field(None, max_length=300)

@@ -117,6 +117,14 @@ def _parser() -> argparse.ArgumentParser:
     add_group.add_argument("--head", metavar="EMAIL", help="head of the department (receives escalation alerts)")
     add_group.add_argument("--no-acknowledge", dest="acknowledge", action="store_false",
                            help="send new email tickets of this group no acknowledgement")
+    set_group = group.add_parser("set", help="change a group: its head, whether it acknowledges")
+    set_group.add_argument("group", help="id or name")
+    head = set_group.add_mutually_exclusive_group()
+    head.add_argument("--head", metavar="EMAIL", help="head of the department (receives escalation alerts)")
+    head.add_argument("--no-head", action="store_true", help="the group has no head")
+    acknowledging = set_group.add_mutually_exclusive_group()
+    acknowledging.add_argument("--acknowledge", dest="acknowledge", action="store_true", default=None)
+    acknowledging.add_argument("--no-acknowledge", dest="acknowledge", action="store_false")
     group.add_parser("list", help="list groups: head, agents and tickets waiting in the queue")
 
     skill = commands.add_parser("skill", help="manage skills (what a ticket may require of its agent)").add_subparsers(
@@ -365,7 +373,32 @@ async def _agent_telegram(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _group(settings: Settings, args: argparse.Namespace) -> int:
-    return await {"add": _group_add, "list": _group_list}[args.action](settings, args)
+    return await {"add": _group_add, "set": _group_set, "list": _group_list}[args.action](settings, args)
+
+
+async def _group_set(settings: Settings, args: argparse.Namespace) -> int:
+    from tickets.identities import InvalidAddress, email_identity
+
+    changes: dict[str, Any] = {}
+    try:
+        if args.head:
+            changes["head_email"] = email_identity(args.head).address
+    except InvalidAddress as exc:
+        raise CliError(f"--head: {exc}") from exc
+    if args.no_head:
+        changes["head_email"] = None
+    if args.acknowledge is not None:
+        changes["acknowledge"] = args.acknowledge
+    if not changes:
+        raise CliError("nothing to change: give --head EMAIL, --no-head, --acknowledge or --no-acknowledge")
+
+    async def work(service: Any) -> int:
+        group = await service.update_group(args.group, changes)
+        print(f"group {group.id} {group.name}: head {group.head_email or '-'}, "
+              f"{'acknowledges' if group.acknowledge else 'sends no acknowledgement'}")
+        return 0
+
+    return await _with_service(settings, work)
 
 
 async def _group_add(settings: Settings, args: argparse.Namespace) -> int:

@@ -322,3 +322,6 @@ class TicketService:
 
     async def portal_number(self, key: str) -> int:
         return await portal.portal_number(self.deps, key)
+
+    async def update_group(self, reference: str, changes: dict[str, Any]) -> Group:
+        return await staff.update_group(self.deps, reference, changes)

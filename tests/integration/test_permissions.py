@@ -17,7 +17,7 @@ ROLES = ("group_agent", "other_agent", "manager", "admin")
 Cell = Callable[[dict[str, Any]], Awaitable[Any]]
 
 # method, path template, body template, expected status per role; {t}: the ticket, {c}: its customer card,
-# {holder}: the colleague who holds it, {u}: a word unique to the cell.
+# {g}: its group, {holder}: the colleague who holds it, {u}: a word unique to the cell.
 TABLE: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("GET", "/api/v1/tickets/{t}", None, (200, 403, 200, 200)),
     ("POST", "/api/v1/tickets/{t}/messages", {"body": "a note", "internal": True}, (201, 403, 201, 201)),
@@ -38,6 +38,7 @@ TABLE: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("POST", "/api/v1/agents", {"name": "New {u}", "email": "{u}@staff.example"}, (403, 403, 403, 201)),
     ("GET", "/api/v1/groups", None, (200, 200, 200, 200)),
     ("POST", "/api/v1/groups", {"name": "Group {u}"}, (403, 403, 403, 201)),
+    ("PATCH", "/api/v1/groups/{g}", {"head_email": "head@example.com"}, (403, 403, 403, 200)),
     ("GET", "/api/v1/skills", None, (200, 200, 200, 200)),
     ("POST", "/api/v1/skills", {"name": "skill-{u}"}, (403, 403, 403, 201)),
     ("GET", "/api/v1/routing/rules", None, (403, 403, 200, 200)),
@@ -79,6 +80,7 @@ async def test_the_permission_table(client: TestClient[Any, Any], staff: dict[st
         ticket = await get_ticket(client, number, manager_headers)
         assert ticket["assignee_id"] == holder.id  # the only available agent of Support
         me, headers = staff[role]
-        values = {"t": number, "c": ticket["customer_id"], "holder": holder.id, "me": me.id, "u": f"{role}{n}"}
+        values = {"t": number, "c": ticket["customer_id"], "g": ticket["group_id"], "holder": holder.id, "me": me.id,
+                  "u": f"{role}{n}"}
         response = await client.request(method, fill(path, values), json=fill(body, values), headers=headers)
         assert response.status == status, f"{role}: {method} {path} {body} -> {await response.text()}"

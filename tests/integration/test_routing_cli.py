@@ -216,3 +216,17 @@ def test_rule_channels_are_the_channels_names() -> None:
     from channels.webform.form import CHANNEL as WEBFORM
 
     assert sorted(CHANNELS) == sorted([EMAIL, WEBFORM, WEBCHAT, TELEGRAM, PHONE])
+
+
+async def test_a_group_created_by_its_first_agent_gets_a_head_later(staff: Staff) -> None:
+    """`agent add` creates Support without a head; README's notification recipe then sets one."""
+    staff.add_agent("Alice", "--email", "alice@example.com")
+    assert "exists already; change it with `switchboard group set`" in staff.refused(
+        "group", "add", "Support", "--head", "head@example.com")
+    assert staff.ok("group", "set", "Support", "--head", "Head@Example.com").endswith(
+        "Support: head head@example.com, acknowledges\n")
+    assert "head: head@example.com" in staff.ok("group", "list")
+    assert staff.ok("group", "set", "Support", "--no-head", "--no-acknowledge").endswith(
+        "Support: head -, sends no acknowledgement\n")
+    assert "nothing to change" in staff.refused("group", "set", "Support")
+    assert "no group Nowhere" in staff.refused("group", "set", "Nowhere", "--no-head")

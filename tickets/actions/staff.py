@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +34,7 @@ from tickets.models import (
     Skill,
     skill_key,
 )
+from tickets.numbers import as_id
 from tickets.queries.staff import SEEN_EVERY, AgentView, RuleView, agent_views, hash_token, skills_named
 
 SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
@@ -195,9 +197,29 @@ async def add_group(deps: Deps, name: str, head_email: str | None = None, *, ack
         raise InvalidInput({"name": "a group needs a name"})
     async with deps.store.session() as session:
         if await session.scalar(select(Group.id).where(Group.name == name)) is not None:
-            raise Conflict(f"group {name!r} exists already")
+            raise Conflict(f"group {name!r} exists already; change it with `switchboard group set` "
+                           "or PATCH /api/v1/groups/{id}")
         group = Group(name=name, head_email=head_email, acknowledge=acknowledge, created_at=deps.clock.now())
         session.add(group)
+        return group
+
+
+async def update_group(deps: Deps, reference: str, changes: dict[str, Any]) -> Group:
+    """Set a group's head (`head_email`, None: no head) or whether it acknowledges (`acknowledge`); the group by
+    id or name. Its head is alerted by the escalations fired from now on."""
+    unknown = set(changes) - {"head_email", "acknowledge"}
+    if unknown:
+        raise InvalidInput({name: "not a group setting" for name in sorted(unknown)})
+    async with deps.store.session() as session:
+        number = as_id(reference)
+        found = (Group.id == number) if number is not None else (Group.name == reference.strip())
+        group = await session.scalar(select(Group).where(found).with_for_update())
+        if group is None:
+            raise NotFound(f"no group {reference}")
+        if "head_email" in changes:
+            group.head_email = changes["head_email"]
+        if "acknowledge" in changes:
+            group.acknowledge = bool(changes["acknowledge"])
         return group
 
 
