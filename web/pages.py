@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -34,11 +33,6 @@ def reason(exc: Exception) -> str:
     the refusal's own words."""
     fields = getattr(exc, "fields", None)
     return "; ".join(fields.values()) if isinstance(fields, dict) and fields else str(exc)
-
-
-def said(exc: Exception) -> str:
-    """`reason`, quoted for the redirect's `?error=`."""
-    return quote(reason(exc)[:200])
 
 
 class Pages:

@@ -13,7 +13,7 @@ from channels.portal.words import WORDS
 from tickets.actions.portal import check_reply
 from tickets.errors import Conflict, InvalidInput, NotFound
 from web.forms import FormErrors, form_fields, read_form
-from web.pages import Pages, reader_language, said
+from web.pages import Pages, reader_language, reason
 from web.ratelimit import RateLimiter
 from web.runtime import runtime
 
@@ -33,14 +33,20 @@ async def _limited(request: web.Request) -> None:
 
 
 async def show(request: web.Request) -> web.Response:
+    notice = request.query.get("done")
+    return await _page(request, notice=notice if notice in ("sent", "rated") else None)
+
+
+async def _page(request: web.Request, *, notice: str | None = None, error: str | None = None,
+                status: int = 200) -> web.Response:
+    """The portal page; a refused post shows it again with the reason, never from the address (an `?error=` in
+    a link would let anyone put words on the client's page)."""
     try:
         view = await runtime(request).service.portal_view(_key(request))
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
-    notice = request.query.get("done")
-    return _pages.render("portal.html", reader_language(request, view.customer.language), view=view,
-                         key=_key(request), idempotency=secrets.token_urlsafe(12),
-                         notice=notice if notice in ("sent", "rated") else None, error=request.query.get("error"))
+    return _pages.render("portal.html", reader_language(request, view.customer.language), status=status, view=view,
+                         key=_key(request), idempotency=secrets.token_urlsafe(12), notice=notice, error=error)
 
 
 async def reply(request: web.Request) -> web.Response:
@@ -58,7 +64,7 @@ async def reply(request: web.Request) -> web.Response:
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
     except (InvalidInput, Conflict, FormErrors) as exc:
-        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={said(exc)}") from None
+        return await _page(request, error=reason(exc), status=422)
     raise web.HTTPSeeOther(f"/portal/{_key(request)}?done=sent")
 
 
@@ -72,7 +78,7 @@ async def rate(request: web.Request) -> web.Response:
     except NotFound:
         raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
     except (InvalidInput, Conflict) as exc:
-        raise web.HTTPSeeOther(f"/portal/{_key(request)}?error={said(exc)}") from None
+        return await _page(request, error=reason(exc), status=422)
     raise web.HTTPSeeOther(f"/portal/{_key(request)}?done=rated")
 
 

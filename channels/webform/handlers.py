@@ -22,6 +22,7 @@ from tickets.text import clean, clean_inbound, clean_text
 from web.endpoints import Endpoint, Param
 from web.forms import FormErrors, read_form
 from web.http import error_response, json_ok
+from web.pages import HEADERS
 from web.ratelimit import RateLimiter
 from web.runtime import RUNTIME, runtime
 
@@ -68,7 +69,7 @@ async def _limited(request: web.Request) -> int | None:
 
 def _render(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> web.Response:
     html = _templates.get_template(name).render(categories=CATEGORIES, honeypot=HONEYPOT, **context)
-    return web.Response(text=html, status=status, content_type="text/html", headers=headers)
+    return web.Response(text=html, status=status, content_type="text/html", headers={**HEADERS, **(headers or {})})
 
 
 async def contact_page(request: web.Request) -> web.Response:

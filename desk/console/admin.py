@@ -16,7 +16,7 @@ from sla.sources import SourceError, parse_yaml
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.models import Role
 from tickets.numbers import as_id
-from web.pages import said
+from web.pages import reason
 from web.runtime import runtime
 
 MAX_CHECKED = 200_000
@@ -43,8 +43,8 @@ async def _context(request: web.Request) -> dict[str, Any]:
 
 async def admin(request: web.Request) -> web.Response:
     signed = await _admin(request)
-    return page(request, "admin.html", signed, checked=None, problems=[], draft="",
-                error=request.query.get("error"), **await _context(request))
+    return page(request, "admin.html", signed, checked=None, problems=[], draft="", error=None,
+                **await _context(request))
 
 
 async def check_regulations(request: web.Request) -> web.Response:
@@ -70,8 +70,9 @@ async def add_canned(request: web.Request) -> web.Response:
     form = await form_of(request, signed)
     try:
         await runtime(request).service.add_canned(form.get("title", ""), form.get("text", ""))
-    except (InvalidInput, Conflict) as exc:
-        raise web.HTTPSeeOther(f"/desk/admin?error={said(exc)}#canned") from None
+    except (InvalidInput, Conflict) as exc:  # shown again with the reason, never from the address
+        return page(request, "admin.html", signed, status=422, checked=None, problems=[], draft="",
+                    error=reason(exc), **await _context(request))
     raise web.HTTPSeeOther("/desk/admin#canned")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from web.runtime import runtime
 log = logging.getLogger(__name__)
 
 COOKIE = "sb_session"
+LOGIN_COOKIE = "sb_login"
+LOGIN_FORM_SECONDS = 3600
 LOGIN_ATTEMPTS = 10
 """Failed or not, per client address and per email, in 15 minutes."""
 LOGIN_WINDOW = 900
@@ -68,23 +71,38 @@ def console_path(value: str | None) -> str:
     return value if value and value.startswith("/desk") and not value.startswith("//") else "/desk"
 
 
+def _login_form(request: web.Request, *, status: int = 200, headers: dict[str, str] | None = None,
+                **context: Any) -> web.Response:
+    """The sign-in form with a fresh token, also set as a cookie only this path gets back: a post without the pair
+    did not come from this form (login CSRF: signing a victim in to the attacker's account)."""
+    token = secrets.token_urlsafe(24)
+    response = page(request, "login.html", None, status=status, headers=headers, login_token=token, **context)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict", path="/desk/login",
+                        max_age=LOGIN_FORM_SECONDS, secure=runtime(request).settings.public_url.startswith("https://"))
+    return response
+
+
 async def login_page(request: web.Request) -> web.Response:
     if await signed_in(request) is not None:
         raise web.HTTPSeeOther("/desk")
-    return page(request, "login.html", None, next=console_path(request.query.get("next")), email="", error=None)
+    return _login_form(request, next=console_path(request.query.get("next")), email="", error=None)
 
 
 async def login(request: web.Request) -> web.Response:
     form = await form_fields(request)
     email, password, target = form.get("email", "").strip(), form.get("password", ""), console_path(form.get("next"))
+    sent, expected = form.get("login_token", ""), request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        log.warning("sign-in without this form's token from %s", request.remote)
+        return _login_form(request, status=403, next=target, email=email, error="expired")
     ip_limit, email_limit = _limiters(request)
     wait = await ip_limit.retry_after(request.remote or "?") or await email_limit.retry_after(email.lower())
     if wait:
-        return page(request, "login.html", None, status=429, next=target, email=email, error="too_many",
-                    headers={"Retry-After": str(wait)})
+        return _login_form(request, status=429, next=target, email=email, error="too_many",
+                           headers={"Retry-After": str(wait)})
     login = await runtime(request).service.log_in(email, password) if email and password else None
     if login is None:
-        return page(request, "login.html", None, status=401, next=target, email=email, error="bad_login")
+        return _login_form(request, status=401, next=target, email=email, error="bad_login")
     response = web.HTTPSeeOther(target)
     response.set_cookie(COOKIE, login.token, httponly=True, samesite="Lax", path="/",
                         max_age=int(SESSION_MAX.total_seconds()),

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 from markupsafe import Markup
 
 from desk.console import live
-from desk.console.auth import console_path, form_of, require
+from desk.console.auth import Signed, console_path, form_of, require
 from desk.console.render import page
 from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
@@ -97,21 +96,28 @@ async def queue(request: web.Request) -> web.Response:
 
 async def ticket(request: web.Request) -> web.Response:
     signed = await require(request)
+    notice = request.query.get("done")
+    return await _ticket_page(request, signed, path_id(request, "number"),
+                              notice=notice if notice in NOTICES else None)
+
+
+async def _ticket_page(request: web.Request, signed: Signed, number: int, *, notice: str | None = None,
+                       error: str | None = None, status: int = 200) -> web.Response:
+    """The ticket page; a refused form shows it again with the reason, never from the address (an `?error=` in
+    a link would let anyone put words on an agent's screen)."""
     service = runtime(request).service
-    view = await service.get_ticket(signed.agent, path_id(request, "number"))
+    view = await service.get_ticket(signed.agent, number)
     card = await service.get_customer(signed.agent, view.customer.id)
     agents = [v.agent for v in await service.list_agents()] if signed.agent.role in MANAGERS else []
-    notice = request.query.get("done")
     # One timeline: messages and events by time (a message before the events it caused).
     timeline = sorted([("message", m) for m in view.messages] + [("event", e) for e in view.events],
                       key=lambda item: (item[1].created_at, item[0] != "message", item[1].id))
     html = {m.id: Markup(sanitize_html(m.body_html)) for m in view.messages if m.body_html}  # cleaned again
     fill = {"name": view.customer.name or "", "number": str(view.ticket.id)}
     canned = [(c.title, _filled(c.body, fill)) for c in await service.list_canned()]
-    return page(request, "ticket.html", signed, view=view, now=view.as_of, timeline=timeline, card=card, html=html,
-                canned=canned,
-                agents=agents, managers=signed.agent.role in MANAGERS,
-                notice=notice if notice in NOTICES else None, error=request.query.get("error"))
+    return page(request, "ticket.html", signed, status=status, view=view, now=view.as_of, timeline=timeline,
+                card=card, html=html, canned=canned, agents=agents, managers=signed.agent.role in MANAGERS,
+                notice=notice, error=error)
 
 
 def _filled(body: str, values: dict[str, str]) -> str:
@@ -166,15 +172,18 @@ async def act(request: web.Request) -> web.Response:
         else:
             raise web.HTTPBadRequest(text=f"unknown action {action!r}")
     except DomainError as exc:
-        raise _Back(number, reason(exc)) from exc
+        return await _ticket_page(request, signed, number, error=reason(exc)[:300], status=422)
+    except _Back as refused:
+        return await _ticket_page(request, signed, number, error=str(refused), status=422)
     raise web.HTTPSeeOther(f"/desk/tickets/{number}?done={done}")
 
 
-class _Back(web.HTTPSeeOther):
-    """Back to the ticket with the reason shown on the page."""
+class _Back(Exception):
+    """A form the page shows again, with this reason."""
 
     def __init__(self, number: int, error: str) -> None:
-        super().__init__(f"/desk/tickets/{number}?error={quote(error[:300])}")
+        super().__init__(error)
+        self.number = number
 
 
 async def presence(request: web.Request) -> web.Response:

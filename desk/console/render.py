@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Switchboard", "sign_in": "Sign in", "email": "Email", "password": "Password",
-        "bad_login": "Wrong email or password.", "too_many": "Too many attempts: wait a few minutes.",
+        "bad_login": "Wrong email or password.", "expired": "The sign-in form expired: please sign in again.",
+        "too_many": "Too many attempts: wait a few minutes.",
         "sign_out": "Sign out", "mine": "Mine", "unassigned": "Unassigned", "all_open": "All open",
         "overdue": "Overdue", "number": "#", "subject": "Subject", "customer": "Customer", "channel": "Channel",
         "priority": "Priority", "status": "Status", "waiting": "Waiting", "next_step": "Next deadline",
@@ -56,7 +57,8 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "ru": {
         "title": "Switchboard", "sign_in": "Войти", "email": "Почта", "password": "Пароль",
-        "bad_login": "Неверная почта или пароль.", "too_many": "Слишком много попыток: подождите несколько минут.",
+        "bad_login": "Неверная почта или пароль.", "expired": "Форма входа устарела: войдите ещё раз.",
+        "too_many": "Слишком много попыток: подождите несколько минут.",
         "sign_out": "Выйти", "mine": "Мои", "unassigned": "Без исполнителя", "all_open": "Все открытые",
         "overdue": "Просроченные", "number": "№", "subject": "Тема", "customer": "Клиент", "channel": "Канал",
         "priority": "Приоритет", "status": "Статус", "waiting": "Ждёт", "next_step": "Ближайший срок",

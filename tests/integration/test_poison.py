@@ -16,6 +16,7 @@ from channels.chat.telegram.polling import TelegramPoller
 from switchboard.bootstrap import Runtime
 from tests.conftest import free_port
 from tests.fakes import FakeTelegram
+from tests.integration.test_console import sign_in
 from tests.integration.test_serve import clean_env, cli
 from tests.integration.test_smtp import Mailbox, mail
 from tests.integration.test_smtp import mailbox as mailbox  # noqa: F401 - the fixture
@@ -129,7 +130,7 @@ async def test_admins_see_parked_items_in_the_console_and_the_cli(
     number = (await response.json())["parked"]
     admin, _ = await add_agent("Root", role=Role.admin, email="root@example.com", language="en")
     await runtime.service.set_password(admin.id, "a long enough password")
-    await client.post("/desk/login", data={"email": "root@example.com", "password": "a long enough password"})
+    await sign_in(client, "root@example.com", "a long enough password")
     page = await (await client.get("/desk/admin")).text()
     assert f'data-parked="{number}"' in page and "refused by the test trigger" in page
     env = clean_env(free_port())

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from channels.chat.telegram.polling import TelegramPoller
 from switchboard.bootstrap import Runtime
 from tests.fakes import FakeTelegram
+from tests.integration.test_console import sign_in
 from tests.integration.test_smtp import Mailbox, mail
 from tests.integration.test_smtp import mailbox as mailbox  # noqa: F401 - the fixture
 from tests.integration.test_telegram import poller as poller  # noqa: F401 - the fixture
@@ -86,8 +87,7 @@ async def test_console_login_search_portal_and_call_notes_answer_without_5xx(
     client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
 ) -> None:
     _, headers = await add_agent("Ada")
-    login = await client.post("/desk/login", data={"email": f"ada{NUL}@example.com", "password": f"x{NUL}"},
-                              allow_redirects=False)
+    login = await sign_in(client, f"ada{NUL}@example.com", f"x{NUL}")
     assert login.status < 500, await login.text()
     found = await client.get("/api/v1/tickets", params={"q": f"print{NUL}er"}, headers=headers)
     assert found.status == 200, await found.text()

@@ -15,6 +15,7 @@ from channels.chat.webchat.hub import ChatHub
 from tickets.language import DEFAULT, from_accept_language
 from tickets.text import clean
 from web.endpoints import Endpoint
+from web.pages import HEADERS
 from web.ratelimit import RateLimiter
 from web.runtime import RUNTIME, runtime
 
@@ -67,7 +68,11 @@ async def chat_page(request: web.Request) -> web.Response:
         lang=language, t=STRINGS[language], embed=request.query.get("embed") == "1",
         strings=json.dumps(STRINGS[language], ensure_ascii=False),
     )
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+    # The widget frames this page on the sites allowed to (SWITCHBOARD_HTTP_CORS_ORIGINS), or on any site.
+    framers = " ".join(runtime(request).settings.http.cors_origins) or "*"
+    policy = HEADERS["Content-Security-Policy"].replace("frame-ancestors 'none'", f"frame-ancestors {framers}")
+    return web.Response(text=html, content_type="text/html",
+                        headers={**HEADERS, "Content-Security-Policy": policy})
 
 
 async def asset(request: web.Request) -> web.StreamResponse:
