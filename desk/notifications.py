@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
@@ -16,7 +15,7 @@ from tickets.models import OutboxStatus, Ticket
 from web.auth import MANAGERS, authenticate
 from web.endpoints import Endpoint, Param
 from web.forms import form_fields
-from web.http import error_response, json_ok, path_id
+from web.http import error_response, json_ok, path_id, read_json
 from web.params import Id, QueryParams, query
 from web.runtime import runtime
 
@@ -60,10 +59,7 @@ async def sms_status(request: web.Request) -> web.Response:
     rt = runtime(request)
     sms = rt.settings.sms
     if request.content_type == "application/json":
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InvalidInput({"body": "not valid JSON"}) from None
+        body = await read_json(request)
         if not isinstance(body, dict):
             raise InvalidInput({"body": "expected a JSON object"})
         fields = {k: str(v) for k, v in body.items() if v is not None}  # as strings: Twilio signs strings

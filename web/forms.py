@@ -28,7 +28,8 @@ async def form_fields(request: web.Request, *, as_sent: bool = False) -> dict[st
     answered 400, never a 500."""
     try:
         fields = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-    except (ValueError, AssertionError) as exc:  # UnicodeDecodeError is a ValueError
+    except (ValueError, AssertionError, LookupError) as exc:  # UnicodeDecodeError is a ValueError; LookupError: a
+        # charset Python does not know
         raise web.HTTPBadRequest(text=f"the form could not be read: {exc}") from None
     return fields if as_sent else {k: clean_text(v)[0] for k, v in fields.items()}
 
@@ -45,7 +46,8 @@ async def read_form(request: web.Request, fields: dict[str, str]) -> list[tuple[
         return []
     try:
         return await _read_multipart(request, fields)
-    except (HttpProcessingError, ValueError) as exc:  # a part aiohttp cannot read (no headers, a bad boundary)
+    except (HttpProcessingError, ValueError, AssertionError, LookupError) as exc:  # a part aiohttp cannot read (no
+        # headers, a bad boundary, truncated) or in a charset Python does not know
         raise FormErrors({"form": f"the form could not be read: {getattr(exc, 'message', None) or exc}"}) from None
 
 

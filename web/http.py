@@ -47,11 +47,52 @@ def validation_fields(exc: ValidationError) -> dict[str, str]:
     return fields
 
 
-async def parse_json(request: web.Request, model: type[M]) -> M:
+MAX_DEPTH = 32
+"""How deep a JSON body or frame may nest: ours nest three levels; a deeper one is refused before anything walks
+it (a 100,000-deep one would exhaust the decoder's and every later walker's recursion)."""
+
+
+def decode_json(text: str | bytes) -> Any:
+    """The one JSON decoder for what clients send: `InvalidInput` for anything that is not JSON nested at most
+    MAX_DEPTH deep, whatever it trips over (the decoder's recursion, a byte that is not UTF-8)."""
     try:
-        payload = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        value = json.loads(text)
+    except RecursionError:
+        raise InvalidInput({"body": f"nested deeper than {MAX_DEPTH} levels"}) from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InvalidInput({"body": "not valid JSON"}) from None
+    if _deeper_than(value, MAX_DEPTH):
+        raise InvalidInput({"body": f"nested deeper than {MAX_DEPTH} levels"})
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest past `limit`, walked without recursion."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body: its declared charset must be one Python knows (else 422, as any other body that
+    cannot be read), then `decode_json`."""
+    charset = request.charset or "utf-8"
+    try:
+        text = (await request.read()).decode(charset)
+    except LookupError:
+        raise InvalidInput({"body": f"unknown charset {charset[:40]!r}"}) from None
+    except UnicodeDecodeError:
+        raise InvalidInput({"body": f"not {charset[:40]} text"}) from None
+    return decode_json(text)
+
+
+async def parse_json(request: web.Request, model: type[M]) -> M:
+    payload = await read_json(request)
     try:
         return model.model_validate(clean(payload)[0])
     except ValidationError as exc:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from channels.phone.cdr import CdrRow
 from tickets import phone_numbers as numbers
@@ -22,6 +22,21 @@ MAX_SECONDS = 2**31 - 1
 """How far in the future a PBX clock may be before its call times are refused."""
 
 
+def _storable(value: datetime) -> datetime:
+    """A moment the store can keep and count with: in UTC, between the years 1970 and 9000 (year 1 at +14:00 is
+    before the year 1 in UTC, which no datetime can hold)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1970 to 9000") from None
+    if not 1970 <= utc.year <= 9000:
+        raise ValueError("is outside the years 1970 to 9000")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_storable)]
+
+
 class CallEntry(BaseModel):
     """A phone-log entry as the PBX integration or an agent posts it."""
 
@@ -36,9 +51,9 @@ class CallEntry(BaseModel):
     called: str | None = Field(None, max_length=64, description="Called number or extension.")
     caller_name: str | None = Field(None, max_length=200, description="Caller id name, if the PBX has one.")
     direction: Literal["in", "out"]
-    started_at: AwareDatetime
-    answered_at: AwareDatetime | None = None
-    ended_at: AwareDatetime | None = None
+    started_at: Moment
+    answered_at: Moment | None = None
+    ended_at: Moment | None = None
     duration: int | None = Field(
         None, ge=0, le=MAX_SECONDS, description="Seconds from start to end; worked out from the times when absent."
     )

@@ -14,14 +14,14 @@ from pydantic import BaseModel, Field
 
 from channels.poison import ParkedItem, store_or_park
 from channels.webform.form import CATEGORIES, CHANNEL, HONEYPOT, ContactForm, to_inbound, validate
-from tickets.errors import DomainError, StoreUnavailable
+from tickets.errors import DomainError, InvalidInput, StoreUnavailable
 from tickets.inbound import Inbound
 from tickets.ingest import IngestResult
 from tickets.language import from_accept_language
 from tickets.text import clean, clean_inbound, clean_text
 from web.endpoints import Endpoint, Param
 from web.forms import FormErrors, read_form
-from web.http import error_response, json_ok
+from web.http import error_response, json_ok, read_json
 from web.pages import HEADERS
 from web.ratelimit import RateLimiter
 from web.runtime import RUNTIME, runtime
@@ -129,9 +129,9 @@ async def webform_json(request: web.Request) -> web.Response:
     try:
         key = _idempotency_key(request)
         try:
-            payload = await request.json()
-        except ValueError:
-            raise FormErrors({"body": "not valid JSON"}) from None
+            payload = await read_json(request)
+        except InvalidInput as exc:
+            raise FormErrors(exc.fields) from None
         if not isinstance(payload, dict):
             raise FormErrors({"body": "expected a JSON object"})
         payload, cleaned = clean(payload)  # before validating: pydantic refuses an unpaired surrogate

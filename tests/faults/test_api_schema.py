@@ -1,6 +1,7 @@
 """Schemathesis against the running application's own `/api/v1/openapi.json`: every operation is called with
-generated valid and invalid input (as an admin, who may call them all) and none may answer 5xx. It runs the real
-`switchboard serve` (embedded SQLite and Redis) and schemathesis' own command line, bounded in examples and time."""
+generated valid and invalid input (its negative modes on, NUL in strings allowed; as an admin, who may call them
+all) and none may answer 5xx. It runs the real `switchboard serve` (embedded SQLite and Redis) and schemathesis'
+own command line, bounded in examples and time."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def test_no_generated_request_makes_the_api_answer_5xx(tmp_path: Path) -> None:
         run = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run", f"{serve.base}/api/v1/openapi.json",
              "--checks", "not_a_server_error", "--header", f"Authorization: Bearer {token}",
+             # invalid data too (wrong types, out-of-range numbers, missing fields), and NUL in strings
+             "--mode", "all", "--phases", "examples,coverage,fuzzing", "--generation-allow-x00", "true",
              "--max-examples", str(MAX_EXAMPLES), "--seed", "20261201", "--max-time", str(MAX_SECONDS),
              "--request-timeout", "20", "--workers", "1"],
             cwd=tmp_path, capture_output=True, text=True, timeout=MAX_SECONDS + 120)

@@ -11,8 +11,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from channels.chat.telegram.updates import TelegramUpdates, TryLater
-from tickets.errors import StoreUnavailable
-from web.http import Handler
+from tickets.errors import InvalidInput, StoreUnavailable
+from web.http import Handler, read_json
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ def webhook_handler(bot: Bot, updates: TelegramUpdates, secret: str) -> Handler:
         if not hmac.compare_digest(given.encode(), secret.encode()):
             return web.json_response({"error": "wrong or missing secret token"}, status=401)
         try:
-            update = Update.model_validate(await request.json(), context={"bot": bot})
-        except (ValueError, ValidationError) as exc:
+            update = Update.model_validate(await read_json(request), context={"bot": bot})
+        except (InvalidInput, ValueError, ValidationError) as exc:
             log.warning("telegram webhook: unreadable update: %s", exc)
             return web.json_response({"error": "not a Telegram update"}, status=400)
         try:

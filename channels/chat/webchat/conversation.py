@@ -35,6 +35,7 @@ from tickets.errors import InvalidInput, StoreUnavailable
 from tickets.inbound import Identity, Inbound
 from tickets.language import supported
 from tickets.models import Ticket, TicketStatus
+from tickets.numbers import MAX_ID
 from tickets.service import TicketService
 from tickets.text import cleaned_note
 from web.ratelimit import RateLimiter
@@ -185,7 +186,8 @@ class Conversation:
 
     async def _seen(self, state: _State, frame: dict[str, Any]) -> None:
         ids = frame.get("ids")
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        if not isinstance(ids, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= MAX_ID for i in ids):
             raise Refused("invalid", "seen needs a list of message ids")
         await self._service.mark_seen(CHANNEL, sender_prefix(state.visitor), ids[:MAX_SEEN])
 

@@ -12,9 +12,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from channels.chat.webchat.conversation import Conversation
 from channels.chat.webchat.hub import ChatHub
+from tickets.errors import InvalidInput
 from tickets.language import DEFAULT, from_accept_language
 from tickets.text import clean
 from web.endpoints import Endpoint
+from web.http import decode_json
 from web.pages import HEADERS
 from web.ratelimit import RateLimiter
 from web.runtime import RUNTIME, runtime
@@ -121,8 +123,8 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             if frame.type == WSMsgType.TEXT:
                 cleaned = 0
                 try:
-                    data, cleaned = clean(json.loads(frame.data))
-                except (ValueError, RecursionError):  # not JSON, or nested past what the decoder recurses
+                    data, cleaned = clean(decode_json(frame.data))
+                except InvalidInput:  # not JSON, or nested past MAX_DEPTH: answered as any frame that is not one
                     data = None
                 await conversation.handle(data, cleaned)
             elif frame.type == WSMsgType.BINARY:
