@@ -105,10 +105,19 @@ def _domain(address: str) -> str:
 
 
 def _references(mail: _ClientMail) -> list[str]:
-    chain = [r for r in mail.references if r]
-    if mail.message_id:
-        chain.append(mail.message_id)
+    chain = [r for r in mail.references if _message_id(r)]
+    if (own := _message_id(mail.message_id)) is not None:
+        chain.append(own)
     return list(dict.fromkeys(chain))[-MAX_REFERENCES:]
+
+
+_MSG_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
+
+
+def _message_id(value: Any) -> str | None:
+    """`value` if it is a Message-ID (`<left@right>`, no spaces or line breaks), else None: what a web form or a
+    chat names its messages by is not one, and must not reach a mail header."""
+    return value if isinstance(value, str) and _MSG_ID.fullmatch(value) else None
 
 
 def _usable(address: Any) -> str | None:
@@ -247,7 +256,7 @@ class EmailNotifications:
                     "language": answer_in(facts.customer_language), "portal_key": facts.portal_key},
             headers=mail_headers(sender, recipient, {
                 "Message-ID": make_msgid(domain=_domain(sender)),
-                "In-Reply-To": facts.external_id,
+                "In-Reply-To": _message_id(facts.external_id),
                 "References": _references(client_mail),
                 # RFC 3834: an automatic answer; well-behaved responders do not answer it back.
                 "Auto-Submitted": "auto-replied",

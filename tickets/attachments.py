@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from tickets.inbound import AttachmentRef
@@ -42,12 +43,22 @@ class AttachmentStore:
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_suffix(f".{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        # A temporary name of its own: the same file uploaded twice at once (two threads, two processes) must not
+        # write into, or move away, the other's temporary file. The last rename wins; both hold the same bytes.
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name[:16]}.", suffix=".tmp",
+                                         delete=False) as handle:
+            try:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                Path(handle.name).unlink(missing_ok=True)
+                raise
+        try:
+            os.replace(handle.name, target)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
 
     def open_path(self, ref_path: str) -> Path:
         path = (self.root / ref_path).resolve()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -34,6 +35,8 @@ _templates = Environment(
     autoescape=select_autoescape(["html"]),
     enable_async=False,
 )
+FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,100}")
+"""What a contact page puts in its form: a retried post with the same token is the same submission."""
 
 
 class WebformCreated(BaseModel):
@@ -85,7 +88,9 @@ async def contact_submit(request: web.Request) -> web.Response:
     values: dict[str, str] = {}
     try:
         files = await read_form(request, values)
-        token = values.get("form_token", "") or uuid.uuid4().hex
+        token = values.get("form_token", "")
+        if not FORM_TOKEN.fullmatch(token):  # the page's own hex token; anything else (line breaks…) is replaced
+            token = uuid.uuid4().hex
         values["form_token"] = token  # a re-shown form keeps its token, so fixing and re-sending stays idempotent
         form, identities = validate(
             {k: v for k, v in values.items() if k in ContactForm.model_fields}, settings.phone_region

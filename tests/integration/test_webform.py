@@ -15,11 +15,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from switchboard.bootstrap import Runtime
 from switchboard.settings import Settings
 from switchboard.webapp import create_app
-from tickets.models import Presence, Role
+from tickets.models import Message, Outbox, Presence, Role
 
 WEBFORM = "/api/v1/webform"
 
@@ -625,3 +626,21 @@ async def test_a_multipart_post_aiohttp_cannot_read_is_refused_with_422(client: 
     response = await client.post("/contact", data=body.encode(),
                                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert response.status == 422, await response.text()
+
+
+async def test_a_form_token_with_line_breaks_cannot_break_the_acknowledgement(
+    client: TestClient[Any, Any], runtime: Runtime
+) -> None:
+    """A token with CR/LF was kept as the ticket's message id and landed in the acknowledgement's In-Reply-To,
+    which failed every delivery; and a form's id is not a Message-ID in any case."""
+    response = await client.post("/contact", data={"form_token": "abc\r\nBcc: victim@example.org",
+                                                   "email": "zoe@example.com", "message": "Hello"})
+    assert response.status == 200 and "data-ticket-number" in await response.text()
+    async with runtime.sessions() as session:
+        ack = await session.scalar(select(Outbox).where(Outbox.kind == "ack"))
+        message = await session.scalar(select(Message))
+    assert ack is not None and message is not None and "\n" not in (message.external_id or "")
+    assert runtime.deliverer is not None and await runtime.deliverer.deliver(ack.id) == "sent"
+    async with runtime.sessions() as session:
+        ack = await session.get_one(Outbox, ack.id)
+    assert not ack.headers.get("In-Reply-To") and not ack.headers.get("References")
