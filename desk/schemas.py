@@ -207,7 +207,9 @@ class DeadlineOut(BaseModel):
     outcome: Literal["pending", "paused", "met", "met late", "fired", "breached", "cancelled"]
     met_at: datetime | None
     fired_at: datetime | None
-    late: bool = Field(description="Met after its due time, fired, or still pending past it.")
+    came_due_unmet: bool = Field(
+        description="It came due before it was met: met after its due time, fired, or still pending past it (a "
+                    "step fired on time is one too: it fires because it came due unmet).")
     breached: bool = Field(description="It broke the regulation: fired with a breach, or met late.")
     version: str | None = Field(description="The regulation version that planned it (see `clock`).")
 
@@ -368,7 +370,7 @@ def _deadline_out(deadline: Deadline, now: datetime) -> DeadlineOut:
         outcome=outcome,
         met_at=deadline.met_at,
         fired_at=deadline.fired_at,
-        late=late,
+        came_due_unmet=late,
         breached=deadline.breached,
         version=deadline.version,
     )

@@ -208,7 +208,8 @@ class _NotifyIn(_Strict):
 
 class _StepIn(_Strict):
     name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
-    unless: Condition
+    unless: Condition = "resolved"
+    """What makes the step moot; without it, the ticket's resolution."""
     after: str | None = None
     at: str | None = None
     since: Literal["creation", "previous"] = "creation"

@@ -55,7 +55,7 @@ async def test_a_missed_call_opens_a_routed_callback_ticket_due_in_two_business_
     assert (ticket["channel"], ticket["category"], ticket["status"]) == ("phone", "callback", "open")
     assert ticket["assignee_id"] == agent.id
     assert "Jane Smith" in ticket["subject"] and CLIENT in ticket["subject"]
-    assert [(d["regulation"], d["status"], d["late"]) for d in ticket["deadlines"]] == [("callback", "pending", False)]
+    assert [(d["regulation"], d["status"], d["came_due_unmet"]) for d in ticket["deadlines"]] == [("callback", "pending", False)]
     assert ticket["deadlines"][0]["due_at"].startswith("2026-03-02T12:00:30")  # ended 10:00:30 + 2 business hours
     assert [c["call_id"] for c in ticket["calls"]] == ["pbx-1"]
     assert ticket["messages"][0]["channel"] == "phone" and "missed" in ticket["messages"][0]["body_text"]
@@ -91,7 +91,7 @@ async def test_a_second_missed_call_joins_the_open_callback_and_a_call_back_meet
     assert back["call"]["agent_id"] == agent.id  # named by the token, the extension matches too
     ticket = await get_ticket(client, number, headers)
     assert ticket["first_response_at"].startswith("2026-03-02T10:30:12")
-    assert [(d["status"], d["late"]) for d in ticket["deadlines"]] == [("met", False)]
+    assert [(d["status"], d["came_due_unmet"]) for d in ticket["deadlines"]] == [("met", False)]
     assert [c["call_id"] for c in ticket["calls"]] == ["m-1", "m-2", "out-1"]
     outbound = ticket["messages"][-1]
     assert (outbound["direction"], outbound["author_id"], outbound["body_text"]) == (
@@ -117,12 +117,12 @@ async def test_an_unanswered_callback_shows_in_the_overdue_queue_until_someone_c
     assert await numbers(client, headers, overdue="true") == [number]
     assert set(await numbers(client, headers)) == {number, webform}
     ticket = await get_ticket(client, number, headers)
-    assert ticket["deadlines"][0]["late"] is True
+    assert ticket["deadlines"][0]["came_due_unmet"] is True
 
     await client.post(f"/api/v1/tickets/{number}/messages", json={"body": "Sorry we missed you"}, headers=headers)
     assert await numbers(client, headers, overdue="true") == []
     ticket = await get_ticket(client, number, headers)
-    assert [(d["status"], d["late"]) for d in ticket["deadlines"]] == [("met", True)]
+    assert [(d["status"], d["came_due_unmet"]) for d in ticket["deadlines"]] == [("met", True)]
     await assert_error(await client.get("/api/v1/tickets", params={"overdue": "maybe"}, headers=headers),
                        422, "invalid")
 

@@ -218,3 +218,16 @@ def test_the_regulations_read_back_in_words() -> None:
     assert "1. reassign [step]: 1 day after registration unless processed → reassign to the least-loaded other " \
            "agent; notify assignee, previous_assignee by email" in text
     assert "call_back [step]: 2 h after registration" in text
+
+
+def test_a_step_without_unless_holds_until_the_ticket_is_resolved(tmp_path: Path) -> None:
+    """README presents `unless` as optional; a step without it was refused."""
+    text = """\
+regulations:
+  - name: request
+    steps:
+      - {name: head, after: 2 days, notify: [{to: group_head, by: [email]}]}
+"""
+    [regulation] = load_book(_write(tmp_path, "r.yaml", text), DEFAULT_CALENDAR).regulations
+    [step] = regulation.steps
+    assert step.unless == "resolved"
