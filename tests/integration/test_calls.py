@@ -55,7 +55,8 @@ async def test_a_missed_call_opens_a_routed_callback_ticket_due_in_two_business_
     assert (ticket["channel"], ticket["category"], ticket["status"]) == ("phone", "callback", "open")
     assert ticket["assignee_id"] == agent.id
     assert "Jane Smith" in ticket["subject"] and CLIENT in ticket["subject"]
-    assert [(d["regulation"], d["status"], d["came_due_unmet"]) for d in ticket["deadlines"]] == [("callback", "pending", False)]
+    assert [(d["regulation"], d["status"], d["came_due_unmet"]) for d in ticket["deadlines"]] == [
+        ("callback", "pending", False)]
     assert ticket["deadlines"][0]["due_at"].startswith("2026-03-02T12:00:30")  # ended 10:00:30 + 2 business hours
     assert [c["call_id"] for c in ticket["calls"]] == ["pbx-1"]
     assert ticket["messages"][0]["channel"] == "phone" and "missed" in ticket["messages"][0]["body_text"]
