@@ -40,6 +40,7 @@ class TicketQuery(QueryParams):
     overdue: bool = Field(False, description="`true`: only tickets with a deadline pending past its due time.")
     limit: int = Field(50, ge=1, le=MAX_PAGE, description=f"Page size, 1–{MAX_PAGE} (default 50).")
     cursor: Id | None = Field(None, description="`next_cursor` of the previous page.")
+    escalated: bool = Field(False, description="`true`: only tickets a regulation took to the head of their group.")
 
 
 class ForecastQuery(QueryParams):
@@ -77,6 +78,7 @@ async def list_tickets(request: web.Request) -> web.Response:
         search=(asked.q or "").strip()[:200] or None,
         limit=asked.limit,
         before=asked.cursor,
+        escalated=asked.escalated,
     )
     items = [schemas.ticket_summary(t) for t in page.tickets]
     return json_ok(schemas.TicketList(items=items, next_cursor=page.next_cursor))

@@ -187,6 +187,8 @@ class Escalations:
             done.append("breached")
         summary = (f"{regulation.name}/{step.name}: not {CONDITIONS['en'][step.unless]} by "
                    f"{row.due_at:%Y-%m-%d %H:%M:%S} UTC")
+        if any("group_head" in notify.to for notify in step.notify):
+            await self._escalate(session, ticket, now, done)
         notified, skipped = await self._notify(session, ticket, row, regulation, step, previous, now, done,
                                                result)
         kind = EventKind.sla_breached if step.breach else EventKind.sla_step_fired
@@ -218,6 +220,21 @@ class Escalations:
         audit.record(session, ticket.id, EventKind.priority_changed, now, actor="regulations",
                      old=str(old), new=str(new))
         return f"priority raised from {old} to {new}"
+
+    async def _escalate(self, session: AsyncSession, ticket: Ticket, now: datetime, done: list[str]) -> None:
+        """The ticket goes to the head of its department: marked so (their queue's Escalated view shows it), the
+        head named when they are an agent here."""
+        group = await session.get_one(Group, ticket.group_id)
+        head = await session.scalar(select(Agent).where(Agent.email == group.head_email)) if group.head_email \
+            else None
+        first = ticket.escalated_at is None
+        ticket.escalated_at = ticket.escalated_at or now
+        ticket.escalated_to_id = head.id if head is not None else ticket.escalated_to_id
+        who = head.name if head is not None else (group.head_email or f"the head of {group.name} (none is set)")
+        done.append(f"escalated to {who}")
+        if first:
+            audit.record(session, ticket.id, EventKind.escalated, now, actor="regulations",
+                         reason=f"escalated to {who}", agent_id=head.id if head is not None else None)
 
     async def _notify(self, session: AsyncSession, ticket: Ticket, row: Deadline, regulation: Regulation, step: Step,
                       previous: Agent | None, now: datetime, done: list[str],

@@ -469,9 +469,12 @@ def builtin_book(calendar: Mapping[str, Any], callback_hours: float = 2) -> Regu
                  {"to": ["production_manager", "group_head"], "by": ["email", "sms"]}]}}},
             {"name": "request", "calendar": DEFAULT_CALENDAR,
              "steps": [
-                 {"name": "reassign", "after": "1 day", "unless": "processed", "reassign": True,
+                 # The seed's rule: left unsatisfied (not resolved) for a day, to the least-loaded other agent; not
+                 # worked out within another day, to the head of the department. An answer in time does not stop
+                 # the ladder: only resolving does (`unless: processed` on the first step reads it the other way).
+                 {"name": "reassign", "after": "1 day", "unless": "resolved", "reassign": True,
                   "notify": [{"to": ["assignee", "previous_assignee"], "by": "email"}]},
-                 {"name": "head_alert", "after": "2 days", "unless": "resolved", "breach": True,
+                 {"name": "head_alert", "after": "1 day", "since": "previous", "unless": "resolved", "breach": True,
                   "notify": [{"to": "group_head", "by": ["email", "sms"]}]},
              ]},
         ],

@@ -314,6 +314,10 @@ class Ticket(Base):
     route_to_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     """With `route_owed`: the agent the dispatcher gives the ticket to instead of choosing one (the agent who took
     the call that opened it). The receipt only names them, so it locks no agent's load counter."""
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """When a regulation's step took it to the head of its department (it shows as escalated in their queue)."""
+    escalated_to_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    """The head, when the head is an agent here."""
 
     @property
     def number(self) -> int:
@@ -518,6 +522,7 @@ class EventKind(StrEnum):
     call_response = "call_response"
     sla_step_fired = "sla_step_fired"
     sla_breached = "sla_breached"
+    escalated = "escalated"
     sla_step_dropped = "sla_step_dropped"
 
 

@@ -152,10 +152,11 @@ class TicketService:
         search: str | None = None,
         channel: str | None = None,
         priority: list[Priority] | None = None,
+        escalated: bool = False,
     ) -> TicketPage:
         return await ticket_queries.list_tickets(
             self.deps, viewer, status=status, assignee=assignee, group=group, overdue=overdue, limit=limit,
-            before=before, search=search, channel=channel, priority=priority
+            before=before, search=search, channel=channel, priority=priority, escalated=escalated
         )
 
     async def queue_lines(
@@ -169,10 +170,11 @@ class TicketService:
         search: str | None = None,
         channel: str | None = None,
         priority: list[Priority] | None = None,
+        escalated: bool = False,
     ) -> list[QueueLine]:
         return await ticket_queries.queue_lines(
             self.deps, viewer, status=status, assignee=assignee, overdue=overdue, limit=limit, search=search,
-            channel=channel, priority=priority
+            channel=channel, priority=priority, escalated=escalated
         )
 
     async def get_ticket(self, viewer: Agent, number: int) -> TicketView:

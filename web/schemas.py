@@ -40,6 +40,10 @@ class TicketSummary(FromRow):
     first_response_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    escalated_at: datetime | None = Field(
+        None, description="When a regulation's step took it to the head of its department.")
+    escalated_to: int | None = Field(None, validation_alias="escalated_to_id",
+                                     description="The head it went to, when they are an agent here.")
 
     @field_validator("skills", mode="before")
     @classmethod

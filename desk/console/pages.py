@@ -28,7 +28,7 @@ from web.pages import reason
 from web.runtime import runtime
 
 STATIC = Path(__file__).parent / "static"
-VIEWS = ("mine", "unassigned", "open", "overdue")
+VIEWS = ("mine", "unassigned", "open", "overdue", "escalated")
 CHANNELS = ("email", "webform", "webchat", "telegram", "phone", "portal")
 """What the queue's channel filter offers: every adapter's channel name."""
 NOTICES = ("done_reply", "done_note", "done_saved", "done_taken", "done_returned", "done_linked", "done_unlinked",
@@ -69,6 +69,8 @@ async def queue(request: web.Request) -> web.Response:
         arguments["assignee"] = None
     elif view == "overdue":
         arguments["overdue"] = True
+    elif view == "escalated":  # what the regulations took to a head: everyone they may see, whoever holds it
+        arguments["escalated"] = True
     channel = request.query.get("channel", "")
     channel = channel if channel in CHANNELS else ""  # an unknown filter value filters nothing
     priority = request.query.get("priority", "")

@@ -189,8 +189,10 @@ def test_the_built_in_default_is_our_regulation() -> None:
     book = builtin_book(DEFAULT_CALENDAR, callback_hours=2)
     assert [r.name for r in book.regulations] == ["callback", "critical_defect", "request"]
     request = book.named("request")
-    assert [(s.name, s.after, s.unless, s.reassign) for s in request.steps] == [
-        ("reassign", Span(days=1), "processed", True), ("head_alert", Span(days=2), "resolved", False)]
+    # The seed's reading: unsatisfied (not resolved) a day, to another agent; another day, to the head.
+    assert [(s.name, s.after, s.since, s.unless, s.reassign) for s in request.steps] == [
+        ("reassign", Span(days=1), "creation", "resolved", True),
+        ("head_alert", Span(days=1), "previous", "resolved", False)]
     assert request.steps[1].notify[0].to == ("group_head",) and request.steps[1].notify[0].by == ("email", "sms")
     defect = book.named("critical_defect")
     assert defect.steps[0].end_of_day == 1 and defect.steps[0].notify[0].to == ("production_manager",)
@@ -215,7 +217,7 @@ def test_the_regulations_read_back_in_words() -> None:
     assert "critical_defect (version " in text and "tickets with category defect, priority critical" in text
     assert "1. unprocessed_day_1 [step]: at the end of business day 1 unless processed → notify production_manager " \
            "by email and sms" in text
-    assert "1. reassign [step]: 1 day after registration unless processed → reassign to the least-loaded other " \
+    assert "1. reassign [step]: 1 day after registration unless resolved → reassign to the least-loaded other " \
            "agent; notify assignee, previous_assignee by email" in text
     assert "call_back [step]: 2 h after registration" in text
 

@@ -92,6 +92,7 @@ class QueueTicket(NamedTuple):
     status: TicketStatus
     created_at: datetime
     customer_id: int
+    escalated_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class QueueLine:
 
 
 _QUEUE_COLUMNS = (Ticket.id, Ticket.subject, Ticket.channel, Ticket.priority, Ticket.status, Ticket.created_at,
-                  Ticket.customer_id)
+                  Ticket.customer_id, Ticket.escalated_at)
 
 
 async def list_tickets(
@@ -119,11 +120,12 @@ async def list_tickets(
     search: str | None = None,
     channel: str | None = None,
     priority: list[Priority] | None = None,
+    escalated: bool = False,
 ) -> TicketPage:
     """Newest first, keyset-paginated by number so deep pages stay as fast as the first."""
     async with deps.store.session() as session:
         listing = _Listing(await visibility(session, viewer), status, assignee, group, channel, priority,
-                           deps.clock.now() if overdue else None, before)
+                           deps.clock.now() if overdue else None, before, escalated)
         tickets = list(await session.scalars(await _listed(session, listing, search, limit + 1, (Ticket,))))
         more = len(tickets) > limit
         tickets = tickets[:limit]
@@ -141,12 +143,13 @@ async def queue_lines(
     search: str | None = None,
     channel: str | None = None,
     priority: list[Priority] | None = None,
+    escalated: bool = False,
 ) -> list[QueueLine]:
     """What a console queue shows, newest first: the tickets `list_tickets` would list, each with its client's name
     and its deadlines, read in one transaction (one pooled connection, one ping) and as columns, not objects."""
     async with deps.store.session() as session:
         listing = _Listing(await visibility(session, viewer), status, assignee, None, channel, priority,
-                           deps.clock.now() if overdue else None, None)
+                           deps.clock.now() if overdue else None, None, escalated)
         tickets = [QueueTicket(*row) for row in
                    await session.execute(await _listed(session, listing, search, limit, _QUEUE_COLUMNS))]
         summaries = await _deadline_summary_in(session, [t.id for t in tickets])
@@ -173,6 +176,7 @@ class _Listing:
     priority: list[Priority] | None
     overdue_at: datetime | None
     before: int | None
+    escalated: bool = False
 
     def narrow(self, query: S) -> S:
         if self.visible is not None:
@@ -193,6 +197,8 @@ class _Listing:
             query = query.where(deadlines.overdue(self.overdue_at))
         if self.before is not None:
             query = query.where(Ticket.id < self.before)
+        if self.escalated:
+            query = query.where(Ticket.escalated_at.is_not(None))
         return query
 
 
