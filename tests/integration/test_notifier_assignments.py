@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from notifier.senders import list_sink
 from switchboard.bootstrap import Runtime
 from tickets.inbound import Identity, Inbound
-from tickets.models import Outbox, Role
+from tickets.models import Outbox, Presence, Role
 
 
 def form(n: int) -> Inbound:
@@ -79,7 +79,10 @@ async def test_a_transfer_tells_the_new_agent_and_taking_it_yourself_tells_nobod
     manager, _ = await add_agent("Mia", role=Role.manager, presence="offline")
     ticket = (await runtime.service.ingest(form(1))).ticket
     await runtime.service.update_ticket(manager, ticket.id, {"assignee": boris.id})
-    await runtime.service.update_ticket(anna, ticket.id, {"assignee": anna.id})  # she takes it back herself
+    # Only managers transfer: Boris returns it (Anna away, so the queue keeps it) and she takes it back herself.
+    await runtime.service.set_presence(anna.id, Presence.away)
+    await runtime.service.update_ticket(boris, ticket.id, {"assignee": None})
+    await runtime.service.update_ticket(anna, ticket.id, {"assignee": anna.id})
     rows = await delivered(runtime)
     assert [(r.kind, r.recipient) for r in rows] == [("assigned", anna.email), ("reassigned", boris.email)]
     assert rows[1].subject == f"[#{ticket.id}] Reassigned to you from Anna: Question 1"
