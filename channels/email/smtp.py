@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -27,6 +29,7 @@ UNKNOWN_RECIPIENT = "550 5.1.1 No such support address here"
 TRY_LATER = "451 4.3.0 Cannot store the message right now; try again later"
 TOO_MANY = "451 4.7.1 Too many messages from this sender; try again later"
 CANNOT_KEEP = "554 5.3.0 This message cannot be stored here; please send it another way"
+_STUFFED_AFTER_BARE_LF = re.compile(rb"((?:^|[^\r])\n)\.\.")
 PARSE_IN_THREAD_BYTES = 256 * 1024  # parsing costs ~0.05 ms/KB: bigger messages would stall the loop
 
 
@@ -60,6 +63,7 @@ class InboundMailHandler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
+        raw = unstuff_bare_lf_lines(raw)
         sender = (envelope.mail_from or "").lower()
         message_id: list[str] = []
 
@@ -103,14 +107,29 @@ def _id(parsed: ParsedMail) -> str:
     return parsed.message_id or "(no Message-ID)"
 
 
+class LenientSMTP(SMTP):
+    """aiosmtpd, as lenient as Postfix with clients that end lines with a bare LF. aiosmtpd ends a line only at
+    CRLF, so a paragraph of bare-LF lines was one line past the 1000-byte limit (answered 500: the mail bounced)
+    and a dot-stuffed line after a bare LF kept its extra dot. Commands keep their size limits."""
+
+    def __init__(self, handler: Any, *, data_size_limit: int, **kwargs: Any) -> None:
+        self.line_length_limit = max(SMTP.line_length_limit, data_size_limit + 2)  # read before the reader is made
+        super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
+
+
+def unstuff_bare_lf_lines(raw: bytes) -> bytes:
+    """Undo the dot-stuffing of lines that begin after a bare LF (aiosmtpd undoes it after CRLF only)."""
+    return _STUFFED_AFTER_BARE_LF.sub(b"\\1.", raw)
+
+
 async def start_smtp_server(
     handler: InboundMailHandler, host: str, port: int, *, max_bytes: int, hostname: str | None = None
 ) -> asyncio.AbstractServer:
     """Serve SMTP on the running loop, so handlers share the app's database pool (not aiosmtpd's Controller thread)."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: SMTP(handler, data_size_limit=max_bytes, enable_SMTPUTF8=True, decode_data=False,
-                     hostname=hostname, ident="Switchboard ESMTP"),
+        lambda: LenientSMTP(handler, data_size_limit=max_bytes, enable_SMTPUTF8=True, decode_data=False,
+                            hostname=hostname, ident="Switchboard ESMTP"),
         host,
         port,
     )

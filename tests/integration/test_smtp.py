@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
@@ -242,3 +243,36 @@ async def test_attachments_and_inline_images_are_stored_with_their_names(mailbox
     assert [(a["name"], a["content_type"], a["inline"]) for a in files.attachments] == [
         ("Акт сверки.txt", "text/plain", False), ("Договор № 17 от 01.11.2026.pdf", "application/pdf", False)]
     assert files.attachments[1]["size"] == 1540
+
+
+async def test_a_client_ending_lines_with_a_bare_lf_is_read_as_postfix_reads_it(mailbox: Mailbox) -> None:
+    """A long paragraph of bare-LF lines was one line past 1000 bytes to aiosmtpd (500: the mail bounced), and a
+    dot-stuffed line after a bare LF kept its extra dot."""
+    body = b"".join(b"line %d of a long paragraph that a sloppy client ends with a bare LF\n" % n for n in range(40))
+    raw = (b"From: Sloppy <sloppy@example.org>\r\nTo: support@example.com\r\nSubject: Bare LF\r\n"
+           b"Message-ID: <bare-lf@example.org>\r\n\r\n" + body + b"..dotted after a bare LF\n\r\n")
+    reader, writer = await asyncio.open_connection("127.0.0.1", mailbox.port)
+    try:
+        async def say(line: bytes) -> bytes:
+            writer.write(line)
+            await writer.drain()
+            reply = await reader.readline()
+            while reply[3:4] == b"-":  # a multi-line answer (EHLO)
+                reply = await reader.readline()
+            return reply
+
+        assert (await reader.readline()).startswith(b"220")
+        assert (await say(b"EHLO client.example.org\r\n")).startswith(b"250")
+        assert (await say(b"MAIL FROM:<sloppy@example.org>\r\n")).startswith(b"250")
+        assert (await say(b"RCPT TO:<support@example.com>\r\n")).startswith(b"250")
+        assert (await say(b"DATA\r\n")).startswith(b"354")
+        reply = await say(raw + b".\r\n")
+        assert reply.startswith(b"250"), reply
+        assert (await say(b"X" * 2000 + b"\r\n")).startswith(b"500")  # commands keep their size limit
+    finally:
+        writer.close()
+    [ticket] = await mailbox.tickets()
+    async with mailbox.runtime.sessions() as session:
+        [message] = list(await session.scalars(select(Message).where(Message.ticket_id == ticket.id)))
+    assert "line 39 of a long paragraph" in message.body_text
+    assert ".dotted after a bare LF" in message.body_text and "..dotted" not in message.body_text
