@@ -37,6 +37,8 @@ SKIP_IF_SEEN = "skip_if_seen"
 # How early a job may run against the row's next_attempt_at (arq's timer and our clock are read apart).
 EARLY_TOLERANCE = timedelta(seconds=1)
 RECORD_RETRIES = (0.5, 2.0, 5.0)  # seconds between tries to record an outcome while the database is away
+FINISH_SECONDS = 30.0
+"""At shutdown, how long sends under way get to record their outcome."""
 HEADERS_FROM_ROW = ("Message-ID", "In-Reply-To", "References", "Auto-Submitted", "X-Auto-Response-Suppress")
 IDEMPOTENCY_KEY = "idempotency_key"
 """A chat sender's detail: the row's dedupe key, for providers that take an idempotency key."""
@@ -127,6 +129,7 @@ class Deliverer:
         self.first_retry = first_retry
         self.max_retry = max_retry
         self.stale_after = stale_after
+        self._finishing: set[asyncio.Future[Attempt]] = set()
 
     async def deliver(self, outbox_id: int) -> str:
         """Deliver one row if it is due; returns its status afterwards (queued means: retry later)."""
@@ -136,6 +139,15 @@ class Deliverer:
         claimed = await self._claim(outbox_id)
         if isinstance(claimed, Attempt):
             return claimed
+        # Once claimed, the send and the record of its outcome run to the end even if the job is cancelled (arq
+        # cancels its jobs when it loses Redis or stops): cut between them, the row stayed `sending` until
+        # `stale_after` and a message that was out was sent again.
+        finishing = asyncio.ensure_future(self._send_and_record(outbox_id, claimed))
+        self._finishing.add(finishing)
+        finishing.add_done_callback(self._finishing.discard)
+        return await asyncio.shield(finishing)
+
+    async def _send_and_record(self, outbox_id: int, claimed: _Claim) -> Attempt:
         failure: TemporaryFailure | PermanentFailure | Unconfirmed | None = None
         provider_id: str | None = None
         try:
@@ -169,7 +181,10 @@ class Deliverer:
         return await self._record_failure(claimed, failure)
 
     async def close(self) -> None:
-        """Close the senders that hold connections (the SMS gateway's HTTP session)."""
+        """Let sends under way record their outcome (bounded), then close the senders that hold connections (the
+        SMS gateway's HTTP session)."""
+        if self._finishing:
+            await asyncio.wait(set(self._finishing), timeout=FINISH_SECONDS)
         for sender in self.chat_senders.values():
             close = getattr(sender, "close", None)
             if close is not None:

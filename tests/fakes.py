@@ -51,6 +51,7 @@ class SmtpSink:
         self._answers: deque[_Answer] = deque()
         self._server: asyncio.base_events.Server | None = None
         self._arrived = asyncio.Event()
+        self._gate: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -62,6 +63,16 @@ class SmtpSink:
 
     def clear(self) -> None:
         self._answers.clear()
+
+    def hold(self) -> None:
+        """Keep the next messages (they count as received) but hold the answer to their DATA until `release()`:
+        the message is out, the sender does not know it yet."""
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
+            self._gate = None
 
     async def start(self) -> SmtpSink:
         loop = asyncio.get_running_loop()
@@ -126,6 +137,8 @@ class SmtpSink:
             ReceivedMail(str(envelope.mail_from or ""), tuple(envelope.rcpt_tos), raw, parsed)
         )
         self._arrived.set()
+        if self._gate is not None:
+            await self._gate.wait()
         return f"250 2.0.0 Ok: queued as SINK{len(self.received)}"
 
 

@@ -552,3 +552,28 @@ def test_relay_urls() -> None:
     with pytest.raises(ValueError):
         RelayConfig.from_url("smtp://relay.example?starttls=maybe")
 
+
+
+async def test_a_delivery_cancelled_mid_send_still_records_it_and_never_sends_twice(
+    mail_runtime: Runtime, sink: SmtpSink
+) -> None:
+    """arq cancels a running job when it loses Redis or stops. Cut between the send and its record, the row stayed
+    `sending` for `stale_after` (600 s) and the acknowledgement, already out, was sent again."""
+    result = await mail_runtime.service.ingest(client_mail())
+    async with mail_runtime.sessions() as session:
+        ack_id = await session.scalar(select(Outbox.id).where(Outbox.ticket_id == result.ticket.id,
+                                                             Outbox.kind == "ack"))
+    assert ack_id is not None and mail_runtime.deliverer is not None
+    sink.hold()
+    job = asyncio.create_task(mail_runtime.deliverer.deliver(ack_id))
+    await sink.wait_for(1)  # the relay has the message; its answer is held
+    job.cancel()
+    sink.release()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    await mail_runtime.deliverer.close()  # the send under way records its outcome
+    async with mail_runtime.sessions() as session:
+        row = await session.get_one(Outbox, ack_id)
+    assert str(row.status) == "sent" and row.provider_id
+    assert await mail_runtime.deliverer.deliver(ack_id) == "sent"  # a retried job sends nothing more
+    assert len(sink.received) == 1
