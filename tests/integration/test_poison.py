@@ -139,3 +139,20 @@ async def test_admins_see_parked_items_in_the_console_and_the_cli(
     assert listed.returncode == 0 and "webform  key:pill-2" in listed.stdout, listed.stderr
     shown = cli(tmp_path, env, "parked", "show", str(number))
     assert shown.returncode == 0 and "error: " in shown.stdout and PILL in shown.stdout, shown.stderr
+
+
+async def test_a_call_the_store_refuses_is_parked_and_the_next_call_is_logged(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    await poison(runtime)
+    _, headers = await add_agent("Ada")
+    call = {"direction": "in", "disposition": "answered", "started_at": "2026-12-01T10:00:00+00:00",
+            "ended_at": "2026-12-01T10:05:00+00:00"}
+    kept = await client.post("/api/v1/calls", headers=headers, json={
+        **call, "call_id": "pill-call", "caller": "+447911123456", "notes": f"Refund {PILL}"})
+    assert kept.status == 202 and (await kept.json())["status"] == "kept"
+    logged = await client.post("/api/v1/calls", headers=headers, json={
+        **call, "call_id": "next-call", "caller": "+447911123457", "notes": "Wants a callback"})
+    assert logged.status == 201, await logged.text()
+    [item] = await parked(runtime)
+    assert item.channel == "phone" and item.reference == "pill-call" and PILL in (item.payload or "")

@@ -276,3 +276,17 @@ async def test_a_client_ending_lines_with_a_bare_lf_is_read_as_postfix_reads_it(
         [message] = list(await session.scalars(select(Message).where(Message.ticket_id == ticket.id)))
     assert "line 39 of a long paragraph" in message.body_text
     assert ".dotted after a bare LF" in message.body_text and "..dotted" not in message.body_text
+
+
+async def test_fifty_sessions_at_once_with_the_same_attachment_are_all_stored(mailbox: Mailbox) -> None:
+    """They shared one temporary file name for the attachment: one in fifty was answered 451."""
+    def with_attachment(n: int) -> EmailMessage:
+        message = mail(subject=f"Invoice {n}", sender=f"client{n}@example.org")
+        message.add_attachment(b"%PDF-1.4 the same invoice" * 2000, maintype="application", subtype="pdf",
+                               filename="invoice.pdf")
+        return message
+
+    replies = await asyncio.gather(*(mailbox.send(with_attachment(n), sender=f"client{n}@example.org")
+                                     for n in range(50)))
+    assert all(status == 250 for status, _ in replies)
+    assert len(await mailbox.tickets()) == 50
