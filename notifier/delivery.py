@@ -114,7 +114,7 @@ class Deliverer:
         max_attempts: int = 8,
         first_retry: timedelta = timedelta(seconds=30),
         max_retry: timedelta = timedelta(hours=1),
-        stale_after: timedelta = timedelta(minutes=10),
+        stale_after: timedelta = timedelta(minutes=2),
         chat_senders: Mapping[str, TextSender] | None = None,
         renderer: NoticeRenderer | None = None,
     ) -> None:

@@ -326,7 +326,7 @@ class NotifierSettings(BaseSettings):
     """Wait before the second try; doubled for each further one (±20 % jitter)."""
     max_retry_seconds: float = Field(3600, gt=0)
     """The longest wait between two tries."""
-    stale_after_seconds: float = Field(600, gt=0)
+    stale_after_seconds: float = Field(120, gt=0)
     """A notification left `sending` this long (its worker died) is taken over by the sweeper."""
     assignment_emails: bool = True
     """Email an agent each ticket the router or a manager hands them (not ones they take themselves)."""
