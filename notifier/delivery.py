@@ -164,7 +164,7 @@ class Deliverer:
                 )
         except (TemporaryFailure, PermanentFailure, Unconfirmed) as exc:
             failure = exc
-        except Exception as exc:  # noqa: BLE001 - a sender bug must not leave the row claimed for 10 minutes
+        except Exception as exc:  # noqa: BLE001 - a sender bug must not leave the row claimed till stale_after
             log.exception("sender crashed on outbox %s", outbox_id)
             failure = TemporaryFailure(f"sender error: {exc!r}")
         for pause in RECORD_RETRIES:
