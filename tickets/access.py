@@ -40,26 +40,21 @@ async def visible_ticket(session: AsyncSession, viewer: Agent, number: int, lock
     return ticket
 
 
-async def customer_visible(session: AsyncSession, viewer: Agent, customer_id: int) -> bool:
+async def customer_visible(session: AsyncSession, viewer: Agent, customer_id: int,
+                           visible: ColumnElement[bool] | None) -> bool:
     """Whether the viewer may open this customer card: a manager or admin any; an agent a card with a ticket they
-    may open or a call they took. Ids are sequential: every other card is answered as not found."""
-    if sees_everything(viewer):
+    may open or a call they took. Ids are sequential: every other card is answered as not found. `visible`: the
+    viewer's `visibility`, read once by the caller."""
+    if visible is None:
         return True
-    tickets = select(Ticket.id).where(Ticket.customer_id == customer_id)
-    visible = await visibility(session, viewer)
-    if visible is not None:
-        tickets = tickets.where(visible)
+    tickets = select(Ticket.id).where(Ticket.customer_id == customer_id, visible)
     calls = select(Call.id).where(Call.customer_id == customer_id, Call.agent_id == viewer.id)
     return bool(await session.scalar(select(exists(tickets) | exists(calls))))
 
 
-async def visible_calls(session: AsyncSession, viewer: Agent) -> ColumnElement[bool] | None:
-    """The condition on calls the viewer may read (notes, recordings): those on tickets they may open, and those
-    they took; None for a manager or admin."""
-    if sees_everything(viewer):
+def readable_calls(viewer: Agent, visible: ColumnElement[bool] | None) -> ColumnElement[bool] | None:
+    """The condition on calls the viewer may read (notes, recordings): those on tickets they may open (`visible`,
+    their `visibility`), and those they took; None for a manager or admin."""
+    if visible is None:
         return None
-    tickets = select(Ticket.id)
-    visible = await visibility(session, viewer)
-    if visible is not None:
-        tickets = tickets.where(visible)
-    return or_(Call.ticket_id.in_(tickets), Call.agent_id == viewer.id)
+    return or_(Call.ticket_id.in_(select(Ticket.id).where(visible)), Call.agent_id == viewer.id)

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit
-from tickets.access import customer_visible
+from tickets.access import customer_visible, visibility
 from tickets.deps import Deps
 from tickets.errors import Conflict, Forbidden, NotFound
 from tickets.inbound import Identity
@@ -46,7 +46,8 @@ async def add_identity(
     now = deps.clock.now()
     async with deps.store.session() as session:
         customer = await session.get(Customer, customer_id, with_for_update=True)
-        if customer is None or not await customer_visible(session, viewer, customer_id):
+        visible = await visibility(session, viewer)
+        if customer is None or not await customer_visible(session, viewer, customer_id, visible):
             raise NotFound(f"no customer {customer_id}")
         owner = await session.scalar(
             select(CustomerIdentity.customer_id).where(
@@ -57,7 +58,7 @@ async def add_identity(
             session.add(CustomerIdentity(customer_id=customer.id, kind=identity.kind, address=identity.address,
                                          created_at=now))
         elif owner != customer.id:
-            if not await customer_visible(session, viewer, owner):
+            if not await customer_visible(session, viewer, owner, visible):
                 # Not "on customer N's card": an agent learns nothing of a card they may not open.
                 raise Forbidden("this address belongs to a client whose card you may not open; ask a manager")
             if not merge:

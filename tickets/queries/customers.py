@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.access import customer_visible, visible_calls, visible_to
+from tickets.access import customer_visible, readable_calls, visibility
 from tickets.deps import Deps
 from tickets.errors import NotFound
 from tickets.models import Agent, Call, Customer, CustomerIdentity, Ticket
@@ -46,7 +46,8 @@ async def customer_tickets_by_identity(deps: Deps, kind: str, address: str, limi
 
 async def customer_view(session: AsyncSession, viewer: Agent, customer_id: int) -> CustomerView:
     customer = await session.get(Customer, customer_id)
-    if customer is None or not await customer_visible(session, viewer, customer_id):
+    visible = await visibility(session, viewer)
+    if customer is None or not await customer_visible(session, viewer, customer_id, visible):
         raise NotFound(f"no customer {customer_id}")
     identities = list(
         await session.scalars(
@@ -55,10 +56,12 @@ async def customer_view(session: AsyncSession, viewer: Agent, customer_id: int) 
     )
     # An agent opens the cards of their clients (`customer_visible`), and sees on them only the tickets they may
     # open and the calls on those tickets or taken by them (a call's notes and recording are the ticket's).
-    query = await visible_to(session, viewer, select(Ticket).where(Ticket.customer_id == customer_id))
+    query = select(Ticket).where(Ticket.customer_id == customer_id)
+    if visible is not None:
+        query = query.where(visible)
     tickets: list[Ticket] = list(await session.scalars(query.order_by(Ticket.id.desc())))
     calls_query = select(Call).where(Call.customer_id == customer_id)
-    if (readable := await visible_calls(session, viewer)) is not None:
+    if (readable := readable_calls(viewer, visible)) is not None:
         calls_query = calls_query.where(readable)
     calls = list(await session.scalars(
         calls_query.order_by(Call.started_at.desc(), Call.id.desc()).limit(HISTORY_CALLS)))
