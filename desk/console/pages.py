@@ -138,7 +138,7 @@ async def act(request: web.Request) -> web.Response:
         if action in ("reply", "note"):
             body = form.get("body", "").strip()
             if not body:
-                raise _Back(number, "empty")
+                raise _Back("empty")
             await service.add_message(signed.agent, number, body, internal=action == "note")
             done = "done_reply" if action == "reply" else "done_note"
         elif action == "save":
@@ -150,7 +150,7 @@ async def act(request: web.Request) -> web.Response:
         elif action == "transfer":
             assignee = as_id(form.get("assignee", ""))
             if assignee is None:
-                raise _Back(number, "choose an agent")
+                raise _Back("choose an agent")
             await service.update_ticket(signed.agent, number, {"assignee": assignee})
             done = "done_saved"
         elif action == "take":
@@ -162,7 +162,7 @@ async def act(request: web.Request) -> web.Response:
         elif action in ("link", "unlink", "merge"):
             other = as_id(form.get("other", "").strip().lstrip("#"))
             if other is None:
-                raise _Back(number, "choose a ticket")
+                raise _Back("choose a ticket")
             if action == "merge":
                 await service.merge_ticket(signed.agent, number, other)
                 raise web.HTTPSeeOther(f"/desk/tickets/{other}?done=done_merged")
@@ -182,10 +182,6 @@ async def act(request: web.Request) -> web.Response:
 
 class _Back(Exception):
     """A form the page shows again, with this reason."""
-
-    def __init__(self, number: int, error: str) -> None:
-        super().__init__(error)
-        self.number = number
 
 
 async def presence(request: web.Request) -> web.Response:
