@@ -224,9 +224,7 @@ class Escalations:
     async def _escalate(self, session: AsyncSession, ticket: Ticket, now: datetime, done: list[str]) -> None:
         """The ticket goes to the head of its department: marked so (their queue's Escalated view shows it), the
         head named when they are an agent here."""
-        group = await session.get_one(Group, ticket.group_id)
-        head = await session.scalar(select(Agent).where(Agent.email == group.head_email)) if group.head_email \
-            else None
+        group, head = await _group_head(session, ticket)
         first = ticket.escalated_at is None
         ticket.escalated_at = ticket.escalated_at or now
         ticket.escalated_to_id = head.id if head is not None else ticket.escalated_to_id
@@ -273,10 +271,9 @@ class Escalations:
         if who == "previous_assignee":
             return [agent(previous)] if previous else []
         if who == "group_head":
-            group = await session.get_one(Group, ticket.group_id)
+            group, head = await _group_head(session, ticket)
             if not group.head_email:
                 return []
-            head = await session.scalar(select(Agent).where(Agent.email == group.head_email))
             return [agent(head) if head else Person(f"head of {group.name}", group.head_email)]
         contact = self._engine.book.contacts.get(who)
         if contact is not None:
@@ -290,3 +287,11 @@ class Escalations:
         if "@" in who:
             return [Person(who, email=who)]
         return [Person(who, phone=who)]
+
+
+async def _group_head(session: AsyncSession, ticket: Ticket) -> tuple[Group, Agent | None]:
+    """The ticket's group, and its head when the head is an agent here: whom escalation marks and alerts."""
+    group = await session.get_one(Group, ticket.group_id)
+    if not group.head_email:
+        return group, None
+    return group, await session.scalar(select(Agent).where(Agent.email == group.head_email))
