@@ -312,3 +312,33 @@ def test_phone_acceptance_on_the_embedded_default(serve: Serve) -> None:
     card = json.loads(body)
     assert sorted(t["channel"] for t in card["tickets"]) == ["email", "phone"]
     assert [(c["direction"], c["disposition"], c["duration"]) for c in card["calls"]] == [("in", "missed", 20)]
+
+
+def test_fifty_mails_at_once_with_the_same_new_attachment_are_all_stored(serve: Serve) -> None:
+    """Issue 26: concurrent saves of one attachment shared a temporary file name, and a session whose file another
+    had already moved into place was answered 451 (one in fifty, the first time the file came in). Fifty
+    clients on threads of their own, as other mail servers are, against `serve`."""
+    import smtplib
+    from concurrent.futures import ThreadPoolExecutor
+    from email.message import EmailMessage
+
+    token = cli(serve.cwd, serve.env, "agent", "add", "Alice", "--email", "alice@example.com").stdout.split()[-1]
+    smtp_port = int(serve.env["SWITCHBOARD_SMTP_PORT"])
+    invoice = b"%PDF-1.4 the same invoice " * 12_000
+
+    def send(n: int) -> tuple[int, bytes]:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = f"client{n}@example.org", "support@example.com", f"#{n}"
+        message.set_content("The invoice is attached.")
+        message.add_attachment(invoice, maintype="application", subtype="pdf", filename="invoice.pdf")
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as client:
+            client.ehlo()
+            client.mail(f"client{n}@example.org")
+            client.rcpt("support@example.com")
+            return client.data(message.as_bytes())
+
+    with ThreadPoolExecutor(50) as pool:
+        replies = list(pool.map(send, range(50)))
+    assert [code for code, _ in replies] == [250] * 50, [r for r in replies if r[0] != 250]
+    status, body = http("GET", f"{serve.base}/api/v1/tickets?limit=100", headers={"Authorization": f"Bearer {token}"})
+    assert status == 200 and len(json.loads(body)["items"]) == 50, body
