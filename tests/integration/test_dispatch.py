@@ -5,6 +5,7 @@ every change the API allows."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from switchboard.bootstrap import Runtime
 from switchboard.dispatcher import DispatchLoop
 from tests.conftest import wait_dispatched
+from tickets.actions import receipts
 from tickets.clock import Clock, ManualClock
 from tickets.inbound import Identity, Inbound
 from tickets.models import Agent, ClockEvent, Deadline, Event, Outbox, Role, Ticket, TicketStatus
@@ -62,6 +64,22 @@ async def test_a_receipt_leaves_routing_and_the_plan_owed_and_the_clock_counts_f
     due = {d.step: d.due_at for d in await rows(runtime, Deadline, Deadline.ticket_id == ticket.id)}
     assert due and due == {d.step: d.due_at for d in await rows(runtime, Deadline, Deadline.ticket_id == control.id)}
     assert (await runtime.service.dispatch_owed()).tickets == []  # nothing owed: a second run does nothing
+
+
+async def test_a_dispatcher_that_read_its_clock_before_the_receipt_committed_still_hands_over_its_notice(
+    runtime: Runtime, add_agent: Any, clock: ManualClock
+) -> None:
+    """A dispatcher in another process reads the time, then selects the owed tickets: a receipt committed in between
+    dates its acknowledgement after that time. The dispatcher left it out (only rows due by its time), and the
+    client's acknowledgement waited for the minute's sweep."""
+    await add_agent("Anna")
+    runtime.service.wake_dispatcher = lambda: None  # the receipt only stores; the dispatcher is elsewhere
+    received = (await runtime.service.ingest(form(1))).ticket
+    [ack] = await rows(runtime, Outbox, Outbox.ticket_id == received.id)
+    elsewhere = dataclasses.replace(runtime.service.deps, clock=ManualClock(clock.now() - timedelta(milliseconds=5)))
+    done = await receipts.dispatch_owed(elsewhere)
+    assert [t.id for t in done.tickets] == [received.id]
+    assert done.outbox == [ack.id]
 
 
 async def test_a_follow_up_to_a_ticket_waiting_in_its_queue_leaves_it_there(runtime: Runtime, add_agent: Any) -> None:
