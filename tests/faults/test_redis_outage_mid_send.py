@@ -33,8 +33,11 @@ async def _eventually(check, what: str, limit: float) -> None:  # type: ignore[n
 async def test_mail_in_flight_through_a_twelve_second_redis_outage_is_recorded_once_and_sent_once(
     tmp_path: Path,
 ) -> None:
-    relay = SmtpSink()
-    await relay.start()
+    async with SmtpSink() as relay:
+        await _run(relay)
+
+
+async def _run(relay: SmtpSink) -> None:
     relay.hold()  # the relay takes each mail and keeps its answer: the mail is out, the worker does not know yet
     with private_postgres() as postgres, private_redis() as redis_server:
         http_port = free_port()
@@ -45,6 +48,15 @@ async def test_mail_in_flight_through_a_twelve_second_redis_outage_is_recorded_o
             deployment.start("web")
             deployment.start("worker")
             base = f"http://127.0.0.1:{http_port}"
+
+            async def waited(check, what: str, limit: float) -> None:  # type: ignore[no-untyped-def]
+                try:
+                    await _eventually(check, what, limit)
+                except AssertionError as exc:  # what the rows and the worker say
+                    rows = await postgres.fetch("SELECT id, status, attempts, updated_at FROM outbox ORDER BY id")
+                    raise AssertionError(f"{exc}: {len(relay.received)} at the relay; {[dict(r) for r in rows]}\n"
+                                         f"{deployment.log('worker')[-6000:]}") from None
+
             async with aiohttp.ClientSession() as session:
                 await wait_healthy(session, base, timeout=60)
                 for n in range(TICKETS):
@@ -56,7 +68,7 @@ async def test_mail_in_flight_through_a_twelve_second_redis_outage_is_recorded_o
             async def in_flight() -> bool:
                 return len(relay.received) == TICKETS
 
-            await _eventually(in_flight, "every acknowledgement at the relay", 30)
+            await waited(in_flight, "every acknowledgement at the relay", 30)
             redis_server.kill()  # the worker loses Redis with every delivery job waiting for the relay's answer
             await asyncio.sleep(1.0)
             relay.release()  # the relay answers while Redis is away
@@ -68,11 +80,7 @@ async def test_mail_in_flight_through_a_twelve_second_redis_outage_is_recorded_o
                 rows = await postgres.fetch("SELECT status FROM outbox")
                 return len(rows) == TICKETS and all(row["status"] == "sent" for row in rows)
 
-            try:
-                await _eventually(all_sent, "every row recorded sent", SETTLE_LIMIT)
-            except AssertionError as exc:
-                rows = await postgres.fetch("SELECT id, status, attempts, updated_at FROM outbox ORDER BY id")
-                raise AssertionError(f"{exc}: {[dict(r) for r in rows]}\n{deployment.log('worker')[-4000:]}") from None
+            await waited(all_sent, "every row recorded sent", SETTLE_LIMIT)
             await asyncio.sleep(2.0)  # a second copy, if one were coming, would arrive now
 
             copies = Counter(str(mail.message["Message-ID"]) for mail in relay.received)
@@ -81,4 +89,3 @@ async def test_mail_in_flight_through_a_twelve_second_redis_outage_is_recorded_o
             assert abandoned == []
             attempts = await postgres.fetch("SELECT attempts FROM outbox")
             assert {row["attempts"] for row in attempts} == {1}
-    await relay.stop()
