@@ -17,6 +17,7 @@ from desk.console import auth as console_auth
 from desk.console import dashboard as console_dashboard
 from desk.console import pages as console_pages
 from switchboard.bootstrap import Runtime
+from web import assets
 from web.endpoints import Endpoint, register
 from web.errors import domain_errors
 from web.openapi import build_openapi, openapi_handler
@@ -38,7 +39,7 @@ def create_app(rt: Runtime) -> web.Application:
     document = build_openapi(all_endpoints(), version("switchboard"))
     app.router.add_get("/api/v1/openapi.json", openapi_handler(document))
     app.router.add_routes([*console_auth.routes(), *console_pages.routes(), *console_dashboard.routes(),
-                           *console_admin.routes(), *portal.routes()])
+                           *console_admin.routes(), *portal.routes(), *assets.routes()])
     app.router.add_get("/", _home)
     if rt.telegram_bot is not None:
         from channels.chat.telegram import webhook

@@ -457,6 +457,16 @@ class Parked(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+class TicketSeen(Base):
+    """When an agent last opened a ticket: a client's message after it is unread to them (the queue marks it)."""
+
+    __tablename__ = "ticket_seen"
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class WebSession(Base):
     """A console login: the cookie holds a random token, the table only its SHA-256."""
 

@@ -171,14 +171,21 @@ class TicketService:
         channel: str | None = None,
         priority: list[Priority] | None = None,
         escalated: bool = False,
+        group: str | None = None,
+        created_since: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[QueueLine]:
         return await ticket_queries.queue_lines(
             self.deps, viewer, status=status, assignee=assignee, overdue=overdue, limit=limit, search=search,
-            channel=channel, priority=priority, escalated=escalated
+            channel=channel, priority=priority, escalated=escalated, group=group, created_since=created_since,
+            created_before=created_before
         )
 
     async def get_ticket(self, viewer: Agent, number: int) -> TicketView:
         return await ticket_queries.get_ticket(self.deps, viewer, number)
+
+    async def mark_opened(self, viewer: Agent, number: int) -> None:
+        return await ticket_actions.mark_opened(self.deps, viewer, number)
 
     # --- actions.merging ----------------------------------------
     async def link_tickets(self, viewer: Agent, number: int, other: int) -> None:

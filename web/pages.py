@@ -11,6 +11,7 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from tickets.language import answer_in, from_accept_language
+from web.assets import TEMPLATES, asset
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -39,12 +40,19 @@ class Pages:
     """One folder of templates and the words they show, per language."""
 
     def __init__(self, templates: Path, words: dict[str, dict[str, str]]) -> None:
-        self._env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(default=True),
-                                undefined=StrictUndefined)
+        self._env = Environment(loader=FileSystemLoader([templates, TEMPLATES]),
+                                autoescape=select_autoescape(default=True), undefined=StrictUndefined)
+        self._env.globals["asset"] = asset
         self._words = words
 
     def render(self, template: str, lang: str, *, status: int = 200, headers: dict[str, str] | None = None,
                **context: Any) -> web.Response:
-        html = self._env.get_template(template).render(t=self._words[lang], lang=lang, **context)
+        words = self._words[lang]
+
+        def value(kind: str, raw: object) -> str:
+            """A stored value (a status, a channel, a step's name) in the reader's words."""
+            return words.get(f"{kind}_{raw}") or str(raw).replace("_", " ")
+
+        html = self._env.get_template(template).render(t=words, v=value, lang=lang, **context)
         return web.Response(text=html, status=status, content_type="text/html",
                             headers={**HEADERS, **(headers or {})})

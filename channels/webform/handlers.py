@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp_cors
 from aiohttp import web
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from channels.poison import ParkedItem, store_or_park
@@ -20,6 +20,7 @@ from tickets.inbound import Inbound
 from tickets.ingest import IngestResult
 from tickets.language import from_accept_language
 from tickets.text import clean, clean_inbound, clean_text
+from web.assets import TEMPLATES, asset
 from web.endpoints import Endpoint, Param
 from web.forms import FormErrors, read_form
 from web.http import error_response, json_ok, read_json
@@ -31,10 +32,11 @@ LIMITER = web.AppKey("webform.limiter", RateLimiter)
 MAX_KEY = 200
 
 _templates = Environment(
-    loader=PackageLoader("channels.webform", "templates"),
+    loader=ChoiceLoader([PackageLoader("channels.webform", "templates"), FileSystemLoader(TEMPLATES)]),
     autoescape=select_autoescape(["html"]),
     enable_async=False,
 )
+_templates.globals["asset"] = asset
 FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,100}")
 """What a contact page puts in its form: a retried post with the same token is the same submission."""
 

@@ -45,10 +45,11 @@ async def _tables(request: web.Request, lang: str) -> tuple[dict[str, tuple[list
     channels = sorted({c for day in report.by_channel.values() for c in day})
     tables: dict[str, tuple[list[str], list[list[Any]]]] = {
         "load": (["agent", "presence", "open", "pending", "capacity"],
-                 [[v.agent.name, str(v.agent.presence), v.load.open - report.pending_by_agent.get(v.agent.id, 0),
+                 [[v.agent.name, WORDS[lang][str(v.agent.presence)],
+                   v.load.open - report.pending_by_agent.get(v.agent.id, 0),
                    report.pending_by_agent.get(v.agent.id, 0), v.agent.capacity] for v in agents]),
         "queues": (["group", "waiting", "agents"], [[g.group.name, g.waiting, g.agents] for g in groups]),
-        "compliance": (["regulation", "step", "in_time", "late", "pending"],
+        "compliance": (["regulation", "step", "in_time", "late", "not_due"],
                        [[c.regulation, c.step, c.met, c.late, c.pending] for c in report.compliance]),
         "first_response": (["time", "tickets"], _bucket_rows(report.first_response, lang)),
         "resolution": (["time", "tickets"], _bucket_rows(report.resolution, lang)),
@@ -101,11 +102,13 @@ async def export(request: web.Request) -> web.Response:
     if name not in tables:
         raise web.HTTPNotFound(text=f"no chart {name!r}; one of {', '.join(tables)}")
     columns, rows = tables[name]
+    words = WORDS[language(request, signed)]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(columns)
+    writer.writerow([words.get(f"col_{column}", column) for column in columns])  # a channel's name stays as is
     writer.writerows(rows)
-    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
+    # The byte-order mark tells Excel the file is UTF-8 (without it, Cyrillic names came out garbled).
+    return web.Response(text="\ufeff" + out.getvalue(), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="switchboard-{name}.csv"'})
 
 

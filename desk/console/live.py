@@ -1,47 +1,101 @@
 """Server-sent events for the console: one `tickets` event per committed change, so an open queue refreshes
 itself. The event says only that something changed — not which tickets, since an agent may not see them all;
-the page fetches its own view again, with its own permissions."""
+the page fetches its own view again, with its own permissions.
+
+A ticket page asks for its ticket (`?ticket=N`, one the agent may open): it hears `ticket` when that ticket
+changed, and `company` (JSON: the other agents who have it open, and whether each is typing) when that changes
+or every heartbeat. While the stream is open the agent counts as on the ticket, in every web process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 from aiohttp import web
 
-from desk.console.auth import require
+from desk.console.auth import form_of, require
+from desk.console.presence import HEARTBEAT_SECONDS, TicketPresence
 from notifier.live import RedisChangeFeed
+from tickets.numbers import as_id
+from web.http import path_id
 from web.runtime import runtime
 
 KEEPALIVE_SECONDS = 15.0
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    await require(request)
+    signed = await require(request)
+    rt = runtime(request)
+    ticket = as_id(request.query.get("ticket", ""))
+    if ticket is not None:
+        await rt.service.get_ticket(signed.agent, ticket)  # 404 unless the agent may open it
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    changes: asyncio.Queue[None] = asyncio.Queue(maxsize=100)
+    sends: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
+    presence = TicketPresence(rt.redis)
 
-    async def listen() -> None:
-        async for _numbers in RedisChangeFeed(runtime(request).redis).watch():
-            with contextlib.suppress(asyncio.QueueFull):  # a console far behind just refreshes once
-                changes.put_nowait(None)
+    def send(kind: str) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a console far behind just refreshes once
+            sends.put_nowait(kind)
 
-    reader = asyncio.create_task(listen())
+    async def changes() -> None:
+        async for numbers in RedisChangeFeed(rt.redis).watch():
+            if ticket is None:
+                send("tickets")
+            elif ticket in numbers:
+                send("ticket")
+
+    async def company() -> None:
+        async for number in presence.watch():
+            if number == ticket:
+                send("company")
+
+    async def heartbeat() -> None:
+        assert ticket is not None
+        while True:
+            await presence.here(ticket, signed.agent.id, signed.agent.name)
+            send("company")
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    readers = [asyncio.create_task(changes())]
+    if ticket is not None:
+        readers += [asyncio.create_task(company()), asyncio.create_task(heartbeat())]
     try:
         await response.write(b"retry: 3000\n: connected\n\n")
-        while not reader.done():
+        while not any(reader.done() for reader in readers):
             try:
-                await asyncio.wait_for(changes.get(), KEEPALIVE_SECONDS)
+                kind = await asyncio.wait_for(sends.get(), KEEPALIVE_SECONDS)
             except TimeoutError:
                 await response.write(b": keepalive\n\n")
                 continue
-            await response.write(b"event: tickets\ndata: changed\n\n")
+            if kind == "company" and ticket is not None:
+                others = await presence.company(ticket, signed.agent.id)
+                data = json.dumps([{"name": o.name, "typing": o.typing} for o in others], ensure_ascii=False)
+                await response.write(f"event: company\ndata: {data}\n\n".encode())
+            else:
+                await response.write(f"event: {kind}\ndata: changed\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        for reader in readers:
+            reader.cancel()
+        for reader in readers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        if ticket is not None:
+            with contextlib.suppress(Exception):  # Redis may be away; the entry goes stale by itself
+                await asyncio.shield(presence.gone(ticket, signed.agent.id))
     return response
+
+
+async def typing(request: web.Request) -> web.Response:
+    """The agent is typing a reply on the ticket (the page says so every few seconds while they type)."""
+    signed = await require(request)
+    await form_of(request, signed)
+    rt = runtime(request)
+    number = path_id(request, "number")
+    await rt.service.get_ticket(signed.agent, number)
+    await TicketPresence(rt.redis).here(number, signed.agent.id, signed.agent.name, typing=True)
+    return web.Response(status=204)

@@ -5,22 +5,23 @@ and goes through the same ticket services as the API (post/redirect/get, so a re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from markupsafe import Markup
+from yarl import URL
 
-from desk.console import live
+from desk.console import live, timeline
 from desk.console.auth import Signed, console_path, form_of, require
-from desk.console.render import page
+from desk.console.render import page, words
 from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
-from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Presence, Priority
+from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Agent, Presence, Priority, TicketStatus
 from tickets.numbers import as_id, whole_number
-from tickets.queries.tickets import NextStep, QueueTicket
+from tickets.queries.tickets import Activity, NextStep, QueueTicket, TicketView
 from tickets.text import clean_text
 from web.auth import MANAGERS
 from web.http import path_id
@@ -41,59 +42,133 @@ class Row:
     customer: str
     next: NextStep | None
     breached: bool
+    assignee: str
+    group: str
+    activity: Activity
 
     def countdown(self, now: datetime) -> float | None:
         """Seconds to the next step (negative: late)."""
         return (self.next.due_at - now).total_seconds() if self.next is not None else None
 
 
+def _by_deadline(r: Row) -> tuple[bool, float, int]:
+    """Soonest deadline first (the late ones at the top), then the tickets without one, newest first."""
+    return (r.next is None, r.next.due_at.timestamp() if r.next else 0.0, -r.ticket.id)
+
+
 SORTS: dict[str, Any] = {
-    # Soonest deadline first (the late ones at the top), then the tickets without one, newest first.
-    "deadline": lambda r: (r.next is None, r.next.due_at.timestamp() if r.next else 0.0, -r.ticket.id),
+    # What needs an agent first: critical tickets, then those whose client wrote back, then by deadline.
+    "attention": lambda r: (r.ticket.priority != Priority.critical, not r.activity.client_replied, _by_deadline(r)),
+    "deadline": _by_deadline,
     "number": lambda r: -r.ticket.id,
     "waiting": lambda r: (r.ticket.created_at, r.ticket.id),
     "priority": lambda r: (-PRIORITY_RANK[r.ticket.priority], r.ticket.created_at),
 }
 """How a queue may be ordered (`?sort=`): the table's headers link to each."""
 
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The queue's filters as the address carries them; an unknown value filters nothing."""
+
+    view: str
+    q: str = ""
+    status: str = ""
+    assignee: str = ""
+    group: str = ""
+    channel: str = ""
+    priority: str = ""
+    since: str = ""
+    until: str = ""
+
+    @classmethod
+    def read(cls, query: Any, signed: Signed, groups: list[str]) -> Filters:
+        def chosen(name: str, allowed: Any) -> str:
+            value = query.get(name, "")
+            return value if value in allowed else ""
+
+        view = query.get("view", "mine")
+        if view not in VIEWS or (view == "open" and signed.agent.role not in MANAGERS):
+            view = "mine"
+        assignee = query.get("assignee", "")
+        if assignee not in ("me", "none") and as_id(assignee) is None:
+            assignee = ""
+        return cls(view=view, q=clean_text(query.get("q", ""))[0].strip()[:200], status=chosen("status", STATUSES),
+                   assignee=assignee, group=chosen("group", groups), channel=chosen("channel", CHANNELS),
+                   priority=chosen("priority", PRIORITY_RANK), since=_day(query.get("since", "")),
+                   until=_day(query.get("until", "")))
+
+    def arguments(self, me: Agent) -> dict[str, Any]:
+        """The queue query: the view's own narrowing, then each filter."""
+        arguments: dict[str, Any] = {"status": list(OPEN_STATUSES)}
+        if self.view == "mine":
+            arguments["assignee"] = me.id
+        elif self.view == "unassigned":
+            arguments["assignee"] = None
+        elif self.view == "overdue":
+            arguments["overdue"] = True
+        elif self.view == "escalated":  # what the regulations took to a head: everyone they may see, whoever holds it
+            arguments["escalated"] = True
+        if self.status:
+            arguments["status"] = [TicketStatus(self.status)]
+        if self.assignee:
+            arguments["assignee"] = {"me": me.id, "none": None}.get(self.assignee, as_id(self.assignee))
+        if self.group:
+            arguments["group"] = self.group
+        if self.channel:
+            arguments["channel"] = self.channel
+        if self.priority:
+            arguments["priority"] = [Priority(self.priority)]
+        if self.since:
+            arguments["created_since"] = datetime.fromisoformat(self.since).replace(tzinfo=UTC)
+        if self.until:
+            arguments["created_before"] = datetime.fromisoformat(self.until).replace(tzinfo=UTC) + timedelta(days=1)
+        if self.q:
+            arguments.pop("assignee", None)  # a search looks through every ticket the agent may see
+            arguments["status"] = [TicketStatus(self.status)] if self.status else None
+        return arguments
+
+    def kept(self) -> dict[str, str]:
+        """The filters to keep in a link (a header that sorts, a view): those set."""
+        return {k: v for k, v in vars(self).items() if v}
+
+    @property
+    def narrowed(self) -> bool:
+        return any(v for k, v in vars(self).items() if k not in ("view", "q"))
+
+
+def _day(text: str) -> str:
+    """A date as the date field sends it (YYYY-MM-DD), else nothing."""
+    try:
+        return date.fromisoformat(text).isoformat() if len(text) == 10 else ""
+    except ValueError:
+        return ""
+
 
 async def queue(request: web.Request) -> web.Response:
     signed = await require(request)
-    view = request.query.get("view", "mine")
-    if view not in VIEWS or (view == "open" and signed.agent.role not in MANAGERS):
-        view = "mine"
-    arguments: dict[str, Any] = {"status": list(OPEN_STATUSES)}
-    if view == "mine":
-        arguments["assignee"] = signed.agent.id
-    elif view == "unassigned":
-        arguments["assignee"] = None
-    elif view == "overdue":
-        arguments["overdue"] = True
-    elif view == "escalated":  # what the regulations took to a head: everyone they may see, whoever holds it
-        arguments["escalated"] = True
-    channel = request.query.get("channel", "")
-    channel = channel if channel in CHANNELS else ""  # an unknown filter value filters nothing
-    priority = request.query.get("priority", "")
-    priority = priority if priority in PRIORITY_RANK else ""
-    if channel:
-        arguments["channel"] = channel
-    if priority:
-        arguments["priority"] = [Priority(priority)]
-    query = clean_text(request.query.get("q", ""))[0].strip()[:200]
-    if query:
-        arguments.pop("assignee", None)  # a search looks through every ticket the agent may see
-        arguments["status"] = None
     service = runtime(request).service
-    lines = await service.queue_lines(signed.agent, limit=200, search=query or None, **arguments)
-    rows = [Row(line.ticket, line.customer, line.deadlines.next, line.deadlines.breached) for line in lines]
-    sort = request.query.get("sort", "deadline")
+    groups = sorted(g.group.name for g in await service.list_groups())
+    filters = Filters.read(request.query, signed, groups)
+    lines = await service.queue_lines(signed.agent, limit=200, search=filters.q or None,
+                                      **filters.arguments(signed.agent))
+    rows = [Row(line.ticket, line.customer, line.deadlines.next, line.deadlines.breached, line.assignee, line.group,
+                line.activity) for line in lines]
+    sort = request.query.get("sort", "attention")
     if sort not in SORTS:
-        sort = "deadline"
+        sort = "attention"
     rows.sort(key=SORTS[sort])
-    kept = {k: v for k, v in (("view", view), ("q", query), ("channel", channel), ("priority", priority)) if v}
-    return page(request, "queue.html", signed, rows=rows, view=view, q=query, now=runtime(request).clock.now(),
-                sort=sort, kept=kept, channels=CHANNELS, priorities=list(PRIORITY_RANK),
-                managers=signed.agent.role in MANAGERS)
+    managers = signed.agent.role in MANAGERS
+    agents = [v.agent for v in await service.list_agents()] if managers else []
+    outcome = request.query.get("bulk")
+    bulk_notice = {"done": "bulk_done", "nothing": "bulk_nothing"}.get(outcome or "")
+    counts = {k: whole_number(request.query.get(k, "0"), maximum=200) or 0 for k in ("changed", "refused")}
+    return page(request, "queue.html", signed, rows=rows, view=filters.view, q=filters.q, filters=filters,
+                bulk_notice=bulk_notice, counts=counts,
+                now=runtime(request).clock.now(), sort=sort, kept=filters.kept(), channels=CHANNELS,
+                priorities=list(PRIORITY_RANK), statuses=STATUSES, groups=groups, agents=agents, managers=managers)
 
 
 async def ticket(request: web.Request) -> web.Response:
@@ -109,17 +184,35 @@ async def _ticket_page(request: web.Request, signed: Signed, number: int, *, not
     a link would let anyone put words on an agent's screen)."""
     service = runtime(request).service
     view = await service.get_ticket(signed.agent, number)
+    await service.mark_opened(signed.agent, number)
     card = await service.get_customer(signed.agent, view.customer.id)
-    agents = [v.agent for v in await service.list_agents()] if signed.agent.role in MANAGERS else []
-    # One timeline: messages and events by time (a message before the events it caused).
-    timeline = sorted([("message", m) for m in view.messages] + [("event", e) for e in view.events],
-                      key=lambda item: (item[1].created_at, item[0] != "message", item[1].id))
+    everyone = [v.agent for v in await service.list_agents()]
+    agents = everyone if signed.agent.role in MANAGERS else []
+    said = words(request, signed)
+    client = view.customer.name or next((i.address for i in view.identities), "")
+    names = {a.id: a.name for a in everyone}
+    history = timeline.read(view.messages, view.events, names, client, said)
     html = {m.id: Markup(sanitize_html(m.body_html)) for m in view.messages if m.body_html}  # cleaned again
     fill = {"name": view.customer.name or "", "number": str(view.ticket.id)}
     canned = [(c.title, _filled(c.body, fill)) for c in await service.list_canned()]
-    return page(request, "ticket.html", signed, status=status, view=view, now=view.as_of, timeline=timeline,
+    pending = [d for d in view.deadlines if d.status == "pending"]
+    return page(request, "ticket.html", signed, status=status, view=view, now=view.as_of, timeline=history,
                 card=card, html=html, canned=canned, agents=agents, managers=signed.agent.role in MANAGERS,
-                notice=notice, error=error)
+                notice=notice, error=error, names=names, where=_reply_goes(view), next_step=min(
+                    pending, key=lambda d: d.due_at, default=None))
+
+
+def _reply_goes(view: TicketView) -> tuple[str, str]:
+    """Where a public reply on this ticket is sent: (the words' key, the address)."""
+    channel = view.ticket.channel
+    if channel in ("email", "webform"):
+        latest = next((str(m.meta.get("from") or "") for m in reversed(view.messages)
+                       if m.direction == "in" and (m.meta or {}).get("from")), "")
+        address = latest or next((i.address for i in view.identities if i.kind == "email"), "")
+        return ("goes_email", address) if address else ("goes_nowhere", "")
+    if channel in ("telegram", "webchat"):
+        return (f"goes_{channel}", "")
+    return ("goes_portal", "")
 
 
 def _filled(body: str, values: dict[str, str]) -> str:
@@ -184,6 +277,38 @@ class _Back(Exception):
     """A form the page shows again, with this reason."""
 
 
+async def bulk(request: web.Request) -> web.Response:
+    """The queue's bulk actions: status, priority and (managers) assignee of the chosen tickets, or take them all.
+    Each ticket is changed on its own, with the same checks as one at a time; those refused are counted."""
+    signed = await require(request)
+    form = await form_of(request, signed)
+    chosen = (await request.post()).getall("ticket", [])  # read once by form_of; aiohttp keeps it
+    numbers = [n for n in (as_id(v) for v in chosen if isinstance(v, str)) if n is not None][:200]
+    changes: dict[str, Any] = {k: form[k] for k in ("status", "priority") if form.get(k)}
+    if form.get("action") == "take":
+        changes = {"assignee": signed.agent.id}
+    elif form.get("assignee"):
+        changes["assignee"] = as_id(form["assignee"])
+    back = console_path(form.get("back"))
+    if not numbers or not changes:
+        raise web.HTTPSeeOther(_with(back, bulk="nothing"))
+    service, done, refused = runtime(request).service, 0, 0
+    for number in numbers:
+        try:
+            await service.update_ticket(signed.agent, number, changes)
+            done += 1
+        except DomainError:
+            refused += 1
+    raise web.HTTPSeeOther(_with(back, bulk="done", changed=str(done), refused=str(refused)))
+
+
+def _with(path: str, **values: str) -> str:
+    """`path` with these query values set (the bulk outcome) and any earlier outcome dropped."""
+    url = URL(path)
+    kept = {k: v for k, v in url.query.items() if k not in ("bulk", "changed", "refused")}
+    return str(url.with_query({**kept, **values}))
+
+
 async def presence(request: web.Request) -> web.Response:
     signed = await require(request)
     form = await form_of(request, signed)
@@ -224,6 +349,7 @@ async def attachment(request: web.Request) -> web.StreamResponse:
 def routes() -> list[Any]:
     return [web.get("/desk", queue), web.get("/desk/tickets/{number}", ticket),
             web.get("/desk/tickets/{number}/files/{message}/{index}", attachment),
-            web.post("/desk/tickets/{number}", act), web.post("/desk/presence", presence),
+            web.post("/desk/tickets/{number}", act), web.post("/desk/presence", presence), web.post("/desk/bulk", bulk),
+            web.post("/desk/tickets/{number}/typing", live.typing),
             web.get("/desk/events", live.events), web.static("/desk/static", STATIC, append_version=True)]
 

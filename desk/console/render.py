@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from desk.console.values import VALUES
 from notifier.alerts import waited
 from web.pages import Pages, reader_language
 
@@ -15,6 +16,22 @@ if TYPE_CHECKING:
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {
+        "sections": "Sections", "search_hint": "Number, name, address or words", "views": "Views",
+        "filters": "Filters", "filtered": "filtered", "any_open": "any open", "anyone": "anyone", "me": "me",
+        "group": "Group", "any_group": "every group", "since": "Created from", "until": "to", "clear": "Clear",
+        "bulk": "Change the chosen tickets", "bulk_hint": "Tick tickets to change several at once.",
+        "pick_all": "Choose every ticket on the page", "pick": "Choose", "apply": "Apply to the chosen",
+        "client_replied": "client replied", "bulk_done": "Changed: {changed}. Refused: {refused}.",
+        "bulk_nothing": "Choose tickets and what to change.", "chosen": "chosen",
+        "system_events": "System events: {n}", "ticket": "Ticket", "recording": "recording",
+        "goes_email": "A reply goes by email to {address}; the client also sees it in their portal.",
+        "goes_nowhere": "The client left no email address: a reply shows only in their portal link.",
+        "goes_telegram": "A reply goes to the client's Telegram chat.",
+        "goes_webchat": "A reply goes to the web chat (by email too if the visitor left an address and is away).",
+        "goes_portal": "A reply shows in the client's portal link; this channel carries no replies.",
+        "return_hint": "Nobody will hold the ticket: it goes back to its group's queue.",
+        "viewing": "Also here: {names}.", "typing_now": "{names} is typing a reply…",
+        "changed_elsewhere": "This ticket changed: the page shows the new state.",
         "title": "Switchboard", "sign_in": "Sign in", "email": "Email", "password": "Password",
         "bad_login": "Wrong email or password.", "expired": "The sign-in form expired: please sign in again.",
         "too_many": "Too many attempts: wait a few minutes.",
@@ -23,7 +40,7 @@ WORDS: dict[str, dict[str, str]] = {
         "subject": "Subject", "customer": "Customer", "channel": "Channel",
         "priority": "Priority", "status": "Status", "waiting": "Waiting", "next_step": "Next deadline",
         "nothing": "Nothing here.", "breached": "breached", "late": "late", "in": "in", "reply": "Reply",
-        "note": "Internal note", "send": "Send", "save": "Save", "take": "Take it", "return": "Back to the queue",
+        "note": "Internal note", "send": "Send", "save": "Save", "take": "Take it", "return": "Unassign",
         "presence": "Presence", "available": "available", "away": "away", "offline": "offline",
         "assignee": "Assignee", "nobody": "nobody", "history": "History", "deadlines": "Deadlines",
         "identities": "Identities", "events": "Events", "search": "Search", "internal": "internal",
@@ -57,6 +74,22 @@ WORDS: dict[str, dict[str, str]] = {
         "parked_hint": "What a channel could not store after its retries, kept whole: switchboard parked show N.",
     },
     "ru": {
+        "sections": "Разделы", "search_hint": "Номер, имя, адрес или слова", "views": "Представления",
+        "filters": "Фильтры", "filtered": "отобрано", "any_open": "любые открытые", "anyone": "любой", "me": "я",
+        "group": "Группа", "any_group": "все группы", "since": "Созданы с", "until": "по", "clear": "Сбросить",
+        "bulk": "Изменить выбранные заявки", "bulk_hint": "Отметьте заявки, чтобы изменить несколько сразу.",
+        "pick_all": "Выбрать все заявки на странице", "pick": "Выбрать", "apply": "Применить к выбранным",
+        "client_replied": "клиент ответил", "bulk_done": "Изменено: {changed}. Отказано: {refused}.",
+        "bulk_nothing": "Выберите заявки и что изменить.", "chosen": "выбрано",
+        "system_events": "Системных событий: {n}", "ticket": "Заявка", "recording": "запись",
+        "goes_email": "Ответ уйдёт письмом на {address}; клиент увидит его и на своей странице заявки.",
+        "goes_nowhere": "Клиент не оставил почту: ответ будет виден только на его странице заявки.",
+        "goes_telegram": "Ответ уйдёт клиенту в Telegram.",
+        "goes_webchat": "Ответ уйдёт в веб-чат (и письмом, если посетитель оставил адрес и ушёл).",
+        "goes_portal": "Ответ будет виден на странице заявки клиента: этот канал ответы не доставляет.",
+        "return_hint": "Заявка ни за кем не останется: она вернётся в очередь своей группы.",
+        "viewing": "Здесь же: {names}.", "typing_now": "{names} пишет ответ…",
+        "changed_elsewhere": "Заявка изменилась: на странице её новое состояние.",
         "title": "Switchboard", "sign_in": "Войти", "email": "Почта", "password": "Пароль",
         "bad_login": "Неверная почта или пароль.", "expired": "Форма входа устарела: войдите ещё раз.",
         "too_many": "Слишком много попыток: подождите несколько минут.",
@@ -66,7 +99,7 @@ WORDS: dict[str, dict[str, str]] = {
         "priority": "Приоритет", "status": "Статус", "waiting": "Ждёт", "next_step": "Ближайший срок",
         "nothing": "Здесь пусто.", "breached": "нарушен", "late": "просрочен", "in": "через", "reply": "Ответ",
         "note": "Внутренняя заметка", "send": "Отправить", "save": "Сохранить", "take": "Взять",
-        "return": "Вернуть в очередь", "presence": "Статус", "available": "на месте", "away": "отошёл",
+        "return": "Снять исполнителя", "presence": "Статус", "available": "на месте", "away": "отошёл",
         "offline": "не в сети", "assignee": "Исполнитель", "nobody": "никто", "history": "История",
         "deadlines": "Сроки", "identities": "Контакты", "events": "События", "search": "Поиск",
         "internal": "внутренняя", "queue": "Очередь", "done_reply": "Ответ поставлен в отправку.",
@@ -105,11 +138,24 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+SECTIONS = {"queue.html": "queue", "ticket.html": "queue", "dashboard.html": "dashboard", "admin.html": "admin"}
+"""Which part of the top bar's navigation a page belongs to."""
+
+
+for _lang, _values in VALUES.items():
+    WORDS[_lang].update(_values)
+
+
 def language(request: web.Request, signed: Signed | None, prefer: str | None = None) -> str:
     """The agent's language, else `prefer` (a client's), else the browser's."""
     if signed is not None and signed.agent.language:
         return reader_language(request, signed.agent.language)
     return reader_language(request, prefer)
+
+
+def words(request: web.Request, signed: Signed | None) -> dict[str, str]:
+    """The words a page for this reader is written in (for what a handler puts into words itself)."""
+    return WORDS[language(request, signed)]
 
 
 _pages = Pages(Path(__file__).parent / "templates", WORDS)
@@ -118,5 +164,6 @@ _pages = Pages(Path(__file__).parent / "templates", WORDS)
 def page(request: web.Request, template: str, signed: Signed | None, *, status: int = 200,
          headers: dict[str, str] | None = None, prefer: str | None = None, **context: Any) -> web.Response:
     lang = language(request, signed, prefer)
+    context.setdefault("section", SECTIONS.get(template, ""))
     return _pages.render(template, lang, status=status, headers=headers, me=signed.agent if signed else None,
                          csrf=signed.csrf if signed else "", span=lambda d: waited(d, lang), **context)

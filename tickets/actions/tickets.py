@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit, deadlines
@@ -26,14 +26,29 @@ from tickets.models import (
     Priority,
     Role,
     Ticket,
+    TicketSeen,
     TicketStatus,
     skill_set,
 )
 from tickets.ports import LockedAgent
 from tickets.queries.staff import skill_names
 from tickets.queries.tickets import TicketView, ticket_view
+from tickets.uow import UnitOfWork
 
 MAX_BODY = 100_000
+
+
+async def mark_opened(deps: Deps, viewer: Agent, number: int) -> None:
+    """The viewer opened the ticket now: the client's messages so far are read (the queue stops marking them)."""
+
+    async def work(uow: UnitOfWork) -> None:
+        now = deps.clock.now()
+        changed = await uow.session.execute(update(TicketSeen).where(
+            TicketSeen.agent_id == viewer.id, TicketSeen.ticket_id == number).values(seen_at=now))
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            uow.session.add(TicketSeen(agent_id=viewer.id, ticket_id=number, seen_at=now))
+
+    await deps.store.run(work)  # two tabs at once: the loser of the insert retries as an update
 
 
 async def add_message(deps: Deps, viewer: Agent, number: int, body: str, *, internal: bool) -> Message:

@@ -31,6 +31,7 @@ from tickets.models import (
     Message,
     Priority,
     Ticket,
+    TicketSeen,
     TicketStatus,
 )
 from tickets.numbers import as_id
@@ -93,6 +94,31 @@ class QueueTicket(NamedTuple):
     created_at: datetime
     customer_id: int
     escalated_at: datetime | None
+    assignee_id: int | None
+    group_id: int
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Who wrote last, and whether the viewer has looked since: what makes a ticket rise in a queue."""
+
+    client_wrote_at: datetime | None
+    """The client's latest message."""
+    answered_at: datetime | None
+    """Our latest reply to the client (internal notes do not count)."""
+    seen_at: datetime | None
+    """When the viewer last opened the ticket."""
+
+    @property
+    def client_replied(self) -> bool:
+        """The client wrote back after our last reply: the ticket waits on us again."""
+        return self.answered_at is not None and self.client_wrote_at is not None and \
+            self.client_wrote_at > self.answered_at
+
+    @property
+    def unread(self) -> bool:
+        """The client wrote since the viewer last opened the ticket (or they never have)."""
+        return self.client_wrote_at is not None and (self.seen_at is None or self.client_wrote_at > self.seen_at)
 
 
 @dataclass(frozen=True)
@@ -101,10 +127,14 @@ class QueueLine:
     customer: str
     """The client's name, else their first address ('' if neither)."""
     deadlines: DeadlineSummary
+    assignee: str
+    """The assignee's name ('' when nobody has it)."""
+    group: str
+    activity: Activity
 
 
 _QUEUE_COLUMNS = (Ticket.id, Ticket.subject, Ticket.channel, Ticket.priority, Ticket.status, Ticket.created_at,
-                  Ticket.customer_id, Ticket.escalated_at)
+                  Ticket.customer_id, Ticket.escalated_at, Ticket.assignee_id, Ticket.group_id)
 
 
 async def list_tickets(
@@ -144,18 +174,44 @@ async def queue_lines(
     channel: str | None = None,
     priority: list[Priority] | None = None,
     escalated: bool = False,
+    group: str | None = None,
+    created_since: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> list[QueueLine]:
-    """What a console queue shows, newest first: the tickets `list_tickets` would list, each with its client's name
-    and its deadlines, read in one transaction (one pooled connection, one ping) and as columns, not objects."""
+    """What a console queue shows, newest first: the tickets `list_tickets` would list, each with its client's name,
+    its deadlines, its assignee and group, and who wrote last, read in one transaction (one pooled connection, one
+    ping) and as columns, not objects."""
     async with deps.store.session() as session:
-        listing = _Listing(await visibility(session, viewer), status, assignee, None, channel, priority,
-                           deps.clock.now() if overdue else None, None, escalated)
+        listing = _Listing(await visibility(session, viewer), status, assignee, group, channel, priority,
+                           deps.clock.now() if overdue else None, None, escalated, created_since, created_before)
         tickets = [QueueTicket(*row) for row in
                    await session.execute(await _listed(session, listing, search, limit, _QUEUE_COLUMNS))]
-        summaries = await _deadline_summary_in(session, [t.id for t in tickets])
+        numbers = [t.id for t in tickets]
+        summaries = await _deadline_summary_in(session, numbers)
         names = await _customer_names_in(session, [t.customer_id for t in tickets])
-    none = DeadlineSummary(None, False)
-    return [QueueLine(t, names.get(t.customer_id, ""), summaries.get(t.id, none)) for t in tickets]
+        activity = await _activity_in(session, viewer.id, numbers)
+        agents = dict(list(await session.execute(select(Agent.id, Agent.name).where(
+            _among(session, Agent.id, {t.assignee_id for t in tickets if t.assignee_id is not None}))))) \
+            if tickets else {}
+        groups = dict(list(await session.execute(select(Group.id, Group.name)))) if tickets else {}
+    none, nothing = DeadlineSummary(None, False), Activity(None, None, None)
+    return [QueueLine(t, names.get(t.customer_id, ""), summaries.get(t.id, none),
+                      agents.get(t.assignee_id, "") if t.assignee_id is not None else "", groups.get(t.group_id, ""),
+                      activity.get(t.id, nothing)) for t in tickets]
+
+
+async def _activity_in(session: AsyncSession, viewer_id: int, numbers: Sequence[int]) -> dict[int, Activity]:
+    if not numbers:
+        return {}
+    last: dict[tuple[int, Direction], datetime] = {
+        (ticket_id, direction): at for ticket_id, direction, at in await session.execute(
+            select(Message.ticket_id, Message.direction, func.max(Message.created_at))
+            .where(_among(session, Message.ticket_id, numbers), Message.direction != Direction.internal)
+            .group_by(Message.ticket_id, Message.direction))}
+    seen = dict(list(await session.execute(select(TicketSeen.ticket_id, TicketSeen.seen_at).where(
+        TicketSeen.agent_id == viewer_id, _among(session, TicketSeen.ticket_id, numbers)))))
+    return {n: Activity(last.get((n, Direction.inbound)), last.get((n, Direction.outbound)), seen.get(n))
+            for n in numbers}
 
 
 async def get_ticket(deps: Deps, viewer: Agent, number: int) -> TicketView:
@@ -177,6 +233,8 @@ class _Listing:
     overdue_at: datetime | None
     before: int | None
     escalated: bool = False
+    created_since: datetime | None = None
+    created_before: datetime | None = None
 
     def narrow(self, query: S) -> S:
         if self.visible is not None:
@@ -199,6 +257,10 @@ class _Listing:
             query = query.where(Ticket.id < self.before)
         if self.escalated:
             query = query.where(Ticket.escalated_at.is_not(None))
+        if self.created_since is not None:
+            query = query.where(Ticket.created_at >= self.created_since)
+        if self.created_before is not None:
+            query = query.where(Ticket.created_at < self.created_before)
         return query
 
 

@@ -1,3 +1,13 @@
+// Scripts are on: what only a script-less page needs (the presence form's button) can hide.
+document.documentElement.classList.add("js");
+
+// A select that acts at once (presence): choosing is enough.
+document.addEventListener("change", function (event) {
+  "use strict";
+  var form = event.target.form;
+  if (form && form.hasAttribute("data-autosubmit")) form.requestSubmit();
+});
+
 // Canned responses: choosing one puts its text (already filled in for this ticket) into the reply box.
 (function () {
   "use strict";
@@ -22,7 +32,9 @@
   var timer = null;
   function busy() {
     var active = document.activeElement;
-    return active && main.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
+    if (main.querySelector("input[name=ticket]:checked")) return true;  // a bulk change is being chosen
+    return active && main.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName) &&
+      active.type !== "checkbox";
   }
   function refresh() {
     timer = null;
@@ -95,5 +107,103 @@ document.addEventListener("submit", function (event) {
   document.addEventListener("switchboard:refreshed", function () {
     var row = chosen && document.querySelector('tr[data-ticket="' + chosen + '"]');
     if (row) choose(row);
+  });
+})();
+
+// Bulk changes: "choose all" ticks every row; the bar says how many are chosen; x ticks the chosen row.
+(function () {
+  "use strict";
+  function boxes() { return Array.prototype.slice.call(document.querySelectorAll("input[name=ticket]")); }
+  function count() {
+    var label = document.querySelector("[data-selected-count]");
+    if (!label) return;
+    var chosen = boxes().filter(function (box) { return box.checked; }).length;
+    if (!label.dataset.hint) label.dataset.hint = label.textContent;
+    label.textContent = chosen ? label.dataset.chosen + ": " + chosen : label.dataset.hint;
+    label.parentNode.classList.toggle("active", chosen > 0);  // the bar's controls show once a ticket is chosen
+  }
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches && target.matches("[data-pick-all]")) {
+      boxes().forEach(function (box) { box.checked = target.checked; });
+    }
+    if (target.name === "ticket" || (target.matches && target.matches("[data-pick-all]"))) count();
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "x" || event.altKey || event.ctrlKey || event.metaKey) return;
+    if (/^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName) && event.target.type !== "checkbox") return;
+    var row = document.querySelector("tr.selected");
+    var box = row && row.querySelector("input[name=ticket]");
+    if (box) { box.checked = !box.checked; count(); }
+  });
+})();
+
+// A ticket page keeps itself current: when the ticket changes (a client's message, a colleague's reply) the history,
+// the badges and the side panel are fetched again — the reply being written stays as it is. It also shows who
+// else has the ticket open and who is typing, and tells the others while this agent types.
+(function () {
+  "use strict";
+  var main = document.querySelector("main[data-ticket-page]");
+  if (!main || !window.EventSource) return;
+  var number = main.dataset.ticketPage;
+  var others = main.querySelector("[data-others]");
+  var typingLine = main.querySelector("[data-typing]");
+  var pending = null;
+  function swap(fresh, selector) {
+    var now = main.querySelector(selector), next = fresh.querySelector(selector);
+    if (now && next) now.replaceWith(next);
+  }
+  function refresh() {
+    pending = null;
+    fetch(location.pathname, { credentials: "same-origin" }).then(function (response) {
+      return response.ok ? response.text() : null;
+    }).then(function (html) {
+      if (!html) return;
+      var fresh = new DOMParser().parseFromString(html, "text/html");
+      swap(fresh, ".ticket-head");
+      swap(fresh, "main > .grid > aside");
+      var timeline = main.querySelector("[data-live-timeline]");
+      var next = fresh.querySelector("[data-live-timeline]");
+      var composer = timeline && timeline.querySelector("form.composer");
+      if (!timeline || !next || !composer) return;
+      while (timeline.firstChild && timeline.firstChild !== composer) timeline.removeChild(timeline.firstChild);
+      Array.prototype.slice.call(next.childNodes).forEach(function (node) {
+        if (!(node.matches && node.matches("form.composer"))) timeline.insertBefore(node, composer);
+      });
+      main.dispatchEvent(new CustomEvent("switchboard:refreshed", { bubbles: true }));
+    }).catch(function () { /* the next change tries again */ });
+  }
+  var source = new EventSource("/desk/events?ticket=" + encodeURIComponent(number));
+  document.documentElement.dataset.live = "connecting";
+  source.addEventListener("open", function () { document.documentElement.dataset.live = "on"; });
+  source.addEventListener("error", function () { document.documentElement.dataset.live = "retrying"; });
+  source.addEventListener("ticket", function () { if (!pending) pending = setTimeout(refresh, 250); });
+  var typingTimer = null;
+  source.addEventListener("company", function (event) {
+    var company = [];
+    try { company = JSON.parse(event.data); } catch (e) { return; }
+    var names = company.map(function (c) { return c.name; });
+    var typists = company.filter(function (c) { return c.typing; }).map(function (c) { return c.name; });
+    if (others) {
+      others.hidden = !names.length;
+      others.textContent = names.length ? others.dataset.words.replace("{names}", names.join(", ")) : "";
+    }
+    if (typingLine) {
+      typingLine.hidden = !typists.length;
+      typingLine.textContent = typists.length ? typingLine.dataset.words.replace("{names}", typists.join(", ")) : "";
+      clearTimeout(typingTimer);
+      if (typists.length) typingTimer = setTimeout(function () { typingLine.hidden = true; }, 7000);
+    }
+  });
+  // Typing: say so at most every 3 s while keys are pressed in the reply box.
+  var said = 0;
+  document.addEventListener("input", function (event) {
+    if (event.target.id !== "body" || Date.now() - said < 3000) return;
+    said = Date.now();
+    var csrf = event.target.form && event.target.form.querySelector("input[name=csrf]");
+    if (!csrf) return;
+    var body = new URLSearchParams({ csrf: csrf.value });
+    fetch("/desk/tickets/" + number + "/typing", { method: "POST", body: body, credentials: "same-origin" })
+      .catch(function () { /* only a courtesy to colleagues */ });
   });
 })();

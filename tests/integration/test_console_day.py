@@ -1,0 +1,244 @@
+"""An agent's day in the console over real HTTP (issue 27): the queue's columns and filters in the agent's language,
+tickets whose client wrote back marked and risen, bulk changes with each ticket's own checks, a ticket page that
+says who did what and where a reply goes, the live ticket page with who else is on it and typing, and the
+dashboard's CSV as Excel reads it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from switchboard.bootstrap import Runtime
+from switchboard.webapp import create_app
+from tests.integration.test_console import PASSWORD, csrf_of, form, sign_in
+from tickets.clock import Clock, ManualClock
+from tickets.inbound import Identity, Inbound
+from tickets.models import Agent, Role
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return ManualClock()
+
+
+async def agent(runtime: Runtime, add_agent: Any, name: str, **options: Any) -> Agent:
+    found, _ = await add_agent(name, email=f"{name.lower()}@example.com", **options)
+    await runtime.service.set_password(found.id, PASSWORD)
+    return found
+
+
+def rows(html: str) -> dict[int, str]:
+    """Each queue row's markup by ticket number."""
+    return {int(n): body for n, body in re.findall(r'<tr data-ticket="(\d+)"[^>]*>(.*?)</tr>', html, re.S)}
+
+
+def order(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<tr data-ticket="(\d+)"', html)]
+
+
+async def test_the_queue_names_assignees_in_russian_and_a_client_who_wrote_back_rises_until_opened(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any, clock: ManualClock
+) -> None:
+    anna = await agent(runtime, add_agent, "Anna", language="ru")
+    first = (await runtime.service.ingest(form(1))).ticket
+    second = (await runtime.service.ingest(form(2))).ticket
+    await runtime.service.add_message(anna, first.id, "Проверьте кабель, пожалуйста.", internal=False)
+    await runtime.service.update_ticket(anna, first.id, {"status": "pending"})
+    clock.advance(timedelta(minutes=5))
+    await runtime.service.ingest(Inbound(channel="webform", identities=(Identity("email", "client1@example.com"),),
+                                         subject="Printer 1", body_text="Кабель в порядке.", ticket_number=first.id,
+                                         customer_name="Client 1"))
+    await sign_in(client, email="anna@example.com")
+    html = await (await client.get("/desk")).text()
+    assert order(html) == [first.id, second.id]  # the client wrote back: it comes first
+    row = rows(html)[first.id]
+    assert "клиент ответил" in row and "<strong>Printer 1</strong>" in row  # marked, and unread
+    assert "Anna" in row and "в работе" in row and "веб-форма" in row and "обычный" in row  # words, not ids
+    assert "webform" not in re.sub(r'class="[^"]*"', "", row) and ">open<" not in row
+    assert "клиент ответил" not in rows(html)[second.id]
+
+    assert (await client.get(f"/desk/tickets/{first.id}")).status == 200  # opening it reads the new message
+    again = rows(await (await client.get("/desk")).text())[first.id]
+    assert "клиент ответил" in again and "<strong>" not in again  # still owed an answer, no longer unread
+
+
+async def test_filters_narrow_the_queue_by_status_assignee_group_channel_priority_and_date(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    mia = await agent(runtime, add_agent, "Mia", role=Role.manager, presence="offline", language="en")
+    boris = await agent(runtime, add_agent, "Boris", language="en")
+    mail = (await runtime.service.ingest(Inbound(channel="email", identities=(Identity("email", "c@example.com"),),
+                                                 subject="Mail", body_text="Hello", external_id="<m1@x>"))).ticket
+    web = (await runtime.service.ingest(form(1))).ticket
+    unassigned = (await runtime.service.ingest(form(2))).ticket
+    await runtime.service.update_ticket(mia, unassigned.id, {"assignee": None})
+    await runtime.service.update_ticket(mia, web.id, {"priority": "high", "status": "pending"})
+    await sign_in(client, email="mia@example.com")
+
+    async def listed(**query: str) -> set[int]:
+        return set(order(await (await client.get("/desk", params={"view": "open", **query})).text()))
+
+    assert await listed() == {mail.id, web.id, unassigned.id}
+    assert await listed(channel="email") == {mail.id}
+    assert await listed(priority="high") == {web.id}
+    assert await listed(status="pending") == {web.id}
+    assert await listed(assignee="none") == {unassigned.id}
+    assert await listed(assignee=str(boris.id)) == {mail.id, web.id}
+    assert await listed(group="Support") == {mail.id, web.id, unassigned.id}
+    today = runtime.clock.now().date()
+    assert await listed(since=today.isoformat(), until=today.isoformat()) == {mail.id, web.id, unassigned.id}
+    assert await listed(since=(today + timedelta(days=1)).isoformat()) == set()
+    assert await listed(channel="nonsense", since="13/01/2026") == {mail.id, web.id, unassigned.id}  # ignored
+    page = await (await client.get("/desk", params={"view": "open", "channel": "email"})).text()
+    assert "<details class=\"panel filters-panel\" open>" in page and 'href="/desk?view=open">Clear' in page
+
+
+async def test_bulk_changes_apply_each_tickets_own_checks(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    anna = await agent(runtime, add_agent, "Anna", language="en")
+    tickets = [(await runtime.service.ingest(form(n))).ticket for n in range(3)]
+    assert {t.assignee_id for t in tickets} == {anna.id}
+    boris = await agent(runtime, add_agent, "Boris", language="en")
+    await sign_in(client, email="anna@example.com")
+    html = await (await client.get("/desk")).text()
+    chosen = [("ticket", str(t.id)) for t in tickets[:2]]
+    done = await client.post("/desk/bulk", allow_redirects=False, data=[
+        ("csrf", csrf_of(html)), ("back", "/desk?view=mine"), *chosen, ("status", "pending"), ("priority", "high"),
+        ("action", "apply")])
+    assert done.status == 303 and done.headers["Location"] == "/desk?view=mine&bulk=done&changed=2&refused=0"
+    views = [await runtime.service.get_ticket(anna, t.id) for t in tickets]
+    assert [(v.ticket.status, v.ticket.priority) for v in views] == [
+        ("pending", "high"), ("pending", "high"), (tickets[2].status, "normal")]  # the third was not chosen
+    shown = await (await client.get(done.headers["Location"])).text()
+    assert "Changed: 2. Refused: 0." in shown
+
+    # An agent may not give a colleague's ticket away: each such change is refused and counted, nothing else moves.
+    refused = await client.post("/desk/bulk", allow_redirects=False, data=[
+        ("csrf", csrf_of(html)), ("back", "/desk"), *chosen, ("assignee", str(boris.id)), ("action", "apply")])
+    assert refused.headers["Location"] == "/desk?bulk=done&changed=0&refused=2"
+    assert {(await runtime.service.get_ticket(anna, t.id)).ticket.assignee_id for t in tickets[:2]} == {anna.id}
+    nothing = await client.post("/desk/bulk", allow_redirects=False, data={"csrf": csrf_of(html), "back": "/desk"})
+    assert nothing.headers["Location"] == "/desk?bulk=nothing"
+    forged = await client.post("/desk/bulk", allow_redirects=False, data=[("csrf", "x"), *chosen, ("status", "closed")])
+    assert forged.status == 403
+
+
+async def test_the_ticket_page_says_who_did_what_and_where_a_reply_goes(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    anna = await agent(runtime, add_agent, "Anna", language="en")
+    ticket = (await runtime.service.ingest(form(1))).ticket
+    await runtime.service.add_message(anna, ticket.id, "Try another cable.", internal=False)
+    await runtime.service.update_ticket(anna, ticket.id, {"status": "pending", "priority": "critical"})
+    await sign_in(client, email="anna@example.com")
+    html = await (await client.get(f"/desk/tickets/{ticket.id}")).text()
+    head = re.search(r'<div class="ticket-head">(.*?)</div>', html, re.S)
+    assert head and 'data-badge="status">waiting for the client<' in head.group(1)
+    assert 'class="badge priority-critical" data-badge="priority">critical<' in head.group(1)
+    assert "Assignee: Anna" in head.group(1) and "web form · Support" in head.group(1)
+    assert re.search(r"<strong>Anna</strong>\s*<span>Agent · web form</span>", html)  # who replied
+    assert "<strong>Anna</strong> changed the status: open → waiting for the client" in html
+    assert "<strong>Anna</strong> changed the priority: normal → critical" in html
+    assert "</strong> replied" not in html  # the reply itself shows; its event does not repeat it
+    assert re.search(r'<details class="system"><summary>System events: \d+', html)  # the bookkeeping, folded
+    assert "A reply goes by email to client1@example.com" in html
+    assert 'class="primary">Send</button>' in html and 'class="note">Internal note</button>' in html
+    assert ">Unassign</button>" in html and "Back to the queue" not in html
+
+
+async def test_the_ticket_page_hears_its_ticket_change_and_who_else_is_on_it_and_typing(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    """Mia's browser talks to a second web application on its own port, as another web process would."""
+    anna = await agent(runtime, add_agent, "Anna", language="en")
+    await agent(runtime, add_agent, "Mia", role=Role.manager, presence="offline", language="en")
+    ticket = (await runtime.service.ingest(form(1))).ticket
+    other = (await runtime.service.ingest(form(2))).ticket
+    await sign_in(client, email="anna@example.com")
+    async with TestClient(TestServer(create_app(runtime), host="127.0.0.1")) as colleague:
+        await sign_in(colleague, email="mia@example.com")
+        await _on_the_same_ticket(client, colleague, runtime, anna, ticket.id, other.id)
+
+
+async def _on_the_same_ticket(client: TestClient[Any, Any], colleague: TestClient[Any, Any], runtime: Runtime,
+                              anna: Agent, number: int, other_number: int) -> None:
+
+    async def events(of: TestClient[Any, Any]) -> Any:
+        stream = await of.get(f"/desk/events?ticket={number}")
+        assert stream.status == 200 and (await stream.content.readline()).startswith(b"retry:")
+        return stream
+
+    async def next_event(stream: Any, kind: str) -> str:
+        current = ""
+        while True:
+            line = (await stream.content.readline()).decode()
+            if line.startswith("event: "):
+                current = line.removeprefix("event: ").strip()
+            elif line.startswith("data: ") and current == kind:
+                return line.removeprefix("data: ").strip()
+
+    async def company_becomes(stream: Any, expected: list[dict[str, Any]]) -> None:
+        """Company events come on each change and each heartbeat: read them until one says this (bounded)."""
+        async def seen() -> None:
+            while json.loads(await next_event(stream, "company")) != expected:
+                pass
+        await asyncio.wait_for(seen(), 5)
+
+    mine = await events(client)
+    await company_becomes(mine, [])  # alone so far
+    theirs = await events(colleague)
+    await company_becomes(mine, [{"name": "Mia", "typing": False}])
+
+    page = await (await colleague.get(f"/desk/tickets/{number}")).text()
+    typed = await colleague.post(f"/desk/tickets/{number}/typing", data={"csrf": csrf_of(page)})
+    assert typed.status == 204
+    await company_becomes(mine, [{"name": "Mia", "typing": True}])
+
+    await runtime.service.update_ticket(anna, other_number, {"priority": "high"})  # not this page's ticket
+    await runtime.service.ingest(Inbound(channel="webform", identities=(Identity("email", "client1@example.com"),),
+                                         subject="Printer 1", body_text="Any news?", ticket_number=number))
+    assert await asyncio.wait_for(next_event(mine, "ticket"), 5) == "changed"
+    theirs.close()
+    await company_becomes(mine, [])  # Mia left
+    mine.close()
+
+    assert (await client.get(f"/desk/events?ticket={number + 1000}")).status == 404
+    assert (await client.post(f"/desk/tickets/{number}/typing", data={"csrf": "forged"})).status == 403
+
+
+async def test_the_dashboard_csv_opens_in_excel_with_headers_in_the_managers_language(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    await agent(runtime, add_agent, "Mia", role=Role.manager, presence="offline", language="ru")
+    await agent(runtime, add_agent, "Анна", language="ru")
+    await runtime.service.ingest(form(1))
+    await sign_in(client, email="mia@example.com")
+    answer = await client.get("/desk/dashboard/load.csv")
+    raw = await answer.read()
+    assert raw.startswith("\ufeff".encode())  # the byte-order mark Excel needs to read UTF-8
+    lines = raw.decode("utf-8-sig").splitlines()
+    assert lines[0] == "Оператор,Статус,В работе,Ждут клиента,Вместимость"
+    assert "Анна,на месте,1,0,10" in lines and "Mia,не в сети,0,0,10" in lines
+
+
+async def test_every_page_uses_the_packaged_stylesheet_and_icon(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    await agent(runtime, add_agent, "Anna", language="en")
+    login = await (await client.get("/desk/login")).text()
+    contact = await (await client.get("/contact")).text()
+    for html in (login, contact):
+        css = re.search(r'<link rel="stylesheet" href="(/assets/switchboard\.css\?v=[0-9a-f]{12})">', html)
+        assert css and '<link rel="icon" href="/assets/favicon.svg' in html
+        sheet = await client.get(css.group(1))
+        assert sheet.status == 200 and sheet.content_type == "text/css" and ".badge" in await sheet.text()
+    icon = await client.get("/favicon.ico")
+    assert icon.status == 200 and icon.content_type == "image/svg+xml" and b"<svg" in await icon.read()
+    assert 'class="sign-in"' in login and 'class="primary"' in login
