@@ -69,7 +69,7 @@ WORDS: dict[str, dict[str, str]] = {
         "merged_into": "This ticket was merged into", "merged_from": "Merged into this one:",
         "confirm_merge": "Merge this ticket into the chosen one and close it?",
         "any_channel": "every channel", "any_priority": "any priority", "filter": "Filter",
-        "shortcuts": "Keys: / search · j k move · Enter open · r write · Ctrl+Enter send · q queue",
+        "shortcuts": "Keys: / search · j k move · x tick · Enter open · r write · Ctrl+Enter send · q queue",
         "parked": "Parked items", "reference": "Reference", "attempts": "Attempts", "error": "Error", "when": "When",
         "parked_hint": "What a channel could not store after its retries, kept whole: switchboard parked show N.",
     },
@@ -130,7 +130,8 @@ WORDS: dict[str, dict[str, str]] = {
         "merged_into": "Эта заявка объединена с", "merged_from": "Объединены с этой:",
         "confirm_merge": "Объединить эту заявку с выбранной и закрыть её?",
         "any_channel": "все каналы", "any_priority": "любой приоритет", "filter": "Отобрать",
-        "shortcuts": "Клавиши: / поиск · j k выбор · Enter открыть · r написать · Ctrl+Enter отправить · q очередь",
+        "shortcuts": "Клавиши: / поиск · j k выбор · x отметить · Enter открыть · r написать · "
+                     "Ctrl+Enter отправить · q очередь",
         "parked": "Отложенные сообщения", "reference": "Ссылка", "attempts": "Попыток", "error": "Ошибка",
         "when": "Когда",
         "parked_hint": "Что канал не смог сохранить после повторов, сохранено целиком: switchboard parked show N.",
@@ -165,5 +166,6 @@ def page(request: web.Request, template: str, signed: Signed | None, *, status: 
          headers: dict[str, str] | None = None, prefer: str | None = None, **context: Any) -> web.Response:
     lang = language(request, signed, prefer)
     context.setdefault("section", SECTIONS.get(template, ""))
+    context.setdefault("request_path", request.path_qs)  # where a form on the page leads back to
     return _pages.render(template, lang, status=status, headers=headers, me=signed.agent if signed else None,
                          csrf=signed.csrf if signed else "", span=lambda d: waited(d, lang), **context)

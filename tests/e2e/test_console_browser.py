@@ -15,13 +15,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, unavailable
-from tests.e2e.browser import find_chromium
+from tests.conftest import REPO
 from tests.integration.test_serve import Serve, cli
 
 pytestmark = pytest.mark.embedded_default
@@ -29,21 +27,6 @@ pytestmark = pytest.mark.embedded_default
 TIMEOUT_MS = 15_000
 PASSWORD = "correct horse battery"
 SHOTS = REPO / "tests" / "artifacts" / "screenshots"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    binary = find_chromium()
-    if binary is None:
-        unavailable("Chromium (apt-get install -y chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=binary, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 def add_agent(serve: Serve, name: str, *args: str) -> None:
