@@ -41,6 +41,7 @@ class TicketQuery(QueryParams):
     limit: int = Field(50, ge=1, le=MAX_PAGE, description=f"Page size, 1–{MAX_PAGE} (default 50).")
     cursor: Id | None = Field(None, description="`next_cursor` of the previous page.")
     escalated: bool = Field(False, description="`true`: only tickets a regulation took to the head of their group.")
+    tag: str | None = Field(None, max_length=40, description="Only tickets with this tag.")
 
 
 class ForecastQuery(QueryParams):
@@ -79,6 +80,7 @@ async def list_tickets(request: web.Request) -> web.Response:
         limit=asked.limit,
         before=asked.cursor,
         escalated=asked.escalated,
+        tag=asked.tag.lower() if asked.tag else None,
     )
     items = [schemas.ticket_summary(t) for t in page.tickets]
     return json_ok(schemas.TicketList(items=items, next_cursor=page.next_cursor))

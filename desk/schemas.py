@@ -28,6 +28,7 @@ RoleName = Literal["agent", "manager", "admin"]
 ChannelName = Literal["email", "webform", "webchat", "telegram", "phone"]
 MAX_CAPACITY = 1000
 SkillName = Annotated[str, Field(min_length=1, max_length=64)]
+TagName = Annotated[str, Field(min_length=1, max_length=40)]
 GroupName = Annotated[str, Field(min_length=1, max_length=100)]
 
 
@@ -67,6 +68,8 @@ class TicketPatch(Strict):
         None, max_length=20,
         description="The skills its agent must have (the whole list; [] clears it); a waiting ticket is routed again.",
     )
+    tags: list[TagName] | None = Field(
+        None, max_length=20, description="Its tags (the whole list; [] clears it): lower-cased, spaces become -.")
 
 
 class IdentityIn(Strict):
@@ -262,6 +265,7 @@ class TicketDetail(TicketSummary):
     clock: list[ClockEventOut] = Field(description="Why each deadline is where it is: the regulation clock's timeline.")
     linked: list[int] = Field(description="The client's tickets linked to this one.")
     merged_from: list[int] = Field(description="Tickets merged into this one; their messages are listed here now.")
+    tags: list[str] = Field(description="Its tags, sorted.")
 
 
 class CustomerOut(CustomerBrief):
@@ -401,6 +405,7 @@ def ticket_detail(view: TicketView) -> TicketDetail:
         clock=[ClockEventOut.model_validate(e) for e in view.clock],
         linked=[t.id for t in view.links],
         merged_from=view.merged_from,
+        tags=view.tags,
     )
 
 

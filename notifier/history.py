@@ -17,8 +17,12 @@ class Notification:
 
 
 async def notifications(session: AsyncSession, *, ticket: int | None = None, channel: str | None = None,
-                        status: OutboxStatus | None = None, limit: int = 50) -> list[Notification]:
+                        status: OutboxStatus | None = None, limit: int = 50,
+                        before: int | None = None) -> list[Notification]:
+    """Newest first; `before` (an outbox id) pages on from an earlier page's last row."""
     query = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Outbox.id < before)
     if ticket is not None:
         query = query.where(Outbox.ticket_id == ticket)
     if channel is not None:

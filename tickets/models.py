@@ -457,6 +457,16 @@ class Parked(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+class TicketTag(Base):
+    """A free label on a ticket ("refund", "vip", "возврат"): agents filter queues by it."""
+
+    __tablename__ = "ticket_tags"
+    __table_args__ = (Index("ix_ticket_tags_tag", "tag"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
 class TicketSeen(Base):
     """When an agent last opened a ticket: a client's message after it is unread to them (the queue marks it)."""
 
@@ -465,6 +475,20 @@ class TicketSeen(Base):
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SavedView(Base):
+    """A queue an agent filtered and named, to open again in one click (the console's own views)."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("agent_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(60))
+    query: Mapped[str] = mapped_column(String(1000))
+    """The queue's address after `/desk?`: its view, filters and order."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class WebSession(Base):
@@ -534,6 +558,7 @@ class EventKind(StrEnum):
     sla_breached = "sla_breached"
     escalated = "escalated"
     sla_step_dropped = "sla_step_dropped"
+    tags_changed = "tags_changed"
 
 
 class Event(Base):

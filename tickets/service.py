@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets.actions import chat as chat_actions
 from tickets.actions import customers as customer_actions
-from tickets.actions import logins, merging, parking, receipts, staff
+from tickets.actions import logins, merging, parking, receipts, staff, views
 from tickets.actions import portal as portal_actions
 from tickets.actions import tickets as ticket_actions
 from tickets.actions.logins import Login
@@ -35,6 +35,7 @@ from tickets.models import (
     Priority,
     Rating,
     Role,
+    SavedView,
     Skill,
     Ticket,
     TicketStatus,
@@ -44,6 +45,7 @@ from tickets.queries import chat, customers, portal, reports
 from tickets.queries import parking as parking_queries
 from tickets.queries import staff as staff_queries
 from tickets.queries import tickets as ticket_queries
+from tickets.queries import views as view_queries
 from tickets.queries.chat import ChatHistory
 from tickets.queries.customers import CustomerView
 from tickets.queries.portal import PortalView
@@ -153,10 +155,11 @@ class TicketService:
         channel: str | None = None,
         priority: list[Priority] | None = None,
         escalated: bool = False,
+        tag: str | None = None,
     ) -> TicketPage:
         return await ticket_queries.list_tickets(
             self.deps, viewer, status=status, assignee=assignee, group=group, overdue=overdue, limit=limit,
-            before=before, search=search, channel=channel, priority=priority, escalated=escalated
+            before=before, search=search, channel=channel, priority=priority, escalated=escalated, tag=tag
         )
 
     async def queue_lines(
@@ -174,18 +177,32 @@ class TicketService:
         group: str | None = None,
         created_since: datetime | None = None,
         created_before: datetime | None = None,
+        tag: str | None = None,
     ) -> list[QueueLine]:
         return await ticket_queries.queue_lines(
             self.deps, viewer, status=status, assignee=assignee, overdue=overdue, limit=limit, search=search,
             channel=channel, priority=priority, escalated=escalated, group=group, created_since=created_since,
-            created_before=created_before
+            created_before=created_before, tag=tag
         )
+
+    async def all_tags(self) -> list[str]:
+        return await ticket_queries.all_tags(self.deps)
 
     async def get_ticket(self, viewer: Agent, number: int) -> TicketView:
         return await ticket_queries.get_ticket(self.deps, viewer, number)
 
     async def mark_opened(self, viewer: Agent, number: int) -> None:
         return await ticket_actions.mark_opened(self.deps, viewer, number)
+
+    # --- actions.views -----------------------------------------
+    async def save_view(self, viewer: Agent, name: str, query: str) -> SavedView:
+        return await views.save_view(self.deps, viewer, name, query)
+
+    async def remove_view(self, viewer: Agent, view_id: int) -> None:
+        return await views.remove_view(self.deps, viewer, view_id)
+
+    async def list_views(self, viewer: Agent) -> list[SavedView]:
+        return await view_queries.list_views(self.deps, viewer)
 
     # --- actions.merging ----------------------------------------
     async def link_tickets(self, viewer: Agent, number: int, other: int) -> None:

@@ -50,7 +50,9 @@ class Pages:
         words = self._words[lang]
 
         def value(kind: str, raw: object) -> str:
-            """A stored value (a status, a channel, a step's name) in the reader's words."""
+            """A stored value (a status, a channel, a step's name) in the reader's words; kind "raw": as written."""
+            if kind == "raw":
+                return str(raw)
             return words.get(f"{kind}_{raw}") or str(raw).replace("_", " ")
 
         html = self._env.get_template(template).render(t=words, v=value, lang=lang, **context)

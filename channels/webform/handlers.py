@@ -6,37 +6,32 @@ import json
 import re
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp_cors
 from aiohttp import web
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from channels.poison import ParkedItem, store_or_park
 from channels.webform.form import CATEGORIES, CHANNEL, HONEYPOT, ContactForm, to_inbound, validate
+from channels.webform.words import WORDS, refusal
 from tickets.errors import DomainError, InvalidInput, StoreUnavailable
 from tickets.inbound import Inbound
 from tickets.ingest import IngestResult
 from tickets.language import from_accept_language
 from tickets.text import clean, clean_inbound, clean_text
-from web.assets import TEMPLATES, asset
 from web.endpoints import Endpoint, Param
 from web.forms import FormErrors, read_form
 from web.http import error_response, json_ok, read_json
-from web.pages import HEADERS
+from web.pages import Pages, reader_language
 from web.ratelimit import RateLimiter
 from web.runtime import RUNTIME, runtime
 
 LIMITER = web.AppKey("webform.limiter", RateLimiter)
 MAX_KEY = 200
 
-_templates = Environment(
-    loader=ChoiceLoader([PackageLoader("channels.webform", "templates"), FileSystemLoader(TEMPLATES)]),
-    autoescape=select_autoescape(["html"]),
-    enable_async=False,
-)
-_templates.globals["asset"] = asset
+_pages = Pages(Path(__file__).parent / "templates", WORDS)
 FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,100}")
 """What a contact page puts in its form: a retried post with the same token is the same submission."""
 
@@ -72,21 +67,28 @@ async def _limited(request: web.Request) -> int | None:
     return await request.app[LIMITER].retry_after(client_ip(request))
 
 
-def _render(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> web.Response:
-    html = _templates.get_template(name).render(categories=CATEGORIES, honeypot=HONEYPOT, **context)
-    return web.Response(text=html, status=status, content_type="text/html", headers={**HEADERS, **(headers or {})})
+def _language(request: web.Request) -> str:
+    """The page's language: the one the reader chose on it (`?lang=`), else their browser's."""
+    chosen = request.query.get("lang", "")
+    return reader_language(request, chosen if chosen in WORDS else None)
+
+
+def _render(request: web.Request, name: str, status: int = 200, headers: dict[str, str] | None = None,
+            **context: Any) -> web.Response:
+    lang = _language(request)
+    return _pages.render(name, lang, status=status, headers=headers, categories=list(CATEGORIES),
+                         honeypot=HONEYPOT, say=lambda field, problem: refusal(lang, field, problem), **context)
 
 
 async def contact_page(request: web.Request) -> web.Response:
-    return _render("contact.html", values={"form_token": uuid.uuid4().hex}, errors={})
+    return _render(request, "contact.html", values={"form_token": uuid.uuid4().hex}, errors={})
 
 
 async def contact_submit(request: web.Request) -> web.Response:
     settings = runtime(request).settings
     if (retry := await _limited(request)) is not None:
-        message = "Too many submissions from your address; please try again in a minute."
-        return _render("contact.html", 429, {"Retry-After": str(retry)}, values={"form_token": uuid.uuid4().hex},
-                       errors={"form": message})
+        return _render(request, "contact.html", 429, {"Retry-After": str(retry)},
+                       values={"form_token": uuid.uuid4().hex}, errors={"form": WORDS[_language(request)]["too_many"]})
     values: dict[str, str] = {}
     try:
         files = await read_form(request, values)
@@ -102,7 +104,7 @@ async def contact_submit(request: web.Request) -> web.Response:
                              language=from_accept_language(request.headers.get("Accept-Language", "")))
         outcome = await _store(request, inbound, json.dumps({k: v for k, v in values.items() if k != HONEYPOT}))
         if isinstance(outcome, ParkedItem):
-            return _render("submitted.html", number=None, duplicate=False)
+            return _render(request, "submitted.html", number=None, duplicate=False, portal=None)
         result = outcome
         if result.duplicate and result.message.body_text != clean_text(form.message)[0]:
             # An old page sent again with a new message (the back button): a new submission, not a retry.
@@ -110,11 +112,13 @@ async def contact_submit(request: web.Request) -> web.Response:
     except FormErrors as exc:
         values.setdefault("form_token", uuid.uuid4().hex)
         values.pop(HONEYPOT, None)
-        return _render("contact.html", status=422, values=values, errors=exc.fields)
+        return _render(request, "contact.html", status=422, values=values, errors=exc.fields)
     except StoreUnavailable:
-        message = "We could not save your message just now. Your text is still here: please send it again in a moment."
-        return _render("contact.html", 503, {"Retry-After": "5"}, values=values, errors={"form": message})
-    return _render("submitted.html", number=result.ticket.id, duplicate=result.duplicate)
+        return _render(request, "contact.html", 503, {"Retry-After": "5"}, values=values,
+                       errors={"form": WORDS[_language(request)]["not_saved"]})
+    key = result.ticket.portal_key
+    return _render(request, "submitted.html", number=result.ticket.id, duplicate=result.duplicate,
+                   portal=f"/portal/{key}" if key else None)
 
 
 async def _store(request: web.Request, inbound: Inbound, payload: str) -> IngestResult | ParkedItem:

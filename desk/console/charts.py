@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 PALETTE = ("#457b9d", "#e76f51", "#2a9d8f", "#e9c46a", "#8d99ae", "#6d597a")
+OPEN, WAITING, SPARE = "#457b9d", "#e9a23b", "#d5dde6"
+"""Load: work in hand, work waiting on the client, room left (grey: nothing to do, not "good")."""
+IN_TIME, LATE, NOT_DUE = "#2a9d8f", "#e76f51", "#d5dde6"
+"""Regulation steps: green only ever means "kept in time"."""
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,10 @@ class Bar:
     """Shown after the bar (e.g. "7 / 10")."""
 
 
-def bars(title: str, series: Sequence[str], rows: Sequence[Bar], *, scale: float | None = None) -> Markup:
-    """Horizontal stacked bars, one row each, with a legend; `scale` is the value of a full-width bar."""
+def bars(title: str, series: Sequence[str], rows: Sequence[Bar], *, scale: float | None = None,
+         colours: Sequence[str] = PALETTE) -> Markup:
+    """Horizontal stacked bars, one row each, with a legend; `scale` is the value of a full-width bar; `colours`
+    one per series (the same colour never means two things on one dashboard)."""
     width, label_w, row_h, top = 640, 170, 26, 58
     biggest = scale or max((sum(r.values) for r in rows), default=0) or 1
     height = top + row_h * max(1, len(rows)) + 10
@@ -32,7 +38,7 @@ def bars(title: str, series: Sequence[str], rows: Sequence[Bar], *, scale: float
              f'<text x="0" y="16" font-size="15" font-weight="600">{escape(title)}</text>']
     legend_x = label_w
     for index, name in enumerate(series):
-        parts.append(f'<rect x="{legend_x}" y="30" width="12" height="12" fill="{PALETTE[index % len(PALETTE)]}"/>'
+        parts.append(f'<rect x="{legend_x}" y="30" width="12" height="12" fill="{colours[index % len(colours)]}"/>'
                      f'<text x="{legend_x + 16}" y="40" font-size="12">{escape(name)}</text>')
         legend_x += 24 + 7 * len(name)
     plot = width - label_w - 70
@@ -45,7 +51,7 @@ def bars(title: str, series: Sequence[str], rows: Sequence[Bar], *, scale: float
             w = plot * value / biggest
             if w > 0:
                 parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" '
-                             f'fill="{PALETTE[index % len(PALETTE)]}"><title>{escape(series[index])}: '
+                             f'fill="{colours[index % len(colours)]}"><title>{escape(series[index])}: '
                              f'{value:g}</title></rect>')
             x += w
         parts.append(f'<text x="{x + 4:.1f}" y="{y + 15}" font-size="12">{escape(row.note)}</text>')

@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from desk.console.auth import Signed, require
-from desk.console.charts import Bar, bars
-from desk.console.render import WORDS, language, page
+from desk.console.charts import IN_TIME, LATE, NOT_DUE, OPEN, SPARE, WAITING, Bar, bars
+from desk.console.render import WORDS, language, page, refused
 from notifier.alerts import waited
 from tickets.models import OPEN_STATUSES
 from tickets.queries.reports import Histogram, Report
@@ -23,7 +23,7 @@ from web.runtime import runtime
 async def _manager(request: web.Request) -> Signed:
     signed = await require(request)
     if signed.agent.role not in MANAGERS:
-        raise web.HTTPForbidden(text="The dashboard is for managers.")
+        raise refused(request, signed, "only_managers")
     return signed
 
 
@@ -36,10 +36,19 @@ def _bucket_labels(histogram: Histogram, lang: str) -> list[str]:
     return [*labels, f"> {waited(histogram.bounds[-1], lang)}"]
 
 
+PERIODS = (7, 14, 30, 90)
+"""The windows a manager may look back over (`?days=`), in days."""
+
+
+def _days(request: web.Request) -> int:
+    asked = request.query.get("days", "")
+    return int(asked) if asked.isdigit() and int(asked) in PERIODS else 14
+
+
 async def _tables(request: web.Request, lang: str) -> tuple[dict[str, tuple[list[str], list[list[Any]]]], Report]:
     """Every chart's data as (columns, rows): what the page draws and the CSV export writes."""
     service = runtime(request).service
-    report = await service.report()
+    report = await service.report(_days(request))
     agents = await service.list_agents()
     groups = await service.list_groups()
     channels = sorted({c for day in report.by_channel.values() for c in day})
@@ -67,15 +76,15 @@ async def dashboard(request: web.Request) -> web.Response:
     tables, report = await _tables(request, lang)
     load_rows = tables["load"][1]
     charts = {
-        "load": bars(words["chart_load"], [words["open"], words["pending"], words["free"]],
+        "load": bars(words["chart_load"], [words["open"], words["status_pending"], words["free"]],
                      [Bar(name, [working, waiting, max(0, capacity - working - waiting)],
                           f"{working + waiting} / {capacity}")
-                      for name, _, working, waiting, capacity in load_rows]),
+                      for name, _, working, waiting, capacity in load_rows], colours=(OPEN, WAITING, SPARE)),
         "queues": bars(words["chart_queues"], [words["waiting"]],
                        [Bar(name, [waiting], str(waiting)) for name, waiting, _ in tables["queues"][1]]),
-        "compliance": bars(words["chart_compliance"], [words["in_time"], words["late"], words["pending"]],
+        "compliance": bars(words["chart_compliance"], [words["in_time"], words["late"], words["col_not_due"]],
                            [Bar(f"{r}/{s}", [m, late, p], f"{round(100 * m / (m + late)) if m + late else '—'} %")
-                            for r, s, m, late, p in tables["compliance"][1]]),
+                            for r, s, m, late, p in tables["compliance"][1]], colours=(IN_TIME, LATE, NOT_DUE)),
         "first_response": _histogram_chart(words["chart_first_response"], tables["first_response"][1], words),
         "resolution": _histogram_chart(words["chart_resolution"], tables["resolution"][1], words),
         "channels": bars(words["chart_channels"], tables["channels"][0][1:],
@@ -88,7 +97,7 @@ async def dashboard(request: web.Request) -> web.Response:
     overdue = (await runtime(request).service.list_tickets(signed.agent, status=list(OPEN_STATUSES), overdue=True,
                                                            limit=20)).tickets
     return page(request, "dashboard.html", signed, charts=charts, overdue=overdue, since=report.since,
-                now=runtime(request).clock.now())
+                now=runtime(request).clock.now(), days=_days(request), periods=PERIODS, comments=report.comments)
 
 
 def _histogram_chart(title: str, rows: Sequence[Sequence[Any]], words: dict[str, str]) -> Any:

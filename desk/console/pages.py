@@ -4,10 +4,12 @@ and goes through the same ticket services as the API (post/redirect/get, so a re
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from markupsafe import Markup
@@ -45,6 +47,7 @@ class Row:
     assignee: str
     group: str
     activity: Activity
+    tags: list[str]
 
     def countdown(self, now: datetime) -> float | None:
         """Seconds to the next step (negative: late)."""
@@ -82,9 +85,10 @@ class Filters:
     priority: str = ""
     since: str = ""
     until: str = ""
+    tag: str = ""
 
     @classmethod
-    def read(cls, query: Any, signed: Signed, groups: list[str]) -> Filters:
+    def read(cls, query: Any, signed: Signed, groups: list[str], tags: list[str]) -> Filters:
         def chosen(name: str, allowed: Any) -> str:
             value = query.get(name, "")
             return value if value in allowed else ""
@@ -98,7 +102,7 @@ class Filters:
         return cls(view=view, q=clean_text(query.get("q", ""))[0].strip()[:200], status=chosen("status", STATUSES),
                    assignee=assignee, group=chosen("group", groups), channel=chosen("channel", CHANNELS),
                    priority=chosen("priority", PRIORITY_RANK), since=_day(query.get("since", "")),
-                   until=_day(query.get("until", "")))
+                   until=_day(query.get("until", "")), tag=chosen("tag", tags))
 
     def arguments(self, me: Agent) -> dict[str, Any]:
         """The queue query: the view's own narrowing, then each filter."""
@@ -123,6 +127,8 @@ class Filters:
             arguments["priority"] = [Priority(self.priority)]
         if self.since:
             arguments["created_since"] = datetime.fromisoformat(self.since).replace(tzinfo=UTC)
+        if self.tag:
+            arguments["tag"] = self.tag
         if self.until:
             arguments["created_before"] = datetime.fromisoformat(self.until).replace(tzinfo=UTC) + timedelta(days=1)
         if self.q:
@@ -151,11 +157,12 @@ async def queue(request: web.Request) -> web.Response:
     signed = await require(request)
     service = runtime(request).service
     groups = sorted(g.group.name for g in await service.list_groups())
-    filters = Filters.read(request.query, signed, groups)
+    tags = await service.all_tags()
+    filters = Filters.read(request.query, signed, groups, tags)
     lines = await service.queue_lines(signed.agent, limit=200, search=filters.q or None,
                                       **filters.arguments(signed.agent))
     rows = [Row(line.ticket, line.customer, line.deadlines.next, line.deadlines.breached, line.assignee, line.group,
-                line.activity) for line in lines]
+                line.activity, line.tags) for line in lines]
     sort = request.query.get("sort", "attention")
     if sort not in SORTS:
         sort = "attention"
@@ -164,11 +171,15 @@ async def queue(request: web.Request) -> web.Response:
     agents = [v.agent for v in await service.list_agents()] if managers else []
     outcome = request.query.get("bulk")
     bulk_notice = {"done": "bulk_done", "nothing": "bulk_nothing"}.get(outcome or "")
+    bulk_notice = bulk_notice or {"done": "view_saved", "refused": "view_refused"}.get(request.query.get("saved", ""))
     counts = {k: whole_number(request.query.get(k, "0"), maximum=200) or 0 for k in ("changed", "refused")}
+    saved = await service.list_views(signed.agent)
+    here = urlencode({**filters.kept(), "sort": sort})
     return page(request, "queue.html", signed, rows=rows, view=filters.view, q=filters.q, filters=filters,
-                bulk_notice=bulk_notice, counts=counts,
+                bulk_notice=bulk_notice, counts=counts, saved=saved, here=here,
                 now=runtime(request).clock.now(), sort=sort, kept=filters.kept(), channels=CHANNELS,
-                priorities=list(PRIORITY_RANK), statuses=STATUSES, groups=groups, agents=agents, managers=managers)
+                priorities=list(PRIORITY_RANK), statuses=STATUSES, groups=groups, agents=agents, managers=managers,
+                tags=tags)
 
 
 async def ticket(request: web.Request) -> web.Response:
@@ -196,9 +207,12 @@ async def _ticket_page(request: web.Request, signed: Signed, number: int, *, not
     fill = {"name": view.customer.name or "", "number": str(view.ticket.id)}
     canned = [(c.title, _filled(c.body, fill)) for c in await service.list_canned()]
     pending = [d for d in view.deadlines if d.status == "pending"]
+    known_tags = await service.all_tags()
     return page(request, "ticket.html", signed, status=status, view=view, now=view.as_of, timeline=history,
                 card=card, html=html, canned=canned, agents=agents, managers=signed.agent.role in MANAGERS,
-                notice=notice, error=error, names=names, where=_reply_goes(view), next_step=min(
+                notice=notice, error=error, names=names,
+                calls_by_message={c.message_id: c for c in view.calls if c.message_id is not None},
+                known_tags=known_tags, where=_reply_goes(view), next_step=min(
                     pending, key=lambda d: d.due_at, default=None))
 
 
@@ -238,6 +252,8 @@ async def act(request: web.Request) -> web.Response:
             changes: dict[str, Any] = {k: form[k] for k in ("status", "priority") if form.get(k)}
             if "category" in form:
                 changes["category"] = form["category"].strip() or None
+            if "tags" in form:
+                changes["tags"] = [t for t in form["tags"].replace(";", ",").split(",") if t.strip()]
             await service.update_ticket(signed.agent, number, changes)
             done = "done_saved"
         elif action == "transfer":
@@ -309,6 +325,33 @@ def _with(path: str, **values: str) -> str:
     return str(url.with_query({**kept, **values}))
 
 
+async def save_view(request: web.Request) -> web.Response:
+    """Name the queue as it is now (its view, filters and order) to open it again from the views bar."""
+    signed = await require(request)
+    form = await form_of(request, signed)
+    service = runtime(request).service
+    groups = sorted(g.group.name for g in await service.list_groups())
+    asked = URL("/desk?" + form.get("query", "")).query
+    filters = Filters.read(asked, signed, groups, await service.all_tags())  # only what the queue understands
+    sort = asked.get("sort", "attention")
+    query = urlencode({**filters.kept(), "sort": sort if sort in SORTS else "attention"})
+    try:
+        await service.save_view(signed.agent, form.get("name", ""), query)
+    except DomainError:  # the page says so in its own words, never the address's
+        raise web.HTTPSeeOther(f"/desk?{query}&saved=refused") from None
+    raise web.HTTPSeeOther(f"/desk?{query}&saved=done")
+
+
+async def remove_view(request: web.Request) -> web.Response:
+    signed = await require(request)
+    await form_of(request, signed)
+    view_id = as_id(request.match_info["id"])
+    if view_id is not None:
+        with contextlib.suppress(DomainError):  # removed already, or not theirs: the bar shows what is left
+            await runtime(request).service.remove_view(signed.agent, view_id)
+    raise web.HTTPSeeOther("/desk")
+
+
 async def presence(request: web.Request) -> web.Response:
     signed = await require(request)
     form = await form_of(request, signed)
@@ -350,6 +393,7 @@ def routes() -> list[Any]:
     return [web.get("/desk", queue), web.get("/desk/tickets/{number}", ticket),
             web.get("/desk/tickets/{number}/files/{message}/{index}", attachment),
             web.post("/desk/tickets/{number}", act), web.post("/desk/presence", presence), web.post("/desk/bulk", bulk),
-            web.post("/desk/tickets/{number}/typing", live.typing),
+            web.post("/desk/tickets/{number}/typing", live.typing), web.post("/desk/views", save_view),
+            web.post("/desk/views/{id}/remove", remove_view),
             web.get("/desk/events", live.events), web.static("/desk/static", STATIC, append_version=True)]
 

@@ -23,6 +23,16 @@ WORDS: dict[str, dict[str, str]] = {
         "pick_all": "Choose every ticket on the page", "pick": "Choose", "apply": "Apply to the chosen",
         "client_replied": "client replied", "bulk_done": "Changed: {changed}. Refused: {refused}.",
         "bulk_nothing": "Choose tickets and what to change.", "chosen": "chosen",
+        "forbidden_title": "Not for your role", "only_managers": "The dashboard and these pages are for managers.",
+        "only_admins": "Only admins change these settings.",
+        "period": "Period", "last_n_days": "{n} days", "client_comments": "What clients said",
+        "rating": "Client's rating",
+        "view_name": "Name this view", "save_view": "Save as my view", "remove_view": "Remove the view",
+        "view_saved": "Saved: it is in your views above.",
+        "view_refused": "Not saved: give the view a name (at most 30 views).",
+        "tag": "Tag", "any_tag": "any tag", "tags": "Tags", "tags_hint": "Separated by commas.",
+        "settings_view": "Team and settings", "read_only": "You can read these; admins change them.",
+        "any_status": "any status", "older": "Older",
         "system_events": "System events: {n}", "ticket": "Ticket", "recording": "recording",
         "goes_email": "A reply goes by email to {address}; the client also sees it in their portal.",
         "goes_nowhere": "The client left no email address: a reply shows only in their portal link.",
@@ -81,6 +91,17 @@ WORDS: dict[str, dict[str, str]] = {
         "pick_all": "Выбрать все заявки на странице", "pick": "Выбрать", "apply": "Применить к выбранным",
         "client_replied": "клиент ответил", "bulk_done": "Изменено: {changed}. Отказано: {refused}.",
         "bulk_nothing": "Выберите заявки и что изменить.", "chosen": "выбрано",
+        "forbidden_title": "Недоступно для вашей роли",
+        "only_managers": "Сводка и эти страницы — для руководителей.",
+        "only_admins": "Эти настройки меняют только администраторы.",
+        "period": "Период", "last_n_days": "{n} дн.", "client_comments": "Что сказали клиенты",
+        "rating": "Оценка клиента",
+        "view_name": "Название", "save_view": "Сохранить как моё представление",
+        "remove_view": "Удалить представление", "view_saved": "Сохранено: оно среди ваших представлений выше.",
+        "view_refused": "Не сохранено: дайте название (не больше 30 представлений).",
+        "tag": "Метка", "any_tag": "любая метка", "tags": "Метки", "tags_hint": "Через запятую.",
+        "settings_view": "Команда и настройки", "read_only": "Вы можете это читать; меняют администраторы.",
+        "any_status": "любой статус", "older": "Раньше",
         "system_events": "Системных событий: {n}", "ticket": "Заявка", "recording": "запись",
         "goes_email": "Ответ уйдёт письмом на {address}; клиент увидит его и на своей странице заявки.",
         "goes_nowhere": "Клиент не оставил почту: ответ будет виден только на его странице заявки.",
@@ -169,3 +190,10 @@ def page(request: web.Request, template: str, signed: Signed | None, *, status: 
     context.setdefault("request_path", request.path_qs)  # where a form on the page leads back to
     return _pages.render(template, lang, status=status, headers=headers, me=signed.agent if signed else None,
                          csrf=signed.csrf if signed else "", span=lambda d: waited(d, lang), **context)
+
+
+def refused(request: web.Request, signed: Signed, why: str) -> web.HTTPForbidden:
+    """A 403 to raise: a console page in the agent's language saying why (`why`: its words' key)."""
+    shown = page(request, "forbidden.html", signed, status=403, why=why)
+    headers = {k: v for k, v in shown.headers.items() if k.lower() not in ("content-type", "content-length")}
+    return web.HTTPForbidden(text=shown.text, content_type="text/html", headers=headers)

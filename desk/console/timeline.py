@@ -15,8 +15,8 @@ PLAIN = {EventKind.created, EventKind.message_received, EventKind.queued, EventK
          EventKind.not_reassigned, EventKind.call_response, EventKind.skills_changed, EventKind.sla_step_dropped}
 """Bookkeeping: folded into a line that opens on demand."""
 VALUED: dict[str, str] = {EventKind.status_changed: "status", EventKind.priority_changed: "priority",
-          EventKind.category_changed: "category"}
-"""Changes shown as old → new, and the words their values are read with."""
+                          EventKind.category_changed: "category", EventKind.tags_changed: "raw"}
+"""Changes shown as old → new, and the words their values are read with ("raw": as written)."""
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from switchboard.bootstrap import Runtime
 from switchboard.webapp import create_app
 from tests.integration.test_console import PASSWORD, csrf_of, form, sign_in
 from tickets.clock import Clock, ManualClock
 from tickets.inbound import Identity, Inbound
-from tickets.models import Agent, Role
+from tickets.models import Agent, Outbox, Role, SavedView
 
 
 @pytest.fixture
@@ -242,3 +243,166 @@ async def test_every_page_uses_the_packaged_stylesheet_and_icon(
     icon = await client.get("/favicon.ico")
     assert icon.status == 200 and icon.content_type == "image/svg+xml" and b"<svg" in await icon.read()
     assert 'class="sign-in"' in login and 'class="primary"' in login
+
+
+async def test_a_managers_read_the_team_page_and_its_notifications_admins_change_it_agents_get_a_page_in_words(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    await agent(runtime, add_agent, "Mia", role=Role.manager, presence="offline", language="en")
+    await agent(runtime, add_agent, "Anna", language="ru")
+    for n in range(53):  # 53 acknowledgements: more than a page of notifications
+        await runtime.service.ingest(form(n))
+    await sign_in(client, email="anna@example.com")
+    refused = await client.get("/desk/admin")
+    html = await refused.text()
+    assert refused.status == 403 and "Недоступно для вашей роли" in html and 'class="topbar"' in html
+    assert (await client.get("/desk/dashboard")).status == 403
+
+    await sign_in(client, email="mia@example.com")
+    page = await client.get("/desk/admin")
+    html = await page.text()
+    assert page.status == 200 and "<h1>Team and settings</h1>" in html and "admins change them" in html
+    assert 'action="/desk/admin/canned"' not in html  # reading, not changing
+    assert (await client.post("/desk/admin/canned", data={"csrf": csrf_of(html), "title": "Hi",
+                                                          "text": "Hello"})).status == 403
+    async with runtime.sessions() as session:
+        total = len(list(await session.scalars(select(Outbox.id))))
+    assert 50 < total <= 100  # acknowledgements and assignment notices: more than a page
+    shown = re.findall(r'<tr data-notification="(\d+)"><td class="nowrap"><time', html)
+    assert len(shown) == 50  # a page, each with its time
+    older = re.search(r'href="(/desk/admin\?[^"]*before=\d+)#notifications">Older', html)
+    assert older
+    older_page = await (await client.get(older.group(1).replace("&amp;", "&"))).text()
+    rest = re.findall(r'<tr data-notification="(\d+)"', older_page)
+    assert len(rest) == total - 50 and not set(rest) & set(shown)
+    sms = await (await client.get("/desk/admin", params={"channel": "sms"})).text()
+    assert "data-notification" not in sms and '<option value="sms" selected>SMS</option>' in sms
+
+
+async def test_the_dashboard_looks_back_over_a_chosen_period_and_lists_what_clients_said(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any, clock: ManualClock
+) -> None:
+    await agent(runtime, add_agent, "Mia", role=Role.manager, presence="offline", language="en")
+    anna = await agent(runtime, add_agent, "Anna", language="en")
+    old = (await runtime.service.ingest(form(1))).ticket
+    await runtime.service.update_ticket(anna, old.id, {"status": "resolved"})
+    await runtime.service.rate(str(old.portal_key), 2, "Took three weeks")
+    clock.advance(timedelta(days=20))
+    recent = (await runtime.service.ingest(form(2))).ticket
+    await runtime.service.update_ticket(anna, recent.id, {"status": "resolved"})
+    await runtime.service.rate(str(recent.portal_key), 5, "Quick & kind <b>thanks</b>")
+    await sign_in(client, email="mia@example.com")
+
+    fortnight = await (await client.get("/desk/dashboard")).text()
+    said = re.search(r'<section class="panel" id="comments">(.*?)</section>', fortnight, re.S)
+    assert said and "Quick &amp; kind &lt;b&gt;thanks&lt;/b&gt;" in said.group(1)
+    assert "Took three weeks" not in said.group(1)  # 20 days ago: outside the fortnight
+    assert f'href="/desk/tickets/{recent.id}"' in said.group(1) and "5 ★" in said.group(1)
+    month = await (await client.get("/desk/dashboard", params={"days": "30"})).text()
+    assert "Took three weeks" in month and 'href="/desk/dashboard?days=30" aria-current="page"' in month
+    assert 'href="/desk/dashboard/load.csv?days=30"' in month
+    assert 'href="/desk/dashboard?days=14" aria-current="page"' in await (
+        await client.get("/desk/dashboard", params={"days": "1000"})).text()  # not offered: the default
+
+    ticket_page = await (await client.get(f"/desk/tickets/{recent.id}")).text()
+    rating = re.search(r'<div class="panel" id="rating">(.*?)</div>', ticket_page, re.S)
+    assert rating and "5 / 5 ★" in rating.group(1) and "Quick &amp; kind" in rating.group(1)
+
+
+async def test_a_call_on_the_ticket_says_its_number_length_agent_and_recording(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    anna, headers = await add_agent("Anna", email="anna@example.com", language="en")
+    await runtime.service.set_password(anna.id, PASSWORD)
+    started = runtime.clock.now() - timedelta(minutes=10)
+    answer = await client.post("/api/v1/calls", headers=headers, json={
+        "call_id": "pbx-77", "caller": "+442079460958", "called": "+442079460000", "direction": "in",
+        "disposition": "answered", "started_at": started.isoformat(),
+        "answered_at": (started + timedelta(seconds=15)).isoformat(),
+        "ended_at": (started + timedelta(seconds=15 + 125)).isoformat(), "agent": "anna@example.com",
+        "recording_url": "https://pbx.example.com/rec/77.wav", "notes": "Asked about the invoice"})
+    assert answer.status == 201, await answer.text()
+    number = (await answer.json())["ticket"]["number"]
+    await sign_in(client, email="anna@example.com")
+    html = await (await client.get(f"/desk/tickets/{number}")).text()
+    line = re.search(r'<p class="call-line" data-call="\d+">(.*?)</p>', html, re.S)
+    assert line, html
+    words = " ".join(line.group(1).split())
+    assert words.startswith("Inbound call · answered · +442079460958 · 2:05 · Anna")
+    assert '<a href="https://pbx.example.com/rec/77.wav" rel="noopener noreferrer">recording</a>' in words
+
+
+async def test_an_agent_saves_a_filtered_queue_as_their_own_view_and_removes_it(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    anna = await agent(runtime, add_agent, "Anna", language="en")
+    boris = await agent(runtime, add_agent, "Boris", language="en", presence="offline")  # Anna gets both
+    mail = (await runtime.service.ingest(Inbound(channel="email", identities=(Identity("email", "c@example.com"),),
+                                                 subject="Mail", body_text="Hello", external_id="<m2@x>"))).ticket
+    web = (await runtime.service.ingest(form(1))).ticket
+    assert mail.assignee_id == web.assignee_id == anna.id
+    await sign_in(client, email="anna@example.com")
+    html = await (await client.get("/desk", params={"view": "mine", "channel": "email", "sort": "number"})).text()
+    here = re.search(r'name="query" value="([^"]+)"', html)
+    assert here and "channel=email" in here.group(1)
+    saved = await client.post("/desk/views", allow_redirects=False, data={
+        "csrf": csrf_of(html), "name": "  My   email  ", "query": here.group(1).replace("&amp;", "&") + "&evil=<x>"})
+    assert saved.status == 303 and "evil" not in saved.headers["Location"]
+    back = await (await client.get(saved.headers["Location"])).text()
+    assert "Saved: it is in your views above." in back
+    link = re.search(r'<a href="(/desk\?[^"]+)" aria-current="page" data-saved-view="(\d+)">My email</a>', back)
+    assert link, back
+    kept = link.group(1).replace("&amp;", "&")
+    assert all(part in kept for part in ("view=mine", "channel=email", "sort=number"))
+    assert order(await (await client.get(kept)).text()) == [mail.id]  # the view, as saved: not the web form
+
+    # Boris neither sees nor removes Anna's views; an empty name is refused in words.
+    await sign_in(client, email="boris@example.com")
+    his = await (await client.get("/desk")).text()
+    assert "My email" not in his
+    await client.post(f"/desk/views/{link.group(2)}/remove", data={"csrf": csrf_of(his)})
+    assert await views_of(runtime) == [(anna.id, "My email")]
+    nameless = await client.post("/desk/views", data={"csrf": csrf_of(his), "name": "  ", "query": "view=mine"})
+    assert "Not saved: give the view a name" in await nameless.text()
+    assert await views_of(runtime) == [(anna.id, "My email")]
+
+    await sign_in(client, email="anna@example.com")
+    mine = await (await client.get("/desk")).text()
+    await client.post(f"/desk/views/{link.group(2)}/remove", data={"csrf": csrf_of(mine)})
+    assert await views_of(runtime) == [] and boris.id != anna.id
+
+
+async def views_of(runtime: Runtime) -> list[tuple[int, str]]:
+    async with runtime.sessions() as session:
+        return [(v.agent_id, v.name) for v in await session.scalars(select(SavedView).order_by(SavedView.id))]
+
+
+async def test_tags_are_set_on_the_ticket_page_shown_in_the_queue_filtered_by_and_kept_by_the_api(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    anna, headers = await add_agent("Anna", email="anna@example.com", language="en")
+    await runtime.service.set_password(anna.id, PASSWORD)
+    tagged = (await runtime.service.ingest(form(1))).ticket
+    other = (await runtime.service.ingest(form(2))).ticket
+    await sign_in(client, email="anna@example.com")
+    page = await (await client.get(f"/desk/tickets/{tagged.id}")).text()
+    saved = await client.post(f"/desk/tickets/{tagged.id}", allow_redirects=False, data={
+        "csrf": csrf_of(page), "action": "save", "status": "open", "priority": "normal", "category": "question",
+        "tags": "Refund, VIP client,refund"})
+    assert saved.status == 303
+    shown = await (await client.get(f"/desk/tickets/{tagged.id}")).text()
+    assert re.findall(r'data-tag>#([^<]+)</a>', shown) == ["refund", "vip-client"]
+    assert "<strong>Anna</strong> changed the tags: — → refund, vip-client" in shown
+    assert '<option value="refund">' in shown  # offered as you type on every ticket
+
+    queue = await (await client.get("/desk", params={"tag": "refund"})).text()
+    assert order(queue) == [tagged.id] and "#vip-client" in rows(queue)[tagged.id]
+    assert set(order(await (await client.get("/desk", params={"tag": "unknown"})).text())) == {tagged.id, other.id}
+
+    answer = await client.patch(f"/api/v1/tickets/{other.id}", json={"tags": ["refund"]}, headers=headers)
+    assert answer.status == 200 and (await answer.json())["tags"] == ["refund"]
+    listed = await (await client.get("/api/v1/tickets", params={"tag": "Refund"}, headers=headers)).json()
+    assert sorted(t["number"] for t in listed["items"]) == sorted([tagged.id, other.id])
+    refused = await client.patch(f"/api/v1/tickets/{other.id}", json={"tags": ["no/slashes"]}, headers=headers)
+    assert refused.status == 422 and "tags" in (await refused.json())["error"]["fields"]
+    assert (await runtime.service.get_ticket(anna, other.id)).tags == ["refund"]  # nothing half-written

@@ -145,7 +145,7 @@ async def test_contact_page_offers_every_field(client: TestClient[Any, Any]) -> 
     assert len(page.forms) == 1
     form = page.forms[0]
     assert form["method"].lower() == "post"
-    assert form["action"] == "/contact"
+    assert form["action"] == "/contact?lang=en"  # the reader's language, kept when the form is shown again
     assert form["enctype"] == "multipart/form-data"
 
     controls = page.controls
@@ -167,6 +167,35 @@ async def test_contact_page_offers_every_field(client: TestClient[Any, Any]) -> 
     token = controls["form_token"]["value"]
     assert re.fullmatch(r"[0-9a-f]{32}", token)
     assert await form_token(client) != token, "each page view gets its own token"
+
+
+async def test_the_contact_page_speaks_the_readers_language_and_its_answer_links_the_ticket_page(
+    client: TestClient[Any, Any], add_agent: Any
+) -> None:
+    await add_agent("Alice")
+    russian = {"Accept-Language": "ru-RU,ru;q=0.9"}
+    page = await (await client.get("/contact", headers=russian)).text()
+    assert '<html lang="ru">' in page and "Написать в поддержку" in page and ">Что-то сломалось</option>" in page
+    assert "Contact support" not in page and '<form method="post" action="/contact?lang=ru"' in page
+    english = await (await client.get("/contact?lang=en", headers=russian)).text()  # the reader's own choice wins
+    assert '<html lang="en">' in english and "Contact support" in english
+
+    token = re.search(r'name="form_token" value="([0-9a-f]+)"', page)
+    assert token
+    fields = {"form_token": token.group(1), "name": "Иван", "email": "ivan@", "message": "", "category": "defect"}
+    refused = await client.post("/contact?lang=ru", data=form_data(fields, []), headers=russian)
+    shown = await refused.text()
+    assert refused.status == 422 and "Исправьте, пожалуйста, отмеченные поля." in shown
+    assert "напишите, пожалуйста, сообщение" in shown and "адрес почты записан с ошибкой" in shown
+
+    fields.update(email="ivan@example.org", message="Принтер не печатает")
+    done = await client.post("/contact?lang=ru", data=form_data(fields, []), headers=russian)
+    answer = await done.text()
+    assert done.status == 200 and "Спасибо — ваше сообщение получено" in answer
+    link = re.search(r'<a href="(/portal/[\w-]+)" data-portal>', answer)
+    assert link, answer
+    portal = await client.get(link.group(1))
+    assert portal.status == 200 and "Принтер не печатает" in await portal.text()
 
 
 async def test_contact_post_with_attachment_opens_an_assigned_ticket(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit, deadlines
@@ -28,11 +28,13 @@ from tickets.models import (
     Ticket,
     TicketSeen,
     TicketStatus,
+    TicketTag,
     skill_set,
 )
 from tickets.ports import LockedAgent
 from tickets.queries.staff import skill_names
 from tickets.queries.tickets import TicketView, ticket_view
+from tickets.tags import normalize_tags
 from tickets.uow import UnitOfWork
 
 MAX_BODY = 100_000
@@ -49,6 +51,16 @@ async def mark_opened(deps: Deps, viewer: Agent, number: int) -> None:
             uow.session.add(TicketSeen(agent_id=viewer.id, ticket_id=number, seen_at=now))
 
     await deps.store.run(work)  # two tabs at once: the loser of the insert retries as an update
+
+
+async def _retag(session: AsyncSession, viewer: Agent, ticket: Ticket, tags: list[str], now: datetime) -> None:
+    """The ticket's tags become `tags` (the whole list), audited when they change."""
+    old = sorted(await session.scalars(select(TicketTag.tag).where(TicketTag.ticket_id == ticket.id)))
+    if old == tags:
+        return
+    await session.execute(delete(TicketTag).where(TicketTag.ticket_id == ticket.id))
+    session.add_all([TicketTag(ticket_id=ticket.id, tag=tag) for tag in tags])
+    audit.record(session, ticket.id, EventKind.tags_changed, now, actor=viewer, old=", ".join(old), new=", ".join(tags))
 
 
 async def add_message(deps: Deps, viewer: Agent, number: int, body: str, *, internal: bool) -> Message:
@@ -143,6 +155,8 @@ async def update_ticket(deps: Deps, viewer: Agent, number: int, changes: dict[st
                 old=ticket.category, new=changes["category"],
             )
             ticket.category = changes["category"]
+        if changes.get("tags") is not None:
+            await _retag(session, viewer, ticket, normalize_tags(changes["tags"]), now)
         if "assignee" in changes and target_id == viewer.id and ticket.assignee_id != viewer.id:
             ticket.processed_at = ticket.processed_at or now  # an explicit take-over processes the ticket
         uow.schedule(await deps.track(session, ticket, now, f"{viewer.name} changed {', '.join(sorted(changes))}"))

@@ -55,6 +55,8 @@ class Report:
     """How many clients answered 1, 2, 3, 4 and 5."""
     pending_by_agent: dict[int, int]
     """Tickets each agent holds that wait on the client (part of their load)."""
+    comments: list[Rating]
+    """The latest ratings that came with words, newest first."""
 
     @property
     def satisfaction(self) -> float | None:
@@ -106,6 +108,12 @@ async def _ratings(session: AsyncSession, since: datetime) -> list[int]:
     return [counts.get(score, 0) for score in range(1, 6)]
 
 
+async def _comments(session: AsyncSession, since: datetime, limit: int = 20) -> list[Rating]:
+    return list(await session.scalars(
+        select(Rating).where(Rating.created_at >= since, Rating.comment.isnot(None), Rating.comment != "")
+        .order_by(Rating.created_at.desc(), Rating.id.desc()).limit(limit)))
+
+
 async def _by_channel(session: AsyncSession, since: datetime) -> dict[str, dict[str, int]]:
     day = func.date(func.timezone("UTC", Ticket.created_at)) if is_postgresql(session) else func.date(Ticket.created_at)
     rows = await session.execute(select(day, Ticket.channel, func.count()).where(Ticket.created_at >= since)
@@ -126,4 +134,4 @@ async def report(deps: Deps, days: int = 14) -> Report:
                       dict(list(await session.execute(
                           select(Ticket.assignee_id, func.count())
                           .where(Ticket.status == TicketStatus.pending, Ticket.assignee_id.isnot(None))
-                          .group_by(Ticket.assignee_id)))))
+                          .group_by(Ticket.assignee_id)))), await _comments(session, since))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -30,9 +30,11 @@ from tickets.models import (
     Group,
     Message,
     Priority,
+    Rating,
     Ticket,
     TicketSeen,
     TicketStatus,
+    TicketTag,
 )
 from tickets.numbers import as_id
 
@@ -60,6 +62,9 @@ class TicketView:
     """The client's tickets an agent linked to this one."""
     merged_from: list[int]
     """Tickets merged into this one (their history is in `messages` now)."""
+    rating: Rating | None = None
+    """The client's rating of the resolved ticket, with their comment."""
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,7 @@ class QueueLine:
     """The assignee's name ('' when nobody has it)."""
     group: str
     activity: Activity
+    tags: list[str] = field(default_factory=list)
 
 
 _QUEUE_COLUMNS = (Ticket.id, Ticket.subject, Ticket.channel, Ticket.priority, Ticket.status, Ticket.created_at,
@@ -151,11 +157,12 @@ async def list_tickets(
     channel: str | None = None,
     priority: list[Priority] | None = None,
     escalated: bool = False,
+    tag: str | None = None,
 ) -> TicketPage:
     """Newest first, keyset-paginated by number so deep pages stay as fast as the first."""
     async with deps.store.session() as session:
         listing = _Listing(await visibility(session, viewer), status, assignee, group, channel, priority,
-                           deps.clock.now() if overdue else None, before, escalated)
+                           deps.clock.now() if overdue else None, before, escalated, tag=tag)
         tickets = list(await session.scalars(await _listed(session, listing, search, limit + 1, (Ticket,))))
         more = len(tickets) > limit
         tickets = tickets[:limit]
@@ -177,13 +184,15 @@ async def queue_lines(
     group: str | None = None,
     created_since: datetime | None = None,
     created_before: datetime | None = None,
+    tag: str | None = None,
 ) -> list[QueueLine]:
     """What a console queue shows, newest first: the tickets `list_tickets` would list, each with its client's name,
     its deadlines, its assignee and group, and who wrote last, read in one transaction (one pooled connection, one
     ping) and as columns, not objects."""
     async with deps.store.session() as session:
         listing = _Listing(await visibility(session, viewer), status, assignee, group, channel, priority,
-                           deps.clock.now() if overdue else None, None, escalated, created_since, created_before)
+                           deps.clock.now() if overdue else None, None, escalated, created_since, created_before,
+                           tag)
         tickets = [QueueTicket(*row) for row in
                    await session.execute(await _listed(session, listing, search, limit, _QUEUE_COLUMNS))]
         numbers = [t.id for t in tickets]
@@ -194,10 +203,21 @@ async def queue_lines(
             _among(session, Agent.id, {t.assignee_id for t in tickets if t.assignee_id is not None}))))) \
             if tickets else {}
         groups = dict(list(await session.execute(select(Group.id, Group.name)))) if tickets else {}
+        tags: dict[int, list[str]] = {}
+        if tickets:
+            for number, label in await session.execute(select(TicketTag.ticket_id, TicketTag.tag).where(
+                    _among(session, TicketTag.ticket_id, numbers)).order_by(TicketTag.tag)):
+                tags.setdefault(number, []).append(label)
     none, nothing = DeadlineSummary(None, False), Activity(None, None, None)
     return [QueueLine(t, names.get(t.customer_id, ""), summaries.get(t.id, none),
                       agents.get(t.assignee_id, "") if t.assignee_id is not None else "", groups.get(t.group_id, ""),
-                      activity.get(t.id, nothing)) for t in tickets]
+                      activity.get(t.id, nothing), tags.get(t.id, [])) for t in tickets]
+
+
+async def all_tags(deps: Deps, limit: int = 500) -> list[str]:
+    """Every tag in use, for autocomplete and the queue's filter."""
+    async with deps.store.session() as session:
+        return list(await session.scalars(select(TicketTag.tag).distinct().order_by(TicketTag.tag).limit(limit)))
 
 
 async def _activity_in(session: AsyncSession, viewer_id: int, numbers: Sequence[int]) -> dict[int, Activity]:
@@ -235,6 +255,7 @@ class _Listing:
     escalated: bool = False
     created_since: datetime | None = None
     created_before: datetime | None = None
+    tag: str | None = None
 
     def narrow(self, query: S) -> S:
         if self.visible is not None:
@@ -261,6 +282,8 @@ class _Listing:
             query = query.where(Ticket.created_at >= self.created_since)
         if self.created_before is not None:
             query = query.where(Ticket.created_at < self.created_before)
+        if self.tag is not None:
+            query = query.where(Ticket.id.in_(select(TicketTag.ticket_id).where(TicketTag.tag == self.tag)))
         return query
 
 
@@ -384,5 +407,8 @@ async def ticket_view(session: AsyncSession, ticket: Ticket, now: datetime) -> T
         select(Deadline).where(Deadline.ticket_id == ticket.id).order_by(Deadline.id)))
     clock = list(await session.scalars(
         select(ClockEvent).where(ClockEvent.ticket_id == ticket.id).order_by(ClockEvent.id)))
+    rating = await session.scalar(select(Rating).where(Rating.ticket_id == ticket.id))
+    tags = list(await session.scalars(select(TicketTag.tag).where(TicketTag.ticket_id == ticket.id)
+                                      .order_by(TicketTag.tag)))
     return TicketView(ticket, customer, identities, group, assignee, messages, events, calls, promises, clock, now,
-                      await linked_tickets(session, ticket.id), await merged_from(session, ticket.id))
+                      await linked_tickets(session, ticket.id), await merged_from(session, ticket.id), rating, tags)

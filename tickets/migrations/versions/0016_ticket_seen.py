@@ -25,9 +25,14 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 def upgrade() -> None:
     op.create_table(
         'ticket_seen',
-        sa.Column('agent_id', BigId, sa.ForeignKey('agents.id', ondelete='CASCADE'), primary_key=True),
-        sa.Column('ticket_id', BigId, sa.ForeignKey('tickets.id', ondelete='CASCADE'), primary_key=True),
+        sa.Column('agent_id', BigId, nullable=False),
+        sa.Column('ticket_id', BigId, nullable=False),
         sa.Column('seen_at', tickets.models.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_ticket_seen_agent_id_agents'),
+                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_seen_ticket_id_tickets'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('agent_id', 'ticket_id', name=op.f('pk_ticket_seen')),
     )
 
 
