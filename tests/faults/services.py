@@ -8,6 +8,7 @@ is also a flush. Every process started here is stopped when its context ends.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,3 +201,10 @@ def roles(database_url: str, redis_url: str, **env: str) -> Iterator[Roles]:
             yield deployment
         finally:
             deployment.stop_all()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, deadline: float, pause: float = 0.5) -> None:
+    """Wait until `check()` holds, failing with `what` once `time.monotonic()` passes `deadline`."""
+    while not await check():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(pause)

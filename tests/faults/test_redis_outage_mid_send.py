@@ -15,19 +15,12 @@ import aiohttp
 
 from tests.conftest import free_port, wait_healthy
 from tests.fakes import SmtpSink
-from tests.faults.services import private_postgres, private_redis, roles
+from tests.faults.services import eventually, private_postgres, private_redis, roles
 
 TICKETS = 8
 OUTAGE_SECONDS = 12.0
 SETTLE_LIMIT = 60.0
 """Well under the default `stale_after` (120 s): a row still `sending` then waits for a stale claim."""
-
-
-async def _eventually(check, what: str, limit: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit
-    while not await check():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.25)
 
 
 async def test_mail_in_flight_through_a_twelve_second_redis_outage_is_recorded_once_and_sent_once(
@@ -51,7 +44,7 @@ async def _run(relay: SmtpSink) -> None:
 
             async def waited(check, what: str, limit: float) -> None:  # type: ignore[no-untyped-def]
                 try:
-                    await _eventually(check, what, limit)
+                    await eventually(check, what, time.monotonic() + limit, pause=0.25)
                 except AssertionError as exc:  # what the rows and the worker say
                     rows = await postgres.fetch("SELECT id, status, attempts, updated_at FROM outbox ORDER BY id")
                     raise AssertionError(f"{exc}: {len(relay.received)} at the relay; {[dict(r) for r in rows]}\n"

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from tests.conftest import free_port, wait_healthy
 from tests.fake_sms import FakeSmsGateway
 from tests.fakes import SmtpSink
-from tests.faults.services import Roles, private_postgres, private_redis, roles
+from tests.faults.services import Roles, eventually, private_postgres, private_redis, roles
 
 TICKETS = 24
 TIME_LIMIT = 200.0
@@ -44,12 +44,6 @@ async def _post_forms(base: str) -> list[int]:
                 assert r.status == 201, await r.text()
                 numbers.append((await r.json())["number"])
     return numbers
-
-
-async def _eventually(check, what: str, deadline: float) -> None:  # type: ignore[no-untyped-def]
-    while not await check():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        await asyncio.sleep(0.5)
 
 
 async def test_steps_fire_and_notifications_arrive_once_through_relay_outages_redis_loss_and_a_killed_worker(
@@ -93,7 +87,7 @@ async def test_steps_fire_and_notifications_arrive_once_through_relay_outages_re
             gateway.stall(0.3, times=10_000)
             await gateway.start()
             await relay.start()
-            await _eventually(lambda: _some(gateway, relay), "the first deliveries", deadline)
+            await eventually(lambda: _some(gateway, relay), "the first deliveries", deadline)
             deployment.kill("worker-1", signal.SIGKILL)
             deployment.start("worker", "worker-2")
 
@@ -111,7 +105,7 @@ async def test_steps_fire_and_notifications_arrive_once_through_relay_outages_re
                         and len(relay.received) >= 2 * TICKETS)
 
             try:
-                await _eventually(done, "every step and notification", deadline)
+                await eventually(done, "every step and notification", deadline)
             except AssertionError as exc:  # say what was missing, and what the workers said about it
                 raise AssertionError(f"{exc}: {seen}\nworker-2 log:\n{deployment.log('worker-2')[-6000:]}"
                                      f"\nworker-1 log:\n{deployment.log('worker-1')[-3000:]}") from None
