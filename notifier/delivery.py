@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notifier.render import NoticeRenderer, Rendered
 from notifier.senders import EmailSender, PermanentFailure, TemporaryFailure, Unconfirmed
 from tickets import audit
+from tickets.attachments import AttachmentStore
 from tickets.clock import Clock
 from tickets.models import DeliveryStatus, EventKind, Message, Outbox, OutboxAttempt, OutboxStatus
 from tickets.uow import Store
@@ -82,6 +83,8 @@ class _Claim:
     template: _Template | None = None
     """A templated row, rendered after the claim commits (`_rendered`)."""
     rendered: Rendered | None = None
+    files: tuple[dict[str, Any], ...] = ()
+    """The agent's files to attach (a reply's), read from the attachment store just before sending."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +120,12 @@ class Deliverer:
         stale_after: timedelta = timedelta(minutes=2),
         chat_senders: Mapping[str, TextSender] | None = None,
         renderer: NoticeRenderer | None = None,
+        attachments: AttachmentStore | None = None,
     ) -> None:
         self.sender = sender
         self.renderer = renderer
+        self.attachments = attachments
+        """Where a reply's files are read from; without it a reply goes without them."""
         """Renders templated rows (acknowledgements, assignment notices) as they are delivered."""
         self.chat_senders: dict[str, TextSender] = dict(chat_senders or {})
         """Senders for the other channels by name ("telegram"); email rows use `sender`."""
@@ -153,7 +159,10 @@ class Deliverer:
         try:
             if claimed.template is not None:
                 claimed = self._rendered(claimed)
-        except Exception as exc:  # noqa: BLE001 - a template that cannot render will not render on a retry either
+            if claimed.files and claimed.message is not None:
+                await asyncio.to_thread(self._attach, claimed.message, claimed.files)
+        except Exception as exc:  # noqa: BLE001 - a template that cannot render (a file gone from the store) will not
+            # on a retry either
             return await self._record_failure(claimed, PermanentFailure(f"cannot build the message: {exc}"))
         try:
             if claimed.message is not None:
@@ -268,8 +277,22 @@ class Deliverer:
             row.status = OutboxStatus.sending
             row.attempts += 1
             row.updated_at = now
+            files: tuple[dict[str, Any], ...] = ()
+            if message is not None and row.kind == "reply" and row.message_id is not None:
+                files = tuple((await session.get_one(Message, row.message_id)).attachments or ())
             return _Claim(row.id, row.attempts, row.channel, message, row.recipient, row.body_text or "", details, now,
-                          template)
+                          template, files=files)
+
+    def _attach(self, message: EmailMessage, files: Sequence[Mapping[str, Any]]) -> None:
+        """The reply's files as parts of the mail (read in a thread: they may be megabytes)."""
+        if self.attachments is None:
+            raise ValueError("this deliverer has no attachment store for the reply's files")
+        for ref in files:
+            data = self.attachments.open_path(str(ref["path"])).read_bytes()
+            kind = str(ref.get("content_type") or "application/octet-stream")
+            main, _, sub = kind.partition("/")
+            message.add_attachment(data, maintype=main or "application", subtype=sub or "octet-stream",
+                                   filename=str(ref.get("name") or "attachment"))
 
     def _rendered(self, claim: _Claim) -> _Claim:
         """The claimed row's template rendered, outside any transaction, as the email or text to send."""

@@ -127,6 +127,7 @@ def build_deliverer(settings: Settings, store: Store, clock: Clock,
     retry = settings.notifier
     renderer = NoticeRenderer(EmailNotifications(settings).templates, settings.public_url)
     return Deliverer(store, clock, sender, chat_senders=chat_senders, renderer=renderer,
+                     attachments=AttachmentStore(settings.attachments_dir),
                      max_attempts=retry.max_attempts,
                      first_retry=timedelta(seconds=retry.first_retry_seconds),
                      max_retry=timedelta(seconds=retry.max_retry_seconds),

@@ -134,8 +134,10 @@ class TicketService:
         return await customers.customer_tickets_by_identity(self.deps, kind, address, limit)
 
     # --- actions.tickets ----------------------------------------
-    async def add_message(self, viewer: Agent, number: int, body: str, *, internal: bool) -> Message:
-        return await ticket_actions.add_message(self.deps, viewer, number, body, internal=internal)
+    async def add_message(self, viewer: Agent, number: int, body: str, *, internal: bool,
+                          attachments: Sequence[AttachmentRef] = ()) -> Message:
+        return await ticket_actions.add_message(self.deps, viewer, number, body, internal=internal,
+                                                attachments=attachments)
 
     async def update_ticket(self, viewer: Agent, number: int, changes: dict[str, Any]) -> TicketView:
         return await ticket_actions.update_ticket(self.deps, viewer, number, changes)

@@ -4,6 +4,7 @@ and goes through the same ticket services as the API (post/redirect/get, so a re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +22,7 @@ from desk.console.render import page, words
 from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
+from tickets.inbound import AttachmentRef
 from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Agent, Presence, Priority, TicketStatus
 from tickets.numbers import as_id, whole_number
 from tickets.queries.tickets import Activity, NextStep, QueueTicket, TicketView
@@ -246,7 +248,8 @@ async def act(request: web.Request) -> web.Response:
             body = form.get("body", "").strip()
             if not body:
                 raise _Back("empty")
-            await service.add_message(signed.agent, number, body, internal=action == "note")
+            files = await _files(request)
+            await service.add_message(signed.agent, number, body, internal=action == "note", attachments=files)
             done = "done_reply" if action == "reply" else "done_note"
         elif action == "save":
             changes: dict[str, Any] = {k: form[k] for k in ("status", "priority") if form.get(k)}
@@ -287,6 +290,22 @@ async def act(request: web.Request) -> web.Response:
     except _Back as refused:
         return await _ticket_page(request, signed, number, error=str(refused), status=422)
     raise web.HTTPSeeOther(f"/desk/tickets/{number}?done={done}")
+
+
+MAX_FILES = 10
+
+
+async def _files(request: web.Request) -> list[AttachmentRef]:
+    """The files attached to a reply or note (the whole post is within SWITCHBOARD_HTTP_MAX_UPLOAD_MB), stored."""
+    posted = [v for v in (await request.post()).getall("files", []) if isinstance(v, web.FileField) and v.filename]
+    if len(posted) > MAX_FILES:
+        raise _Back(f"at most {MAX_FILES} files at once")
+    store = runtime(request).attachments
+    stored = []
+    for part in posted:
+        data = await asyncio.to_thread(part.file.read)
+        stored.append(await store.save(part.filename, part.content_type, data))
+    return stored
 
 
 class _Back(Exception):

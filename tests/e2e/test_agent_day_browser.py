@@ -1,6 +1,6 @@
 """Issue 27's journeys in Debian's Chromium against `switchboard serve`, at a laptop's width and a phone's: an
 agent's morning (filter the queue, change two tickets at once, open one, see a colleague on it and typing,
-reply, watch the client's answer arrive without reloading, resolve) and a manager's (give a ticket to another
+reply with a file, watch the client's answer arrive without reloading, resolve) and a manager's (give a ticket to another
 agent from the queue, read the dashboard, download its CSV). axe-core checks every page the journeys pass for
 serious and critical accessibility violations; no page scrolls sideways at 390 px. Screenshots go to
 tests/artifacts/screenshots/."""
@@ -94,9 +94,15 @@ async def test_an_agents_morning_and_a_managers_transfer(serve: Serve, browser: 
 
     # Reply; the client answers from their portal; the answer appears on Alice's open page without a reload.
     await page.fill("textarea[name=body]", "Please try the other tray.")
+    await page.set_input_files("#files", files=[{"name": "tray-steps.txt", "mimeType": "text/plain",
+                                                 "buffer": b"1. Open the lower tray."}])
     await page.click("button[value=reply]")
     await page.locator("p.notice").wait_for()
     assert "by email to ivan@example.org" in await page.locator("[data-where]").inner_text()
+    assert await page.locator(".timeline article.out a:has-text('tray-steps.txt')").count() == 1
+    reply = mail_to(serve, "ivan@example.org", f"Re: [#{ticket}]")
+    assert [(a.get_filename(), a.get_content()) for a in reply.iter_attachments()] == [
+        ("tray-steps.txt", "1. Open the lower tray.")]
     await page.evaluate("window.__samePage = true")
     ack = mail_to(serve, "ivan@example.org", f"[#{ticket}]")
     link = re.search(r"http://\S+/portal/[\w-]+", ack.get_body(("plain",)).get_content())

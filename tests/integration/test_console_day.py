@@ -6,15 +6,19 @@ dashboard's CSV as Excel reads it."""
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import re
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from notifier.senders import list_sink
 from switchboard.bootstrap import Runtime
 from switchboard.webapp import create_app
 from tests.integration.test_console import PASSWORD, csrf_of, form, sign_in
@@ -406,3 +410,42 @@ async def test_tags_are_set_on_the_ticket_page_shown_in_the_queue_filtered_by_an
     refused = await client.patch(f"/api/v1/tickets/{other.id}", json={"tags": ["no/slashes"]}, headers=headers)
     assert refused.status == 422 and "tags" in (await refused.json())["error"]["fields"]
     assert (await runtime.service.get_ticket(anna, other.id)).tags == ["refund"]  # nothing half-written
+
+
+async def test_a_reply_with_files_reaches_the_client_with_them_and_a_note_keeps_its_file_among_agents(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    await agent(runtime, add_agent, "Anna", language="en")
+    ticket = (await runtime.service.ingest(form(1))).ticket
+    await sign_in(client, email="anna@example.com")
+    page = await (await client.get(f"/desk/tickets/{ticket.id}")).text()
+    assert 'enctype="multipart/form-data"' in page and "(they go with the reply, by email)" in page
+    invoice = b"%PDF-1.4 invoice " * 100
+
+    def post(action: str, body: str, files: list[tuple[str, bytes, str]]) -> aiohttp.FormData:
+        data = aiohttp.FormData(quote_fields=False)  # as browsers send file names: not percent-encoded
+        for name, value in (("csrf", csrf_of(page)), ("action", action), ("body", body)):
+            data.add_field(name, value)
+        for filename, content, kind in files:
+            data.add_field("files", content, filename=filename, content_type=kind)
+        return data
+
+    pdf = ("Счёт 17.pdf", invoice, "application/pdf")
+    sent = await client.post(f"/desk/tickets/{ticket.id}", allow_redirects=False,
+                             data=post("reply", "The invoice, as promised.", [pdf]))
+    assert sent.status == 303
+    noted = await client.post(f"/desk/tickets/{ticket.id}", allow_redirects=False,
+                              data=post("note", "Photo of the jam", [("jam.png", b"\x89PNG fake", "image/png")]))
+    assert noted.status == 303
+    shown = await (await client.get(f"/desk/tickets/{ticket.id}")).text()
+    assert "Счёт 17.pdf" in shown and "jam.png" in shown  # both on the ticket, to download
+
+    async with runtime.sessions() as session:
+        rows = list(await session.scalars(select(Outbox).where(Outbox.kind == "reply")))
+    assert len(rows) == 1 and runtime.deliverer is not None  # the note went nowhere
+    assert await runtime.deliverer.deliver(rows[0].id) == "sent"
+    [mail] = [m for m in list_sink(runtime.settings.data_dir / "mail-sink") if m.subject.startswith("Re: ")]
+    parsed = email.message_from_bytes(mail.path.read_bytes(), policy=email.policy.default)
+    [part] = list(parsed.iter_attachments())
+    assert part.get_filename() == "Счёт 17.pdf" and part.get_content_type() == "application/pdf"
+    assert part.get_content() == invoice

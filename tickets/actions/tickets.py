@@ -14,6 +14,7 @@ from tickets import audit, deadlines
 from tickets.access import sees_everything, visible_ticket
 from tickets.deps import Deps
 from tickets.errors import Conflict, Forbidden, InvalidInput
+from tickets.inbound import AttachmentRef
 from tickets.models import (
     CLOSED_STATUSES,
     LOAD_STATUSES,
@@ -63,8 +64,10 @@ async def _retag(session: AsyncSession, viewer: Agent, ticket: Ticket, tags: lis
     audit.record(session, ticket.id, EventKind.tags_changed, now, actor=viewer, old=", ".join(old), new=", ".join(tags))
 
 
-async def add_message(deps: Deps, viewer: Agent, number: int, body: str, *, internal: bool) -> Message:
-    """A public reply is queued for its channel to send; an internal note is only for agents."""
+async def add_message(deps: Deps, viewer: Agent, number: int, body: str, *, internal: bool,
+                      attachments: Sequence[AttachmentRef] = ()) -> Message:
+    """A public reply is queued for its channel to send (its files with it, by email); an internal note is only for
+    agents."""
     if not body.strip():
         raise InvalidInput({"body": "must not be empty"})
     if len(body) > MAX_BODY:
@@ -80,7 +83,7 @@ async def add_message(deps: Deps, viewer: Agent, number: int, body: str, *, inte
             author_id=viewer.id,
             body_text=body,
             delivery_status=None if internal else DeliveryStatus.queued,
-            attachments=[],
+            attachments=[ref.as_dict() for ref in attachments],
             created_at=now,
         )
         session.add(message)
