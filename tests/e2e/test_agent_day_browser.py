@@ -1,7 +1,7 @@
 """Issue 27's journeys in Debian's Chromium against `switchboard serve`, at a laptop's width and a phone's: an
 agent's morning (filter the queue, change two tickets at once, open one, see a colleague on it and typing,
-reply with a file, watch the client's answer arrive without reloading, resolve) and a manager's (give a ticket to another
-agent from the queue, read the dashboard, download its CSV). axe-core checks every page the journeys pass for
+reply with a file, watch the client's answer arrive without reloading, resolve) and a manager's (give a ticket
+to another agent from the queue, read the dashboard, download its CSV). axe-core checks every page the journeys pass for
 serious and critical accessibility violations; no page scrolls sideways at 390 px. Screenshots go to
 tests/artifacts/screenshots/."""
 
