@@ -49,7 +49,7 @@ from tickets.queries import views as view_queries
 from tickets.queries.chat import ChatHistory
 from tickets.queries.customers import CustomerView
 from tickets.queries.portal import PortalView
-from tickets.queries.reports import Report
+from tickets.queries.reports import Report, Scope
 from tickets.queries.staff import AgentView, GroupView, RuleView, SkillView
 from tickets.queries.tickets import QueueLine, TicketPage, TicketView
 from tickets.uow import Store
@@ -332,8 +332,8 @@ class TicketService:
         return await portal.portal_view(self.deps, key)
 
     # --- queries.reports ----------------------------------------
-    async def report(self, days: int = 14) -> Report:
-        return await reports.report(self.deps, days)
+    async def report(self, days: int = 14, scope: Scope | None = None) -> Report:
+        return await reports.report(self.deps, days, scope)
 
     # --- actions.parking, queries.parking ----------------------------------------
     async def park(

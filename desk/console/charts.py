@@ -13,6 +13,8 @@ from markupsafe import Markup, escape
 PALETTE = ("#457b9d", "#e76f51", "#2a9d8f", "#e9c46a", "#8d99ae", "#6d597a")
 OPEN, WAITING, SPARE = "#457b9d", "#e9a23b", "#d5dde6"
 """Load: work in hand, work waiting on the client, room left (grey: nothing to do, not "good")."""
+LABEL_CHARS = 36
+"""A row label longer than this is cut with an ellipsis (the whole label shows on hover)."""
 IN_TIME, LATE, NOT_DUE = "#2a9d8f", "#e76f51", "#d5dde6"
 """Regulation steps: green only ever means "kept in time"."""
 
@@ -30,7 +32,7 @@ def bars(title: str, series: Sequence[str], rows: Sequence[Bar], *, scale: float
          colours: Sequence[str] = PALETTE) -> Markup:
     """Horizontal stacked bars, one row each, with a legend; `scale` is the value of a full-width bar; `colours`
     one per series (the same colour never means two things on one dashboard)."""
-    width, label_w, row_h, top = 640, 170, 26, 58
+    width, label_w, row_h, top = 640, 230, 26, 58
     biggest = scale or max((sum(r.values) for r in rows), default=0) or 1
     height = top + row_h * max(1, len(rows)) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
@@ -44,8 +46,10 @@ def bars(title: str, series: Sequence[str], rows: Sequence[Bar], *, scale: float
     plot = width - label_w - 70
     for number, row in enumerate(rows):
         y = top + number * row_h
-        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" font-size="12" text-anchor="end">'
-                     f'{escape(row.label[:28])}</text>')
+        cut = len(row.label) > LABEL_CHARS
+        shown = (f"<title>{escape(row.label)}</title>{escape(row.label[:LABEL_CHARS - 1])}…" if cut
+                 else escape(row.label))
+        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" font-size="12" text-anchor="end">{shown}</text>')
         x = float(label_w)
         for index, value in enumerate(row.values):
             w = plot * value / biggest

@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -15,7 +17,9 @@ from desk.console.charts import IN_TIME, LATE, NOT_DUE, OPEN, SPARE, WAITING, Ba
 from desk.console.render import WORDS, language, page, refused
 from notifier.alerts import waited
 from tickets.models import OPEN_STATUSES
-from tickets.queries.reports import Histogram, Report
+from tickets.numbers import as_id
+from tickets.queries.reports import Histogram, Report, Scope
+from tickets.queries.staff import AgentView, GroupView
 from web.auth import MANAGERS
 from web.runtime import runtime
 
@@ -40,17 +44,44 @@ PERIODS = (7, 14, 30, 90)
 """The windows a manager may look back over (`?days=`), in days."""
 
 
-def _days(request: web.Request) -> int:
-    asked = request.query.get("days", "")
-    return int(asked) if asked.isdigit() and int(asked) in PERIODS else 14
+@dataclass(frozen=True)
+class Asked:
+    """What the dashboard looks at, as its address says: a period, and one group's or one agent's tickets."""
+
+    days: int = 14
+    group: GroupView | None = None
+    agent: AgentView | None = None
+
+    @classmethod
+    async def read(cls, request: web.Request) -> Asked:
+        service = runtime(request).service
+        query = request.query
+        days = int(query["days"]) if query.get("days", "").isdigit() and int(query["days"]) in PERIODS else 14
+        group = next((g for g in await service.list_groups() if g.group.name == query.get("group")), None)
+        wanted = as_id(query.get("agent", ""))
+        agent = next((a for a in await service.list_agents() if a.agent.id == wanted), None)
+        return cls(days, group, agent)
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.group.group.id if self.group else None, self.agent.agent.id if self.agent else None)
+
+    def query(self, **changes: Any) -> str:
+        """This view's address after `?`, with `changes` (a CSV link, another period)."""
+        values = {"days": self.days, "group": self.group.group.name if self.group else None,
+                  "agent": self.agent.agent.id if self.agent else None, **changes}
+        return urlencode({k: v for k, v in values.items() if v is not None})
 
 
-async def _tables(request: web.Request, lang: str) -> tuple[dict[str, tuple[list[str], list[list[Any]]]], Report]:
+async def _tables(request: web.Request, lang: str,
+                  asked: Asked) -> tuple[dict[str, tuple[list[str], list[list[Any]]]], Report]:
     """Every chart's data as (columns, rows): what the page draws and the CSV export writes."""
     service = runtime(request).service
-    report = await service.report(_days(request))
-    agents = await service.list_agents()
-    groups = await service.list_groups()
+    report = await service.report(asked.days, asked.scope)
+    agents = [a for a in await service.list_agents()
+              if (asked.agent is None or a.agent.id == asked.agent.agent.id)
+              and (asked.group is None or asked.group.group.name in a.groups)]
+    groups = [g for g in await service.list_groups() if asked.group is None or g.group.id == asked.group.group.id]
     channels = sorted({c for day in report.by_channel.values() for c in day})
     tables: dict[str, tuple[list[str], list[list[Any]]]] = {
         "load": (["agent", "presence", "open", "pending", "capacity"],
@@ -65,6 +96,7 @@ async def _tables(request: web.Request, lang: str) -> tuple[dict[str, tuple[list
         "channels": (["day", *channels], [[day, *(counts.get(c, 0) for c in channels)]
                                           for day, counts in report.by_channel.items()]),
         "satisfaction": (["score", "answers"], [[score, count] for score, count in enumerate(report.ratings, 1)]),
+        "tags": (["tag", "tickets"], [[tag, count] for tag, count in report.tags]),
     }
     return tables, report
 
@@ -73,7 +105,8 @@ async def dashboard(request: web.Request) -> web.Response:
     signed = await _manager(request)
     lang = language(request, signed)
     words = WORDS[lang]
-    tables, report = await _tables(request, lang)
+    asked = await Asked.read(request)
+    tables, report = await _tables(request, lang, asked)
     load_rows = tables["load"][1]
     charts = {
         "load": bars(words["chart_load"], [words["open"], words["status_pending"], words["free"]],
@@ -82,8 +115,9 @@ async def dashboard(request: web.Request) -> web.Response:
                       for name, _, working, waiting, capacity in load_rows], colours=(OPEN, WAITING, SPARE)),
         "queues": bars(words["chart_queues"], [words["waiting"]],
                        [Bar(name, [waiting], str(waiting)) for name, waiting, _ in tables["queues"][1]]),
-        "compliance": bars(words["chart_compliance"], [words["in_time"], words["late"], words["col_not_due"]],
-                           [Bar(f"{r}/{s}", [m, late, p], f"{round(100 * m / (m + late)) if m + late else '—'} %")
+        "compliance": bars(words["chart_compliance"], [words["in_time"], words["late"], words["not_due"]],
+                           [Bar(f"{r}: {WORDS[lang].get(f'step_{s}', s)}", [m, late, p],
+                                f"{round(100 * m / (m + late)) if m + late else '—'} %")
                             for r, s, m, late, p in tables["compliance"][1]], colours=(IN_TIME, LATE, NOT_DUE)),
         "first_response": _histogram_chart(words["chart_first_response"], tables["first_response"][1], words),
         "resolution": _histogram_chart(words["chart_resolution"], tables["resolution"][1], words),
@@ -93,11 +127,17 @@ async def dashboard(request: web.Request) -> web.Response:
                              f"{f'{report.satisfaction:.1f} / 5' if report.satisfaction is not None else '—'}",
                              [words["answers"]], [Bar(f"{score} ★", [count], str(count))
                                                   for score, count in tables["satisfaction"][1]]),
+        "tags": bars(words["chart_tags"], [words["tickets"]],
+                     [Bar(f"#{tag}", [count], str(count)) for tag, count in tables["tags"][1]]),
     }
-    overdue = (await runtime(request).service.list_tickets(signed.agent, status=list(OPEN_STATUSES), overdue=True,
-                                                           limit=20)).tickets
+    overdue = (await runtime(request).service.list_tickets(
+        signed.agent, status=list(OPEN_STATUSES), overdue=True, limit=20,
+        group=asked.group.group.name if asked.group else None,
+        assignee=asked.agent.agent.id if asked.agent else "any")).tickets
     return page(request, "dashboard.html", signed, charts=charts, overdue=overdue, since=report.since,
-                now=runtime(request).clock.now(), days=_days(request), periods=PERIODS, comments=report.comments)
+                now=runtime(request).clock.now(), asked=asked, periods=PERIODS, comments=report.comments,
+                groups=[g.group.name for g in await runtime(request).service.list_groups()],
+                agents=[v.agent for v in await runtime(request).service.list_agents()])
 
 
 def _histogram_chart(title: str, rows: Sequence[Sequence[Any]], words: dict[str, str]) -> Any:
@@ -106,7 +146,7 @@ def _histogram_chart(title: str, rows: Sequence[Sequence[Any]], words: dict[str,
 
 async def export(request: web.Request) -> web.Response:
     signed = await _manager(request)
-    tables, _ = await _tables(request, language(request, signed))
+    tables, _ = await _tables(request, language(request, signed), await Asked.read(request))
     name = request.match_info["chart"]
     if name not in tables:
         raise web.HTTPNotFound(text=f"no chart {name!r}; one of {', '.join(tables)}")

@@ -37,7 +37,7 @@ VALUES: dict[str, dict[str, str]] = {
         "col_agent": "Agent", "col_presence": "Presence", "col_open": "Open", "col_pending": "Waiting for the client",
         "col_capacity": "Capacity", "col_group": "Group", "col_waiting": "Waiting", "col_agents": "Agents",
         "col_regulation": "Regulation", "col_step": "Step", "col_in_time": "In time", "col_late": "Late",
-        "col_not_due": "Not yet due",
+        "col_not_due": "Not yet due", "col_tag": "Tag",
         "col_time": "Time", "col_tickets": "Tickets", "col_day": "Day", "col_score": "Score", "col_answers": "Answers",
     },
     "ru": {
@@ -76,7 +76,7 @@ VALUES: dict[str, dict[str, str]] = {
         "col_agent": "Оператор", "col_presence": "Статус", "col_open": "В работе", "col_pending": "Ждут клиента",
         "col_capacity": "Вместимость", "col_group": "Группа", "col_waiting": "Ожидают", "col_agents": "Операторов",
         "col_regulation": "Регламент", "col_step": "Шаг", "col_in_time": "В срок", "col_late": "С опозданием",
-        "col_not_due": "Срок не наступил",
+        "col_not_due": "Срок не наступил", "col_tag": "Метка",
         "col_time": "Время", "col_tickets": "Заявок", "col_day": "День", "col_score": "Оценка",
         "col_answers": "Ответов",
     },

@@ -1,7 +1,8 @@
 """Issue 27's journeys in Debian's Chromium against `switchboard serve`, at a laptop's width and a phone's: an
 agent's morning (filter the queue, change two tickets at once, open one, see a colleague on it and typing,
-reply with a file, watch the client's answer arrive without reloading, resolve) and a manager's (give a ticket
-to another agent from the queue, read the dashboard, download its CSV). axe-core checks every page the journeys pass for
+reply with a file, watch the client's answer arrive without reloading, resolve, read the client's rating) and a
+manager's (give a ticket to another agent from the queue, read the dashboard and what clients said, narrow it to
+one agent, download its CSV). axe-core checks every page the journeys pass for
 serious and critical accessibility violations; no page scrolls sideways at 390 px. Screenshots go to
 tests/artifacts/screenshots/."""
 
@@ -123,6 +124,15 @@ async def test_an_agents_morning_and_a_managers_transfer(serve: Serve, browser: 
     await page.locator("p.notice").wait_for()
     assert "resolved" in await page.locator('[data-badge="status"]').inner_text()
 
+    # The client rates it from the same page, with a word; Alice sees it on the ticket.
+    await client.reload()
+    await client.check("input[name=score][value='4']")
+    await client.fill("textarea[name=comment]", "Helpful, a bit slow")
+    await client.click("#rate button")
+    await client.locator("p.notice").wait_for()
+    await page.reload()
+    assert "Helpful, a bit slow" in await page.locator("#rating").inner_text()
+
     # The manager gives one of Boris's tickets to Alice from the queue, reads the dashboard and its CSV.
     await manager.goto(f"{serve.base}/desk?view=open&assignee=")
     boris = [n for n in numbers if n not in mine]
@@ -134,6 +144,12 @@ async def test_an_agents_morning_and_a_managers_transfer(serve: Serve, browser: 
         assert "Alice" in await manager.locator(f'tr[data-ticket="{boris[0]}"]').inner_text()
     await manager.goto(f"{serve.base}/desk/dashboard")
     await manager.locator("#chart-load svg").wait_for()
+    assert "Helpful, a bit slow" in await manager.locator("#comments").inner_text()  # what clients said
+    await manager.select_option("form.filters select[name=agent]", label="Alice")
+    await manager.click("form.filters button[type=submit]")
+    await manager.wait_for_url(re.compile(r"agent=\d+"))
+    assert "Alice" in await manager.locator("h1").inner_text()
+    assert await manager.locator("#chart-load svg text:text-is('Boris')").count() == 0  # her tickets only
     if width == "phone":
         await manager.set_viewport_size(WIDTHS["phone"])
     await check(manager, axe_source, f"{width}-05-dashboard")

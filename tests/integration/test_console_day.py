@@ -449,3 +449,40 @@ async def test_a_reply_with_files_reaches_the_client_with_them_and_a_note_keeps_
     [part] = list(parsed.iter_attachments())
     assert part.get_filename() == "Счёт 17.pdf" and part.get_content_type() == "application/pdf"
     assert part.get_content() == invoice
+
+
+async def test_the_dashboard_narrows_to_one_group_or_one_agent(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    await agent(runtime, add_agent, "Mia", role=Role.manager, presence="offline", language="en")
+    anna = await agent(runtime, add_agent, "Anna", language="en", groups=["Support"])
+    await runtime.service.add_group("Sales")
+    sam = await agent(runtime, add_agent, "Sam", language="en", groups=["Sales"])
+    for n in range(3):
+        await runtime.service.ingest(form(n))
+    price = (await runtime.service.ingest(Inbound(channel="email", identities=(Identity("email", "buyer@example.com"),),
+                                                  subject="Price", body_text="How much?", external_id="<p1@x>",
+                                                  group="Sales"))).ticket
+    await runtime.service.update_ticket(sam, price.id, {"tags": ["VIP"]})
+    await sign_in(client, email="mia@example.com")
+
+    def load_labels(html: str) -> list[str]:
+        load = re.search(r'id="chart-load">(.*?)</section>', html, re.S)
+        assert load
+        return re.findall(r'text-anchor="end">([^<]+)</text>', load.group(1))
+
+    everything = await (await client.get("/desk/dashboard")).text()
+    assert {"Anna", "Sam", "Mia"} <= set(load_labels(everything))
+    sales = await (await client.get("/desk/dashboard", params={"group": "Sales", "days": "30"})).text()
+    assert load_labels(sales) == ["Sam"] and "<h1>Dashboard · Sales</h1>" in sales
+    channels = re.search(r'id="chart-channels">(.*?)</section>', sales, re.S)
+    assert channels and ">email<" in channels.group(1) and ">webform<" not in channels.group(1)
+    assert 'href="/desk/dashboard/load.csv?days=30&amp;group=Sales"' in sales
+    csv_text = (await (await client.get("/desk/dashboard/load.csv", params={"group": "Sales"})).text())
+    assert [line.split(",")[0] for line in csv_text.removeprefix("\ufeff").splitlines()[1:]] == ["Sam"]
+    tagged = re.search(r'id="chart-tags">(.*?)</section>', sales, re.S)
+    assert tagged and "#vip" in tagged.group(1)  # tickets by tag, within the same choice
+    hers = await (await client.get("/desk/dashboard", params={"agent": str(anna.id)})).text()
+    assert load_labels(hers) == ["Anna"] and "#vip" not in hers
+    assert load_labels(await (await client.get("/desk/dashboard", params={"group": "Nowhere"})).text()) == \
+        load_labels(everything)  # an unknown group narrows nothing

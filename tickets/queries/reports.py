@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.db import is_postgresql
 from tickets.deps import Deps
-from tickets.models import Deadline, DeadlineStatus, Rating, Ticket, TicketStatus
+from tickets.models import Deadline, DeadlineStatus, Rating, Ticket, TicketStatus, TicketTag
 
 RESPONSE_BUCKETS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=8), timedelta(days=1),
                     timedelta(days=2))
@@ -57,6 +57,8 @@ class Report:
     """Tickets each agent holds that wait on the client (part of their load)."""
     comments: list[Rating]
     """The latest ratings that came with words, newest first."""
+    tags: list[tuple[str, int]]
+    """The most used tags on the window's tickets, with how many tickets carry each."""
 
     @property
     def satisfaction(self) -> float | None:
@@ -65,14 +67,14 @@ class Report:
         return sum(score * count for score, count in enumerate(self.ratings, 1)) / total if total else None
 
 
-async def _compliance(session: AsyncSession, since: datetime) -> list[Compliance]:
+async def _compliance(session: AsyncSession, since: datetime, scope: Scope) -> list[Compliance]:
     in_time = (Deadline.status == DeadlineStatus.met) & (Deadline.met_at <= Deadline.due_at)
     late = (Deadline.status == DeadlineStatus.fired) | ((Deadline.status == DeadlineStatus.met)
                                                         & (Deadline.met_at > Deadline.due_at))
     rows = await session.execute(
         select(Deadline.regulation, Deadline.step, func.count().filter(in_time), func.count().filter(late),
                func.count().filter(Deadline.status == DeadlineStatus.pending))
-        .where(Deadline.created_at >= since)
+        .where(Deadline.created_at >= since, *scope.on_deadlines())
         .group_by(Deadline.regulation, Deadline.step)
         .order_by(Deadline.regulation, Deadline.step))
     return [Compliance(regulation, step, met, late_count, pending)
@@ -86,7 +88,8 @@ def _seconds(session: AsyncSession, start: Any, end: Any) -> ColumnElement[float
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
-async def _histograms(session: AsyncSession, columns: Sequence[Any], since: datetime) -> list[Histogram]:
+async def _histograms(session: AsyncSession, columns: Sequence[Any], since: datetime,
+                      scope: Scope) -> list[Histogram]:
     """For each column, the time from creation to it of the tickets created in the window that got there: counted
     in the database in one pass over the window (at a busy desk's volumes it holds hundreds of thousands)."""
     bounds = [bound.total_seconds() for bound in RESPONSE_BUCKETS]
@@ -97,41 +100,81 @@ async def _histograms(session: AsyncSession, columns: Sequence[Any], since: date
         buckets.append(func.count().filter(reached, took <= bounds[0]))
         buckets += [func.count().filter(reached, took > low, took <= high) for low, high in itertools.pairwise(bounds)]
         buckets.append(func.count().filter(reached, took > bounds[-1]))
-    row = [int(count) for count in (await session.execute(select(*buckets).where(Ticket.created_at >= since))).one()]
+    row = [int(count) for count in (await session.execute(
+        select(*buckets).where(Ticket.created_at >= since, *scope.on_tickets()))).one()]
     size = len(bounds) + 1
     return [Histogram(RESPONSE_BUCKETS, row[i * size:(i + 1) * size]) for i in range(len(columns))]
 
 
-async def _ratings(session: AsyncSession, since: datetime) -> list[int]:
-    counts = dict(list(await session.execute(select(Rating.score, func.count()).where(Rating.created_at >= since)
-                                             .group_by(Rating.score))))
+async def _ratings(session: AsyncSession, since: datetime, scope: Scope) -> list[int]:
+    counts = dict(list(await session.execute(select(Rating.score, func.count()).where(
+        Rating.created_at >= since, *scope.on_rated()).group_by(Rating.score))))
     return [counts.get(score, 0) for score in range(1, 6)]
 
 
-async def _comments(session: AsyncSession, since: datetime, limit: int = 20) -> list[Rating]:
+async def _comments(session: AsyncSession, since: datetime, scope: Scope, limit: int = 20) -> list[Rating]:
     return list(await session.scalars(
-        select(Rating).where(Rating.created_at >= since, Rating.comment.isnot(None), Rating.comment != "")
+        select(Rating).where(Rating.created_at >= since, Rating.comment.isnot(None), Rating.comment != "",
+                             *scope.on_rated())
         .order_by(Rating.created_at.desc(), Rating.id.desc()).limit(limit)))
 
 
-async def _by_channel(session: AsyncSession, since: datetime) -> dict[str, dict[str, int]]:
+async def _tags(session: AsyncSession, since: datetime, scope: Scope, limit: int = 15) -> list[tuple[str, int]]:
+    count = func.count()
+    rows = await session.execute(
+        select(TicketTag.tag, count).join(Ticket, Ticket.id == TicketTag.ticket_id)
+        .where(Ticket.created_at >= since, *scope.on_tickets())
+        .group_by(TicketTag.tag).order_by(count.desc(), TicketTag.tag).limit(limit))
+    return [(tag, int(n)) for tag, n in rows]
+
+
+async def _by_channel(session: AsyncSession, since: datetime, scope: Scope) -> dict[str, dict[str, int]]:
     day = func.date(func.timezone("UTC", Ticket.created_at)) if is_postgresql(session) else func.date(Ticket.created_at)
-    rows = await session.execute(select(day, Ticket.channel, func.count()).where(Ticket.created_at >= since)
-                                 .group_by(day, Ticket.channel))
+    rows = await session.execute(select(day, Ticket.channel, func.count()).where(
+        Ticket.created_at >= since, *scope.on_tickets()).group_by(day, Ticket.channel))
     days: dict[str, dict[str, int]] = {}
     for created_on, channel, count in rows:
         days.setdefault(str(created_on), {})[channel] = count
     return dict(sorted(days.items()))
 
 
-async def report(deps: Deps, days: int = 14) -> Report:
+@dataclass(frozen=True)
+class Scope:
+    """Which tickets a report counts: all, one group's, or those one agent holds."""
+
+    group_id: int | None = None
+    agent_id: int | None = None
+
+    def on_tickets(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.group_id is not None:
+            found.append(Ticket.group_id == self.group_id)
+        if self.agent_id is not None:
+            found.append(Ticket.assignee_id == self.agent_id)
+        return found
+
+    def _of(self, column: Any) -> list[ColumnElement[bool]]:
+        conditions = self.on_tickets()
+        return [column.in_(select(Ticket.id).where(*conditions))] if conditions else []
+
+    def on_deadlines(self) -> list[ColumnElement[bool]]:
+        return self._of(Deadline.ticket_id)
+
+    def on_rated(self) -> list[ColumnElement[bool]]:
+        return self._of(Rating.ticket_id)
+
+
+async def report(deps: Deps, days: int = 14, scope: Scope | None = None) -> Report:
     since = deps.clock.now() - timedelta(days=days)
+    scope = scope or Scope()
     async with deps.store.session() as session:
         first_response, resolution = await _histograms(session, [Ticket.first_response_at, Ticket.resolved_at],
-                                                       since)
-        return Report(since, await _compliance(session, since), first_response, resolution,
-                      await _by_channel(session, since), await _ratings(session, since),
+                                                       since, scope)
+        return Report(since, await _compliance(session, since, scope), first_response, resolution,
+                      await _by_channel(session, since, scope), await _ratings(session, since, scope),
                       dict(list(await session.execute(
                           select(Ticket.assignee_id, func.count())
-                          .where(Ticket.status == TicketStatus.pending, Ticket.assignee_id.isnot(None))
-                          .group_by(Ticket.assignee_id)))), await _comments(session, since))
+                          .where(Ticket.status == TicketStatus.pending, Ticket.assignee_id.isnot(None),
+                                 *scope.on_tickets())
+                          .group_by(Ticket.assignee_id)))), await _comments(session, since, scope),
+                      await _tags(session, since, scope))
