@@ -54,7 +54,10 @@ def configured(settings: Settings, tmp_path: Path, *, sms: dict[str, Any] | None
     data = base.model_dump()
     data["sms"] = {**data["sms"], **(sms or {})}
     data["smtp"] = {**data["smtp"], "relay_url": relay_url}
-    data["notifier"] = {**data["notifier"], "first_retry_seconds": 0.2, "max_retry_seconds": 0.5, **notifier}
+    # Retries come every half second here, so the default 8 attempts would give up within ~4 s of an outage: on a
+    # loaded machine the first alert gave up before the test brought its gateway back (CI, once).
+    data["notifier"] = {**data["notifier"], "first_retry_seconds": 0.2, "max_retry_seconds": 0.5,
+                        "max_attempts": 100, **notifier}
     return Settings(**data)
 
 
