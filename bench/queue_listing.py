@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import itertools
 import random
+import re
 import secrets
 import statistics
 import sys
@@ -421,8 +422,14 @@ async def phase(session: aiohttp.ClientSession, base: str, view: View, requests:
 
 
 async def sign_in(session: aiohttp.ClientSession, base: str, email: str) -> str:
-    async with session.post(f"{base}/desk/login", data={"email": email, "password": PASSWORD, "next": "/desk"},
-                            allow_redirects=False) as response:
+    """As a browser signs in: the form first (its token, paired with a cookie the session keeps), then the post."""
+    async with session.get(f"{base}/desk/login") as form:
+        token = re.search(r'name="login_token" value="([^"]+)"', await form.text())
+        paired = form.cookies["sb_login"].value  # the session keeps no cookies: each view sends its own
+    assert token, "no sign-in token on the form"
+    async with session.post(f"{base}/desk/login", allow_redirects=False, headers={"Cookie": f"sb_login={paired}"},
+                            data={"email": email, "password": PASSWORD, "next": "/desk",
+                                  "login_token": token.group(1)}) as response:
         assert response.status == 303, (response.status, await response.text())
         return response.cookies["sb_session"].value
 

@@ -45,13 +45,12 @@ from tickets.queries import chat, customers, portal, reports
 from tickets.queries import parking as parking_queries
 from tickets.queries import staff as staff_queries
 from tickets.queries import tickets as ticket_queries
-from tickets.queries import views as view_queries
 from tickets.queries.chat import ChatHistory
 from tickets.queries.customers import CustomerView
 from tickets.queries.portal import PortalView
 from tickets.queries.reports import Report, Scope
 from tickets.queries.staff import AgentView, GroupView, RuleView, SkillView
-from tickets.queries.tickets import QueueLine, TicketPage, TicketView
+from tickets.queries.tickets import QueueContext, QueueLine, TicketPage, TicketView
 from tickets.uow import Store
 
 
@@ -187,6 +186,9 @@ class TicketService:
             created_before=created_before, tag=tag
         )
 
+    async def queue_context(self, viewer: Agent, *, with_agents: bool) -> QueueContext:
+        return await ticket_queries.queue_context(self.deps, viewer, with_agents=with_agents)
+
     async def all_tags(self) -> list[str]:
         return await ticket_queries.all_tags(self.deps)
 
@@ -202,9 +204,6 @@ class TicketService:
 
     async def remove_view(self, viewer: Agent, view_id: int) -> None:
         return await views.remove_view(self.deps, viewer, view_id)
-
-    async def list_views(self, viewer: Agent) -> list[SavedView]:
-        return await view_queries.list_views(self.deps, viewer)
 
     # --- actions.merging ----------------------------------------
     async def link_tickets(self, viewer: Agent, number: int, other: int) -> None:

@@ -75,6 +75,14 @@ STATUSES = ("new", "open", "pending", "resolved", "closed")
 
 
 @dataclass(frozen=True)
+class Named:
+    """An agent as the queue's filters and bulk transfer offer them."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
 class Filters:
     """The queue's filters as the address carries them; an unknown value filters nothing."""
 
@@ -158,8 +166,9 @@ def _day(text: str) -> str:
 async def queue(request: web.Request) -> web.Response:
     signed = await require(request)
     service = runtime(request).service
-    groups = sorted(g.group.name for g in await service.list_groups())
-    tags = await service.all_tags()
+    managers = signed.agent.role in MANAGERS
+    context = await service.queue_context(signed.agent, with_agents=managers)
+    groups, tags = context.groups, context.tags
     filters = Filters.read(request.query, signed, groups, tags)
     lines = await service.queue_lines(signed.agent, limit=200, search=filters.q or None,
                                       **filters.arguments(signed.agent))
@@ -169,13 +178,12 @@ async def queue(request: web.Request) -> web.Response:
     if sort not in SORTS:
         sort = "attention"
     rows.sort(key=SORTS[sort])
-    managers = signed.agent.role in MANAGERS
-    agents = [v.agent for v in await service.list_agents()] if managers else []
+    agents = [Named(agent_id, name) for agent_id, name in context.agents]
     outcome = request.query.get("bulk")
     bulk_notice = {"done": "bulk_done", "nothing": "bulk_nothing"}.get(outcome or "")
     bulk_notice = bulk_notice or {"done": "view_saved", "refused": "view_refused"}.get(request.query.get("saved", ""))
     counts = {k: whole_number(request.query.get(k, "0"), maximum=200) or 0 for k in ("changed", "refused")}
-    saved = await service.list_views(signed.agent)
+    saved = context.views
     here = urlencode({**filters.kept(), "sort": sort})
     return page(request, "queue.html", signed, rows=rows, view=filters.view, q=filters.q, filters=filters,
                 bulk_notice=bulk_notice, counts=counts, saved=saved, here=here,
@@ -349,9 +357,9 @@ async def save_view(request: web.Request) -> web.Response:
     signed = await require(request)
     form = await form_of(request, signed)
     service = runtime(request).service
-    groups = sorted(g.group.name for g in await service.list_groups())
+    context = await service.queue_context(signed.agent, with_agents=False)
     asked = URL("/desk?" + form.get("query", "")).query
-    filters = Filters.read(asked, signed, groups, await service.all_tags())  # only what the queue understands
+    filters = Filters.read(asked, signed, context.groups, context.tags)  # only what the queue understands
     sort = asked.get("sort", "attention")
     query = urlencode({**filters.kept(), "sort": sort if sort in SORTS else "attention"})
     try:

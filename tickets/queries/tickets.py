@@ -31,6 +31,7 @@ from tickets.models import (
     Message,
     Priority,
     Rating,
+    SavedView,
     Ticket,
     TicketSeen,
     TicketStatus,
@@ -212,6 +213,29 @@ async def queue_lines(
     return [QueueLine(t, names.get(t.customer_id, ""), summaries.get(t.id, none),
                       agents.get(t.assignee_id, "") if t.assignee_id is not None else "", groups.get(t.group_id, ""),
                       activity.get(t.id, nothing), tags.get(t.id, [])) for t in tickets]
+
+
+@dataclass(frozen=True)
+class QueueContext:
+    """What a queue page offers around its rows: groups and tags to filter by, the viewer's saved views, and (for a
+    manager) the agents to filter by and give tickets to."""
+
+    groups: list[str]
+    tags: list[str]
+    views: list[SavedView]
+    agents: list[tuple[int, str]]
+
+
+async def queue_context(deps: Deps, viewer: Agent, *, with_agents: bool) -> QueueContext:
+    """One transaction for all of it: each a small read, and a queue page is opened all day."""
+    async with deps.store.session() as session:
+        groups = list(await session.scalars(select(Group.name).order_by(Group.name)))
+        tags = list(await session.scalars(select(TicketTag.tag).distinct().order_by(TicketTag.tag).limit(500)))
+        views = list(await session.scalars(
+            select(SavedView).where(SavedView.agent_id == viewer.id).order_by(SavedView.name)))
+        agents = [(agent_id, name) for agent_id, name in await session.execute(
+            select(Agent.id, Agent.name).order_by(Agent.name))] if with_agents else []
+    return QueueContext(groups, tags, views, agents)
 
 
 async def all_tags(deps: Deps, limit: int = 500) -> list[str]:
