@@ -156,11 +156,13 @@ class Filters:
 
 
 def _day(text: str) -> str:
-    """A date as the date field sends it (YYYY-MM-DD), else nothing."""
+    """A date as the date field sends it (YYYY-MM-DD) in the years a ticket can have, else nothing (the day after
+    9999-12-31, which "until" asks for, does not exist)."""
     try:
-        return date.fromisoformat(text).isoformat() if len(text) == 10 else ""
+        day = date.fromisoformat(text) if len(text) == 10 else None
     except ValueError:
         return ""
+    return day.isoformat() if day is not None and 1970 <= day.year <= 9000 else ""
 
 
 async def queue(request: web.Request) -> web.Response:

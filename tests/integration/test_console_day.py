@@ -100,6 +100,7 @@ async def test_filters_narrow_the_queue_by_status_assignee_group_channel_priorit
     assert await listed(since=today.isoformat(), until=today.isoformat()) == {mail.id, web.id, unassigned.id}
     assert await listed(since=(today + timedelta(days=1)).isoformat()) == set()
     assert await listed(channel="nonsense", since="13/01/2026") == {mail.id, web.id, unassigned.id}  # ignored
+    assert await listed(until="9999-12-31", since="0001-01-01") == {mail.id, web.id, unassigned.id}  # not a 500
     page = await (await client.get("/desk", params={"view": "open", "channel": "email"})).text()
     assert "<details class=\"panel filters-panel\" open>" in page and 'href="/desk?view=open">Clear' in page
 
