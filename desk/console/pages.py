@@ -262,7 +262,7 @@ async def act(request: web.Request) -> web.Response:
             await service.add_message(signed.agent, number, body, internal=action == "note", attachments=files)
             done = "done_reply" if action == "reply" else "done_note"
         elif action == "save":
-            changes: dict[str, Any] = {k: form[k] for k in ("status", "priority") if form.get(k)}
+            changes = _status_and_priority(form)
             if "category" in form:
                 changes["category"] = form["category"].strip() or None
             if "tags" in form:
@@ -318,6 +318,20 @@ async def _files(request: web.Request) -> list[AttachmentRef]:
     return stored
 
 
+def _status_and_priority(form: dict[str, str]) -> dict[str, Any]:
+    """The status and priority a form asks for; a value the console never offers is refused, not a 500."""
+    changes: dict[str, Any] = {}
+    if status := form.get("status"):
+        if status not in STATUSES:
+            raise _Back(f"unknown status {status[:20]!r}")
+        changes["status"] = status
+    if priority := form.get("priority"):
+        if priority not in PRIORITY_RANK:
+            raise _Back(f"unknown priority {priority[:20]!r}")
+        changes["priority"] = priority
+    return changes
+
+
 class _Back(Exception):
     """A form the page shows again, with this reason."""
 
@@ -329,7 +343,10 @@ async def bulk(request: web.Request) -> web.Response:
     form = await form_of(request, signed)
     chosen = (await request.post()).getall("ticket", [])  # read once by form_of; aiohttp keeps it
     numbers = [n for n in (as_id(v) for v in chosen if isinstance(v, str)) if n is not None][:200]
-    changes: dict[str, Any] = {k: form[k] for k in ("status", "priority") if form.get(k)}
+    try:
+        changes = _status_and_priority(form)
+    except _Back:
+        raise web.HTTPSeeOther(_with(console_path(form.get("back")), bulk="nothing")) from None
     if form.get("action") == "take":
         changes = {"assignee": signed.agent.id}
     elif form.get("assignee"):

@@ -132,6 +132,13 @@ async def test_bulk_changes_apply_each_tickets_own_checks(
     assert {(await runtime.service.get_ticket(anna, t.id)).ticket.assignee_id for t in tickets[:2]} == {anna.id}
     nothing = await client.post("/desk/bulk", allow_redirects=False, data={"csrf": csrf_of(html), "back": "/desk"})
     assert nothing.headers["Location"] == "/desk?bulk=nothing"
+    bogus = await client.post("/desk/bulk", allow_redirects=False, data=[
+        ("csrf", csrf_of(html)), ("back", "/desk"), *chosen, ("status", "bogus"), ("action", "apply")])
+    assert bogus.headers["Location"] == "/desk?bulk=nothing"  # a value the page never offers changes nothing
+    page = await (await client.get(f"/desk/tickets/{tickets[0].id}")).text()
+    odd = await client.post(f"/desk/tickets/{tickets[0].id}", data={"csrf": csrf_of(page), "action": "save",
+                                                                     "status": "open", "priority": "urgent!"})
+    assert odd.status == 422 and "unknown priority" in await odd.text()
     forged = await client.post("/desk/bulk", allow_redirects=False, data=[("csrf", "x"), *chosen, ("status", "closed")])
     assert forged.status == 403
 
