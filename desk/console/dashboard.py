@@ -48,19 +48,23 @@ PERIODS = (7, 14, 30, 90)
 class Asked:
     """What the dashboard looks at, as its address says: a period, and one group's or one agent's tickets."""
 
-    days: int = 14
-    group: GroupView | None = None
-    agent: AgentView | None = None
+    days: int
+    group: GroupView | None
+    agent: AgentView | None
+    groups: list[GroupView]
+    """Every group and every agent, read once for the page: the choices, and the charts' rows."""
+    agents: list[AgentView]
 
     @classmethod
     async def read(cls, request: web.Request) -> Asked:
         service = runtime(request).service
         query = request.query
         days = int(query["days"]) if query.get("days", "").isdigit() and int(query["days"]) in PERIODS else 14
-        group = next((g for g in await service.list_groups() if g.group.name == query.get("group")), None)
+        groups, agents = await service.list_groups(), await service.list_agents()
+        group = next((g for g in groups if g.group.name == query.get("group")), None)
         wanted = as_id(query.get("agent", ""))
-        agent = next((a for a in await service.list_agents() if a.agent.id == wanted), None)
-        return cls(days, group, agent)
+        agent = next((a for a in agents if a.agent.id == wanted), None)
+        return cls(days, group, agent, groups, agents)
 
     @property
     def scope(self) -> Scope:
@@ -78,10 +82,10 @@ async def _tables(request: web.Request, lang: str,
     """Every chart's data as (columns, rows): what the page draws and the CSV export writes."""
     service = runtime(request).service
     report = await service.report(asked.days, asked.scope)
-    agents = [a for a in await service.list_agents()
+    agents = [a for a in asked.agents
               if (asked.agent is None or a.agent.id == asked.agent.agent.id)
               and (asked.group is None or asked.group.group.name in a.groups)]
-    groups = [g for g in await service.list_groups() if asked.group is None or g.group.id == asked.group.group.id]
+    groups = [g for g in asked.groups if asked.group is None or g.group.id == asked.group.group.id]
     channels = sorted({c for day in report.by_channel.values() for c in day})
     tables: dict[str, tuple[list[str], list[list[Any]]]] = {
         "load": (["agent", "presence", "open", "pending", "capacity"],
@@ -136,8 +140,7 @@ async def dashboard(request: web.Request) -> web.Response:
         assignee=asked.agent.agent.id if asked.agent else "any")).tickets
     return page(request, "dashboard.html", signed, charts=charts, overdue=overdue, since=report.since,
                 now=runtime(request).clock.now(), asked=asked, periods=PERIODS, comments=report.comments,
-                groups=[g.group.name for g in await runtime(request).service.list_groups()],
-                agents=[v.agent for v in await runtime(request).service.list_agents()])
+                groups=[g.group.name for g in asked.groups], agents=[v.agent for v in asked.agents])
 
 
 def _histogram_chart(title: str, rows: Sequence[Sequence[Any]], words: dict[str, str]) -> Any:
