@@ -230,7 +230,7 @@ async def queue_context(deps: Deps, viewer: Agent, *, with_agents: bool) -> Queu
     """One transaction for all of it: each a small read, and a queue page is opened all day."""
     async with deps.store.session() as session:
         groups = list(await session.scalars(select(Group.name).order_by(Group.name)))
-        tags = list(await session.scalars(select(TicketTag.tag).distinct().order_by(TicketTag.tag).limit(500)))
+        tags = await _tags_in_use(session)
         views = list(await session.scalars(
             select(SavedView).where(SavedView.agent_id == viewer.id).order_by(SavedView.name)))
         agents = [(agent_id, name) for agent_id, name in await session.execute(
@@ -238,10 +238,14 @@ async def queue_context(deps: Deps, viewer: Agent, *, with_agents: bool) -> Queu
     return QueueContext(groups, tags, views, agents)
 
 
-async def all_tags(deps: Deps, limit: int = 500) -> list[str]:
+async def all_tags(deps: Deps) -> list[str]:
     """Every tag in use, for autocomplete and the queue's filter."""
     async with deps.store.session() as session:
-        return list(await session.scalars(select(TicketTag.tag).distinct().order_by(TicketTag.tag).limit(limit)))
+        return await _tags_in_use(session)
+
+
+async def _tags_in_use(session: AsyncSession, limit: int = 500) -> list[str]:
+    return list(await session.scalars(select(TicketTag.tag).distinct().order_by(TicketTag.tag).limit(limit)))
 
 
 async def _activity_in(session: AsyncSession, viewer_id: int, numbers: Sequence[int]) -> dict[int, Activity]:
