@@ -318,6 +318,7 @@ async def add_rule(request: web.Request) -> web.Response:
         group=payload.group,
         skills=payload.skills,
         priority=Priority(payload.priority) if payload.priority else None,
+        tags=payload.tags,
         position=payload.position,
     )
     return json_ok(schemas.rule_out(view), status=201)

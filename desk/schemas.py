@@ -132,7 +132,8 @@ class SkillIn(Strict):
 
 
 class RuleIn(Strict):
-    """At least one condition (channel, category, language, from_group) and one effect (group, skills, priority)."""
+    """At least one condition (channel, category, language, from_group) and one effect (group, skills, priority,
+    tags)."""
 
     channel: ChannelName | None = None
     category: str | None = Field(None, min_length=1, max_length=64)
@@ -141,6 +142,7 @@ class RuleIn(Strict):
     group: GroupName | None = Field(None, description="Where the ticket goes (the first matching rule naming one).")
     skills: list[SkillName] = Field(default_factory=list, max_length=20, description="Added to the ticket's skills.")
     priority: PriorityName | None = Field(None, description="The ticket's priority (the first matching rule's).")
+    tags: list[TagName] = Field(default_factory=list, max_length=20, description="Added to the ticket's tags.")
     position: int | None = Field(None, ge=0, le=1_000_000, description="Rules run in this order (default: last).")
 
 
@@ -331,6 +333,7 @@ class RuleOut(BaseModel):
     group: str | None
     skills: list[str]
     priority: PriorityName | None
+    tags: list[str]
 
 
 class RuleList(BaseModel):
@@ -464,6 +467,7 @@ def rule_out(view: RuleView) -> RuleOut:
         group=view.group,
         skills=sorted(skill_set(rule.skills)),
         priority=rule.priority.value if rule.priority is not None else None,
+        tags=[tag for tag in rule.tags.split(",") if tag],
     )
 
 

@@ -149,13 +149,13 @@ class LeastLoadedRouter:
     async def loads(self, session: AsyncSession, agent_ids: Collection[int]) -> dict[int, Load]:
         return await self.weights.loads(session, list(agent_ids))
 
-    async def place(self, session: AsyncSession, ticket: Ticket, language: str | None) -> str | None:
-        """Apply the routing rules to a new ticket; says which matched, for its audit event."""
-        return (await rules.place(session, ticket, language)).describe()
+    async def place(self, session: AsyncSession, ticket: Ticket, language: str | None) -> rules.Placement:
+        """Apply the routing rules to a new ticket; says which matched (for its audit event) and their tags."""
+        return await rules.place(session, ticket, language)
 
-    def place_using(self, rows: Sequence[Sequence[Any]], ticket: Ticket, language: str | None) -> str | None:
+    def place_using(self, rows: Sequence[Sequence[Any]], ticket: Ticket, language: str | None) -> rules.Placement:
         """`place` over rule rows the caller read (as `rules.RuleRow`, in order): no statement of its own."""
-        return rules.apply([rules.RuleRow(*row) for row in rows], ticket, language).describe()
+        return rules.apply([rules.RuleRow(*row) for row in rows], ticket, language)
 
     # --- choosing ----------------------------------------------------------------------------
 

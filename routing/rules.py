@@ -1,4 +1,4 @@
-"""Routing rules: a new ticket's group, required skills and priority, from its channel, category and language."""
+"""Routing rules: a new ticket's group, required skills, priority and tags, from its channel, category and language."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from tickets.models import Priority, RoutingRule, Ticket, skill_key, skill_set
 class Placement:
     rules: list[int]
     """Ids of the rules that matched, in the order they were checked."""
+    tags: tuple[str, ...] = ()
+    """Every matching rule's tags, each once."""
 
     def describe(self) -> str | None:
         return f"routing rules {', '.join(f'#{r}' for r in self.rules)}" if self.rules else None
@@ -32,6 +34,7 @@ class RuleRow(NamedTuple):
     group_id: int | None
     skills: str
     priority: str | None
+    tags: str
 
 
 Rule = RoutingRule | RuleRow
@@ -68,4 +71,5 @@ def apply(rules: Sequence[Rule], ticket: Ticket, language: str | None) -> Placem
     if priority is not None:
         ticket.priority = Priority(priority)
     ticket.skills = skill_key([*skill_set(ticket.skills), *(s for r in matched for s in skill_set(r.skills))])
-    return Placement([r.id for r in matched])
+    tags = {tag for r in matched for tag in (r.tags or "").split(",") if tag}
+    return Placement([r.id for r in matched], tuple(sorted(tags)))

@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     remove_canned = canned.add_parser("remove", help="remove a canned response")
     remove_canned.add_argument("id", type=int)
 
-    rule = commands.add_parser("rule", help="manage routing rules (group, skills and priority of new tickets)") \
+    rule = commands.add_parser("rule", help="manage routing rules (group, skills, priority and tags of new tickets)") \
         .add_subparsers(dest="action", required=True, metavar="ACTION")
     add_rule = rule.add_parser("add", help="add a rule: new tickets matching every condition given get its effects")
     conditions = add_rule.add_argument_group("conditions (at least one)")
@@ -156,6 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     effects.add_argument("--skill", action="append", dest="skills", default=[], metavar="SKILL",
                          help="require this skill of the agent; repeat for several")
     effects.add_argument("--priority", choices=PRIORITIES)
+    effects.add_argument("--tag", action="append", dest="tags", default=[], metavar="TAG",
+                         help="tag the ticket (free text, e.g. refund); repeat for several")
     add_rule.add_argument("--position", type=int, metavar="N",
                           help="rules are checked in position order (default: after the last)")
     rule.add_parser("list", help="list routing rules in the order they are checked")
@@ -503,7 +505,7 @@ def _rule_line(view: Any) -> str:
                                                    ("language", rule.language), ("from-group", view.from_group))
             if value]
     then = [f"{name}={value}" for name, value in (("group", view.group), ("skills", rule.skills),
-                                                   ("priority", rule.priority)) if value]
+                                                   ("priority", rule.priority), ("tags", rule.tags)) if value]
     return f"#{rule.id}  position {rule.position}  when {' '.join(when)}  then {' '.join(then)}"
 
 
@@ -517,7 +519,7 @@ async def _rule_add(settings: Settings, args: argparse.Namespace) -> int:
         view = await service.add_rule(
             channel=args.channel, category=args.category, language=args.language, from_group=args.from_group,
             group=args.group, skills=args.skills, priority=Priority(args.priority) if args.priority else None,
-            position=args.position,
+            tags=args.tags, position=args.position,
         )
         print(f"added rule {_rule_line(view)}")
         return 0

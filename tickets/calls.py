@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tickets import audit, deadlines
 from tickets.errors import InvalidInput
 from tickets.inbound import CallDetails, Inbound
-from tickets.ingest import group_for, subject_from
+from tickets.ingest import group_for, record_created, subject_from
 from tickets.models import (
     ACTIVE_STATUSES,
     Agent,
@@ -336,8 +336,7 @@ async def _new_ticket(
     placed = await router.place(session, ticket, inbound.language)
     session.add(ticket)
     await session.flush()
-    reason += f"; {placed}" if placed else ""
-    audit.record(session, ticket.id, EventKind.created, now, actor="customer", reason=reason[:500], channel=CHANNEL)
+    record_created(session, ticket, placed, reason, now)
     return ticket
 
 

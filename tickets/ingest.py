@@ -26,8 +26,9 @@ from tickets.models import (
     Priority,
     Ticket,
     TicketStatus,
+    TicketTag,
 )
-from tickets.ports import Assigner
+from tickets.ports import Assigner, Placed
 
 
 @dataclass(frozen=True)
@@ -269,11 +270,21 @@ async def _thread(
         reason = f"follow-up to closed ticket #{earlier.id} ({reason})"
     else:
         reason = f"new {inbound.channel} message" + (f"; {reason}" if reason else "")
-    if placed:
-        reason += f"; {placed}"
-    audit.record(session, ticket.id, EventKind.created, now, actor="customer", reason=reason[:500],
-                 channel=inbound.channel)
+    reason = record_created(session, ticket, placed, reason, now)
     return _Thread(ticket, reason[:200], True, True)
+
+
+def record_created(session: AsyncSession, ticket: Ticket, placed: Placed, reason: str, now: datetime) -> str:
+    """The new ticket's `created` event (naming the rules that placed it) and the tags those rules give it."""
+    rules = placed.describe()
+    reason += f"; {rules}" if rules else ""
+    audit.record(session, ticket.id, EventKind.created, now, actor="customer", reason=reason[:500],
+                 channel=ticket.channel)
+    if placed.tags:
+        session.add_all([TicketTag(ticket_id=ticket.id, tag=tag) for tag in placed.tags])
+        audit.record(session, ticket.id, EventKind.tags_changed, now, actor="router", reason=rules,
+                     old="", new=", ".join(placed.tags))
+    return reason
 
 
 async def group_for(session: AsyncSession, name: str | None, default_group: str, now: datetime) -> Group:

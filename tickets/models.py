@@ -199,7 +199,7 @@ class AgentSkill(Base):
 
 
 class RoutingRule(Base):
-    """Where a new ticket goes: tickets matching every condition set here get its group, skills and priority."""
+    """Where a new ticket goes: tickets matching every condition set here get its group, skills, priority and tags."""
 
     __tablename__ = "routing_rules"
 
@@ -215,6 +215,8 @@ class RoutingRule(Base):
     skills: Mapped[str] = mapped_column(String(300), default="", server_default="")
     """Required skills, as `Ticket.skills` holds them."""
     priority: Mapped[Priority | None] = mapped_column(_enum(Priority, "rule_priority"))
+    tags: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    """Tags the ticket gets (comma-joined, as `tickets.tags.normalize_tags` gives them)."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

@@ -44,6 +44,17 @@ class LockedAgent(Protocol):
     def load(self) -> AgentLoad: ...
 
 
+class Placed(Protocol):
+    """What the routing rules did to a new ticket beyond its columns."""
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Tags the matching rules give it (stored once the ticket has its number)."""
+
+    def describe(self) -> str | None:
+        """Which rules matched, for the ticket's `created` event (None: none)."""
+
+
 class Assigner(Protocol):
     """Routing as the ticket services see it; every method works inside the caller's transaction."""
 
@@ -54,12 +65,12 @@ class Assigner(Protocol):
 
     async def loads(self, session: AsyncSession, agent_ids: Collection[int]) -> Mapping[int, AgentLoad]: ...
 
-    async def place(self, session: AsyncSession, ticket: Ticket, language: str | None) -> str | None:
-        """Set a new ticket's group, skills and priority by the routing rules; says which rules matched."""
+    async def place(self, session: AsyncSession, ticket: Ticket, language: str | None) -> Placed:
+        """Set a new ticket's group, skills and priority by the routing rules; says which matched and their tags."""
 
-    def place_using(self, rows: Sequence[Sequence[Any]], ticket: Ticket, language: str | None) -> str | None:
+    def place_using(self, rows: Sequence[Sequence[Any]], ticket: Ticket, language: str | None) -> Placed:
         """`place` over routing-rule rows read by the caller, in the order they are checked (id, channel, category,
-        language, from_group_id, group_id, skills, priority)."""
+        language, from_group_id, group_id, skills, priority, tags)."""
 
     async def assign(
         self, session: AsyncSession, ticket: Ticket, now: datetime, exclude: Collection[int] = ()

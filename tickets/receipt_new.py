@@ -6,8 +6,8 @@ check, the client's card, an open ticket the message might continue, the group, 
 (card and identity, ticket, message, its `created` event, the acknowledgement): `tickets.receipt_pg` as a
 data-modifying CTE through asyncpg, `tickets.receipt_sqlite` as plain statements in one call on the SQLite
 connection's thread. What the read shows decides here, the same for both: whatever is not that shape (a
-redelivery, an open ticket to continue, an unknown group, a rule moving the ticket elsewhere) goes to the ORM
-path, which decides every case; the rows written are the same as that path writes
+redelivery, an open ticket to continue, an unknown group, a rule moving the ticket elsewhere or tagging it) goes to
+the ORM path, which decides every case; the rows written are the same as that path writes
 (`tests/integration/test_receipt_paths.py`).
 """
 
@@ -84,9 +84,10 @@ def plan(inbound: Inbound, found: Found, now: datetime, router: Assigner, notifi
                     skills="", group_id=found.group_id, created_at=now, updated_at=now,
                     portal_key=secrets.token_urlsafe(24))
     placed = router.place_using(found.rules or [], ticket, inbound.language)
-    if ticket.group_id != found.group_id:  # a routing rule moved it: that group's name and acknowledgement apply
-        return None
-    reason = (f"new {inbound.channel} message" + (f"; {placed}" if placed else ""))[:500]
+    if ticket.group_id != found.group_id or placed.tags:
+        return None  # a rule moved it (that group's name and acknowledgement apply) or tags it: the ORM path's case
+    rules = placed.describe()
+    reason = (f"new {inbound.channel} message" + (f"; {rules}" if rules else ""))[:500]
     meta = message_meta(inbound)
     notice = notifications.acknowledgement(ReceivedFacts(
         inbound.channel, found.group or "", bool(found.acknowledges), found.name or inbound.customer_name,

@@ -24,7 +24,8 @@ from tickets.receipt_new import ACTIVE, Found, open_window, plan, stored
 T = TypeVar("T")
 
 RULES = """(SELECT json_agg(json_build_array(r.id, r.channel, r.category, r.language, r.from_group_id, r.group_id,
-                                           r.skills, r.priority) ORDER BY r.position, r.id) FROM routing_rules r)"""
+                                           r.skills, r.priority, r.tags) ORDER BY r.position, r.id)
+           FROM routing_rules r)"""
 """Every routing rule, in the order they are checked, as the rows `Assigner.place_using` takes (`RuleRow`)."""
 
 _READ = f"""

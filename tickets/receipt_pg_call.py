@@ -146,7 +146,10 @@ async def _receive(connection: asyncpg.Connection, inbound: Inbound, now: dateti
     if ticket is not None:
         ticket.group_id = found.group_id
         placed = router.place_using(found.rules, ticket, inbound.language)
-        reason += f"; {placed}" if placed else ""
+        if placed.tags:
+            return None  # a rule tags it: the ORM path stores the tags once the ticket has its number
+        rules = placed.describe()
+        reason += f"; {rules}" if rules else ""
         if found.agent_id is not None and not details.missed:  # the agent who talked to the client keeps it
             ticket.route_to_id = found.agent_id
     answered = responds(details, found.agent_id)

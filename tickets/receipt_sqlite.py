@@ -34,7 +34,7 @@ SELECT
      AND t.status IN {ACTIVE} AND t.updated_at >= ?6 LIMIT 1) AS open_ticket,
   g.id, g.name, g.acknowledge,
   (SELECT json_group_array(json_array(r.id, r.channel, r.category, r.language, r.from_group_id, r.group_id,
-                                      r.skills, r.priority))
+                                      r.skills, r.priority, r.tags))
      FROM (SELECT * FROM routing_rules ORDER BY position, id) AS r) AS rules
 FROM (SELECT 1) AS one
 LEFT JOIN customer_identities ci ON ci.kind = ?3 AND ci.address = ?4

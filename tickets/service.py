@@ -275,11 +275,12 @@ class TicketService:
         group: str | None = None,
         skills: Sequence[str] = (),
         priority: Priority | None = None,
+        tags: Sequence[str] = (),
         position: int | None = None,
     ) -> RuleView:
         return await staff.add_rule(
             self.deps, channel=channel, category=category, language=language, from_group=from_group, group=group,
-            skills=skills, priority=priority, position=position
+            skills=skills, priority=priority, tags=tags, position=position
         )
 
     async def remove_rule(self, rule_id: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -365,7 +366,7 @@ async def test_routing_rules_place_new_tickets(client: Client, add_agent: Any, r
     assert response.status == 201, await response.text()
     low = await response.json()
     assert low == {"id": low["id"], "position": 10, "channel": "webform", "category": None, "language": None,
-                   "from_group": "Support", "group": None, "skills": [], "priority": "low"}
+                   "from_group": "Support", "group": None, "skills": [], "priority": "low", "tags": []}
     response = await client.post("/api/v1/routing/rules", headers=admin, json={
         "category": "Billing", "group": "Sales", "skills": ["ru"], "priority": "high", "position": 5})
     assert response.status == 201, await response.text()
@@ -402,6 +403,40 @@ async def test_routing_rules_place_new_tickets(client: Client, add_agent: Any, r
     assert (after["group"], after["skills"], after["priority"]) == ("Support", [], "low")
 
 
+async def test_a_rule_tags_the_tickets_it_places_on_every_path(
+    client: Client, add_agent: Any, runtime: Runtime
+) -> None:
+    """A tagging rule sends the receipt the ORM way (the fast paths store no tags): every channel gets the tags."""
+    admin, manager = await staff(add_agent)
+    await add_agent("Sam Support")
+    response = await client.post("/api/v1/routing/rules", headers=admin,
+                                 json={"category": "billing", "tags": ["Refund", "Счёт", "refund"]})
+    assert response.status == 201, await response.text()
+    rule = await response.json()
+    assert (rule["tags"], rule["group"], rule["priority"]) == (["refund", "счёт"], None, None)
+    assert (await client.post("/api/v1/routing/rules", headers=admin,
+                              json={"channel": "phone", "tags": ["call"]})).status == 201
+
+    billing = await get_ticket(client, await submit(client, "my invoice", email="payer@example.com",
+                                                    category="billing"), manager)
+    other = await get_ticket(client, await submit(client, "hello", email="hi@example.com"), manager)
+    assert (billing["tags"], other["tags"]) == (["refund", "счёт"], [])
+    tagged = [e for e in billing["events"] if e["kind"] == "tags_changed"]
+    assert [(e["actor"], e["data"]["new"], e["reason"]) for e in tagged] == [
+        ("router", "refund, счёт", f"routing rules #{rule['id']}")]
+    listed = await client.get("/api/v1/tickets?tag=счёт", headers=manager)
+    assert [t["number"] for t in (await listed.json())["items"]] == [billing["number"]]
+
+    started = runtime.clock.now() - timedelta(minutes=5)
+    call = await client.post("/api/v1/calls", headers=admin, json={
+        "call_id": "tagged-1", "direction": "in", "caller": "+442079460958", "called": "+442079460000",
+        "disposition": "missed", "started_at": started.isoformat(),
+        "ended_at": (started + timedelta(seconds=20)).isoformat()})
+    assert call.status == 201, await call.text()
+    callback = await get_ticket(client, (await call.json())["ticket"]["number"], manager)
+    assert (callback["category"], callback["tags"]) == ("callback", ["call"])
+
+
 async def test_routing_rules_refuse_bad_input(client: Client, add_agent: Any, runtime: Runtime) -> None:
     admin, manager = await staff(add_agent)
     await runtime.service.add_group("Sales")
@@ -415,6 +450,8 @@ async def test_routing_rules_refuse_bad_input(client: Client, add_agent: Any, ru
         ({"category": "billing", "group": "Sales", "position": -1}, "position"),
         ({"category": "billing", "group": "Sales", "language": "x" * 9}, "language"),
         ({"category": "billing", "group": "Sales", "owner": "me"}, "owner"),
+        ({"category": "billing", "tags": ["no/slash"]}, "tags"),
+        ({"category": "billing", "tags": ["x" * 41]}, "tags.0"),
     ]:
         response = await client.post("/api/v1/routing/rules", json=body, headers=admin)
         assert await invalid_fields(response) == {field}, body
@@ -497,7 +534,8 @@ async def test_catalogues_list_groups_skills_and_rules(client: Client, add_agent
         rules = await items(client, "/api/v1/routing/rules", headers)
         assert [r["id"] for r in rules] == [early.rule.id, late.rule.id]
         assert rules[0] | {"id": 0} == {"id": 0, "position": 1, "channel": "email", "category": None, "language": None,
-                                        "from_group": "Support", "group": None, "skills": [], "priority": "low"}
+                                        "from_group": "Support", "group": None, "skills": [], "priority": "low",
+                                        "tags": []}
         assert (rules[1]["group"], rules[1]["skills"], rules[1]["priority"]) == ("Sales", ["ru"], "high")
 
 
@@ -518,7 +556,7 @@ async def test_openapi_lists_the_routing_endpoints(client: Client) -> None:
     assert {"group", "skills"} <= set(schemas["TicketPatch"]["properties"])
     assert "skills" in schemas["TicketSummary"]["properties"] and "skills" in schemas["TicketDetail"]["properties"]
     assert {"presence", "capacity", "skills", "groups"} == set(schemas["AgentChangesIn"]["properties"])
-    assert {"id", "position", "channel", "category", "language", "from_group", "group", "skills", "priority"} == set(
-        schemas["RuleOut"]["properties"])
+    assert {"id", "position", "channel", "category", "language", "from_group", "group", "skills", "priority",
+            "tags"} == set(schemas["RuleOut"]["properties"])
     assert {"id", "name", "head_email", "acknowledge", "agents", "waiting"} == set(schemas["GroupOut"]["properties"])
     assert {"id", "name", "description", "agents"} == set(schemas["SkillOut"]["properties"])

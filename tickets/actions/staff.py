@@ -36,6 +36,7 @@ from tickets.models import (
 )
 from tickets.numbers import as_id
 from tickets.queries.staff import SEEN_EVERY, AgentView, RuleView, agent_views, hash_token, skills_named
+from tickets.tags import normalize_tags
 
 SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,63}$")
 
@@ -277,14 +278,16 @@ async def add_rule(deps: Deps, *,
     group: str | None = None,
     skills: Sequence[str] = (),
     priority: Priority | None = None,
+    tags: Sequence[str] = (),
     position: int | None = None,
 ) -> RuleView:
     """A rule needs at least one condition and one effect; rules run in `position` order (default: last)."""
     conditions = {"channel": channel, "category": category, "language": language, "from_group": from_group}
     if not any(conditions.values()):
         raise InvalidInput({"rule": "give at least one condition: channel, category, language or from_group"})
-    if group is None and not skills and priority is None:
-        raise InvalidInput({"rule": "give at least one effect: group, skills or priority"})
+    if group is None and not skills and priority is None and not tags:
+        raise InvalidInput({"rule": "give at least one effect: group, skills, priority or tags"})
+    tagged = normalize_tags(tags)
     now = deps.clock.now()
     async with deps.store.session() as session:
         target = await _group_for_field(deps, session, "group", group, now) if group else None
@@ -301,6 +304,7 @@ async def add_rule(deps: Deps, *,
             group_id=target.id if target else None,
             skills=skill_key(s.name for s in needed),
             priority=priority,
+            tags=",".join(tagged),
             created_at=now,
         )
         session.add(rule)
