@@ -175,20 +175,22 @@ async def test_routing_rules_are_added_listed_in_order_and_removed(staff: Staff)
                       "--skill", "billing", "--skill", "ru", "--priority", "high")
     assert re.fullmatch(r"added rule #(\d+)  position 20  when channel=webform category=billing  "
                         r"then group=Billing skills=billing,ru priority=high\n", second), second
-    third = staff.ok("rule", "add", "--from-group", "Billing", "--priority", "critical", "--position", "5")
-    assert re.fullmatch(r"added rule #(\d+)  position 5  when from-group=Billing  then priority=critical\n",
-                        third), third
+    third = staff.ok("rule", "add", "--from-group", "Billing", "--priority", "critical", "--position", "5",
+                     "--tag", "Urgent Invoice", "--tag", "vip")
+    assert re.fullmatch(r"added rule #(\d+)  position 5  when from-group=Billing  "
+                        r"then priority=critical tags=urgent-invoice,vip\n", third), third
     ids = [int(re.search(r"#(\d+)", line).group(1)) for line in (first, second, third)]
 
     billing = (await staff.rows(select(Group.id).where(Group.name == "Billing")))[0][0]
     columns = (RoutingRule.id, RoutingRule.position, RoutingRule.channel, RoutingRule.category, RoutingRule.language,
-               RoutingRule.from_group_id, RoutingRule.group_id, RoutingRule.skills, RoutingRule.priority)
+               RoutingRule.from_group_id, RoutingRule.group_id, RoutingRule.skills, RoutingRule.tags,
+               RoutingRule.priority)
     stored = [(*row[:-1], row[-1] and str(row[-1]))
               for row in await staff.rows(select(*columns).order_by(RoutingRule.position))]
     assert stored == [
-        (ids[2], 5, None, None, None, billing, None, "", "critical"),
-        (ids[0], 10, None, None, "ru", None, None, "ru", None),
-        (ids[1], 20, "webform", "billing", None, None, billing, "billing,ru", "high"),
+        (ids[2], 5, None, None, None, billing, None, "", "urgent-invoice,vip", "critical"),
+        (ids[0], 10, None, None, "ru", None, None, "ru", "", None),
+        (ids[1], 20, "webform", "billing", None, None, billing, "billing,ru", "", "high"),
     ]
 
     assert staff.ok("rule", "list").splitlines() == [third[len("added rule "):].rstrip(),
@@ -204,6 +206,7 @@ async def test_routing_rules_are_added_listed_in_order_and_removed(staff: Staff)
         (["rule", "add", "--from-group", "Nowhere", "--skill", "ru"], "no group named 'Nowhere'"),
         (["rule", "add", "--category", "x" * 65, "--skill", "ru"], "switchboard: --category: at most 64 characters"),
         (["rule", "add", "--language", "de", "--skill", "ru"], "argument --language: invalid choice: 'de'"),
+        (["rule", "add", "--language", "ru", "--tag", "a/b"], "'a/b': at most 40 letters, digits and - _ ."),
     ])
     assert [i for (i,) in await staff.rows(select(RoutingRule.id).order_by(RoutingRule.id))] == [ids[0], ids[2]]
 
