@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select, update
@@ -62,11 +63,24 @@ class Attempt:
     """Set when the row was not due yet (nothing was tried): the job for its due time needs its own id."""
 
 
+@dataclass(frozen=True)
+class OutFile:
+    """A file of an agent's reply, as a chat sender that can carry files reads it."""
+
+    name: str
+    content_type: str
+    path: Path
+
+
 class TextSender(Protocol):
     """A chat channel's sender (Telegram, web chat): one text to one chat, split as the channel needs."""
 
-    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any]) -> str | None:
-        """`details` are the row's headers: what the notifier stored for the channel and earlier attempts' progress."""
+    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any],
+                        files: Sequence[OutFile] = ()) -> str | None:
+        """`details` are the row's headers: what the notifier stored for the channel and earlier attempts' progress.
+
+        `files` are the reply's: a channel that carries files sends them after the text; one that cannot (SMS)
+        or that links them from the text it was given (web chat) leaves them."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +183,7 @@ class Deliverer:
                 provider_id = await self.sender.send(claimed.message)
             else:
                 provider_id = await self.chat_senders[claimed.channel].send_text(
-                    claimed.recipient, claimed.text, claimed.details
+                    claimed.recipient, claimed.text, claimed.details, self._out_files(claimed.files)
                 )
         except (TemporaryFailure, PermanentFailure, Unconfirmed) as exc:
             failure = exc
@@ -278,7 +292,7 @@ class Deliverer:
             row.attempts += 1
             row.updated_at = now
             files: tuple[dict[str, Any], ...] = ()
-            if message is not None and row.kind == "reply" and row.message_id is not None:
+            if row.kind == "reply" and row.message_id is not None:
                 files = tuple((await session.get_one(Message, row.message_id)).attachments or ())
             return _Claim(row.id, row.attempts, row.channel, message, row.recipient, row.body_text or "", details, now,
                           template, files=files)
@@ -293,6 +307,19 @@ class Deliverer:
             main, _, sub = kind.partition("/")
             message.add_attachment(data, maintype=main or "application", subtype=sub or "octet-stream",
                                    filename=str(ref.get("name") or "attachment"))
+
+    def _out_files(self, files: Sequence[Mapping[str, Any]]) -> list[OutFile]:
+        """Where a reply's files are, for a chat sender (which reads them as it sends)."""
+        if not files:
+            return []
+        if self.attachments is None:
+            raise PermanentFailure("this deliverer has no attachment store for the reply's files")
+        try:
+            return [OutFile(str(ref.get("name") or "attachment"),
+                            str(ref.get("content_type") or "application/octet-stream"),
+                            self.attachments.open_path(str(ref["path"]))) for ref in files]
+        except (KeyError, ValueError) as exc:
+            raise PermanentFailure(f"a file of the reply is not in the store: {exc}") from exc
 
     def _rendered(self, claim: _Claim) -> _Claim:
         """The claimed row's template rendered, outside any transaction, as the email or text to send."""

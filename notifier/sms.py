@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any, Literal
 import aiohttp
 import phonenumbers
 
-from notifier.delivery import IDEMPOTENCY_KEY, RESUMED
+from notifier.delivery import IDEMPOTENCY_KEY, RESUMED, OutFile
 from notifier.senders import PermanentFailure, TemporaryFailure, Unconfirmed, parse_date
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,8 @@ class GatewaySender:
             await self._session.close()
             self._session = None
 
-    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any]) -> str | None:
+    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any],
+                        files: Sequence[OutFile] = ()) -> str | None:
         to = e164(chat_id, self._region)
         if not text.strip():
             raise PermanentFailure("the SMS is empty")
@@ -199,7 +200,8 @@ class LogSender:
         self.path = Path(path)
         self._region = region
 
-    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any]) -> str | None:
+    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any],
+                        files: Sequence[OutFile] = ()) -> str | None:
         to = e164(chat_id, self._region)
         key = str(details.get(IDEMPOTENCY_KEY) or "")
         provider_id = "log-" + hashlib.sha256(key.encode()).hexdigest()[:16] if key else None

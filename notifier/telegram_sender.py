@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,12 +21,15 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.types import FSInputFile, Message
 
+from notifier.delivery import OutFile
 from notifier.senders import PermanentFailure, TemporaryFailure
 from notifier.telegram import BLOCKED, MAX_INLINE_WAIT, split_text
 
 log = logging.getLogger(__name__)
 PIECES_SENT = "pieces_sent"
+"""How many of the row's pieces (the text's, then one per file) an earlier attempt sent."""
 LAST_SENT_ID = "last_sent_id"
 
 
@@ -37,25 +40,39 @@ class TelegramSender:
         self.bot = bot
         self._max_inline_wait = max_inline_wait
 
-    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any]) -> str | None:
-        """Send the pieces in order, skipping those an earlier attempt sent; returns the last Telegram message id."""
+    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any],
+                        files: Sequence[OutFile] = ()) -> str | None:
+        """Send the text's pieces, then each file as a document, in order, skipping those an earlier attempt sent;
+        returns the last Telegram message id."""
+        missing = await asyncio.to_thread(lambda: [f.name for f in files if not f.path.is_file()])
+        if missing:
+            raise PermanentFailure(f"the file {missing[0]!r} is missing from the attachment store")
         done = int(details.get(PIECES_SENT, 0) or 0)
         sent_id: int | None = details.get(LAST_SENT_ID)
-        for index, piece in enumerate(split_text(text)):
+        pieces: list[Callable[[], Awaitable[Message]]] = [
+            *(self._text(chat_id, piece) for piece in split_text(text)),
+            *(self._document(chat_id, file) for file in files)]
+        for index, send in enumerate(pieces):
             if index < done:
                 continue
             try:
-                sent_id = await self._send_piece(chat_id, piece)
+                sent_id = await self._send_piece(chat_id, send)
             except TemporaryFailure as exc:
                 if index:
                     exc.progress = {PIECES_SENT: index, LAST_SENT_ID: sent_id}
                 raise
         return str(sent_id) if sent_id is not None else None
 
-    async def _send_piece(self, chat_id: str, piece: str) -> int:
+    def _text(self, chat_id: str, piece: str) -> Callable[[], Awaitable[Message]]:
+        return lambda: self.bot.send_message(chat_id, piece)
+
+    def _document(self, chat_id: str, file: OutFile) -> Callable[[], Awaitable[Message]]:
+        return lambda: self.bot.send_document(chat_id, FSInputFile(file.path, filename=file.name))
+
+    async def _send_piece(self, chat_id: str, send: Callable[[], Awaitable[Message]]) -> int:
         for _ in range(5):
             try:
-                sent = await self.bot.send_message(chat_id, piece)
+                sent = await send()
                 return sent.message_id
             except TelegramRetryAfter as exc:
                 if exc.retry_after > self._max_inline_wait:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 from pathlib import Path
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notifier import outbox
 from notifier.chat import client_language, latest_client_meta, resolved_text
 from notifier.compose import EmailNotifications, ticket_subject
-from notifier.delivery import SKIP_IF_SEEN
+from notifier.delivery import SKIP_IF_SEEN, OutFile
 from notifier.senders import TemporaryFailure
 from tickets.models import Agent, Direction, Message, Ticket
 from tickets.ports import Notice, ReceivedFacts
@@ -39,14 +39,22 @@ _templates = Environment(
 )
 
 
-def message_event(message: Message, author: str | None) -> dict[str, Any]:
-    """A message as the chat widget shows it: the same shape live and in the history."""
+def message_event(message: Message, author: str | None, portal_key: str | None = None) -> dict[str, Any]:
+    """A message as the chat widget shows it: the same shape live and in the history.
+
+    Its files are links into the ticket's portal (`portal_key`), on the chat page's own origin: the portal's link
+    is what the client holds for that ticket, so the chat needs no download credential of its own.
+    """
+    files = [{"name": str(ref.get("name") or "file"), "size": int(ref.get("size") or 0),
+              "url": f"/portal/{portal_key}/files/{message.id}/{index}"}
+             for index, ref in enumerate(message.attachments or [])] if portal_key else []
     return {
         "id": message.id,
         "ticket": message.ticket_id,
         "direction": "in" if message.direction == Direction.inbound else "out",
         "author": author,
         "text": message.body_text,
+        "files": files,
         "at": message.created_at.isoformat(),
     }
 
@@ -84,7 +92,7 @@ class WebchatNotifications:
         ids = [await outbox.queue(
             session, now, kind="reply", channel=CHANNEL, recipient=visitor["visitor"], subject=None,
             body_text=message.body_text,
-            headers={"event": {"type": "message", "message": message_event(message, author)}},
+            headers={"event": {"type": "message", "message": message_event(message, author, ticket.portal_key)}},
             ticket_id=ticket.id, message_id=message.id, dedupe_key=f"reply:{message.id}",
         )]
         address = visitor.get("email")
@@ -130,7 +138,8 @@ class WebchatSender:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any]) -> str | None:
+    async def send_text(self, chat_id: str, text: str, details: Mapping[str, Any],
+                        files: Sequence[OutFile] = ()) -> str | None:
         event = details.get("event") or {"type": "notice", "text": text}
         try:
             receivers = await self._redis.publish(EVENTS, envelope(chat_id, event))

@@ -170,7 +170,7 @@ class FakeTelegram:
         self.updates: list[dict[str, Any]] = []
         self.get_updates_offsets: list[int | None] = []
         self.sent: list[dict[str, Any]] = []
-        """sendMessage calls that succeeded: chat_id, text."""
+        """sendMessage calls that succeeded (chat_id, text) and sendDocument calls (chat_id, document, data)."""
         self.send_attempts = 0
         self.webhook: dict[str, Any] | None = None
         self.webhook_deleted = 0
@@ -273,7 +273,7 @@ class FakeTelegram:
             return dict(await request.json())
         params: dict[str, Any] = {}
         for key, value in (await request.post()).items():
-            params[key] = value if isinstance(value, str) else str(value)
+            params[key] = value  # a file (sendDocument's document) stays a FileField
         return params
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -285,7 +285,7 @@ class FakeTelegram:
             return self._ok({"id": self.BOT_ID, "is_bot": True, "first_name": "Support", "username": "support_bot"})
         if method == "getupdates":
             return await self._get_updates(params)
-        if method == "sendmessage":
+        if method in ("sendmessage", "senddocument"):
             return self._send_message(params)
         if method == "getfile":
             path, data = self.files[params["file_id"]]
@@ -330,9 +330,19 @@ class FakeTelegram:
             return web.json_response(body, status=error.status)
         self._next_message += 1
         chat_id = int(params["chat_id"])
-        self.sent.append({"chat_id": chat_id, "text": params["text"]})
+        document = params.get("document")
+        if isinstance(document, str) and document.startswith("attach://"):  # how aiogram uploads a file
+            document = params.get(document.removeprefix("attach://"))
+        if isinstance(document, web.FileField):
+            self.sent.append({"chat_id": chat_id, "document": document.filename, "data": document.file.read(),
+                              "content_type": document.content_type})
+            content: dict[str, Any] = {"document": {"file_id": f"d{self._next_message}", "file_name": document.filename,
+                                                    "file_unique_id": f"u{self._next_message}"}}
+        else:
+            self.sent.append({"chat_id": chat_id, "text": params["text"]})
+            content = {"text": params["text"]}
         return self._ok({"message_id": self._next_message, "date": 1_790_000_000,
-                         "chat": {"id": chat_id, "type": "private"}, "text": params["text"],
+                         "chat": {"id": chat_id, "type": "private"}, **content,
                          "from": {"id": self.BOT_ID, "is_bot": True, "first_name": "Support"}})
 
     async def _file(self, request: web.Request) -> web.Response:

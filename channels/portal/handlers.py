@@ -12,6 +12,7 @@ from aiohttp import web
 from channels.portal.words import WORDS
 from tickets.actions.portal import check_reply
 from tickets.errors import Conflict, InvalidInput, NotFound
+from web.files import attachment_response
 from web.forms import FormErrors, form_fields, read_form
 from web.pages import Pages, reader_language, reason
 from web.ratelimit import RateLimiter
@@ -82,5 +83,17 @@ async def rate(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/portal/{_key(request)}?done=rated")
 
 
+async def download(request: web.Request) -> web.StreamResponse:
+    """A file of a message the page shows (the client's own or an agent's reply; never a note's)."""
+    rt = runtime(request)
+    try:
+        view = await rt.service.portal_view(_key(request))
+    except NotFound:
+        raise web.HTTPNotFound(text="This link does not lead to a ticket.") from None
+    message = next((m for m in view.messages if str(m.id) == request.match_info["message"]), None)
+    return attachment_response(rt.attachments, message.attachments if message else None, request.match_info["index"])
+
+
 def routes() -> list[Any]:
-    return [web.get("/portal/{key}", show), web.post("/portal/{key}", reply), web.post("/portal/{key}/rate", rate)]
+    return [web.get("/portal/{key}", show), web.post("/portal/{key}", reply), web.post("/portal/{key}/rate", rate),
+            web.get("/portal/{key}/files/{message}/{index}", download)]

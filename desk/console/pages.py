@@ -19,7 +19,6 @@ from yarl import URL
 from desk.console import live, timeline
 from desk.console.auth import Signed, console_path, form_of, require
 from desk.console.render import page, words
-from tickets.attachments import safe_filename
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
 from tickets.inbound import AttachmentRef
@@ -28,6 +27,7 @@ from tickets.numbers import as_id, whole_number
 from tickets.queries.tickets import Activity, NextStep, QueueTicket, TicketView
 from tickets.text import clean_text
 from web.auth import MANAGERS
+from web.files import attachment_response
 from web.http import path_id
 from web.pages import reason
 from web.runtime import runtime
@@ -415,24 +415,7 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     rt = runtime(request)
     view = await rt.service.get_ticket(signed.agent, path_id(request, "number"))
     message = next((m for m in view.messages if str(m.id) == request.match_info["message"]), None)
-    index = whole_number(request.match_info["index"], maximum=len(message.attachments or []) - 1) \
-        if message is not None else None
-    if message is None or index is None:
-        raise web.HTTPNotFound(text="no such attachment")
-    ref = message.attachments[index]
-    try:
-        path = rt.attachments.open_path(str(ref.get("path", "")))
-    except ValueError:
-        raise web.HTTPNotFound(text="no such attachment") from None
-    if not path.is_file():
-        raise web.HTTPNotFound(text="the file is missing from the attachment store")
-    kind = str(ref.get("content_type") or "application/octet-stream")
-    if not kind.startswith(("image/", "application/pdf", "text/plain")) or kind == "image/svg+xml":
-        kind = "application/octet-stream"  # HTML, SVG and the like could run script on our origin
-    name = safe_filename(str(ref.get("name") or "attachment"))
-    return web.FileResponse(path, headers={"Content-Type": kind, "X-Content-Type-Options": "nosniff",
-                                           "Content-Disposition": f'attachment; filename="{name}"',
-                                           "Content-Security-Policy": "default-src 'none'; sandbox"})
+    return attachment_response(rt.attachments, message.attachments if message else None, request.match_info["index"])
 
 
 def routes() -> list[Any]:

@@ -130,6 +130,31 @@ async def test_the_client_attaches_files_from_the_portal_and_the_agent_downloads
     assert refused.status == 422 and "write something or attach a file" in await refused.text()
 
 
+async def test_the_client_downloads_the_agents_files_but_never_a_notes(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    agent, _ = await add_agent("Anna")
+    ticket = (await runtime.service.ingest(form())).ticket
+    invoice = await runtime.attachments.save("Счёт 17.pdf", "application/pdf", b"%PDF-1.4 invoice")
+    page_html = await runtime.attachments.save("page.html", "text/html", b"<script>alert(1)</script>")
+    reply = await runtime.service.add_message(agent, ticket.id, "Here it is.", internal=False,
+                                              attachments=(invoice, page_html))
+    note = await runtime.service.add_message(agent, ticket.id, "internal", internal=True, attachments=(invoice,))
+    path = await portal_path(runtime, ticket.id)
+    shown = await (await client.get(path)).text()
+    assert f'href="{path}/files/{reply.id}/0" download>Счёт 17.pdf</a>' in shown
+
+    got = await client.get(f"{path}/files/{reply.id}/0")
+    assert got.status == 200 and await got.read() == b"%PDF-1.4 invoice"
+    assert got.headers["Content-Type"] == "application/pdf" and got.headers["Content-Disposition"].startswith(
+        "attachment;")
+    html = await client.get(f"{path}/files/{reply.id}/1")  # never rendered as a page of ours
+    assert html.status == 200 and html.headers["Content-Type"] == "application/octet-stream"
+    for wrong in (f"{path}/files/{note.id}/0", f"{path}/files/{reply.id}/2", f"{path}/files/{reply.id}/-1",
+                  f"{path}/files/x/0", f"/portal/{'a' * 32}/files/{reply.id}/0"):
+        assert (await client.get(wrong)).status == 404, wrong
+
+
 async def test_a_refused_post_keeps_no_file(client: TestClient[Any, Any], runtime: Runtime) -> None:
     """A wrong key (any key was enough: the limit is per key) or a refused text stores nothing on disk."""
     ticket = (await runtime.service.ingest(form())).ticket

@@ -50,7 +50,7 @@ async def rt(tg_settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
     assert runtime.deliverer is not None and runtime.telegram_bot is not None
     runtime.deliverer = Deliverer(
         runtime.store, runtime.clock, runtime.deliverer.sender, chat_senders=runtime.deliverer.chat_senders,
-        renderer=runtime.deliverer.renderer,
+        renderer=runtime.deliverer.renderer, attachments=runtime.attachments,
         first_retry=timedelta(milliseconds=200), max_retry=timedelta(seconds=1),
     )
     try:
@@ -383,6 +383,41 @@ async def test_an_agents_reply_goes_to_the_chat(rt: Runtime, tg: FakeTelegram, m
     assert row is not None and (row.channel, row.recipient, row.kind, row.dedupe_key) == (
         "telegram", "42", "reply", f"reply:{reply.id}")
     assert stored.delivery_status == DeliveryStatus.sent
+
+
+async def test_a_reply_with_files_sends_the_text_then_each_file_and_resumes_after_what_went(
+    rt: Runtime, tg: FakeTelegram, manager: Agent
+) -> None:
+    number = await telegram_ticket(rt)
+    invoice, photo = b"%PDF-1.4 " + b"x" * 5000, b"\x89PNG\r\n fake"
+    files = (await rt.attachments.save("Счёт 17.pdf", "application/pdf", invoice),
+             await rt.attachments.save("screen.png", "image/png", photo))
+    tg.fail_next(500, after=2)  # the text and the invoice go out, the photo gets a 500 once
+    reply = await rt.service.add_message(manager, number, "Счёт и снимок экрана.", internal=False, attachments=files)
+    await run_worker(rt)
+    assert [(m["chat_id"], m.get("text"), m.get("document"), m.get("data")) for m in tg.sent] == [
+        (42, "Счёт и снимок экрана.", None, None), (42, None, "Счёт 17.pdf", invoice),
+        (42, None, "screen.png", photo)]
+    assert tg.send_attempts == 4  # the photo twice, nothing before it again
+    async with rt.sessions() as session:
+        row = await session.scalar(select(Outbox).where(Outbox.message_id == reply.id))
+        stored = await session.get_one(Message, reply.id)
+    assert row is not None and (row.status, row.attempts, row.headers["pieces_sent"]) == ("sent", 2, 2)
+    assert stored.delivery_status == DeliveryStatus.sent
+
+
+async def test_a_reply_whose_file_left_the_store_fails_and_says_which(
+    rt: Runtime, tg: FakeTelegram, manager: Agent
+) -> None:
+    number = await telegram_ticket(rt)
+    ref = await rt.attachments.save("gone.txt", "text/plain", b"soon gone")
+    rt.attachments.open_path(ref.path).unlink()
+    reply = await rt.service.add_message(manager, number, "See the file.", internal=False, attachments=(ref,))
+    await run_worker(rt)
+    assert tg.sent == []
+    async with rt.sessions() as session:
+        row = await session.scalar(select(Outbox).where(Outbox.message_id == reply.id))
+    assert row is not None and row.status == "failed" and "'gone.txt' is missing" in (row.last_error or "")
 
 
 async def test_resolving_tells_the_client_in_their_language(rt: Runtime, tg: FakeTelegram, manager: Agent) -> None:

@@ -18,7 +18,7 @@ from switchboard.settings import Settings
 from tests.conftest import background_worker
 from tests.fakes import SmtpSink
 from tickets.clock import Clock
-from tickets.models import CustomerIdentity, DeliveryStatus, Message, Outbox, OutboxStatus, Role
+from tickets.models import CustomerIdentity, DeliveryStatus, Message, Outbox, OutboxStatus, Role, Ticket
 
 TIMEOUT = 10.0
 
@@ -171,6 +171,28 @@ async def test_a_message_becomes_a_routed_ticket_and_the_reply_arrives_live(
     shown = await (await web.get(f"/api/v1/tickets/{number}", headers=agent)).json()
     assert [m["delivery_status"] for m in shown["messages"]] == [None, "delivered"]
     await visitor.ws.close()
+
+
+async def test_an_agents_files_come_as_portal_links_live_and_in_the_history(
+    web: TestClient[Any, Any], chat_runtime: Runtime, worker: None
+) -> None:
+    anna, _ = await chat_runtime.service.add_agent("Anna Agent", "anna@support.example", role=Role.manager)
+    visitor, welcome = await connect(web, name="Olga")
+    number = (await visitor.say("Пришлите счёт", "m1"))["ticket"]["number"]
+    invoice = await chat_runtime.attachments.save("Счёт 17.pdf", "application/pdf", b"%PDF-1.4 invoice")
+    reply = await chat_runtime.service.add_message(anna, number, "Вот счёт.", internal=False, attachments=(invoice,))
+    pushed = (await visitor.reply())["message"]
+    [ticket] = await stored(chat_runtime, Ticket, Ticket.id == number)
+    link = f"/portal/{ticket.portal_key}/files/{reply.id}/0"
+    assert pushed["files"] == [{"name": "Счёт 17.pdf", "size": 16, "url": link}]
+    got = await web.get(link)  # on the chat page's own origin
+    assert got.status == 200 and await got.read() == b"%PDF-1.4 invoice"
+    await visitor.ws.close()
+
+    again, back = await connect(web, token=welcome["token"])  # the visitor comes back: the welcome has the history
+    assert [m["files"] for m in back["messages"]] == [[], pushed["files"]]
+    assert [m["files"] for m in await _history(again)] == [[], pushed["files"]]
+    await again.ws.close()
 
 
 async def test_an_unseen_reply_is_emailed_and_waits_in_the_history(

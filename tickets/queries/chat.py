@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
@@ -19,6 +19,8 @@ class ChatHistory:
     """Each message with its author's name (agents' replies)."""
     latest: Ticket | None
     """The ticket they wrote on last, which their next message continues while it is open or recent."""
+    portal_keys: Mapping[int, str]
+    """Each of their tickets' portal link key, by number: the chat links their files there."""
 
 
 async def chat_history(deps: Deps, channel: str, sender_prefix: str, limit: int = 200) -> ChatHistory:
@@ -38,7 +40,10 @@ async def chat_history(deps: Deps, channel: str, sender_prefix: str, limit: int 
         messages = [(message, author) for message, author in rows][::-1]
         latest_id = await session.scalar(select(func.max(Message.ticket_id)).where(Message.ticket_id.in_(tickets)))
         latest = await session.get(Ticket, latest_id) if latest_id is not None else None
-        return ChatHistory(messages, latest)
+        keys = {number: key for number, key in await session.execute(
+            select(Ticket.id, Ticket.portal_key).where(Ticket.id.in_({m.ticket_id for m, _ in messages})))
+            if key} if any(m.attachments for m, _ in messages) else {}
+        return ChatHistory(messages, latest, keys)
 
 
 def chat_tickets(channel: str, sender_prefix: str) -> Select[int]:

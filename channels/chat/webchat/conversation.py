@@ -207,7 +207,8 @@ class Conversation:
         """The visitor's messages and last ticket, which their next message continues."""
         history = await self._service.chat_history(CHANNEL, sender_prefix(state.visitor), self._settings.history_limit)
         self._remember(state, history.latest)
-        return {"messages": [message_event(m, author) for m, author in history.messages],
+        return {"messages": [message_event(m, author, history.portal_keys.get(m.ticket_id))
+                             for m, author in history.messages],
                 "ticket": _ticket_view(history.latest)}
 
     def _inbound(self, state: _State, client_id: str, text: str) -> Inbound:

@@ -80,9 +80,22 @@
     }
     return li;
   }
+  function attach(li, files) {
+    (files || []).forEach(function (f) {
+      var line = document.createElement("p");
+      line.className = "file";
+      var link = document.createElement("a");
+      link.href = f.url;
+      link.textContent = "\u{1F4CE} " + f.name;
+      link.setAttribute("download", "");
+      line.appendChild(link);
+      li.insertBefore(line, li.querySelector("time"));
+    });
+  }
   function render(m) {
     if (shown[m.id]) return;
     var li = bubble(m.direction === "in" ? "in" : "out", m.direction === "in" ? T.you : (m.author || T.support), m.text, m.at);
+    attach(li, m.files);
     li.dataset.id = m.id;
     shown[m.id] = li;
     place(li, m.id);
