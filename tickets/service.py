@@ -293,6 +293,9 @@ class TicketService:
     async def list_agents(self) -> list[AgentView]:
         return await staff_queries.list_agents(self.deps)
 
+    async def all_agents(self) -> list[Agent]:
+        return await staff_queries.all_agents(self.deps)
+
     async def list_groups(self) -> list[GroupView]:
         return await staff_queries.list_groups(self.deps)
 

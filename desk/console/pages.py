@@ -209,7 +209,7 @@ async def _ticket_page(request: web.Request, signed: Signed, number: int, *, not
     view = await service.get_ticket(signed.agent, number)
     await service.mark_opened(signed.agent, number)
     card = await service.get_customer(signed.agent, view.customer.id)
-    everyone = [v.agent for v in await service.list_agents()]
+    everyone = await service.all_agents()
     agents = everyone if signed.agent.role in MANAGERS else []
     said = words(request, signed)
     client = view.customer.name or next((i.address for i in view.identities), "")

@@ -108,6 +108,12 @@ async def find_agent(deps: Deps, reference: str) -> Agent:
         return agent
 
 
+async def all_agents(deps: Deps) -> list[Agent]:
+    """Every agent's row alone (names, roles, presence): for pages that name people, without their loads."""
+    async with deps.store.session() as session:
+        return list(await session.scalars(select(Agent).order_by(Agent.id)))
+
+
 async def list_agents(deps: Deps) -> list[AgentView]:
     async with deps.store.session() as session:
         agents = list(await session.scalars(select(Agent).order_by(Agent.id)))
