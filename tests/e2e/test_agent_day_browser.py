@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,6 +112,10 @@ async def test_an_agents_morning_and_a_managers_transfer(serve: Serve, browser: 
     client = await (await browser.new_context(viewport=WIDTHS[width])).new_page()
     client.set_default_timeout(TIMEOUT_MS)
     await client.goto(link.group(0))
+    async with client.expect_download() as downloading:  # the agent's file, from the client's own page
+        await client.click(".timeline a:has-text('tray-steps.txt')")
+    download = await downloading.value
+    assert Path(await download.path()).read_bytes() == b"1. Open the lower tray."
     await client.fill("textarea[name=body]", "The other tray works, thank you")
     await client.click("form[enctype] button")
     await client.locator("p.notice").wait_for()
@@ -165,3 +170,6 @@ async def test_an_agents_morning_and_a_managers_transfer(serve: Serve, browser: 
     await check(public, axe_source, f"{width}-06-contact")
     await public.goto(link.group(0))
     await check(public, axe_source, f"{width}-07-portal")
+    await public.goto(f"{serve.base}/chat")
+    await public.locator("#status[data-state=online]").wait_for()
+    await check(public, axe_source, f"{width}-08-chat")
