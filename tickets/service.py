@@ -179,11 +179,12 @@ class TicketService:
         created_since: datetime | None = None,
         created_before: datetime | None = None,
         tag: str | None = None,
+        before: int | None = None,
     ) -> list[QueueLine]:
         return await ticket_queries.queue_lines(
             self.deps, viewer, status=status, assignee=assignee, overdue=overdue, limit=limit, search=search,
             channel=channel, priority=priority, escalated=escalated, group=group, created_since=created_since,
-            created_before=created_before, tag=tag
+            created_before=created_before, tag=tag, before=before
         )
 
     async def queue_context(self, viewer: Agent, *, with_agents: bool) -> QueueContext:

@@ -165,6 +165,11 @@ def _day(text: str) -> str:
     return day.isoformat() if day is not None and 1970 <= day.year <= 9000 else ""
 
 
+PAGE_ROWS = 100
+"""A queue page: the newest this many matching tickets, sorted (by attention, by default) among themselves; the
+next page holds the older ones."""
+
+
 async def queue(request: web.Request) -> web.Response:
     signed = await require(request)
     service = runtime(request).service
@@ -172,8 +177,11 @@ async def queue(request: web.Request) -> web.Response:
     context = await service.queue_context(signed.agent, with_agents=managers)
     groups, tags = context.groups, context.tags
     filters = Filters.read(request.query, signed, groups, tags)
-    lines = await service.queue_lines(signed.agent, limit=200, search=filters.q or None,
+    before = as_id(request.query.get("before", ""))
+    lines = await service.queue_lines(signed.agent, limit=PAGE_ROWS + 1, search=filters.q or None, before=before,
                                       **filters.arguments(signed.agent))
+    older = lines[PAGE_ROWS - 1].ticket.id if len(lines) > PAGE_ROWS else None
+    lines = lines[:PAGE_ROWS]
     rows = [Row(line.ticket, line.customer, line.deadlines.next, line.deadlines.breached, line.assignee, line.group,
                 line.activity, line.tags) for line in lines]
     sort = request.query.get("sort", "attention")
@@ -191,7 +199,7 @@ async def queue(request: web.Request) -> web.Response:
                 bulk_notice=bulk_notice, counts=counts, saved=saved, here=here,
                 now=runtime(request).clock.now(), sort=sort, kept=filters.kept(), channels=CHANNELS,
                 priorities=list(PRIORITY_RANK), statuses=STATUSES, groups=groups, agents=agents, managers=managers,
-                tags=tags)
+                tags=tags, older=older, paged=before is not None, page_rows=PAGE_ROWS)
 
 
 async def ticket(request: web.Request) -> web.Response:

@@ -73,6 +73,27 @@ async def test_the_queue_names_assignees_in_russian_and_a_client_who_wrote_back_
     assert "клиент ответил" in again and "<strong>" not in again  # still owed an answer, no longer unread
 
 
+async def test_a_long_queue_pages_to_older_tickets_keeping_its_filters(
+    client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
+) -> None:
+    await agent(runtime, add_agent, "Mia", role=Role.manager, presence="offline", language="en")
+    numbers = [(await runtime.service.ingest(form(n))).ticket.id for n in range(203)]
+    await sign_in(client, email="mia@example.com")
+    first = await (await client.get("/desk", params={"view": "open", "channel": "webform", "sort": "number"})).text()
+    assert order(first) == numbers[::-1][:100]
+    older = re.search(r'<a href="(/desk\?[^"]+)" rel="next" data-older>Older tickets →</a>', first)
+    assert older and "channel=webform" in older.group(1) and "sort=number" in older.group(1)
+    second = await (await client.get(older.group(1).replace("&amp;", "&"))).text()
+    assert order(second) == numbers[::-1][100:200] and "← Newest" in second
+    last = re.search(r'<a href="(/desk\?[^"]+)" rel="next" data-older>', second)
+    assert last
+    third = await (await client.get(last.group(1).replace("&amp;", "&"))).text()
+    assert order(third) == numbers[2::-1] and "data-older" not in third
+    assert "data-older" not in await (await client.get("/desk", params={"view": "open", "channel": "email"})).text()
+    assert order(await (await client.get("/desk", params={"view": "open", "before": "x"})).text())[:1] == [
+        numbers[-1]]  # a cursor that is not a number is the first page
+
+
 async def test_filters_narrow_the_queue_by_status_assignee_group_channel_priority_and_date(
     client: TestClient[Any, Any], runtime: Runtime, add_agent: Any
 ) -> None:

@@ -186,13 +186,14 @@ async def queue_lines(
     created_since: datetime | None = None,
     created_before: datetime | None = None,
     tag: str | None = None,
+    before: int | None = None,
 ) -> list[QueueLine]:
-    """What a console queue shows, newest first: the tickets `list_tickets` would list, each with its client's name,
-    its deadlines, its assignee and group, and who wrote last, read in one transaction (one pooled connection, one
-    ping) and as columns, not objects."""
+    """What a console queue shows, newest first (numbers below `before`: the next page): the tickets `list_tickets`
+    would list, each with its client's name, its deadlines, its assignee and group, and who wrote last, read in one
+    transaction (one pooled connection, one ping) and as columns, not objects."""
     async with deps.store.session() as session:
         listing = _Listing(await visibility(session, viewer), status, assignee, group, channel, priority,
-                           deps.clock.now() if overdue else None, None, escalated, created_since, created_before,
+                           deps.clock.now() if overdue else None, before, escalated, created_since, created_before,
                            tag)
         tickets = [QueueTicket(*row) for row in
                    await session.execute(await _listed(session, listing, search, limit, _QUEUE_COLUMNS))]
