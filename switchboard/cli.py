@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     import_calls.add_argument("--rejects", metavar="CSV",
                               help="also write the rejected rows (line, reason, row) to CSV")
     import_calls.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    calls.add_parser("cti-rotate", help="a new token for the Zammad-compatible CTI endpoint; prints the endpoint "
+                                        "(the previous token stops working)")
 
     mail = commands.add_parser("mail", help="outgoing mail") \
         .add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -551,6 +553,15 @@ async def _rule_remove(settings: Settings, args: argparse.Namespace) -> int:
 async def _calls(settings: Settings, args: argparse.Namespace) -> int:
     from switchboard.calls_import import run_import
 
+    if args.action == "cti-rotate":
+        async def rotate(service: Any) -> int:
+            token = await service.rotate_cti_token()
+            print(f"{settings.public_url}/api/v1/cti/{token}")
+            print("Give this endpoint to the PBX (Zammad's generic CTI: newCall, answer, hangup); "
+                  "the previous one no longer works.", file=sys.stderr)
+            return 0
+
+        return await _with_service(settings, rotate)
     return await _with_service(settings, lambda service: run_import(settings, service, args))
 
 

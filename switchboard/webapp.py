@@ -14,6 +14,7 @@ from channels.webform import handlers as webform
 from desk import api, health, metrics, notifications
 from desk.console import admin as console_admin
 from desk.console import auth as console_auth
+from desk.console import calls as console_calls
 from desk.console import dashboard as console_dashboard
 from desk.console import pages as console_pages
 from switchboard.bootstrap import Runtime
@@ -38,7 +39,8 @@ def create_app(rt: Runtime) -> web.Application:
     webchat.setup(app)
     document = build_openapi(all_endpoints(), version("switchboard"))
     app.router.add_get("/api/v1/openapi.json", openapi_handler(document))
-    app.router.add_routes([*console_auth.routes(), *console_pages.routes(), *console_dashboard.routes(),
+    app.router.add_routes([*console_auth.routes(), *console_pages.routes(), *console_calls.routes(),
+                           *console_dashboard.routes(),
                            *console_admin.routes(), *portal.routes(), *assets.routes()])
     app.router.add_get("/", _home)
     if rt.telegram_bot is not None:

@@ -299,6 +299,9 @@ async def _ticket_for(
             deadlines.start(session, opened, CALLBACK, "call_back", due, now)
         batch.open_tickets[customer].append(opened)
         return opened, True, "missed call: callback"
+    chosen = next((t for t in batch.open_tickets[customer] if t.id == details.ticket_number), None)
+    if chosen is not None:
+        return chosen, False, f"call the agent put on ticket #{chosen.id}"
     ticket = _open_ticket(batch, customer)
     if ticket is not None:
         return ticket, False, f"call with the client while ticket #{ticket.id} is open"

@@ -622,6 +622,56 @@ class Call(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class LiveCallState(StrEnum):
+    ringing = "ringing"
+    answered = "answered"
+    ended = "ended"
+
+
+class LiveCall(Base):
+    """A call as the PBX reports it while it happens (CTI events): who it rings, who took it, the card it pops.
+
+    At hang-up it is logged as a `Call` through the same path as `POST /api/v1/calls` (same call id, so a CDR
+    import of it later is a duplicate); the row stays as the caller log's history.
+    """
+
+    __tablename__ = "live_calls"
+    __table_args__ = (Index("ix_live_calls_state", "state", "started_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(255), unique=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "live_call_direction"))
+    state: Mapped[LiveCallState] = mapped_column(_enum(LiveCallState, "live_call_state"))
+    caller: Mapped[str | None] = mapped_column(String(64))
+    called: Mapped[str | None] = mapped_column(String(64))
+    client_number: Mapped[str | None] = mapped_column(String(64))
+    """The outside party in E.164 (the caller of an inbound call); None when withheld or not a number."""
+    queue: Mapped[str | None] = mapped_column(String(100))
+    ringing: Mapped[list[int]] = mapped_column(JSON, default=list)
+    """The agents whose phone rings (or who dial out): they get the pop."""
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    """Who answered (or made) the call."""
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    """The ticket an agent put the call on from the pop; the logged call joins it."""
+    cause: Mapped[str | None] = mapped_column(String(32))
+    logged_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InstallSecret(Base):
+    """A credential of the installation (the CTI endpoint's token), kept as its hash and rotated with the CLI."""
+
+    __tablename__ = "install_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class DeadlineStatus(StrEnum):
     pending = "pending"
     paused = "paused"

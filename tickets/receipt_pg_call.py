@@ -103,8 +103,10 @@ SELECT (SELECT id FROM call), card.id, (SELECT id FROM ticket), (SELECT id FROM 
 
 
 def applies(inbounds: Sequence[Inbound]) -> bool:
-    """The shape this path takes: one call (an API entry, not a CDR batch) from a number we can call back."""
-    return len(inbounds) == 1 and inbounds[0].call is not None and len(inbounds[0].identities) == 1 \
+    """The shape this path takes: one call (an API entry, not a CDR batch) from a number we can call back, not put
+    on a ticket by an agent."""
+    call = inbounds[0].call if len(inbounds) == 1 else None
+    return call is not None and call.ticket_number is None and len(inbounds[0].identities) == 1 \
         and bool(inbounds[0].external_id)
 
 

@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tickets.actions import chat as chat_actions
 from tickets.actions import customers as customer_actions
+from tickets.actions import live_calls as live_call_actions
 from tickets.actions import logins, merging, parking, receipts, staff, views
 from tickets.actions import portal as portal_actions
 from tickets.actions import tickets as ticket_actions
+from tickets.actions.live_calls import CallChange, CallEvent
 from tickets.actions.logins import Login
 from tickets.actions.staff import AgentChanges
 from tickets.calls import CallResult
@@ -41,12 +43,13 @@ from tickets.models import (
     TicketStatus,
 )
 from tickets.ports import Assigner, ChangeFeed, JobQueue, Notifications, Regulations, Timers
-from tickets.queries import chat, customers, portal, reports
+from tickets.queries import chat, customers, live_calls, portal, reports
 from tickets.queries import parking as parking_queries
 from tickets.queries import staff as staff_queries
 from tickets.queries import tickets as ticket_queries
 from tickets.queries.chat import ChatHistory
 from tickets.queries.customers import CustomerView
+from tickets.queries.live_calls import CallerLog, CallPop
 from tickets.queries.portal import PortalView
 from tickets.queries.reports import Report, Scope
 from tickets.queries.staff import AgentView, GroupView, RuleView, SkillView
@@ -107,6 +110,39 @@ class TicketService:
 
     async def refresh_call_statistics(self) -> None:
         return await receipts.refresh_call_statistics(self.deps)
+
+    # --- actions.live_calls ----------------------------------------
+    async def rotate_cti_token(self) -> str:
+        return await live_call_actions.rotate_cti_token(self.deps)
+
+    async def cti_token_valid(self, token: str) -> bool:
+        return await live_call_actions.cti_token_valid(self.deps, token)
+
+    async def record_call_event(self, event: CallEvent) -> CallChange:
+        return await live_call_actions.record_call_event(self.deps, event)
+
+    async def mark_call_logged(self, call_id: str, logged_call_id: int) -> None:
+        return await live_call_actions.mark_logged(self.deps, call_id, logged_call_id)
+
+    async def put_call_on_ticket(self, viewer: Agent, call_id: str, number: int) -> None:
+        await live_call_actions.put_call_on_ticket(self.deps, viewer, call_id, number)
+
+    async def open_ticket_for_call(self, viewer: Agent, call_id: str) -> int:
+        return await live_call_actions.open_ticket_for_call(self.deps, viewer, call_id, self.deps.default_group)
+
+    async def card_for_call(self, viewer: Agent, call_id: str, *, name: str | None = None,
+                            customer_id: int | None = None) -> int:
+        return await live_call_actions.card_for_call(self.deps, viewer, call_id, name=name, customer_id=customer_id)
+
+    # --- queries.live_calls ----------------------------------------
+    async def call_pop(self, viewer: Agent, call_id: str) -> CallPop:
+        return await live_calls.call_pop(self.deps, viewer, call_id)
+
+    async def caller_log(self, since: datetime) -> CallerLog:
+        return await live_calls.caller_log(self.deps, since)
+
+    async def current_call(self, viewer: Agent) -> str | None:
+        return await live_calls.current_call(self.deps, viewer)
 
     # --- actions.chat ----------------------------------------
     async def mark_seen(self, channel: str, sender_prefix: str, message_ids: list[int]) -> int:

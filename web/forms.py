@@ -22,16 +22,24 @@ class FormErrors(Exception):
 
 
 async def form_fields(request: web.Request, *, as_sent: bool = False) -> dict[str, str]:
-    """The text fields of a urlencoded or multipart post, without what the store cannot keep (`tickets.text`)
-    unless `as_sent` (a client's message: the receipt cleans it and notes it among the message's problems). A
-    body that is neither (a multipart without its boundary, bytes that are not UTF-8) is the sender's mistake,
-    answered 400, never a 500."""
+    """The text fields of a urlencoded or multipart post (the last value of a name sent twice), without what the
+    store cannot keep (`tickets.text`) unless `as_sent` (a client's message: the receipt cleans it and notes it
+    among the message's problems). A body that is neither (a multipart without its boundary, bytes that are not
+    UTF-8) is the sender's mistake, answered 400, never a 500."""
+    return {name: values[-1] for name, values in (await form_values(request, as_sent=as_sent)).items()}
+
+
+async def form_values(request: web.Request, *, as_sent: bool = False) -> dict[str, list[str]]:
+    """Every value of each text field, in the order sent (`user[]=a&user[]=b`), cleaned as `form_fields` says."""
     try:
-        fields = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        sent = [(k, v) for k, v in (await request.post()).items() if isinstance(v, str)]
     except (ValueError, AssertionError, LookupError) as exc:  # UnicodeDecodeError is a ValueError; LookupError: a
         # charset Python does not know
         raise web.HTTPBadRequest(text=f"the form could not be read: {exc}") from None
-    return fields if as_sent else {k: clean_text(v)[0] for k, v in fields.items()}
+    values: dict[str, list[str]] = {}
+    for name, value in sent:
+        values.setdefault(name, []).append(value if as_sent else clean_text(value)[0])
+    return values
 
 
 async def read_form(request: web.Request, fields: dict[str, str]) -> list[tuple[str, str, bytes]]:

@@ -73,7 +73,7 @@ class CallOut(FromRow):
     talk_time: int = Field(description="Seconds from answer to end.")
     notes: str | None
     recording_url: str | None
-    source: Literal["api", "cdr"]
+    source: Literal["api", "cdr", "cti"]
 
 
 class CallLogged(BaseModel):

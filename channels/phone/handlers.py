@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from channels.phone import cti
 from channels.phone.entry import CHANNEL, CallEntry, entry_inbound
 from channels.poison import ParkedItem, store_or_park
 from tickets.errors import DomainError
@@ -51,4 +52,5 @@ ENDPOINTS = [
         "Log a phone call: missed ones become callback tickets, notes become work on the client's ticket", "calls",
         body=CallEntry, response=CallLogged, status=201, errors=(401, 422, 503),
     ),
+    *cti.ENDPOINTS,
 ]

@@ -2,9 +2,12 @@
 itself. The event says only that something changed — not which tickets, since an agent may not see them all;
 the page fetches its own view again, with its own permissions.
 
-A ticket page asks for its ticket (`?ticket=N`, one the agent may open): it hears `ticket` when that ticket
-changed, and `company` (JSON: the other agents who have it open, and whether each is typing) when that changes
-or every heartbeat. While the stream is open the agent counts as on the ticket, in every web process."""
+Every stream also hears `call` (JSON: the call id and its state) when a call rings for its agent, is taken or
+ends, and `calls` when any call changes (the caller log refreshes); `?only=calls` is a stream of those alone, for
+pages that show no tickets. A ticket page asks for its ticket (`?ticket=N`, one the agent may open): it hears
+`ticket` when that ticket changed, and `company` (JSON: the other agents who have it open, and whether each is
+typing) when that changes or every heartbeat. While the stream is open the agent counts as on the ticket, in
+every web process."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from aiohttp import web
 
 from desk.console.auth import form_of, require
 from desk.console.presence import HEARTBEAT_SECONDS, TicketPresence
-from notifier.live import RedisChangeFeed
+from notifier.live import RedisCallFeed, RedisChangeFeed
 from tickets.numbers import as_id
 from web.http import path_id
 from web.runtime import runtime
@@ -33,12 +36,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    sends: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
+    sends: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=100)
     presence = TicketPresence(rt.redis)
 
-    def send(kind: str) -> None:
+    def send(kind: str, data: str = "changed") -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a console far behind just refreshes once
-            sends.put_nowait(kind)
+            sends.put_nowait((kind, data))
 
     async def changes() -> None:
         async for numbers in RedisChangeFeed(rt.redis).watch():
@@ -59,23 +62,29 @@ async def events(request: web.Request) -> web.StreamResponse:
             send("company")
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
-    readers = [asyncio.create_task(changes())]
+    async def calls() -> None:
+        async for call_id, state, agents in RedisCallFeed(rt.redis).watch():
+            if signed.agent.id in agents:
+                send("call", json.dumps({"call": call_id, "state": state}))
+            send("calls")
+
+    readers = [asyncio.create_task(calls())]
+    if request.query.get("only") != "calls":
+        readers.append(asyncio.create_task(changes()))
     if ticket is not None:
         readers += [asyncio.create_task(company()), asyncio.create_task(heartbeat())]
     try:
         await response.write(b"retry: 3000\n: connected\n\n")
         while not any(reader.done() for reader in readers):
             try:
-                kind = await asyncio.wait_for(sends.get(), KEEPALIVE_SECONDS)
+                kind, data = await asyncio.wait_for(sends.get(), KEEPALIVE_SECONDS)
             except TimeoutError:
                 await response.write(b": keepalive\n\n")
                 continue
             if kind == "company" and ticket is not None:
                 others = await presence.company(ticket, signed.agent.id)
                 data = json.dumps([{"name": o.name, "typing": o.typing} for o in others], ensure_ascii=False)
-                await response.write(f"event: company\ndata: {data}\n\n".encode())
-            else:
-                await response.write(f"event: {kind}\ndata: changed\n\n".encode())
+            await response.write(f"event: {kind}\ndata: {data}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:

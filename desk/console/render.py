@@ -71,6 +71,20 @@ WORDS: dict[str, dict[str, str]] = {
         "chart_channels": "New tickets per day, by channel", "chart_satisfaction": "Client satisfaction",
         "canned": "Insert a canned response", "canned_title": "Title", "canned_text": "Text",
         "canned_add": "Add", "canned_hint": "{name} and {number} are filled in for each ticket.", "remove": "Remove",
+        "call_pop": "Call", "close": "Close", "callstate_ringing": "ringing", "callstate_answered": "in progress",
+        "callstate_ended": "ended", "withheld": "withheld number", "call_taken_by": "Taken by",
+        "call_rings_for": "Rings for", "no_name": "(no name)", "open_tickets": "Open tickets",
+        "call_on_ticket": "this call goes here", "call_attach": "The call is about this",
+        "nothing_open": "Nothing open.", "call_hidden_open": "{n} more open in queues you do not see.",
+        "last_contacts": "Last contacts", "no_contacts": "No earlier contacts.",
+        "unknown_number": "Unknown number.", "call_client_name": "Name", "call_new_card": "Create a card",
+        "call_card_number": "Card no.", "call_link_card": "Add the number to that card",
+        "withheld_hint": "The caller withheld their number: the call is logged, nobody can be called back.",
+        "call_new_ticket": "Open a ticket for this call", "call_ended": "The call ended",
+        "call_logged": "logged", "calls_now": "Ringing and in progress", "call_since": "For",
+        "call_direction": "Direction", "call_party": "Client", "call_state": "State", "call_agents": "Agents",
+        "calls_none_now": "No call is ringing or in progress.", "calls_today": "Today",
+        "call_started": "Started", "call_outcome": "Outcome", "calls_none_today": "No calls today yet.",
         "other_tickets": "Their other tickets", "calls": "Calls", "category": "Category", "transfer": "Give to",
         "answers": "answers", "admin": "Administration", "agents": "Agents", "groups": "Groups", "skills": "Skills",
         "addresses": "Support addresses", "regulations": "Regulations", "notifications": "Notifications",
@@ -149,6 +163,21 @@ WORDS: dict[str, dict[str, str]] = {
         "canned": "Вставить шаблон ответа", "canned_title": "Название", "canned_text": "Текст",
         "canned_add": "Добавить", "canned_hint": "{name} и {number} подставляются для каждой заявки.",
         "remove": "Удалить",
+        "call_pop": "Звонок", "close": "Закрыть", "callstate_ringing": "звонит", "callstate_answered": "идёт разговор",
+        "callstate_ended": "завершён", "withheld": "скрытый номер", "call_taken_by": "Принял(а)",
+        "call_rings_for": "Звонит у", "no_name": "(без имени)", "open_tickets": "Открытые заявки",
+        "call_on_ticket": "звонок пойдёт сюда", "call_attach": "Звонок об этом",
+        "nothing_open": "Открытых заявок нет.",
+        "call_hidden_open": "Ещё {n} открытых — в очередях, которых вы не видите.",
+        "last_contacts": "Последние контакты", "no_contacts": "Раньше контактов не было.",
+        "unknown_number": "Неизвестный номер.", "call_client_name": "Имя", "call_new_card": "Создать карточку",
+        "call_card_number": "№ карточки", "call_link_card": "Добавить номер в эту карточку",
+        "withheld_hint": "Номер скрыт: звонок попадёт в журнал, перезвонить некому.",
+        "call_new_ticket": "Открыть заявку по звонку", "call_ended": "Звонок завершён",
+        "call_logged": "в журнале", "calls_now": "Звонят и идут разговоры", "call_since": "Длится",
+        "call_direction": "Направление", "call_party": "Клиент", "call_state": "Состояние", "call_agents": "Сотрудники",
+        "calls_none_now": "Сейчас никто не звонит и разговоров нет.", "calls_today": "Сегодня",
+        "call_started": "Начало", "call_outcome": "Итог", "calls_none_today": "Сегодня звонков пока не было.",
         "other_tickets": "Другие заявки клиента", "calls": "Звонки", "category": "Категория", "transfer": "Передать",
         "answers": "ответы", "admin": "Администрирование", "agents": "Операторы", "groups": "Группы",
         "skills": "Навыки", "addresses": "Адреса поддержки", "regulations": "Регламенты",
@@ -174,7 +203,8 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
-SECTIONS = {"queue.html": "queue", "ticket.html": "queue", "dashboard.html": "dashboard", "admin.html": "admin"}
+SECTIONS = {"queue.html": "queue", "ticket.html": "queue", "calls.html": "calls", "dashboard.html": "dashboard",
+            "admin.html": "admin"}
 """Which part of the top bar's navigation a page belongs to."""
 
 

@@ -52,8 +52,11 @@ document.addEventListener("change", function (event) {
   }
   // The countdowns are written by the server: read them again each minute even when nothing changed.
   setInterval(function () { if (!timer && !document.hidden) timer = setTimeout(refresh, 0); }, 60000);
-  var source = new EventSource("/desk/events");
+  var source = window.switchboardEvents = new EventSource("/desk/events");
   source.addEventListener("tickets", function () { if (!timer) timer = setTimeout(refresh, 250); });
+  if (main.hasAttribute("data-live-calls")) {
+    source.addEventListener("calls", function () { if (!timer) timer = setTimeout(refresh, 100); });
+  }
   document.documentElement.dataset.live = "connecting";
   source.addEventListener("open", function () { document.documentElement.dataset.live = "on"; });
   source.addEventListener("error", function () { document.documentElement.dataset.live = "retrying"; });
@@ -173,7 +176,7 @@ document.addEventListener("submit", function (event) {
       main.dispatchEvent(new CustomEvent("switchboard:refreshed", { bubbles: true }));
     }).catch(function () { /* the next change tries again */ });
   }
-  var source = new EventSource("/desk/events?ticket=" + encodeURIComponent(number));
+  var source = window.switchboardEvents = new EventSource("/desk/events?ticket=" + encodeURIComponent(number));
   document.documentElement.dataset.live = "connecting";
   source.addEventListener("open", function () { document.documentElement.dataset.live = "on"; });
   source.addEventListener("error", function () { document.documentElement.dataset.live = "retrying"; });
@@ -205,5 +208,46 @@ document.addEventListener("submit", function (event) {
     var body = new URLSearchParams({ csrf: csrf.value });
     fetch("/desk/tickets/" + number + "/typing", { method: "POST", body: body, credentials: "same-origin" })
       .catch(function () { /* only a courtesy to colleagues */ });
+  });
+})();
+
+// The call pop: when a call rings for this agent (or they take it, or it ends) the caller's card shows in a panel
+// on whatever console page is open; its buttons post without leaving the page unless they open a ticket.
+(function () {
+  "use strict";
+  var panel = document.getElementById("call-pop");
+  if (!panel || !window.fetch) return;
+  function show(response) {
+    if (response.status === 204) { panel.hidden = true; panel.replaceChildren(); return; }
+    return response.text().then(function (html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html").querySelector(".call-card");
+      if (!fresh) return;
+      panel.replaceChildren(fresh);
+      panel.hidden = false;
+    });
+  }
+  function load(url) {
+    return fetch(url, { credentials: "same-origin", cache: "no-store" }).then(show).catch(function () {});
+  }
+  panel.addEventListener("click", function (event) {
+    if (event.target.closest("[data-pop-close]")) { panel.hidden = true; }
+  });
+  panel.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-pop-form]");
+    if (!form) return;
+    event.preventDefault();
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" }).then(function (r) {
+      if (r.redirected && r.url.indexOf("/desk/tickets/") >= 0) { location.href = r.url; return; }
+      var card = panel.querySelector(".call-card");
+      if (r.ok && card) return load("/desk/calls/" + encodeURIComponent(card.dataset.call) + "/pop");
+      return show(r);
+    }).catch(function () {});
+  });
+  load("/desk/calls/current");
+  var source = window.switchboardEvents || (window.EventSource && new EventSource("/desk/events?only=calls"));
+  if (!source) return;
+  source.addEventListener("call", function (event) {
+    var data = JSON.parse(event.data);
+    load("/desk/calls/" + encodeURIComponent(data.call) + "/pop");
   });
 })();

@@ -1,0 +1,161 @@
+"""`POST /api/v1/cti/{token}`: Zammad's generic CTI events (`newCall`, `answer`, `hangup`), so PBX scripts written
+for Zammad work unchanged.
+
+The fields are Zammad's (`from`, `to`, `direction`, `callId`, `user[]`, `queue`, `cause`, `answeringNumber`), sent
+form-encoded or as JSON. Each event updates the call's row (`TicketService.record_call_event`) and is told on the
+call feed, which pops the caller's card in the consoles of the agents it rings for; at hang-up the call is logged
+as `POST /api/v1/calls` logs one (same call id: a CDR import of it later is a duplicate).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from redis.exceptions import RedisError
+
+from channels.phone.entry import CHANNEL
+from channels.poison import ParkedItem, store_or_park
+from notifier.live import RedisCallFeed
+from tickets import phone_numbers as numbers
+from tickets.actions.live_calls import CallChange, CallEvent, ended_call_inbound
+from tickets.errors import DomainError, InvalidInput
+from tickets.identities import InvalidAddress
+from web.endpoints import Endpoint, Param
+from web.forms import form_values
+from web.http import json_ok, read_json, validation_fields
+from web.runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+KINDS = {"newCall": "ring", "answer": "answer", "hangup": "hangup"}
+
+
+class CtiFields(BaseModel):
+    """One generic CTI event as Zammad documents it."""
+
+    model_config = ConfigDict(populate_by_name=True, str_strip_whitespace=True, extra="ignore")
+
+    event: Literal["newCall", "answer", "hangup"]
+    from_: str | None = Field(None, alias="from", max_length=64, description="The calling number, or `anonymous`.")
+    to: str | None = Field(None, max_length=64, description="The called number (an extension, or the client's).")
+    direction: Literal["in", "out"]
+    callId: str = Field(min_length=1, max_length=250, description="One id for every event of the call.")  # noqa: N815
+    user: list[str] = Field(default_factory=list, max_length=20,
+                            description="`user[]`: agents by name (those it rings for, or who dial).")
+    queue: str | None = Field(None, max_length=100)
+    cause: str | None = Field(None, max_length=32, description="Why it ended: normalClearing, busy, cancel, …")
+    answeringNumber: str | None = Field(None, max_length=320,  # noqa: N815
+                                        description="Who answered: an agent's id, email or extension.")
+
+    @field_validator("user")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        if any(len(n) > 200 for n in names):
+            raise ValueError("a user name is at most 200 characters")
+        return [n.strip() for n in names if n.strip()]
+
+
+async def _fields(request: web.Request) -> CtiFields:
+    """The event, form-encoded (`user[]` repeated) or JSON (`user` or `user[]` a list or one name)."""
+    if request.content_type == "application/json":
+        raw = await read_json(request)
+        if not isinstance(raw, dict):
+            raise InvalidInput({"body": "send a JSON object"})
+        sent: dict[str, Any] = dict(raw)
+    else:
+        values = await form_values(request)
+        sent = {name: sent_values[-1] for name, sent_values in values.items()}
+        sent["user"] = values.get("user[]", []) + values.get("user", [])
+        sent.pop("user[]", None)
+    if "user[]" in sent:
+        sent["user"] = sent.pop("user[]")
+    if isinstance(sent.get("user"), str):
+        sent["user"] = [sent["user"]]
+    try:
+        return CtiFields.model_validate(sent)
+    except ValidationError as exc:
+        raise InvalidInput(validation_fields(exc)) from None
+
+
+def _number(raw: str | None, region: str | None) -> tuple[str | None, str | None]:
+    """(as the call keeps it, the client's E.164): an extension as written, E.164 for an outside number."""
+    if raw is None or numbers.is_withheld(raw):
+        return None, None
+    extension = numbers.extension_of(raw)
+    if extension is not None:
+        return extension, None
+    try:
+        e164 = numbers.to_e164(raw, region)
+    except InvalidAddress:
+        return raw, None
+    return e164, e164
+
+
+def call_event(fields: CtiFields, region: str | None) -> CallEvent:
+    caller, caller_e164 = _number(fields.from_, region)
+    called, called_e164 = _number(fields.to, region)
+    inbound = fields.direction == "in"
+    ours = called if inbound else caller
+    return CallEvent(
+        call_id=fields.callId, kind=KINDS[fields.event],  # type: ignore[arg-type]
+        direction=fields.direction, caller=caller, called=called,
+        client_number=caller_e164 if inbound else called_e164, users=tuple(fields.user),
+        extensions=(ours,) if ours and numbers.extension_of(ours) else (), answering=fields.answeringNumber,
+        queue=fields.queue or None, cause=fields.cause or None,
+    )
+
+
+async def cti(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    if not await rt.service.cti_token_valid(request.match_info["token"]):
+        raise web.HTTPUnauthorized(text="this CTI endpoint's token is not valid (`switchboard cti rotate`)")
+    fields = await _fields(request)
+    change = await rt.service.record_call_event(call_event(fields, rt.settings.phone_region))
+    await tell(rt, change)
+    call = change.call
+    body: dict[str, Any] = {"call_id": call.call_id, "state": str(call.state)}
+    if fields.event == "hangup" and call.logged_call_id is None:
+        logged = await log_ended(rt, change)
+        body |= logged
+    return json_ok(body)
+
+
+async def log_ended(rt: Runtime, change: CallChange) -> dict[str, Any]:
+    """Log the ended call through the path `POST /api/v1/calls` takes; once, whoever reports it."""
+    inbound = ended_call_inbound(change.call)
+
+    async def park(error: str, attempts: int) -> int:
+        return await rt.service.park(CHANNEL, change.call.call_id, error, payload=None, attempts=attempts)
+
+    outcome = await store_or_park(lambda: rt.service.log_calls([inbound]), park, passes=(DomainError,),
+                                  what=f"call {change.call.call_id}")
+    if isinstance(outcome, ParkedItem):
+        return {"logged": False, "parked": outcome.number}
+    (result,) = outcome
+    assert result.call is not None
+    await rt.service.mark_call_logged(change.call.call_id, result.call.id)
+    await tell(rt, change, logged=True)
+    return {"logged": True, "duplicate": result.duplicate, "ticket": result.ticket.id if result.ticket else None}
+
+
+async def tell(rt: Runtime, change: CallChange, *, logged: bool = False) -> None:
+    """Best effort: a console that misses it still shows the call in the caller log and on the card."""
+    try:
+        await RedisCallFeed(rt.redis).changed(change.call.call_id, "logged" if logged else str(change.call.state),
+                                              change.agents)
+    except (RedisError, OSError) as exc:
+        log.warning("call %s: the consoles were not told (%r)", change.call.call_id, exc)
+
+
+ENDPOINTS = [
+    Endpoint(
+        "POST", "/api/v1/cti/{token}", cti,
+        "Zammad-compatible generic CTI: newCall, answer and hangup events (form-encoded or JSON, Zammad's field "
+        "names); the token in the path is the installation's (`switchboard cti rotate`)", "calls",
+        auth=False, body=CtiFields, errors=(401, 422, 503),
+        params=(Param("token", "path", "The installation's CTI token", required=True),),
+    ),
+]
