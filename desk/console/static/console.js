@@ -236,7 +236,8 @@ document.addEventListener("submit", function (event) {
     var form = event.target.closest("form[data-pop-form]");
     if (!form) return;
     event.preventDefault();
-    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" }).then(function (r) {
+    // getAttribute: the form's field named "action" hides the form.action property
+    fetch(form.getAttribute("action"), { method: "POST", body: new FormData(form), credentials: "same-origin" }).then(function (r) {
       if (r.redirected && r.url.indexOf("/desk/tickets/") >= 0) { location.href = r.url; return; }
       var card = panel.querySelector(".call-card");
       if (r.ok && card) return load("/desk/calls/" + encodeURIComponent(card.dataset.call) + "/pop");
