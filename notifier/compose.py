@@ -275,7 +275,7 @@ class EmailNotifications:
         *,
         kind: str,
         dedupe_key: str,
-        ticket: Ticket,
+        ticket: Ticket | None,
         message_id: int | None,
         sender: str,
         recipient: str,
@@ -305,7 +305,7 @@ class EmailNotifications:
             body_text=text,
             body_html=html,
             headers=stored,
-            ticket_id=ticket.id,
+            ticket_id=ticket.id if ticket is not None else None,
             message_id=message_id,
             dedupe_key=dedupe_key,
         )

@@ -87,3 +87,34 @@ async def deliver_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
     """Every minute: deliveries whose job Redis lost, or whose worker died, get a job again."""
     return await sweep(ctx["runtime"].deliverer, ArqJobQueue(ctx["redis"]))
+
+
+async def remind_contact(ctx: dict[str, Any], planned_id: int) -> str:
+    """A planned contact's timer: remind its agent once (console notice, and Telegram or email)."""
+    runtime = ctx["runtime"]
+    done = await runtime.service.remind(planned_id, runtime.reminders.queue if runtime.reminders else None)
+    if done is None:
+        return "nothing to remind"
+    await _tell_console(runtime, done)
+    log.info("reminded agent %s of planned contact %s, %.3f s after it was due", done.planned.agent_id, planned_id,
+             done.lateness.total_seconds())
+    return f"reminded {done.lateness.total_seconds():.3f} s late"
+
+
+async def sweep_reminders(ctx: dict[str, Any]) -> int:
+    """Every minute: remind what came due and was not (a timer lost with Redis, a worker killed mid-job)."""
+    return sum([await remind_contact(ctx, planned_id) != "nothing to remind"
+                for planned_id in await ctx["runtime"].service.due_reminders()])
+
+
+async def _tell_console(runtime: Any, done: Any) -> None:
+    from notifier.live import RedisNoticeFeed
+    from notifier.reminders import reminder_words
+
+    subject, _ = reminder_words(done.planned, done.customer, None, "")
+    link = f"/desk/tickets/{done.planned.ticket_id}" if done.planned.ticket_id else "/desk"
+    try:
+        await RedisNoticeFeed(runtime.redis).notice(done.planned.agent_id, subject, link)
+    except Exception:  # noqa: BLE001 - the console shows the plan as due anyway; the mail or Telegram still goes
+        log.warning("could not tell agent %s's console of planned contact %s", done.planned.agent_id,
+                    done.planned.id, exc_info=True)

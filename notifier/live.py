@@ -71,3 +71,26 @@ class RedisCallFeed:
                 yield str(event["call"]), str(event["state"]), [int(a) for a in event["agents"]]
             except (ValueError, KeyError, TypeError):
                 continue
+
+
+NOTICES = "switchboard:{db}:notices"
+
+
+class RedisNoticeFeed:
+    """Notices for one agent's console (a planned contact came due): `{"agent", "text", "link"}`."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self.channel = NOTICES.format(db=redis.connection_pool.connection_kwargs.get("db", 0))
+
+    async def notice(self, agent_id: int, text: str, link: str) -> None:
+        await self._redis.publish(self.channel, json.dumps({"agent": agent_id, "text": text, "link": link},
+                                                           ensure_ascii=False))
+
+    async def watch(self) -> AsyncIterator[tuple[int, dict[str, str]]]:
+        """(agent id, {text, link}) for each notice, until the caller stops."""
+        async for event in _events(self._redis, self.channel):
+            try:
+                yield int(event["agent"]), {"text": str(event["text"]), "link": str(event["link"])}
+            except (ValueError, KeyError, TypeError):
+                continue

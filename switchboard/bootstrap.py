@@ -18,6 +18,7 @@ from notifier.jobs import ArqJobQueue
 from notifier.live import RedisChangeFeed
 from notifier.quiet import quiet_window
 from notifier.receipts import SMS_STATUS_PATH
+from notifier.reminders import Reminders
 from notifier.render import NoticeRenderer
 from notifier.senders import EmailSender, RelaySender, SinkSender
 from notifier.sms import CHANNEL as SMS_CHANNEL
@@ -62,6 +63,8 @@ class Runtime:
     """The Telegram bot (set only when a token is configured): receives updates and sends replies."""
     dispatcher: DispatchLoop | None = None
     """The dispatcher loop running in this process, if one does (deliveries in the same loop give way to it)."""
+    reminders: Reminders | None = None
+    """Words and queues a planned contact's reminder; the timer worker's reminder jobs use it."""
 
     @property
     def store(self) -> Store:
@@ -223,6 +226,7 @@ async def build(settings: Settings, *, redis_url: str | None = None, clock: Cloc
         deliverer=build_deliverer(settings, service.store, clock, sender, chat_senders),
         escalations=build_escalations(settings, service.store, regulations, clock),
         telegram_bot=bot,
+        reminders=Reminders(EmailNotifications(settings), settings.smtp.reply_from, settings.public_url),
     )
 
 

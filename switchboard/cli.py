@@ -136,6 +136,13 @@ def _parser() -> argparse.ArgumentParser:
     add_skill.add_argument("--description", metavar="TEXT")
     skill.add_parser("list", help="list skills and how many agents have each")
 
+    activity = commands.add_parser("activity-type", help="the types agents record contacts with clients as") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_activity = activity.add_parser("add", help="add a type (call, meeting, demonstration, email and visit come "
+                                                   "with a new installation)")
+    add_activity.add_argument("name")
+    activity.add_parser("list", help="list the types")
+
     canned = commands.add_parser("canned", help="canned responses agents insert into replies").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     add_canned = canned.add_parser("add", help="add one: {name} and {number} are filled in for each ticket")
@@ -189,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
         "agent": _agent, "group": _group, "skill": _skill, "canned": _canned, "rule": _rule, "mail": _mail,
-        "bot": _bot, "calls": _calls,
+        "bot": _bot, "calls": _calls, "activity-type": _activity_type,
         "notifications": _notifications, "regulations": _regulations, "parked": _parked,
     }
     try:
@@ -479,6 +486,18 @@ async def _skill_add(settings: Settings, args: argparse.Namespace) -> int:
     async def work(service: Any) -> int:
         skill = await service.add_skill(args.name, description)
         print(f"added skill {_skill_line(skill)}")
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _activity_type(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        if args.action == "add":
+            print(f"added activity type {(await service.add_activity_type(args.name)).name}")
+        else:
+            for kind in await service.activity_types():
+                print(kind.name)
         return 0
 
     return await _with_service(settings, work)

@@ -11,7 +11,7 @@ from channels.chat.webchat import handlers as webchat
 from channels.phone import handlers as phone
 from channels.portal import handlers as portal
 from channels.webform import handlers as webform
-from desk import api, health, metrics, notifications
+from desk import api, health, metrics, notifications, plans
 from desk.console import admin as console_admin
 from desk.console import auth as console_auth
 from desk.console import calls as console_calls
@@ -26,15 +26,16 @@ from web.runtime import RUNTIME
 
 
 def all_endpoints() -> list[Endpoint]:
-    return [*api.ENDPOINTS, *notifications.ENDPOINTS, *health.ENDPOINTS, *metrics.ENDPOINTS, *phone.ENDPOINTS,
-            *webform.ENDPOINTS, *webchat.ENDPOINTS]
+    return [*api.ENDPOINTS, *notifications.ENDPOINTS, *plans.ENDPOINTS, *health.ENDPOINTS, *metrics.ENDPOINTS,
+            *phone.ENDPOINTS, *webform.ENDPOINTS, *webchat.ENDPOINTS]
 
 
 def create_app(rt: Runtime) -> web.Application:
     app = web.Application(middlewares=[metrics.count_requests, domain_errors],
                           client_max_size=rt.settings.http.max_upload_mb * 1024 * 1024)
     app[RUNTIME] = rt
-    register(app, [*api.ENDPOINTS, *notifications.ENDPOINTS, *health.ENDPOINTS, *metrics.ENDPOINTS, *phone.ENDPOINTS])
+    register(app, [*api.ENDPOINTS, *notifications.ENDPOINTS, *plans.ENDPOINTS, *health.ENDPOINTS, *metrics.ENDPOINTS,
+                   *phone.ENDPOINTS])
     webform.setup(app)
     webchat.setup(app)
     document = build_openapi(all_endpoints(), version("switchboard"))

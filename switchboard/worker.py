@@ -14,7 +14,7 @@ from arq import cron
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from notifier.jobs import deliver_outbox, sweep_outbox
+from notifier.jobs import deliver_outbox, remind_contact, sweep_outbox, sweep_reminders
 from sla.jobs import TIMER_QUEUE, fire_deadline, sweep_deadlines
 from switchboard.bootstrap import Runtime, redis_settings
 
@@ -71,8 +71,10 @@ def worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
 def timer_worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
     """The regulation clock's own queue: its deferred jobs wait days, and must not hold up a burst of deliveries."""
     settings = worker_settings(runtime, **{
-        "functions": [fire_deadline, sweep_deadlines],
-        "cron_jobs": [cron(sweep_deadlines, second=45, unique=True, run_at_startup=True, name="cron:sweep_deadlines")],
+        "functions": [fire_deadline, sweep_deadlines, remind_contact, sweep_reminders],
+        "cron_jobs": [cron(sweep_deadlines, second=45, unique=True, run_at_startup=True, name="cron:sweep_deadlines"),
+                      cron(sweep_reminders, second=50, unique=True, run_at_startup=True,
+                           name="cron:sweep_reminders")],
         "queue_name": TIMER_QUEUE,
         "on_job_start": None,  # a deadline fires on time, whatever the dispatcher's backlog
         "max_jobs": 10,

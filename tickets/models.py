@@ -662,6 +662,62 @@ class LiveCall(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class ActivityType(Base):
+    """A kind of contact with a client (call, meeting, demonstration, …): the list the admin keeps."""
+
+    __tablename__ = "activity_types"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Activity(Base):
+    """A contact with a client as the agent recorded it: its type, outcome and note, on the card (and a ticket)."""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_customer_id", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    type_id: Mapped[int] = mapped_column(ForeignKey("activity_types.id"))
+    outcome: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    call_id: Mapped[str | None] = mapped_column(String(255))
+    """The call it records, when recorded from the pop."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PlanStatus(StrEnum):
+    pending = "pending"
+    done = "done"
+    """The agent recorded a contact with the client after planning it."""
+
+
+class PlannedContact(Base):
+    """The next contact an agent planned with a client: reminded at `due_at` by a timer, overdue until kept."""
+
+    __tablename__ = "planned_contacts"
+    __table_args__ = (Index("ix_planned_contacts_status_due_at", "status", "due_at"),
+                      Index("ix_planned_contacts_agent_id", "agent_id", "status", "due_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    activity_id: Mapped[int | None] = mapped_column(ForeignKey("activities.id", ondelete="SET NULL"))
+    """The activity that planned it."""
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    what: Mapped[str] = mapped_column(String(300))
+    status: Mapped[PlanStatus] = mapped_column(_enum(PlanStatus, "plan_status"))
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """When the reminder went (its lateness is this minus `due_at`)."""
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class InstallSecret(Base):
     """A credential of the installation (the CTI endpoint's token), kept as its hash and rotated with the CLI."""
 

@@ -181,10 +181,22 @@ class Timer:
         return f"sla:{self.ticket_id}:{self.step}:{self.plan}"
 
 
+@dataclass(frozen=True)
+class Reminder:
+    """A planned contact to remind its agent of at `due_at` (the same exact timers as regulations)."""
+
+    planned_id: int
+    due_at: datetime
+
+    @property
+    def job_id(self) -> str:
+        return f"remind:{self.planned_id}:{int(self.due_at.timestamp())}"
+
+
 class Timers(Protocol):
     """The job queue as the regulation clock's alarm (arq deferred jobs); told after commit, swept if lost."""
 
-    async def schedule(self, timers: Sequence[Timer]) -> None: ...
+    async def schedule(self, timers: Sequence[Timer | Reminder]) -> None: ...
 
 
 class ChangeFeed(Protocol):

@@ -16,10 +16,12 @@ from tickets.actions import chat as chat_actions
 from tickets.actions import customers as customer_actions
 from tickets.actions import live_calls as live_call_actions
 from tickets.actions import logins, merging, parking, receipts, staff, views
+from tickets.actions import plans as plan_actions
 from tickets.actions import portal as portal_actions
 from tickets.actions import tickets as ticket_actions
 from tickets.actions.live_calls import CallChange, CallEvent
 from tickets.actions.logins import Login
+from tickets.actions.plans import NextContact, Notify, Recorded, Reminded
 from tickets.actions.staff import AgentChanges
 from tickets.calls import CallResult
 from tickets.clock import Clock
@@ -28,6 +30,7 @@ from tickets.dispatch import BATCH, Dispatched
 from tickets.inbound import AttachmentRef, Identity, Inbound
 from tickets.ingest import IngestResult
 from tickets.models import (
+    ActivityType,
     Agent,
     CannedResponse,
     Group,
@@ -43,13 +46,14 @@ from tickets.models import (
     TicketStatus,
 )
 from tickets.ports import Assigner, ChangeFeed, JobQueue, Notifications, Regulations, Timers
-from tickets.queries import chat, customers, live_calls, portal, reports
+from tickets.queries import chat, customers, live_calls, plans, portal, reports
 from tickets.queries import parking as parking_queries
 from tickets.queries import staff as staff_queries
 from tickets.queries import tickets as ticket_queries
 from tickets.queries.chat import ChatHistory
 from tickets.queries.customers import CustomerView
 from tickets.queries.live_calls import CallerLog, CallPop
+from tickets.queries.plans import PlanLine
 from tickets.queries.portal import PortalView
 from tickets.queries.reports import Report, Scope
 from tickets.queries.staff import AgentView, GroupView, RuleView, SkillView
@@ -143,6 +147,31 @@ class TicketService:
 
     async def current_call(self, viewer: Agent) -> str | None:
         return await live_calls.current_call(self.deps, viewer)
+
+    # --- actions.plans ----------------------------------------
+    async def record_activity(self, viewer: Agent, customer_id: int, type_name: str, *, outcome: str | None = None,
+                              note: str | None = None, ticket: int | None = None, call_id: str | None = None,
+                              next_contact: NextContact | None = None) -> Recorded:
+        return await plan_actions.record_activity(self.deps, viewer, customer_id, type_name, outcome=outcome,
+                                                  note=note, ticket=ticket, call_id=call_id,
+                                                  next_contact=next_contact)
+
+    async def remind(self, planned_id: int, notify: Notify | None = None) -> Reminded | None:
+        return await plan_actions.remind(self.deps, planned_id, notify)
+
+    async def due_reminders(self) -> list[int]:
+        return await plan_actions.due_reminders(self.deps)
+
+    async def add_activity_type(self, name: str) -> ActivityType:
+        return await plan_actions.add_activity_type(self.deps, name)
+
+    # --- queries.plans ----------------------------------------
+    async def plan_of(self, viewer: Agent, until: datetime | None = None, *,
+                      customer_id: int | None = None) -> list[PlanLine]:
+        return await plans.plan_of(self.deps, viewer, until, customer_id=customer_id)
+
+    async def activity_types(self) -> list[ActivityType]:
+        return await plans.activity_types(self.deps)
 
     # --- actions.chat ----------------------------------------
     async def mark_seen(self, channel: str, sender_prefix: str, message_ids: list[int]) -> int:

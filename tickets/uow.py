@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tickets import audit
 from tickets.clock import Clock
 from tickets.errors import StoreUnavailable
-from tickets.ports import ChangeFeed, JobQueue, Notifications, Timer, Timers
+from tickets.ports import ChangeFeed, JobQueue, Notifications, Reminder, Timer, Timers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,13 +34,14 @@ class UnitOfWork:
         self.session = session
         self.outbox: list[int] = []
         """Outbox rows written in this transaction, handed to the delivery queue after commit."""
-        self.timers: list[Timer] = []
-        """Regulation deadlines (re)armed in this transaction, handed to the timers after commit."""
+        self.timers: list[Timer | Reminder] = []
+        """Regulation deadlines (re)armed and contacts planned in this transaction, handed to the timers after
+        commit."""
 
     def deliver(self, outbox_ids: Iterable[int]) -> None:
         self.outbox.extend(outbox_ids)
 
-    def schedule(self, timers: Iterable[Timer]) -> None:
+    def schedule(self, timers: Iterable[Timer | Reminder]) -> None:
         self.timers.extend(timers)
 
 
@@ -106,7 +107,7 @@ class Store:
                          else "deadlock or serialisation failure", attempt)
         raise AssertionError("unreachable")
 
-    async def publish(self, outbox_ids: Sequence[int], timers: Sequence[Timer] = (),
+    async def publish(self, outbox_ids: Sequence[int], timers: Sequence[Timer | Reminder] = (),
                       changed: Sequence[int] = ()) -> None:
         """Hand what a transaction committed to the queue, the timers and the live feed. Each is best effort: the
         rows are committed, and the sweepers deliver and fire what a missing Redis did not take."""
@@ -120,8 +121,8 @@ class Store:
             try:
                 await self._timers.schedule(timers)
             except Exception:  # noqa: BLE001 - the deadline rows are committed; the sweeper fires them
-                log.warning("could not set timers for deadlines %s; the sweeper will fire them",
-                            [t.deadline_id for t in timers], exc_info=True)
+                log.warning("could not set timers %s; the sweepers will fire them",
+                            [t.job_id for t in timers], exc_info=True)
         if changed and self._changes is not None:
             try:
                 await self._changes.changed(list(changed))

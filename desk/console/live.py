@@ -3,7 +3,8 @@ itself. The event says only that something changed — not which tickets, since 
 the page fetches its own view again, with its own permissions.
 
 Every stream also hears `call` (JSON: the call id and its state) when a call rings for its agent, is taken or
-ends, and `calls` when any call changes (the caller log refreshes); `?only=calls` is a stream of those alone, for
+ends, `calls` when any call changes (the caller log refreshes), and `notice` (JSON: text, link) when a contact
+the agent planned comes due; `?only=calls` is a stream of those alone, for
 pages that show no tickets. A ticket page asks for its ticket (`?ticket=N`, one the agent may open): it hears
 `ticket` when that ticket changed, and `company` (JSON: the other agents who have it open, and whether each is
 typing) when that changes or every heartbeat. While the stream is open the agent counts as on the ticket, in
@@ -19,7 +20,7 @@ from aiohttp import web
 
 from desk.console.auth import form_of, require
 from desk.console.presence import HEARTBEAT_SECONDS, TicketPresence
-from notifier.live import RedisCallFeed, RedisChangeFeed
+from notifier.live import RedisCallFeed, RedisChangeFeed, RedisNoticeFeed
 from tickets.numbers import as_id
 from web.http import path_id
 from web.runtime import runtime
@@ -68,7 +69,12 @@ async def events(request: web.Request) -> web.StreamResponse:
                 send("call", json.dumps({"call": call_id, "state": state}))
             send("calls")
 
-    readers = [asyncio.create_task(calls())]
+    async def notices() -> None:
+        async for agent_id, notice in RedisNoticeFeed(rt.redis).watch():
+            if agent_id == signed.agent.id:
+                send("notice", json.dumps(notice, ensure_ascii=False))
+
+    readers = [asyncio.create_task(calls()), asyncio.create_task(notices())]
     if request.query.get("only") != "calls":
         readers.append(asyncio.create_task(changes()))
     if ticket is not None:

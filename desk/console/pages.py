@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +19,7 @@ from yarl import URL
 from desk.console import live, timeline
 from desk.console.auth import Signed, console_path, form_of, require
 from desk.console.render import page, words
+from tickets.actions.plans import NextContact
 from tickets.content import sanitize_html
 from tickets.errors import DomainError
 from tickets.inbound import AttachmentRef
@@ -37,7 +38,7 @@ VIEWS = ("mine", "unassigned", "open", "overdue", "escalated")
 CHANNELS = ("email", "webform", "webchat", "telegram", "phone", "portal")
 """What the queue's channel filter offers: every adapter's channel name."""
 NOTICES = ("done_reply", "done_note", "done_saved", "done_taken", "done_returned", "done_linked", "done_unlinked",
-           "done_merged")
+           "done_merged", "done_recorded")
 
 
 @dataclass(frozen=True)
@@ -195,9 +196,11 @@ async def queue(request: web.Request) -> web.Response:
     counts = {k: whole_number(request.query.get(k, "0"), maximum=200) or 0 for k in ("changed", "refused")}
     saved = context.views
     here = urlencode({**filters.kept(), "sort": sort})
+    now = runtime(request).clock.now()
+    plan = await service.plan_of(signed.agent, datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC))
     return page(request, "queue.html", signed, rows=rows, view=filters.view, q=filters.q, filters=filters,
                 bulk_notice=bulk_notice, counts=counts, saved=saved, here=here,
-                now=runtime(request).clock.now(), sort=sort, kept=filters.kept(), channels=CHANNELS,
+                now=now, plan=plan, sort=sort, kept=filters.kept(), channels=CHANNELS,
                 priorities=list(PRIORITY_RANK), statuses=STATUSES, groups=groups, agents=agents, managers=managers,
                 tags=tags, older=older, paged=before is not None, page_rows=PAGE_ROWS)
 
@@ -228,11 +231,14 @@ async def _ticket_page(request: web.Request, signed: Signed, number: int, *, not
     canned = [(c.title, _filled(c.body, fill)) for c in await service.list_canned()]
     pending = [d for d in view.deadlines if d.status == "pending"]
     known_tags = await service.all_tags()
+    activity_types = await service.activity_types()
+    planned = await service.plan_of(signed.agent, customer_id=view.customer.id)
     return page(request, "ticket.html", signed, status=status, view=view, now=view.as_of, timeline=history,
                 card=card, html=html, canned=canned, agents=agents, managers=signed.agent.role in MANAGERS,
                 notice=notice, error=error, names=names,
                 calls_by_message={c.message_id: c for c in view.calls if c.message_id is not None},
-                known_tags=known_tags, where=_reply_goes(view), next_step=min(
+                known_tags=known_tags, activity_types=activity_types, planned=planned,
+                where=_reply_goes(view), next_step=min(
                     pending, key=lambda d: d.due_at, default=None))
 
 
@@ -301,6 +307,12 @@ async def act(request: web.Request) -> web.Response:
             else:
                 await service.unlink_tickets(signed.agent, number, other)
             done = f"done_{action}ed"
+        elif action == "activity":
+            view = await service.get_ticket(signed.agent, number)
+            await service.record_activity(
+                signed.agent, view.customer.id, form.get("type", ""), outcome=form.get("outcome"),
+                note=form.get("note"), ticket=number, next_contact=_next_contact(form))
+            done = "done_recorded"
         else:
             raise web.HTTPBadRequest(text=f"unknown action {action!r}")
     except DomainError as exc:
@@ -308,6 +320,26 @@ async def act(request: web.Request) -> web.Response:
     except _Back as refused:
         return await _ticket_page(request, signed, number, error=str(refused), status=422)
     raise web.HTTPSeeOther(f"/desk/tickets/{number}?done={done}")
+
+
+def _next_contact(form: dict[str, str]) -> NextContact | None:
+    """The next contact from the form: a local date and time (`datetime-local`) and the browser's offset from UTC in
+    minutes (`tz`, as `Date.getTimezoneOffset` gives it; 0 without script)."""
+    raw, what = form.get("next_at", "").strip(), form.get("next_what", "").strip()
+    if not raw and not what:
+        return None
+    if not raw:
+        raise _Back("say when the next contact is")
+    try:
+        local = datetime.fromisoformat(raw)
+        offset = int(form.get("tz", "0") or 0)
+    except ValueError:
+        raise _Back("the next contact's time is not a date and time") from None
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=UTC) + timedelta(minutes=max(-840, min(840, offset)))
+    if not 1970 <= local.year <= 9000:
+        raise _Back("the next contact's time is not a date and time")
+    return NextContact(local, what)
 
 
 MAX_FILES = 10

@@ -245,10 +245,35 @@ document.addEventListener("submit", function (event) {
     }).catch(function () {});
   });
   load("/desk/calls/current");
-  var source = window.switchboardEvents || (window.EventSource && new EventSource("/desk/events?only=calls"));
+  var source = window.switchboardEvents ||
+    (window.EventSource && (window.switchboardEvents = new EventSource("/desk/events?only=calls")));
   if (!source) return;
   source.addEventListener("call", function (event) {
     var data = JSON.parse(event.data);
     load("/desk/calls/" + encodeURIComponent(data.call) + "/pop");
+  });
+})();
+
+// A planned contact came due: a notice on whatever page is open (the server tells this agent's streams only).
+// Forms with a local date and time send the browser's offset from UTC with it.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-local-time]");
+    if (form && form.elements.tz) form.elements.tz.value = String(new Date().getTimezoneOffset());
+  }, true);
+  var source = window.switchboardEvents;
+  if (!source) return;
+  source.addEventListener("notice", function (event) {
+    var data = JSON.parse(event.data);
+    var box = document.createElement("p");
+    box.className = "notice reminder";
+    box.setAttribute("role", "alert");
+    var link = document.createElement("a");
+    link.href = data.link;
+    link.textContent = data.text;
+    box.appendChild(link);
+    var main = document.querySelector("main");
+    if (main) main.insertBefore(box, main.firstChild);
   });
 })();
