@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from desk.console.auth import Signed, console_path, form_of, require
+from desk.console.pages import next_contact
 from desk.console.render import page
 from tickets.errors import DomainError
 from tickets.numbers import as_id
@@ -37,10 +38,10 @@ async def current(request: web.Request) -> web.Response:
     return _pop(request, signed, await service.call_pop(signed.agent, call_id))
 
 
-def _pop(request: web.Request, signed: Signed, view: Any, error: str | None = None, status: int = 200
-         ) -> web.Response:
+def _pop(request: web.Request, signed: Signed, view: Any, error: str | None = None, status: int = 200,
+         recorded: bool = False) -> web.Response:
     return page(request, "call_pop.html", signed, status=status, pop=view, now=runtime(request).clock.now(),
-                error=error, headers={"Cache-Control": "no-store"})
+                error=error, recorded=recorded, headers={"Cache-Control": "no-store"})
 
 
 async def act(request: web.Request) -> web.Response:
@@ -65,8 +66,16 @@ async def act(request: web.Request) -> web.Response:
             if customer is None:
                 raise web.HTTPBadRequest(text="give the card's number")
             await service.card_for_call(signed.agent, call_id, customer_id=customer)
+        elif action == "activity":
+            view = await service.call_pop(signed.agent, call_id)
+            if view.customer is None:
+                raise web.HTTPBadRequest(text="the call is on no card yet")
+            await service.record_activity(
+                signed.agent, view.customer.id, form.get("type") or "call", outcome=form.get("outcome"),
+                note=form.get("note"), ticket=view.call.ticket_id, call_id=call_id, next_contact=next_contact(form))
+            return _pop(request, signed, await service.call_pop(signed.agent, call_id), recorded=True)
         else:
-            raise web.HTTPBadRequest(text="action is ticket, attach, card or link")
+            raise web.HTTPBadRequest(text="action is ticket, attach, card, link or activity")
     except DomainError as exc:
         return _pop(request, signed, await service.call_pop(signed.agent, call_id), error=reason(exc), status=422)
     raise web.HTTPSeeOther(console_path(form.get("next")))

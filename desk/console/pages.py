@@ -21,7 +21,7 @@ from desk.console.auth import Signed, console_path, form_of, require
 from desk.console.render import page, words
 from tickets.actions.plans import NextContact
 from tickets.content import sanitize_html
-from tickets.errors import DomainError
+from tickets.errors import DomainError, InvalidInput
 from tickets.inbound import AttachmentRef
 from tickets.models import OPEN_STATUSES, PRIORITY_RANK, Agent, Presence, Priority, TicketStatus
 from tickets.numbers import as_id, whole_number
@@ -311,7 +311,7 @@ async def act(request: web.Request) -> web.Response:
             view = await service.get_ticket(signed.agent, number)
             await service.record_activity(
                 signed.agent, view.customer.id, form.get("type", ""), outcome=form.get("outcome"),
-                note=form.get("note"), ticket=number, next_contact=_next_contact(form))
+                note=form.get("note"), ticket=number, next_contact=next_contact(form))
             done = "done_recorded"
         else:
             raise web.HTTPBadRequest(text=f"unknown action {action!r}")
@@ -322,23 +322,23 @@ async def act(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/desk/tickets/{number}?done={done}")
 
 
-def _next_contact(form: dict[str, str]) -> NextContact | None:
+def next_contact(form: dict[str, str]) -> NextContact | None:
     """The next contact from the form: a local date and time (`datetime-local`) and the browser's offset from UTC in
     minutes (`tz`, as `Date.getTimezoneOffset` gives it; 0 without script)."""
     raw, what = form.get("next_at", "").strip(), form.get("next_what", "").strip()
     if not raw and not what:
         return None
     if not raw:
-        raise _Back("say when the next contact is")
+        raise InvalidInput({"next_at": "say when the next contact is"})
     try:
         local = datetime.fromisoformat(raw)
         offset = int(form.get("tz", "0") or 0)
     except ValueError:
-        raise _Back("the next contact's time is not a date and time") from None
+        raise InvalidInput({"next_at": "not a date and time"}) from None
     if local.tzinfo is None:
         local = local.replace(tzinfo=UTC) + timedelta(minutes=max(-840, min(840, offset)))
     if not 1970 <= local.year <= 9000:
-        raise _Back("the next contact's time is not a date and time")
+        raise InvalidInput({"next_at": "not a date and time"})
     return NextContact(local, what)
 
 

@@ -58,12 +58,28 @@ async def test_a_ringing_call_pops_the_card_and_is_logged_on_the_chosen_ticket(
     await pop.locator(".call-tickets li", has_text=f"#{number}").locator("button").click()
     await page.locator("#call-pop [data-call-ticket]").wait_for()
 
+    # She records the call with the next contact a few seconds ahead (in the browser's own time zone).
+    due = await page.evaluate("""() => { const d = new Date(Date.now() + 8000); d.setMilliseconds(0);
+        const local = new Date(d.getTime() - d.getTimezoneOffset() * 60000);
+        return [local.toISOString().slice(0, 19), d.getTime()]; }""")
+    record = pop.locator("form:has(input[name=next_what])")
+    await record.locator("input[name=outcome]").fill("will try the other tray")
+    await record.locator("input[name=next_at]").fill(due[0])
+    await record.locator("input[name=next_what]").fill("Ask whether the tray helped")
+    await record.locator("button").click()
+    await page.locator("#call-pop [data-recorded]").wait_for()
+
     ended = post_event(endpoint, event="hangup", **call, cause="normalClearing")
     assert ended["logged"] is True and ended["ticket"] == number
     await page.locator("#call-pop .call-card[data-state=ended]").wait_for()
     assert post_event(endpoint, event="hangup", **call, cause="normalClearing") == {
         "call_id": call["callId"], "state": "ended"}  # told twice, logged once
 
+    reminder = page.locator("main .notice.reminder")  # the timer fires while the page is open
+    await reminder.wait_for(timeout=30_000)
+    assert "Ask whether the tray helped" in await reminder.inner_text()
+    late = await page.evaluate(f"Date.now() - {due[1]}")
+    assert 0 <= late < 5000, late  # the notice came at the planned second, give or take the page's refresh
     await page.goto(f"{serve.base}/desk/calls")
     assert "Ivan Client" in await page.locator("#calls-today").inner_text()
     await check(page, axe_source, f"{width}-28-02-caller-log")

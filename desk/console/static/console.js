@@ -240,8 +240,8 @@ document.addEventListener("submit", function (event) {
     fetch(form.getAttribute("action"), { method: "POST", body: new FormData(form), credentials: "same-origin" }).then(function (r) {
       if (r.redirected && r.url.indexOf("/desk/tickets/") >= 0) { location.href = r.url; return; }
       var card = panel.querySelector(".call-card");
-      if (r.ok && card) return load("/desk/calls/" + encodeURIComponent(card.dataset.call) + "/pop");
-      return show(r);
+      if (r.redirected && card) return load("/desk/calls/" + encodeURIComponent(card.dataset.call) + "/pop");
+      return show(r);  // the pop as the action left it, or with the reason it was refused
     }).catch(function () {});
   });
   load("/desk/calls/current");
