@@ -85,6 +85,18 @@ class ActivityTypeList(BaseModel):
     items: list[ActivityTypeOut]
 
 
+class OutcomeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    needs_reason: bool
+
+
+class OutcomeList(BaseModel):
+    outcomes: list[OutcomeOut]
+    reasons: list[str] = Field(description="The reasons a refusal may give.")
+
+
 def _activity_out(activity: Activity, type_name: str) -> ActivityOut:
     return ActivityOut.model_validate({**{c: getattr(activity, c) for c in (
         "id", "customer_id", "ticket_id", "agent_id", "outcome", "note", "call_id", "created_at")}, "type": type_name})
@@ -136,6 +148,13 @@ async def add_type(request: web.Request) -> web.Response:
     return json_ok(ActivityTypeOut.model_validate(kind), status=201)
 
 
+async def list_outcomes(request: web.Request) -> web.Response:
+    await authenticate(request)
+    known = await runtime(request).service.outcomes()
+    return json_ok(OutcomeList(outcomes=[OutcomeOut.model_validate(o) for o in known.outcomes],
+                               reasons=[r.name for r in known.reasons]))
+
+
 ENDPOINTS = [
     Endpoint("POST", "/api/v1/customers/{id}/activities", record,
              "Record a contact with the client (typed, with its outcome and note) and plan the next one", "customers",
@@ -145,6 +164,8 @@ ENDPOINTS = [
              response=PlanList, errors=(401, 503)),
     Endpoint("GET", "/api/v1/activity-types", list_types, "The activity types agents record contacts as",
              "customers", response=ActivityTypeList, errors=(401, 503)),
+    Endpoint("GET", "/api/v1/outcomes", list_outcomes, "How a ticket can end (PATCH its outcome when resolving) and "
+             "the reasons a refusal may give", "tickets", response=OutcomeList, errors=(401, 503)),
     Endpoint("POST", "/api/v1/activity-types", add_type, "Admins: add an activity type", "customers",
              body=ActivityTypeIn, response=ActivityTypeOut, status=201, errors=(401, 403, 409, 422, 503)),
 ]

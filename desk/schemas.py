@@ -70,6 +70,10 @@ class TicketPatch(Strict):
     )
     tags: list[TagName] | None = Field(
         None, max_length=20, description="Its tags (the whole list; [] clears it): lower-cased, spaces become -.")
+    outcome: str | None = Field(None, max_length=40, description=(
+        "How it ended (solved, refused, duplicate, no-answer, … as the admin keeps them): with status resolved or "
+        "closed, or on a ticket that is; null clears it."))
+    outcome_reason: str | None = Field(None, max_length=60, description="A refusal's reason (price, competitor, …).")
 
 
 class IdentityIn(Strict):
@@ -268,6 +272,8 @@ class TicketDetail(TicketSummary):
     linked: list[int] = Field(description="The client's tickets linked to this one.")
     merged_from: list[int] = Field(description="Tickets merged into this one; their messages are listed here now.")
     tags: list[str] = Field(description="Its tags, sorted.")
+    outcome: str | None = Field(description="How it ended, once resolved.")
+    outcome_reason: str | None = Field(description="A refusal's reason.")
 
 
 class CustomerOut(CustomerBrief):
@@ -409,6 +415,8 @@ def ticket_detail(view: TicketView) -> TicketDetail:
         linked=[t.id for t in view.links],
         merged_from=view.merged_from,
         tags=view.tags,
+        outcome=view.ticket.outcome,
+        outcome_reason=view.ticket.outcome_reason,
     )
 
 

@@ -143,6 +143,16 @@ def _parser() -> argparse.ArgumentParser:
     add_activity.add_argument("name")
     activity.add_parser("list", help="list the types")
 
+    outcome = commands.add_parser("outcome", help="how requests can end, and the reasons for a refusal") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_outcome = outcome.add_parser("add", help="add an outcome (solved, refused, duplicate and no-answer come with "
+                                                 "a new installation)")
+    add_outcome.add_argument("name")
+    add_outcome.add_argument("--needs-reason", action="store_true", help="resolving with it asks for a reason")
+    add_reason = outcome.add_parser("reason-add", help="add a reason for a refusal")
+    add_reason.add_argument("name")
+    outcome.add_parser("list", help="list the outcomes and the reasons")
+
     canned = commands.add_parser("canned", help="canned responses agents insert into replies").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     add_canned = canned.add_parser("add", help="add one: {name} and {number} are filled in for each ticket")
@@ -196,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
         "agent": _agent, "group": _group, "skill": _skill, "canned": _canned, "rule": _rule, "mail": _mail,
-        "bot": _bot, "calls": _calls, "activity-type": _activity_type,
+        "bot": _bot, "calls": _calls, "activity-type": _activity_type, "outcome": _outcome,
         "notifications": _notifications, "regulations": _regulations, "parked": _parked,
     }
     try:
@@ -498,6 +508,23 @@ async def _activity_type(settings: Settings, args: argparse.Namespace) -> int:
         else:
             for kind in await service.activity_types():
                 print(kind.name)
+        return 0
+
+    return await _with_service(settings, work)
+
+
+async def _outcome(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(service: Any) -> int:
+        if args.action == "add":
+            added = await service.add_outcome(args.name, needs_reason=args.needs_reason)
+            print(f"added outcome {added.name}" + (" (asks for a reason)" if added.needs_reason else ""))
+        elif args.action == "reason-add":
+            print(f"added reason {(await service.add_outcome_reason(args.name)).name}")
+        else:
+            known = await service.outcomes()
+            for found in known.outcomes:
+                print(found.name + ("  (asks for a reason)" if found.needs_reason else ""))
+            print("reasons: " + ", ".join(r.name for r in known.reasons))
         return 0
 
     return await _with_service(settings, work)

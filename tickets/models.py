@@ -284,6 +284,10 @@ class Ticket(Base):
     priority: Mapped[Priority] = mapped_column(_enum(Priority, "ticket_priority"), default=Priority.normal,
                                                active_history=True)
     category: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    """How the request ended, from the list the admin keeps (`Outcome`): set when it is resolved."""
+    outcome_reason: Mapped[str | None] = mapped_column(String(60))
+    """Why, for an outcome that asks for a reason (a refusal: price, benefits unclear, …)."""
     channel: Mapped[str] = mapped_column(String(16), active_history=True)
     skills: Mapped[str] = mapped_column(String(300), default="", server_default="")
     """Skills its agent must have, sorted and comma-joined (`skill_key`); empty → anyone in the group."""
@@ -561,6 +565,7 @@ class EventKind(StrEnum):
     escalated = "escalated"
     sla_step_dropped = "sla_step_dropped"
     tags_changed = "tags_changed"
+    outcome_set = "outcome_set"
 
 
 class Event(Base):
@@ -715,6 +720,28 @@ class PlannedContact(Base):
     reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """When the reminder went (its lateness is this minus `due_at`)."""
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Outcome(Base):
+    """How a request can end (solved, refused, duplicate, no answer from the client, …): the list the admin keeps."""
+
+    __tablename__ = "outcomes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    needs_reason: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A refusal: resolving with it asks which of `OutcomeReason` was the reason."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OutcomeReason(Base):
+    """A reason for a refusal (price, benefits unclear, competitor, …): their shares show the weak spots."""
+
+    __tablename__ = "outcome_reasons"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

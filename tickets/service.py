@@ -16,11 +16,13 @@ from tickets.actions import chat as chat_actions
 from tickets.actions import customers as customer_actions
 from tickets.actions import live_calls as live_call_actions
 from tickets.actions import logins, merging, parking, receipts, staff, views
+from tickets.actions import outcomes as outcome_actions
 from tickets.actions import plans as plan_actions
 from tickets.actions import portal as portal_actions
 from tickets.actions import tickets as ticket_actions
 from tickets.actions.live_calls import CallChange, CallEvent
 from tickets.actions.logins import Login
+from tickets.actions.outcomes import Outcomes
 from tickets.actions.plans import NextContact, Notify, Recorded, Reminded
 from tickets.actions.staff import AgentChanges
 from tickets.calls import CallResult
@@ -35,6 +37,8 @@ from tickets.models import (
     CannedResponse,
     Group,
     Message,
+    Outcome,
+    OutcomeReason,
     Parked,
     Presence,
     Priority,
@@ -164,6 +168,16 @@ class TicketService:
 
     async def add_activity_type(self, name: str) -> ActivityType:
         return await plan_actions.add_activity_type(self.deps, name)
+
+    # --- actions.outcomes ----------------------------------------
+    async def outcomes(self) -> Outcomes:
+        return await outcome_actions.outcomes(self.deps)
+
+    async def add_outcome(self, name: str, *, needs_reason: bool = False) -> Outcome:
+        return await outcome_actions.add_outcome(self.deps, name, needs_reason=needs_reason)
+
+    async def add_outcome_reason(self, name: str) -> OutcomeReason:
+        return await outcome_actions.add_reason(self.deps, name)
 
     # --- queries.plans ----------------------------------------
     async def plan_of(self, viewer: Agent, until: datetime | None = None, *,

@@ -101,6 +101,11 @@ async def _tables(request: web.Request, lang: str,
                                           for day, counts in report.by_channel.items()]),
         "satisfaction": (["score", "answers"], [[score, count] for score, count in enumerate(report.ratings, 1)]),
         "tags": (["tag", "tickets"], [[tag, count] for tag, count in report.tags]),
+        "outcomes": (["outcome", "reason", "tickets"],
+                     [[WORDS[lang].get(f"outcome_{o}", o), WORDS[lang].get(f"reason_{r}", r) if r else "", n]
+                      for o, r, n in report.outcomes]),
+        "activities": (["activity", "contacts"], [[WORDS[lang].get(f"activity_{name}", name), n]
+                                                  for name, n in report.activities]),
     }
     return tables, report
 
@@ -133,6 +138,12 @@ async def dashboard(request: web.Request) -> web.Response:
                                                   for score, count in tables["satisfaction"][1]]),
         "tags": bars(words["chart_tags"], [words["tickets"]],
                      [Bar(f"#{tag}", [count], str(count)) for tag, count in tables["tags"][1]]),
+        "outcomes": bars(words["chart_outcomes"], [words["tickets"]],
+                         [Bar(f"{o}: {r}" if r else o, [n], f"{round(100 * n / total)} %")
+                          for total in [sum(row[2] for row in tables["outcomes"][1]) or 1]
+                          for o, r, n in tables["outcomes"][1]]),
+        "activities": bars(words["chart_activities"], [words["contacts"]],
+                           [Bar(name, [n], str(n)) for name, n in tables["activities"][1]]),
     }
     overdue = (await runtime(request).service.list_tickets(
         signed.agent, status=list(OPEN_STATUSES), overdue=True, limit=20,

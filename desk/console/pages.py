@@ -232,12 +232,13 @@ async def _ticket_page(request: web.Request, signed: Signed, number: int, *, not
     pending = [d for d in view.deadlines if d.status == "pending"]
     known_tags = await service.all_tags()
     activity_types = await service.activity_types()
+    outcomes = await service.outcomes()
     planned = await service.plan_of(signed.agent, customer_id=view.customer.id)
     return page(request, "ticket.html", signed, status=status, view=view, now=view.as_of, timeline=history,
                 card=card, html=html, canned=canned, agents=agents, managers=signed.agent.role in MANAGERS,
                 notice=notice, error=error, names=names,
                 calls_by_message={c.message_id: c for c in view.calls if c.message_id is not None},
-                known_tags=known_tags, activity_types=activity_types, planned=planned,
+                known_tags=known_tags, activity_types=activity_types, planned=planned, outcomes=outcomes,
                 where=_reply_goes(view), next_step=min(
                     pending, key=lambda d: d.due_at, default=None))
 
@@ -277,6 +278,11 @@ async def act(request: web.Request) -> web.Response:
             done = "done_reply" if action == "reply" else "done_note"
         elif action == "save":
             changes = _status_and_priority(form)
+            if changes.get("status") in ("resolved", "closed") or "outcome" in form:
+                if changes.get("status") in ("resolved", "closed") and not form.get("outcome"):
+                    raise _Back("choose how it ended (the outcome)")
+                changes["outcome"] = form.get("outcome") or None
+                changes["outcome_reason"] = form.get("outcome_reason") or None
             if "category" in form:
                 changes["category"] = form["category"].strip() or None
             if "tags" in form:

@@ -125,6 +125,7 @@ async def test_an_agents_morning_and_a_managers_transfer(serve: Serve, browser: 
 
     # Resolve it.
     await page.select_option("aside select[name=status]", "resolved")
+    await page.select_option("aside select[name=outcome]", "solved")  # resolving asks how it ended
     await page.click("aside button[value=save]")
     await page.locator("p.notice").wait_for()
     assert "resolved" in await page.locator('[data-badge="status"]').inner_text()

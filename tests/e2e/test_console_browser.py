@@ -113,6 +113,7 @@ async def test_an_agent_answers_a_live_ticket_a_manager_reads_the_chart_the_clie
 
     # Status and presence.
     await page.select_option("select[name=status]", "resolved")
+    await page.select_option("select[name=outcome]", "solved")
     await page.click("button[value=save]")
     await page.locator("p.notice").wait_for()
     assert await page.locator("select[name=status]").input_value() == "resolved"

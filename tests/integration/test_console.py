@@ -127,12 +127,19 @@ async def test_the_queue_shows_a_routed_ticket_with_its_countdown_and_a_reply_re
     [mail] = [e for e in list_sink(runtime.settings.data_dir / "mail-sink") if e.subject.startswith("Re: ")]
     assert mail.to == "client1@example.com" and mail.subject == f"Re: [#{ticket.id}] Printer 1"
 
+    unsaid = await client.post(f"/desk/tickets/{ticket.id}", data={
+        "csrf": csrf_of(shown), "action": "save", "status": "resolved", "priority": "normal"})
+    assert unsaid.status == 422 and "choose how it ended" in await unsaid.text()  # resolving asks for an outcome
+    refused = await client.post(f"/desk/tickets/{ticket.id}", data={
+        "csrf": csrf_of(shown), "action": "save", "status": "resolved", "priority": "normal", "outcome": "refused"})
+    assert refused.status == 422 and "needs a reason" in await refused.text()
     resolved = await client.post(f"/desk/tickets/{ticket.id}", allow_redirects=False,
                                  data={"csrf": csrf_of(shown), "action": "save", "status": "resolved",
-                                       "priority": "normal"})
+                                       "priority": "normal", "outcome": "refused", "outcome_reason": "price"})
     assert resolved.status == 303
     view = await runtime.service.get_ticket(anna, ticket.id)
-    assert view.ticket.status == "resolved"
+    assert (view.ticket.status, view.ticket.outcome, view.ticket.outcome_reason) == ("resolved", "refused", "price")
+    assert [(e.data["old"], e.data["new"]) for e in view.events if e.kind == "outcome_set"] == [("", "refused / price")]
 
 
 async def test_forms_without_this_sessions_csrf_token_are_refused(

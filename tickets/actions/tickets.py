@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit, deadlines
 from tickets.access import sees_everything, visible_ticket
+from tickets.actions.outcomes import set_outcome
 from tickets.deps import Deps
 from tickets.errors import Conflict, Forbidden, InvalidInput
 from tickets.inbound import AttachmentRef
@@ -106,7 +107,7 @@ async def add_message(deps: Deps, viewer: Agent, number: int, body: str, *, inte
 
 
 async def update_ticket(deps: Deps, viewer: Agent, number: int, changes: dict[str, Any]) -> TicketView:
-    """Apply status/priority/category/skills/group/assignee changes; each is audited, freed capacity re-routes.
+    """Apply status/outcome/priority/category/skills/group/assignee changes; each is audited, freed capacity re-routes.
 
     A ticket moved to another group, returned to the queue or given other skills while waiting is routed
     again at once; the agent who returned it is not handed it straight back. The changes that need no
@@ -146,6 +147,9 @@ async def update_ticket(deps: Deps, viewer: Agent, number: int, changes: dict[st
                 await deadlines.cancel(session, ticket.id)
             if ticket.status == TicketStatus.resolved and not was_resolved and deps.notifications is not None:
                 uow.deliver(await deps.notifications.ticket_resolved(session, ticket, now))
+        if "outcome" in changes or "outcome_reason" in changes:
+            await set_outcome(session, viewer, ticket, changes.get("outcome", ticket.outcome),
+                              changes.get("outcome_reason", ticket.outcome_reason), now)
         if "priority" in changes and changes["priority"] != ticket.priority:
             audit.record(
                 session, ticket.id, EventKind.priority_changed, now, actor=viewer,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -13,7 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.db import is_postgresql
 from tickets.deps import Deps
-from tickets.models import Deadline, DeadlineStatus, Rating, Ticket, TicketStatus, TicketTag
+from tickets.models import (
+    CLOSED_STATUSES,
+    Activity,
+    ActivityType,
+    Deadline,
+    DeadlineStatus,
+    Rating,
+    Ticket,
+    TicketStatus,
+    TicketTag,
+)
 
 RESPONSE_BUCKETS = (timedelta(hours=1), timedelta(hours=4), timedelta(hours=8), timedelta(days=1),
                     timedelta(days=2))
@@ -59,6 +69,10 @@ class Report:
     """The latest ratings that came with words, newest first."""
     tags: list[tuple[str, int]]
     """The most used tags on the window's tickets, with how many tickets carry each."""
+    outcomes: list[tuple[str, str | None, int]] = field(default_factory=list)
+    """How the tickets resolved in the window ended: (outcome, a refusal's reason, tickets), most first."""
+    activities: list[tuple[str, int]] = field(default_factory=list)
+    """The contacts with clients agents recorded in the window, by type."""
 
     @property
     def satisfaction(self) -> float | None:
@@ -128,6 +142,28 @@ async def _tags(session: AsyncSession, since: datetime, scope: Scope, limit: int
     return [(tag, int(n)) for tag, n in rows]
 
 
+async def _outcomes(session: AsyncSession, since: datetime, scope: Scope) -> list[tuple[str, str | None, int]]:
+    count = func.count()
+    rows = await session.execute(
+        select(Ticket.outcome, Ticket.outcome_reason, count)
+        .where(Ticket.resolved_at >= since, Ticket.outcome.isnot(None), Ticket.status.in_(CLOSED_STATUSES),
+               *scope.on_tickets())
+        .group_by(Ticket.outcome, Ticket.outcome_reason).order_by(count.desc(), Ticket.outcome))
+    return [(str(outcome), reason, int(n)) for outcome, reason, n in rows]
+
+
+async def _activities(session: AsyncSession, since: datetime, scope: Scope) -> list[tuple[str, int]]:
+    count = func.count()
+    query = select(ActivityType.name, count).select_from(Activity) \
+        .join(ActivityType, ActivityType.id == Activity.type_id).where(Activity.created_at >= since) \
+        .group_by(ActivityType.name).order_by(count.desc(), ActivityType.name)
+    if scope.agent_id is not None:
+        query = query.where(Activity.agent_id == scope.agent_id)
+    if scope.group_id is not None:
+        query = query.where(Activity.ticket_id.in_(select(Ticket.id).where(Ticket.group_id == scope.group_id)))
+    return [(name, int(n)) for name, n in await session.execute(query)]
+
+
 async def _by_channel(session: AsyncSession, since: datetime, scope: Scope) -> dict[str, dict[str, int]]:
     day = func.date(func.timezone("UTC", Ticket.created_at)) if is_postgresql(session) else func.date(Ticket.created_at)
     rows = await session.execute(select(day, Ticket.channel, func.count()).where(
@@ -177,4 +213,5 @@ async def report(deps: Deps, days: int = 14, scope: Scope | None = None) -> Repo
                           .where(Ticket.status == TicketStatus.pending, Ticket.assignee_id.isnot(None),
                                  *scope.on_tickets())
                           .group_by(Ticket.assignee_id)))), await _comments(session, since, scope),
-                      await _tags(session, since, scope))
+                      await _tags(session, since, scope), await _outcomes(session, since, scope),
+                      await _activities(session, since, scope))
