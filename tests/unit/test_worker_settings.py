@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from arq.worker import Worker
 
-from sla.jobs import FIRE_JOB, TIMER_QUEUE
+from sla.jobs import FIRE_JOB, REMIND_JOB, TIMER_QUEUE
 from switchboard.bootstrap import Runtime
 from switchboard.settings import Settings
 from switchboard.worker import timer_worker_settings, worker_settings
@@ -29,7 +29,8 @@ def test_every_worker_setting_is_a_worker_parameter() -> None:
     timers = timer_worker_settings(runtime)
     assert set(timers) <= parameters, set(timers) - parameters
     # FIRE_JOB: what ArqTimers enqueues
-    assert {f.__name__ for f in timers["functions"]} == {FIRE_JOB, "sweep_deadlines"}
-    assert [c.name for c in timers["cron_jobs"]] == ["cron:sweep_deadlines"] and timers["cron_jobs"][0].unique
+    assert {f.__name__ for f in timers["functions"]} == {FIRE_JOB, "sweep_deadlines", REMIND_JOB, "sweep_reminders"}
+    assert [c.name for c in timers["cron_jobs"]] == ["cron:sweep_deadlines", "cron:sweep_reminders"]
+    assert all(c.unique for c in timers["cron_jobs"])
     assert timers["queue_name"] == TIMER_QUEUE != configured.get("queue_name")
     assert configured["handle_signals"] is False

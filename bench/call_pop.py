@@ -1,0 +1,154 @@
+"""Screen-pop latency: a PBX's `newCall` (Zammad's generic CTI) → the ringing agent's console has the pop.
+
+Usage: uv run python bench/call_pop.py [--agents 50] [--calls 200] [--runs 3]
+One `switchboard web` process on a fresh PostgreSQL database (BENCH_PG_URL) and Redis (BENCH_REDIS_URL, emptied
+first), `--agents` agents signed in to the console, each holding its event stream open as a browser does. Each call
+rings one agent (by extension, in turn); traffic goes only to 127.0.0.1 and stops after --calls calls.
+
+Per call:  event = the POST /api/v1/cti/{token} starts → the agent's stream has `event: call`;
+           pop   = the POST starts → the agent's GET /desk/calls/{id}/pop (what the page does on the event) answered.
+Target: pop p95 ≤ 300 ms with 50 agents signed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.deployment import REDIS_URL, deployment, report  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.integration.test_concurrency import wait_healthy  # noqa: E402
+
+PASSWORD = "bench-password-1"
+
+
+async def prepare(env: dict[str, str], agents: int) -> str:
+    """Agents with extensions and passwords, a client to call about, the CTI token (in-process: fast)."""
+    from switchboard.bootstrap import build
+    from switchboard.settings import Settings
+    from tickets.inbound import Identity, Inbound
+
+    os.environ.update({k: v for k, v in env.items() if k.startswith("SWITCHBOARD_")})
+    runtime = await build(Settings())
+    try:
+        for n in range(agents):
+            agent, _ = await runtime.service.add_agent(f"Agent {n}", f"agent{n}@example.com", extension=f"{200 + n}")
+            await runtime.service.set_password(agent.id, PASSWORD)
+        await runtime.service.ingest(Inbound(
+            channel="webform", identities=(Identity("email", "carl@example.com"), Identity("phone", "+442079460958")),
+            subject="Printer", body_text="It jams", customer_name="Carl Client"))
+        return await runtime.service.rotate_cti_token()
+    finally:
+        await runtime.close()
+
+
+class Console:
+    """One agent's browser: a session and the event stream, whose `call` events are timestamped on arrival."""
+
+    def __init__(self, base: str, email: str) -> None:
+        self.base = base
+        self.email = email
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.calls: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        form = await (await self.session.get(f"{self.base}/desk/login")).text()
+        token = re.search(r'name="login_token" value="([^"]+)"', form)
+        signed = await self.session.post(f"{self.base}/desk/login", allow_redirects=False, data={
+            "email": self.email, "password": PASSWORD, "next": "/desk", "login_token": token.group(1) if token else ""})
+        assert signed.status == 303, await signed.text()
+        stream = await self.session.get(f"{self.base}/desk/events?only=calls")
+        assert stream.status == 200
+        self._reader = asyncio.create_task(self._read(stream))
+
+    async def _read(self, stream: aiohttp.ClientResponse) -> None:
+        kind = None
+        async for raw in stream.content:
+            line = raw.decode().strip()
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: ") and kind == "call":
+                self.calls.put_nowait((time.perf_counter(), line))
+
+    async def pop(self, call_id: str) -> None:
+        async with self.session.get(f"{self.base}/desk/calls/{call_id}/pop") as answer:
+            assert answer.status == 200 and "Carl Client" in await answer.text()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.session.close()
+
+
+async def one_run(agents: int, calls: int) -> dict[str, float]:
+    redis = aioredis.from_url(REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+    port = free_port()
+    async with deployment(agents=0, capacity=10, worker=False) as setup:
+        token = await prepare(setup.env, agents)
+        setup.start("web", SWITCHBOARD_HTTP_PORT=str(port))
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as probe:
+            await wait_healthy(probe, base)
+        consoles = [Console(base, f"agent{n}@example.com") for n in range(agents)]
+        try:
+            await asyncio.gather(*(c.open() for c in consoles))
+            await asyncio.sleep(0.5)  # every stream subscribed
+            events: list[float] = []
+            pops: list[float] = []
+            async with aiohttp.ClientSession() as pbx:
+                for n in range(calls):
+                    console = consoles[n % agents]
+                    call_id = f"bench-{n}"
+                    started = time.perf_counter()
+                    async with pbx.post(f"{base}/api/v1/cti/{token}", data={
+                        "event": "newCall", "from": "+442079460958", "to": str(200 + n % agents), "direction": "in",
+                        "callId": call_id}) as answer:
+                        assert answer.status == 200, await answer.text()
+                    arrived, _ = await asyncio.wait_for(console.calls.get(), 10)
+                    await console.pop(call_id)
+                    events.append(arrived - started)
+                    pops.append(time.perf_counter() - started)
+                    await pbx.post(f"{base}/api/v1/cti/{token}", data={  # hang up: the next call starts clean
+                        "event": "hangup", "from": "+442079460958", "to": str(200 + n % agents), "direction": "in",
+                        "callId": call_id, "cause": "cancel"})
+                    await asyncio.wait_for(console.calls.get(), 10)
+        finally:
+            await asyncio.gather(*(c.close() for c in consoles))
+    events.sort()
+    pops.sort()
+
+    def pct(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(len(values) * q))] * 1000
+
+    return {"event_p50_ms": statistics.median(events) * 1000, "event_p95_ms": pct(events, 0.95),
+            "pop_p50_ms": statistics.median(pops) * 1000, "pop_p95_ms": pct(pops, 0.95), "pop_p99_ms": pct(pops, 0.99)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    results: list[dict[str, Any]] = [await one_run(args.agents, args.calls) for _ in range(args.runs)]
+    report(results, f"{args.agents} agents signed in, {args.calls} calls one at a time "
+                    f"(PID {os.getpid()}; target pop p95 ≤ 300 ms)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
