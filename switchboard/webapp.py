@@ -16,6 +16,7 @@ from desk.console import admin as console_admin
 from desk.console import auth as console_auth
 from desk.console import calls as console_calls
 from desk.console import dashboard as console_dashboard
+from desk.console import live as console_live
 from desk.console import pages as console_pages
 from switchboard.bootstrap import Runtime
 from web import assets
@@ -38,6 +39,7 @@ def create_app(rt: Runtime) -> web.Application:
                    *phone.ENDPOINTS])
     webform.setup(app)
     webchat.setup(app)
+    console_live.setup(app)
     document = build_openapi(all_endpoints(), version("switchboard"))
     app.router.add_get("/api/v1/openapi.json", openapi_handler(document))
     app.router.add_routes([*console_auth.routes(), *console_pages.routes(), *console_calls.routes(),

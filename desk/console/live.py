@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +27,19 @@ from web.http import path_id
 from web.runtime import runtime
 
 KEEPALIVE_SECONDS = 15.0
+STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("console_streams", set)
+"""The event streams this process is serving: stopped at shutdown, or each would hold it for the grace period."""
+
+
+def setup(app: web.Application) -> None:
+    app[STREAMS] = set()
+
+    async def stop_streams(app: web.Application) -> None:
+        streams: set[asyncio.Task[Any]] = app[STREAMS]
+        for task in [*streams]:
+            task.cancel()
+
+    app.on_shutdown.append(stop_streams)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -37,6 +51,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
+    streams = request.app.get(STREAMS)
+    current = asyncio.current_task()
+    if streams is not None and current is not None:
+        streams.add(current)
+        current.add_done_callback(streams.discard)
     sends: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=100)
     presence = TicketPresence(rt.redis)
 
