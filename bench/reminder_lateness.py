@@ -68,18 +68,22 @@ async def prepare(env: dict[str, str], database_url: str, pending: int) -> tuple
     return agent.id, card
 
 
-async def record_due(env: dict[str, str], agent_id: int, card: int, due: int, spread: float) -> None:
+async def record_due(env: dict[str, str], agent_id: int, due: int, spread: float) -> None:
     """`due` planned contacts over the next `spread` seconds, recorded as an agent records them."""
     from switchboard.bootstrap import build
     from switchboard.settings import Settings
     from tickets.actions.plans import NextContact
+    from tickets.inbound import Identity, Inbound
 
     runtime = await build(Settings())
     try:
         agent = await runtime.service.find_agent(str(agent_id))
+        cards = [(await runtime.service.ingest(Inbound(  # one client each: a contact keeps the plans before it
+            channel="webform", identities=(Identity("email", f"due{n}@x.com"),), body_text="hi"))).ticket.customer_id
+            for n in range(due)]
         start = datetime.now(UTC) + timedelta(seconds=5)
         for n in range(due):
-            await runtime.service.record_activity(agent, card, "call", next_contact=NextContact(
+            await runtime.service.record_activity(agent, cards[n], "call", next_contact=NextContact(
                 start + timedelta(seconds=spread * n / due), f"due {n}"))
     finally:
         await runtime.close()
@@ -90,9 +94,9 @@ async def one_run(pending: int, due: int, spread: float) -> dict[str, float]:
     await redis.flushdb()
     await redis.aclose()
     async with deployment(agents=0, capacity=10, worker=False) as setup:
-        agent_id, card = await prepare(setup.env, setup.database_url, pending)
+        agent_id, _ = await prepare(setup.env, setup.database_url, pending)
         setup.start("worker")
-        await record_due(setup.env, agent_id, card, due, spread)
+        await record_due(setup.env, agent_id, due, spread)
         connection = await asyncpg.connect(asyncpg_dsn(setup.database_url))
         try:
             deadline = time.monotonic() + spread + 60
