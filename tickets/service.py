@@ -59,7 +59,7 @@ from tickets.queries.customers import CustomerView
 from tickets.queries.live_calls import CallerLog, CallPop
 from tickets.queries.plans import PlanLine
 from tickets.queries.portal import PortalView
-from tickets.queries.reports import Report, Scope
+from tickets.queries.reports import AgentIndicators, Report, Scope
 from tickets.queries.staff import AgentView, GroupView, RuleView, SkillView
 from tickets.queries.tickets import QueueContext, QueueLine, TicketPage, TicketView
 from tickets.uow import Store
@@ -168,6 +168,9 @@ class TicketService:
 
     async def add_activity_type(self, name: str) -> ActivityType:
         return await plan_actions.add_activity_type(self.deps, name)
+
+    async def indicators(self, days: int, scope: Scope, stale: timedelta) -> list[AgentIndicators]:
+        return await reports.indicators(self.deps, days, scope, stale)
 
     # --- actions.outcomes ----------------------------------------
     async def outcomes(self) -> Outcomes:

@@ -7,6 +7,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,6 +43,8 @@ def _bucket_labels(histogram: Histogram, lang: str) -> list[str]:
 
 PERIODS = (7, 14, 30, 90)
 """The windows a manager may look back over (`?days=`), in days."""
+STALE_DAYS = 3
+"""Days without anything happening that make an active ticket protracted, unless the head says (`?stale=`)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class Asked:
     groups: list[GroupView]
     """Every group and every agent, read once for the page: the choices, and the charts' rows."""
     agents: list[AgentView]
+    stale_days: int = STALE_DAYS
+    """A ticket nothing happened on for this long is protracted."""
+    band: tuple[int, int] | None = None
+    """The head's band for tickets in work per agent (`?band=3-15`): values outside it are highlighted."""
 
     @classmethod
     async def read(cls, request: web.Request) -> Asked:
@@ -64,7 +71,15 @@ class Asked:
         group = next((g for g in groups if g.group.name == query.get("group")), None)
         wanted = as_id(query.get("agent", ""))
         agent = next((a for a in agents if a.agent.id == wanted), None)
-        return cls(days, group, agent, groups, agents)
+        stale = query.get("stale", "")
+        stale_days = int(stale) if stale.isdigit() and 1 <= int(stale) <= 90 else STALE_DAYS
+        low, _, high = query.get("band", "").partition("-")
+        band = (int(low), int(high)) if low.isdigit() and high.isdigit() and int(low) <= int(high) <= 10_000 \
+            else None
+        return cls(days, group, agent, groups, agents, stale_days, band)
+
+    def out_of_band(self, in_work: int) -> bool:
+        return self.band is not None and not self.band[0] <= in_work <= self.band[1]
 
     @property
     def scope(self) -> Scope:
@@ -73,7 +88,9 @@ class Asked:
     def query(self, **changes: Any) -> str:
         """This view's address after `?`, with `changes` (a CSV link, another period)."""
         values = {"days": self.days, "group": self.group.group.name if self.group else None,
-                  "agent": self.agent.agent.id if self.agent else None, **changes}
+                  "agent": self.agent.agent.id if self.agent else None,
+                  "stale": self.stale_days if self.stale_days != STALE_DAYS else None,
+                  "band": f"{self.band[0]}-{self.band[1]}" if self.band else None, **changes}
         return urlencode({k: v for k, v in values.items() if v is not None})
 
 
@@ -82,11 +99,13 @@ async def _tables(request: web.Request, lang: str,
     """Every chart's data as (columns, rows): what the page draws and the CSV export writes."""
     service = runtime(request).service
     report = await service.report(asked.days, asked.scope)
+    indicators = await service.indicators(asked.days, asked.scope, timedelta(days=asked.stale_days))
     agents = [a for a in asked.agents
               if (asked.agent is None or a.agent.id == asked.agent.agent.id)
               and (asked.group is None or asked.group.group.name in a.groups)]
     groups = [g for g in asked.groups if asked.group is None or g.group.id == asked.group.group.id]
     channels = sorted({c for day in report.by_channel.values() for c in day})
+    names = {v.agent.id: v.agent.name for v in agents}
     tables: dict[str, tuple[list[str], list[list[Any]]]] = {
         "load": (["agent", "presence", "open", "pending", "capacity"],
                  [[v.agent.name, WORDS[lang][str(v.agent.presence)],
@@ -106,6 +125,10 @@ async def _tables(request: web.Request, lang: str,
                       for o, r, n in report.outcomes]),
         "activities": (["activity", "contacts"], [[WORDS[lang].get(f"activity_{name}", name), n]
                                                   for name, n in report.activities]),
+        "indicators": (["agent", "in_work", "planned", "overdue_planned", "first_response_h", "handling_h",
+                        "protracted"],
+                       [[names[i.agent_id], i.in_work, i.planned, i.overdue_planned, _hours(i.first_response),
+                         _hours(i.handling), i.protracted] for i in indicators if i.agent_id in names]),
     }
     return tables, report
 
@@ -150,8 +173,13 @@ async def dashboard(request: web.Request) -> web.Response:
         group=asked.group.group.name if asked.group else None,
         assignee=asked.agent.agent.id if asked.agent else "any")).tickets
     return page(request, "dashboard.html", signed, charts=charts, overdue=overdue, since=report.since,
+                indicators=tables["indicators"][1],
                 now=runtime(request).clock.now(), asked=asked, periods=PERIODS, comments=report.comments,
                 groups=[g.group.name for g in asked.groups], agents=[v.agent for v in asked.agents])
+
+
+def _hours(seconds: float | None) -> str:
+    return f"{seconds / 3600:.1f}" if seconds is not None else ""
 
 
 def _histogram_chart(title: str, rows: Sequence[Sequence[Any]], words: dict[str, str]) -> Any:

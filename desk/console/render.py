@@ -104,7 +104,10 @@ WORDS: dict[str, dict[str, str]] = {
         "plan_overdue": "overdue", "reminder": "Reminder", "outcome": "Outcome",
         "outcome_hint": "(resolving asks for it)", "outcome_reason": "Reason of a refusal",
         "chart_outcomes": "How requests ended (share of those resolved)", "chart_activities": "Contacts recorded",
-        "contacts": "contacts",
+        "contacts": "contacts", "indicators": "Indicators by agent", "stale_days": "Protracted after, days",
+        "in_work_band": "Band for tickets in work",
+        "indicators_hint": "Highlighted: tickets in work outside the band, overdue planned contacts, tickets with "
+                           "nothing done for {days} days or more.",
         "merged_into": "This ticket was merged into", "merged_from": "Merged into this one:",
         "confirm_merge": "Merge this ticket into the chosen one and close it?",
         "any_channel": "every channel", "any_priority": "any priority", "filter": "Filter",
@@ -206,7 +209,10 @@ WORDS: dict[str, dict[str, str]] = {
         "plan_overdue": "просрочено", "reminder": "Напоминание", "outcome": "Итог",
         "outcome_hint": "(нужен, чтобы решить заявку)", "outcome_reason": "Причина отказа",
         "chart_outcomes": "Чем закончились обращения (доля решённых)", "chart_activities": "Записанные контакты",
-        "contacts": "контакты",
+        "contacts": "контакты", "indicators": "Показатели по сотрудникам",
+        "stale_days": "Затянувшаяся через, дней", "in_work_band": "Норма заявок в работе",
+        "indicators_hint": "Выделено: заявок в работе вне нормы, просроченные запланированные контакты, заявки без "
+                           "движения {days} дней и больше.",
         "merged_into": "Эта заявка объединена с", "merged_from": "Объединены с этой:",
         "confirm_merge": "Объединить эту заявку с выбранной и закрыть её?",
         "any_channel": "все каналы", "any_priority": "любой приоритет", "filter": "Отобрать",

@@ -4,7 +4,6 @@ raises in the consoles of the agents the call rings for, and the call logged onc
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy import func, select
 
 from switchboard.bootstrap import Runtime
 from tests.integration.test_console import PASSWORD, csrf_of, sign_in
+from tests.sse import next_event
 from tickets.inbound import Identity, Inbound
 from tickets.models import Call, LiveCall, Ticket
 
@@ -138,14 +138,8 @@ async def test_the_pop_reaches_only_the_agents_the_call_rings_for(
         assert response.status == 200
         return other, response
 
-    async def next_call(response: Any) -> dict[str, Any]:
-        kind = None
-        while True:
-            line = (await response.content.readline()).decode().strip()
-            if line.startswith("event: "):
-                kind = line.removeprefix("event: ")
-            elif line.startswith("data: ") and kind == "call":
-                return json.loads(line.removeprefix("data: "))
+    def next_call(response: Any) -> Any:
+        return next_event(response, "call")
 
     (alice_client, alice), (bob_client, bob) = await stream("alice@example.com"), await stream("bob@example.com")
     try:

@@ -5,7 +5,6 @@ once; recording the next contact keeps it; the sweeper reminds what a lost timer
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from datetime import timedelta, timezone
 from typing import Any
@@ -17,6 +16,7 @@ from notifier.jobs import sweep_reminders
 from switchboard.bootstrap import Runtime
 from tests.integration.test_console import PASSWORD, csrf_of, sign_in
 from tests.integration.test_regulations_worker import timer_workers, until
+from tests.sse import next_event
 from tickets.inbound import Identity, Inbound
 from tickets.models import Outbox, PlannedContact, Role
 
@@ -52,14 +52,6 @@ async def test_a_planned_contact_reminds_its_agent_at_the_planned_second_once(
     stream = await client.get("/desk/events?only=calls")
     assert stream.status == 200
 
-    async def next_notice() -> dict[str, Any]:
-        kind = None
-        while True:
-            line = (await stream.content.readline()).decode().strip()
-            if line.startswith("event: "):
-                kind = line.removeprefix("event: ")
-            elif line.startswith("data: ") and kind == "notice":
-                return dict(json.loads(line.removeprefix("data: ")))
 
     due = runtime.clock.now() + timedelta(seconds=3)
     body = await record(client, headers, customer, type="Call", outcome="wants a quote", note="Asked for 20 seats",
@@ -72,7 +64,7 @@ async def test_a_planned_contact_reminds_its_agent_at_the_planned_second_once(
         "pending", "Send the quote and call back", None, False)
 
     async with timer_workers(runtime):
-        notice = await asyncio.wait_for(next_notice(), 15)
+        notice = await asyncio.wait_for(next_event(stream, "notice"), 15)
         assert notice == {"text": "Planned contact with Carl Client: Send the quote and call back",
                           "link": f"/desk/tickets/{ticket}"}
         reminded = await planned(runtime, plan["id"])

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import audit
+from tickets.actions.catalogues import add_entry
 from tickets.deps import Deps
-from tickets.errors import Conflict, InvalidInput
+from tickets.errors import InvalidInput
 from tickets.models import CLOSED_STATUSES, Agent, EventKind, Outcome, OutcomeReason, Ticket
 
 
@@ -26,33 +27,12 @@ async def outcomes(deps: Deps) -> Outcomes:
                         list(await session.scalars(select(OutcomeReason).order_by(OutcomeReason.id))))
 
 
-def _name(raw: str, longest: int) -> str:
-    clean = "-".join(raw.strip().lower().split())
-    if not clean or len(clean) > longest:
-        raise InvalidInput({"name": f"1 to {longest} characters"})
-    return clean
-
-
 async def add_outcome(deps: Deps, name: str, *, needs_reason: bool = False) -> Outcome:
-    clean = _name(name, 40)
-    async with deps.store.unit() as uow:
-        if await uow.session.scalar(select(Outcome).where(Outcome.name == clean)) is not None:
-            raise Conflict(f"outcome {clean!r} exists")
-        outcome = Outcome(name=clean, needs_reason=needs_reason, created_at=deps.clock.now())
-        uow.session.add(outcome)
-        await uow.session.flush()
-        return outcome
+    return await add_entry(deps, Outcome, name, longest=40, noun="outcome", needs_reason=needs_reason)
 
 
 async def add_reason(deps: Deps, name: str) -> OutcomeReason:
-    clean = _name(name, 60)
-    async with deps.store.unit() as uow:
-        if await uow.session.scalar(select(OutcomeReason).where(OutcomeReason.name == clean)) is not None:
-            raise Conflict(f"reason {clean!r} exists")
-        reason = OutcomeReason(name=clean, created_at=deps.clock.now())
-        uow.session.add(reason)
-        await uow.session.flush()
-        return reason
+    return await add_entry(deps, OutcomeReason, name, longest=60, noun="reason")
 
 
 async def set_outcome(session: AsyncSession, viewer: Agent, ticket: Ticket, outcome: str | None,

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.access import customer_visible, visibility, visible_ticket
+from tickets.actions.catalogues import add_entry
 from tickets.deps import Deps
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.models import Activity, ActivityType, Agent, Customer, PlannedContact, PlanStatus
@@ -136,13 +137,4 @@ async def due_reminders(deps: Deps) -> list[int]:
 
 
 async def add_activity_type(deps: Deps, name: str) -> ActivityType:
-    clean = "-".join(name.strip().lower().split())
-    if not clean or len(clean) > 40:
-        raise InvalidInput({"name": "1 to 40 characters"})
-    async with deps.store.unit() as uow:
-        if await uow.session.scalar(select(ActivityType).where(ActivityType.name == clean)) is not None:
-            raise Conflict(f"activity type {clean!r} exists")
-        kind = ActivityType(name=clean, created_at=deps.clock.now())
-        uow.session.add(kind)
-        await uow.session.flush()
-        return kind
+    return await add_entry(deps, ActivityType, name, longest=40, noun="activity type")

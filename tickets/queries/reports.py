@@ -14,11 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tickets.db import is_postgresql
 from tickets.deps import Deps
 from tickets.models import (
+    ACTIVE_STATUSES,
     CLOSED_STATUSES,
     Activity,
     ActivityType,
     Deadline,
     DeadlineStatus,
+    PlannedContact,
+    PlanStatus,
     Rating,
     Ticket,
     TicketStatus,
@@ -215,3 +218,51 @@ async def report(deps: Deps, days: int = 14, scope: Scope | None = None) -> Repo
                           .group_by(Ticket.assignee_id)))), await _comments(session, since, scope),
                       await _tags(session, since, scope), await _outcomes(session, since, scope),
                       await _activities(session, since, scope))
+
+
+@dataclass(frozen=True)
+class AgentIndicators:
+    """What a head watches per agent: too little work is low activity, too much is spread too thin."""
+
+    agent_id: int
+    in_work: int
+    """Active tickets they hold (new, open, waiting for the client)."""
+    planned: int
+    """Contacts they planned and have not made yet."""
+    overdue_planned: int
+    first_response: float | None
+    """Mean seconds to the first answer, over the tickets they hold that were created in the window."""
+    handling: float | None
+    """Mean seconds from creation to resolution, over the tickets they resolved in the window."""
+    protracted: int
+    """Active tickets they hold that nothing happened on for the stale period."""
+
+
+async def indicators(deps: Deps, days: int, scope: Scope, stale: timedelta) -> list[AgentIndicators]:
+    """Each agent's indicators (every agent with any, in id order; one agent's with `scope.agent_id`)."""
+    now = deps.clock.now()
+    since = now - timedelta(days=days)
+    active = Ticket.status.in_(ACTIVE_STATUSES)
+    async with deps.store.session() as session:
+        tickets = select(
+            Ticket.assignee_id, func.count().filter(active),
+            func.count().filter(active, Ticket.updated_at < now - stale),
+            func.avg(_seconds(session, Ticket.created_at, Ticket.first_response_at)).filter(
+                Ticket.created_at >= since, Ticket.first_response_at.isnot(None)),
+            func.avg(_seconds(session, Ticket.created_at, Ticket.resolved_at)).filter(
+                Ticket.resolved_at >= since, Ticket.status.in_(CLOSED_STATUSES)),
+        ).where(Ticket.assignee_id.isnot(None), *scope.on_tickets()).group_by(Ticket.assignee_id)
+        held = {row[0]: row[1:] for row in await session.execute(tickets)}
+        plans = select(PlannedContact.agent_id, func.count(), func.count().filter(PlannedContact.due_at <= now)) \
+            .where(PlannedContact.status == PlanStatus.pending).group_by(PlannedContact.agent_id)
+        if scope.agent_id is not None:
+            plans = plans.where(PlannedContact.agent_id == scope.agent_id)
+        planned = {agent: (int(count), int(overdue)) for agent, count, overdue in await session.execute(plans)}
+    found = []
+    for agent_id in sorted(held.keys() | planned.keys()):
+        in_work, protracted, first, handling = held.get(agent_id, (0, 0, None, None))
+        count, overdue = planned.get(agent_id, (0, 0))
+        found.append(AgentIndicators(agent_id, int(in_work), count, overdue,
+                                     float(first) if first is not None else None,
+                                     float(handling) if handling is not None else None, int(protracted)))
+    return found
