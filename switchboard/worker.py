@@ -37,6 +37,17 @@ async def sweep_idle_agents(ctx: dict[str, Any]) -> int:
     return len(await runtime.service.sweep_idle_agents(timedelta(minutes=minutes))) if minutes > 0 else 0
 
 
+async def sweep_unlogged_calls(ctx: dict[str, Any]) -> int:
+    """Calls a CTI hang-up ended but no process logged (it stopped between the two steps): logged now, once."""
+    from channels.phone.cti import log_ended
+
+    runtime: Runtime = ctx["runtime"]
+    ended = await runtime.service.unlogged_calls(runtime.clock.now() - timedelta(minutes=1))
+    for change in ended:
+        await log_ended(runtime, change)
+    return len(ended)
+
+
 async def yield_to_dispatch(ctx: dict[str, Any]) -> None:
     """Before each delivery: while this process's dispatcher is behind (a burst of receipts), wait for it, up to
     `DELIVERY_WAIT` s. Both share one event loop; a delivery is a notice a moment later, a dispatch is the ticket
@@ -49,12 +60,13 @@ async def yield_to_dispatch(ctx: dict[str, Any]) -> None:
 def worker_settings(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments for `arq.worker.Worker`; a test checks each is a real parameter."""
     settings: dict[str, Any] = {
-        "functions": [drain_queues, deliver_outbox, sweep_idle_agents],
+        "functions": [drain_queues, deliver_outbox, sweep_idle_agents, sweep_unlogged_calls],
         "on_job_start": yield_to_dispatch,
         "cron_jobs": [
             cron(drain_queues, second=0, unique=True, run_at_startup=True, name="cron:drain_queues"),
             cron(sweep_outbox, second=30, unique=True, run_at_startup=True, name="cron:sweep_outbox"),
             cron(sweep_idle_agents, second=15, unique=True, name="cron:sweep_idle_agents"),
+            cron(sweep_unlogged_calls, second=40, unique=True, run_at_startup=True, name="cron:sweep_unlogged_calls"),
         ],
         # Its own connection pool: Worker.close() closes the pool it runs on, and the web side keeps using ours.
         "redis_settings": redis_settings(runtime.redis_url),

@@ -129,6 +129,9 @@ class TicketService:
     async def record_call_event(self, event: CallEvent) -> CallChange:
         return await live_call_actions.record_call_event(self.deps, event)
 
+    async def unlogged_calls(self, ended_before: datetime) -> list[CallChange]:
+        return await live_call_actions.unlogged_calls(self.deps, ended_before)
+
     async def mark_call_logged(self, call_id: str, logged_call_id: int) -> None:
         return await live_call_actions.mark_logged(self.deps, call_id, logged_call_id)
 

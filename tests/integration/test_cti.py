@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from switchboard.bootstrap import Runtime
 from tests.integration.test_console import PASSWORD, csrf_of, sign_in
@@ -192,3 +192,29 @@ async def test_an_unknown_caller_gets_a_card_and_a_ticket_from_the_pop_and_the_c
     assert (await client.get("/desk/calls/current")).status == 204  # nothing in progress any more
     stranger = await client.post("/desk/calls/zu-4", data={"csrf": csrf_of(page), "action": "ticket"})
     assert stranger.status == 422 and "logged already" in await stranger.text()
+
+
+async def test_a_call_that_ended_but_was_never_logged_is_logged_by_the_sweep_once(
+    client: Client, runtime: Runtime, add_agent: Any
+) -> None:
+    """The process stopped between ending the call and logging it: the worker's sweep logs it."""
+    from datetime import timedelta
+
+    from switchboard.worker import sweep_unlogged_calls
+    from tickets.actions.live_calls import CallEvent
+
+    await agent(runtime, add_agent, "Alice", "201")
+    for kind in ("ring", "hangup"):  # what the endpoint records, without the logging step after it
+        await runtime.service.record_call_event(CallEvent("zs-5", kind, "in", caller=CLIENT, called="201",
+                                                          client_number=CLIENT, users=("Alice",), cause="cancel"))
+    assert await sweep_unlogged_calls({"runtime": runtime}) == 0  # ended a moment ago: its request may still log it
+    async with runtime.sessions() as session, session.begin():  # …two minutes ago, then
+        await session.execute(update(LiveCall).where(LiveCall.call_id == "zs-5").values(
+            ended_at=runtime.clock.now() - timedelta(minutes=2)))
+    assert await sweep_unlogged_calls({"runtime": runtime}) == 1
+    assert await sweep_unlogged_calls({"runtime": runtime}) == 0
+    [call] = await calls_logged(runtime)
+    assert (call.call_id, call.disposition, call.source) == ("zs-5", "missed", "cti")
+    async with runtime.sessions() as session:
+        live = await session.scalar(select(LiveCall).where(LiveCall.call_id == "zs-5"))
+    assert live is not None and live.logged_call_id == call.id

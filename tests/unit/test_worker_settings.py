@@ -22,9 +22,10 @@ def test_every_worker_setting_is_a_worker_parameter() -> None:
     parameters = set(inspect.signature(Worker.__init__).parameters) - {"self"}
     configured = worker_settings(runtime)
     assert set(configured) <= parameters, set(configured) - parameters
-    assert {f.__name__ for f in configured["functions"]} == {"drain_queues", "deliver_outbox", "sweep_idle_agents"}
+    assert {f.__name__ for f in configured["functions"]} == {
+        "drain_queues", "deliver_outbox", "sweep_idle_agents", "sweep_unlogged_calls"}
     assert {c.name for c in configured["cron_jobs"]} == {
-        "cron:drain_queues", "cron:sweep_outbox", "cron:sweep_idle_agents"
+        "cron:drain_queues", "cron:sweep_outbox", "cron:sweep_idle_agents", "cron:sweep_unlogged_calls"
     }
     timers = timer_worker_settings(runtime)
     assert set(timers) <= parameters, set(timers) - parameters

@@ -173,6 +173,16 @@ def ended_call_inbound(call: LiveCall) -> Inbound:
     return Inbound(channel="phone", identities=identities, body_text="", external_id=call.call_id, call=details)
 
 
+async def unlogged_calls(deps: Deps, ended_before: datetime, limit: int = 200) -> list[CallChange]:
+    """Calls that ended and were never logged (the process stopped between the two transactions): the sweep's."""
+    async with deps.store.session() as session:
+        calls = await session.scalars(select(LiveCall).where(
+            LiveCall.state == LiveCallState.ended, LiveCall.logged_call_id.is_(None),
+            LiveCall.ended_at < ended_before).order_by(LiveCall.id).limit(limit))
+        return [CallChange(call, tuple(sorted({*call.ringing, *([call.agent_id] if call.agent_id else [])})))
+                for call in calls]
+
+
 async def mark_logged(deps: Deps, call_id: str, logged_call_id: int) -> None:
     async with deps.store.unit() as uow:
         call = await uow.session.scalar(select(LiveCall).where(LiveCall.call_id == call_id).with_for_update())
