@@ -30,6 +30,15 @@ async def client_card(runtime: Runtime) -> tuple[int, int]:
     return ticket.customer_id, ticket.id
 
 
+async def signed_in(client: Client, runtime: Runtime, add_agent: Any) -> tuple[Any, dict[str, str], int, int]:
+    """Alice, signed in to the console, and Carl's card and ticket: (Alice, her API headers, card, ticket)."""
+    alice, headers = await add_agent("Alice", email="alice@example.com", language="en")
+    await runtime.service.set_password(alice.id, PASSWORD)
+    customer, ticket = await client_card(runtime)
+    await sign_in(client, email="alice@example.com")
+    return alice, headers, customer, ticket
+
+
 async def record(client: Client, headers: dict[str, str], customer: int, status: int = 201,
                  **fields: Any) -> dict[str, Any]:
     response = await client.post(f"/api/v1/customers/{customer}/activities", json=fields, headers=headers)
@@ -45,10 +54,7 @@ async def planned(runtime: Runtime, planned_id: int) -> PlannedContact:
 async def test_a_planned_contact_reminds_its_agent_at_the_planned_second_once(
     client: Client, runtime: Runtime, add_agent: Any
 ) -> None:
-    alice, headers = await add_agent("Alice", email="alice@example.com", language="en")
-    await runtime.service.set_password(alice.id, PASSWORD)
-    customer, ticket = await client_card(runtime)
-    await sign_in(client, email="alice@example.com")
+    alice, headers, customer, ticket = await signed_in(client, runtime, add_agent)
     stream = await client.get("/desk/events?only=calls")
     assert stream.status == 200
 
@@ -146,10 +152,7 @@ async def test_bad_activities_are_refused_field_by_field_and_nothing_is_kept(
 async def test_the_ticket_page_records_a_contact_in_local_time_and_the_queue_shows_the_days_plan(
     client: Client, runtime: Runtime, add_agent: Any
 ) -> None:
-    alice, _ = await add_agent("Alice", email="alice@example.com", language="en")
-    await runtime.service.set_password(alice.id, PASSWORD)
-    customer, ticket = await client_card(runtime)
-    await sign_in(client, email="alice@example.com")
+    _, _, customer, ticket = await signed_in(client, runtime, add_agent)
     page = await (await client.get(f"/desk/tickets/{ticket}")).text()
     assert "Record a contact" in page and '<option value="demonstration">demonstration</option>' in page
 
