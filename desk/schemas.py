@@ -276,10 +276,23 @@ class TicketDetail(TicketSummary):
     outcome_reason: str | None = Field(description="A refusal's reason.")
 
 
+class ActivityBrief(BaseModel):
+    id: int
+    type: str
+    outcome: str | None
+    note: str | None
+    agent_id: int | None
+    ticket_id: int | None
+    call_id: str | None
+    created_at: datetime
+
+
 class CustomerOut(CustomerBrief):
     created_at: datetime
     tickets: list[TicketSummary]
     calls: list[CallOut] = Field(description="The client's latest calls (up to 200), newest first.")
+    activities: list[ActivityBrief] = Field(
+        description="The contacts agents recorded with the client (up to 200), newest first, each with its type.")
 
 
 class AgentOut(BaseModel):
@@ -430,6 +443,9 @@ def customer_out(view: CustomerView) -> CustomerOut:
         created_at=view.customer.created_at,
         tickets=[ticket_summary(t) for t in view.tickets],
         calls=[call_out(c) for c in view.calls],
+        activities=[ActivityBrief(id=a.id, type=name, outcome=a.outcome, note=a.note, agent_id=a.agent_id,
+                                  ticket_id=a.ticket_id, call_id=a.call_id, created_at=a.created_at)
+                    for a, name in view.activities],
     )
 
 

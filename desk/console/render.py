@@ -104,7 +104,8 @@ WORDS: dict[str, dict[str, str]] = {
         "plan_overdue": "overdue", "reminder": "Reminder", "outcome": "Outcome",
         "outcome_hint": "(resolving asks for it)", "outcome_reason": "Reason of a refusal",
         "chart_outcomes": "How requests ended (share of those resolved)", "chart_activities": "Contacts recorded",
-        "contacts": "contacts", "indicators": "Indicators by agent", "stale_days": "Protracted after, days",
+        "contacts": "contacts", "contacts_recorded": "Contacts recorded", "indicators": "Indicators by agent",
+        "stale_days": "Protracted after, days",
         "in_work_band": "Band for tickets in work",
         "indicators_hint": "Highlighted: tickets in work outside the band, overdue planned contacts, tickets with "
                            "nothing done for {days} days or more.",
@@ -209,7 +210,8 @@ WORDS: dict[str, dict[str, str]] = {
         "plan_overdue": "просрочено", "reminder": "Напоминание", "outcome": "Итог",
         "outcome_hint": "(нужен, чтобы решить заявку)", "outcome_reason": "Причина отказа",
         "chart_outcomes": "Чем закончились обращения (доля решённых)", "chart_activities": "Записанные контакты",
-        "contacts": "контакты", "indicators": "Показатели по сотрудникам",
+        "contacts": "контакты", "contacts_recorded": "Записанные контакты",
+        "indicators": "Показатели по сотрудникам",
         "stale_days": "Затянувшаяся через, дней", "in_work_band": "Норма заявок в работе",
         "indicators_hint": "Выделено: заявок в работе вне нормы, просроченные запланированные контакты, заявки без "
                            "движения {days} дней и больше.",

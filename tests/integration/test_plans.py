@@ -152,7 +152,7 @@ async def test_bad_activities_are_refused_field_by_field_and_nothing_is_kept(
 async def test_the_ticket_page_records_a_contact_in_local_time_and_the_queue_shows_the_days_plan(
     client: Client, runtime: Runtime, add_agent: Any
 ) -> None:
-    _, _, customer, ticket = await signed_in(client, runtime, add_agent)
+    _, headers, customer, ticket = await signed_in(client, runtime, add_agent)
     page = await (await client.get(f"/desk/tickets/{ticket}")).text()
     assert "Record a contact" in page and '<option value="demonstration">demonstration</option>' in page
 
@@ -167,6 +167,10 @@ async def test_the_ticket_page_records_a_contact_in_local_time_and_the_queue_sho
     assert plan is not None and plan.due_at == moscow.replace(second=0, microsecond=0)
     shown = await (await client.get(f"/desk/tickets/{ticket}")).text()
     assert "Planned with this client" in shown and "Send the contract" in shown
+    assert re.search(r'<ul class="activities"><li><time[^>]*>[^<]*</time> · demonstration: liked it</li>', shown)
+    card = await (await client.get(f"/api/v1/customers/{customer}", headers=headers)).json()
+    assert [(a["type"], a["outcome"], a["ticket_id"]) for a in card["activities"]] == [
+        ("demonstration", "liked it", ticket)]
     queue = await (await client.get("/desk")).text()
     if plan.due_at.date() == runtime.clock.now().date():  # the day's plan: due before midnight UTC
         assert re.search(r'id="my-plan".*Carl Client</strong> — Send the contract', queue, re.S)

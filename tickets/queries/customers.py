@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.access import customer_visible, readable_calls, visibility
 from tickets.deps import Deps
 from tickets.errors import NotFound
-from tickets.models import Agent, Call, Customer, CustomerIdentity, Ticket
+from tickets.models import Activity, ActivityType, Agent, Call, Customer, CustomerIdentity, Ticket
 
 HISTORY_CALLS = 200
 """Calls shown on a customer card, newest first."""
@@ -23,6 +23,8 @@ class CustomerView:
     tickets: list[Ticket]
     calls: list[Call]
     """The client's latest calls, newest first, whether or not they landed on a ticket."""
+    activities: list[tuple[Activity, str]] = field(default_factory=list)
+    """The contacts agents recorded with the client (each with its type's name), newest first."""
 
 
 async def get_customer(deps: Deps, viewer: Agent, customer_id: int) -> CustomerView:
@@ -65,4 +67,12 @@ async def customer_view(session: AsyncSession, viewer: Agent, customer_id: int) 
         calls_query = calls_query.where(readable)
     calls = list(await session.scalars(
         calls_query.order_by(Call.started_at.desc(), Call.id.desc()).limit(HISTORY_CALLS)))
-    return CustomerView(customer, identities, tickets, calls)
+    activities_query = select(Activity, ActivityType.name).join(ActivityType, ActivityType.id == Activity.type_id) \
+        .where(Activity.customer_id == customer_id)
+    if visible is not None:  # as with calls: those about tickets they may open, their own, and the card's own
+        activities_query = activities_query.where(or_(
+            Activity.ticket_id.is_(None), Activity.agent_id == viewer.id,
+            Activity.ticket_id.in_(select(Ticket.id).where(visible))))
+    activities = [(activity, name) for activity, name in await session.execute(
+        activities_query.order_by(Activity.id.desc()).limit(HISTORY_CALLS))]
+    return CustomerView(customer, identities, tickets, calls, activities)
