@@ -666,6 +666,11 @@ class LiveCall(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
+    @property
+    def people(self) -> set[int]:
+        """The agents on the call: those it rang for, and whoever took it."""
+        return {*self.ringing, *([self.agent_id] if self.agent_id else [])}
+
 
 class ActivityType(Base):
     """A kind of contact with a client (call, meeting, demonstration, …): the list the admin keeps."""

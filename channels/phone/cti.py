@@ -111,7 +111,7 @@ def call_event(fields: CtiFields, region: str | None) -> CallEvent:
 async def cti(request: web.Request) -> web.Response:
     rt = runtime(request)
     if not await rt.service.cti_token_valid(request.match_info["token"]):
-        raise web.HTTPUnauthorized(text="this CTI endpoint's token is not valid (`switchboard cti rotate`)")
+        raise web.HTTPUnauthorized(text="this CTI endpoint's token is not valid (`switchboard calls cti-rotate`)")
     fields = await _fields(request)
     change = await rt.service.record_call_event(call_event(fields, rt.settings.phone_region))
     await tell(rt, change)
@@ -154,7 +154,7 @@ ENDPOINTS = [
     Endpoint(
         "POST", "/api/v1/cti/{token}", cti,
         "Zammad-compatible generic CTI: newCall, answer and hangup events (form-encoded or JSON, Zammad's field "
-        "names); the token in the path is the installation's (`switchboard cti rotate`)", "calls",
+        "names); the token in the path is the installation's (`switchboard calls cti-rotate`)", "calls",
         auth=False, body=CtiFields, errors=(401, 422, 503),
         params=(Param("token", "path", "The installation's CTI token", required=True),),
     ),

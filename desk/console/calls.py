@@ -45,7 +45,7 @@ def _pop(request: web.Request, signed: Signed, view: Any, error: str | None = No
 
 
 async def act(request: web.Request) -> web.Response:
-    """Open a ticket for the call, put it on an open one, or give an unknown number a card."""
+    """Open a ticket for the call, put it on an open one, give an unknown number a card, or record the call."""
     signed = await require(request)
     form = await form_of(request, signed)
     service = runtime(request).service

@@ -35,12 +35,12 @@ from tickets.models import (
     LiveCall,
     LiveCallState,
     Priority,
-    Role,
     Ticket,
     TicketStatus,
 )
 from tickets.models import EventKind as AuditKind
 from tickets.numbers import as_id
+from tickets.queries.live_calls import may_see
 from tickets.queries.staff import hash_token
 
 CTI_SECRET = "cti"
@@ -80,6 +80,10 @@ class CallChange:
     call: LiveCall
     agents: tuple[int, ...]
 
+    @classmethod
+    def of(cls, call: LiveCall) -> CallChange:
+        return cls(call, tuple(sorted(call.people)))
+
 
 async def rotate_cti_token(deps: Deps) -> str:
     """A new token for the CTI endpoint (`/api/v1/cti/{token}`); the one before stops working at once."""
@@ -111,8 +115,7 @@ async def record_call_event(deps: Deps, event: CallEvent) -> CallChange:
                             queue=event.queue, ringing=[], started_at=now, updated_at=now)
             session.add(call)
             if event.client_number is not None:
-                call.customer_id = await session.scalar(select(CustomerIdentity.customer_id).where(
-                    CustomerIdentity.kind == "phone", CustomerIdentity.address == event.client_number))
+                call.customer_id = await _card_of(session, event.client_number)
         named = await _agents(session, event.users, event.extensions, None)
         if event.kind == "ring" and call.state == LiveCallState.ringing:
             call.ringing = sorted({*call.ringing, *(a.id for a in named)})
@@ -133,8 +136,7 @@ async def record_call_event(deps: Deps, event: CallEvent) -> CallChange:
             call.ringing = [a.id for a in named]
         call.updated_at = now
         await session.flush()
-        agents = tuple(sorted({*call.ringing, *([call.agent_id] if call.agent_id else [])}))
-        return CallChange(call, agents)
+        return CallChange.of(call)
 
 
 async def _agents(session: AsyncSession, names: Sequence[str], extensions: Sequence[str],
@@ -179,8 +181,7 @@ async def unlogged_calls(deps: Deps, ended_before: datetime, limit: int = 200) -
         calls = await session.scalars(select(LiveCall).where(
             LiveCall.state == LiveCallState.ended, LiveCall.logged_call_id.is_(None),
             LiveCall.ended_at < ended_before).order_by(LiveCall.id).limit(limit))
-        return [CallChange(call, tuple(sorted({*call.ringing, *([call.agent_id] if call.agent_id else [])})))
-                for call in calls]
+        return [CallChange.of(call) for call in calls]
 
 
 async def mark_logged(deps: Deps, call_id: str, logged_call_id: int) -> None:
@@ -246,8 +247,7 @@ async def card_for_call(deps: Deps, viewer: Agent, call_id: str, *, name: str | 
             raise Conflict("the caller withheld their number")
         if call.customer_id is not None:
             raise Conflict("the number is on a card already")
-        known = await session.scalar(select(CustomerIdentity.customer_id).where(
-            CustomerIdentity.kind == "phone", CustomerIdentity.address == call.client_number))
+        known = await _card_of(session, call.client_number)
         if known is not None:
             call.customer_id = known
         elif customer_id is None:
@@ -262,6 +262,12 @@ async def card_for_call(deps: Deps, viewer: Agent, call_id: str, *, name: str | 
         return call.customer_id
 
 
+async def _card_of(session: AsyncSession, number: str) -> int | None:
+    """The card a phone number (E.164) is on, if any."""
+    return await session.scalar(select(CustomerIdentity.customer_id).where(
+        CustomerIdentity.kind == "phone", CustomerIdentity.address == number))
+
+
 async def _new_card(session: AsyncSession, number: str, name: str | None, now: datetime) -> Customer:
     card = Customer(name=(name or "").strip()[:200] or None, created_at=now, updated_at=now)
     session.add(card)
@@ -273,7 +279,6 @@ async def _new_card(session: AsyncSession, number: str, name: str | None, now: d
 async def _own_call(session: AsyncSession, viewer: Agent, call_id: str) -> LiveCall:
     """A call the viewer may act on: it rang for them, they took it, or they manage."""
     call = await session.scalar(select(LiveCall).where(LiveCall.call_id == call_id).with_for_update())
-    if call is None or not (viewer.id in call.ringing or viewer.id == call.agent_id
-                            or viewer.role in (Role.manager, Role.admin)):
+    if call is None or not may_see(viewer, call):
         raise NotFound(f"no call {call_id}")
     return call

@@ -62,7 +62,7 @@ async def call_pop(deps: Deps, viewer: Agent, call_id: str) -> CallPop:
         call = await session.scalar(select(LiveCall).where(LiveCall.call_id == call_id))
         if call is None or not may_see(viewer, call):
             raise NotFound(f"no call {call_id}")
-        names = await _names(session, {*call.ringing, *([call.agent_id] if call.agent_id else [])})
+        names = await _names(session, call.people)
         if call.customer_id is None:
             return CallPop(call, None, [], [], 0, [], names)
         customer = await session.get_one(Customer, call.customer_id)
@@ -88,7 +88,8 @@ async def current_call(deps: Deps, viewer: Agent) -> str | None:
 
 
 def may_see(viewer: Agent, call: LiveCall) -> bool:
-    return viewer.id in call.ringing or viewer.id == call.agent_id or viewer.role in (Role.manager, Role.admin)
+    """The call rang for them, they took it, or they manage."""
+    return viewer.id in call.people or viewer.role in (Role.manager, Role.admin)
 
 
 async def _contacts(session: AsyncSession, customer_id: int, visible: object) -> list[Contact]:
@@ -134,7 +135,7 @@ async def caller_log(deps: Deps, since: datetime, limit: int = 100) -> CallerLog
             LiveCall.state == LiveCallState.ended, LiveCall.started_at >= since)
             .order_by(LiveCall.started_at.desc()).limit(limit)))
         calls = live + ended
-        names = await _names(session, {i for c in calls for i in (*c.ringing, c.agent_id) if i})
+        names = await _names(session, {i for c in calls for i in c.people})
         cards = {c.customer_id for c in calls if c.customer_id}
         customers = {cid: name for cid, name in await session.execute(
             select(Customer.id, Customer.name).where(Customer.id.in_(cards)))} if cards else {}
