@@ -3,7 +3,7 @@ agent's plan; the activity types the admin keeps."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -129,9 +129,8 @@ async def plan(request: web.Request) -> web.Response:
     """The caller's pending planned contacts due by the end of today (UTC), overdue first."""
     agent = await authenticate(request)
     rt = runtime(request)
+    lines = await rt.service.todays_plan(agent)
     now = rt.clock.now()
-    until = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=now.tzinfo)
-    lines = await rt.service.plan_of(agent, until)
     return json_ok(PlanList(items=[_planned_out(line.planned, now, line.customer) for line in lines]))
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from notifier.delivery import Deliverer
+from notifier.live import RedisNoticeFeed
+from notifier.reminders import plan_link, reminder_words
 from tickets.enqueue import JobSpec, enqueue_all
 
 log = logging.getLogger(__name__)
@@ -108,13 +110,9 @@ async def sweep_reminders(ctx: dict[str, Any]) -> int:
 
 
 async def _tell_console(runtime: Any, done: Any) -> None:
-    from notifier.live import RedisNoticeFeed
-    from notifier.reminders import reminder_words
-
     subject, _ = reminder_words(done.planned, done.customer, None, "")
-    link = f"/desk/tickets/{done.planned.ticket_id}" if done.planned.ticket_id else "/desk"
     try:
-        await RedisNoticeFeed(runtime.redis).notice(done.planned.agent_id, subject, link)
+        await RedisNoticeFeed(runtime.redis).notice(done.planned.agent_id, subject, plan_link(done.planned))
     except Exception:  # noqa: BLE001 - the console shows the plan as due anyway; the mail or Telegram still goes
         log.warning("could not tell agent %s's console of planned contact %s", done.planned.agent_id,
                     done.planned.id, exc_info=True)

@@ -17,11 +17,16 @@ WORDS = {
 }
 
 
+def plan_link(planned: PlannedContact) -> str:
+    """Where the agent acts on it: its ticket, else the queue page, which opens with their plan."""
+    return f"/desk/tickets/{planned.ticket_id}" if planned.ticket_id else "/desk"
+
+
 def reminder_words(planned: PlannedContact, client: str, language: str | None, desk_url: str) -> tuple[str, str]:
     """(subject, text) in the agent's language."""
     subject, text = WORDS[answer_in(language)]
-    url = f"{desk_url}/desk/tickets/{planned.ticket_id}" if planned.ticket_id else f"{desk_url}/desk/plan"
-    return subject.format(client=client, what=planned.what), text.format(due=planned.due_at, url=url)
+    return subject.format(client=client, what=planned.what), text.format(due=planned.due_at,
+                                                                          url=desk_url + plan_link(planned))
 
 
 class Reminders:

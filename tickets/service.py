@@ -190,6 +190,9 @@ class TicketService:
                       customer_id: int | None = None) -> list[PlanLine]:
         return await plans.plan_of(self.deps, viewer, until, customer_id=customer_id)
 
+    async def todays_plan(self, viewer: Agent) -> list[PlanLine]:
+        return await plans.todays_plan(self.deps, viewer)
+
     async def activity_types(self) -> list[ActivityType]:
         return await plans.activity_types(self.deps)
 

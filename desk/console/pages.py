@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -197,7 +197,7 @@ async def queue(request: web.Request) -> web.Response:
     saved = context.views
     here = urlencode({**filters.kept(), "sort": sort})
     now = runtime(request).clock.now()
-    plan = await service.plan_of(signed.agent, datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC))
+    plan = await service.todays_plan(signed.agent)
     return page(request, "queue.html", signed, rows=rows, view=filters.view, q=filters.q, filters=filters,
                 bulk_notice=bulk_notice, counts=counts, saved=saved, here=here,
                 now=now, plan=plan, sort=sort, kept=filters.kept(), channels=CHANNELS,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 
@@ -33,6 +33,12 @@ async def plan_of(deps: Deps, viewer: Agent, until: datetime | None = None, *, c
     async with deps.store.session() as session:
         rows = await session.execute(query.order_by(PlannedContact.due_at).limit(limit))
         return [PlanLine(planned, name or f"#{planned.customer_id}") for planned, name in rows]
+
+
+async def todays_plan(deps: Deps, viewer: Agent) -> list[PlanLine]:
+    """What the viewer planned for today (UTC) and has not done, the overdue first: what signing in shows them."""
+    now = deps.clock.now()
+    return await plan_of(deps, viewer, datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC))
 
 
 async def activity_types(deps: Deps) -> list[ActivityType]:
