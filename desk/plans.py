@@ -8,9 +8,10 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from desk.schemas import ActivityBrief, activity_out
 from tickets.actions.plans import NextContact, Recorded
 from tickets.errors import InvalidInput
-from tickets.models import Activity, ActivityType, PlannedContact
+from tickets.models import ActivityType, PlannedContact
 from web.auth import ADMINS, authenticate
 from web.endpoints import Endpoint, Param
 from web.http import json_ok, parse_json, path_id
@@ -29,20 +30,6 @@ class ActivityIn(BaseModel):
     next_what: str | None = Field(None, max_length=300, description="What the next contact is for.")
 
 
-class ActivityOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    customer_id: int
-    ticket_id: int | None
-    agent_id: int | None
-    type: str
-    outcome: str | None
-    note: str | None
-    call_id: str | None
-    created_at: datetime
-
-
 class PlannedOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -59,7 +46,7 @@ class PlannedOut(BaseModel):
 
 
 class RecordedOut(BaseModel):
-    activity: ActivityOut
+    activity: ActivityBrief
     planned: PlannedOut | None
     kept: int = Field(description="Planned contacts with this client the activity kept.")
 
@@ -97,11 +84,6 @@ class OutcomeList(BaseModel):
     reasons: list[str] = Field(description="The reasons a refusal may give.")
 
 
-def _activity_out(activity: Activity, type_name: str) -> ActivityOut:
-    return ActivityOut.model_validate({**{c: getattr(activity, c) for c in (
-        "id", "customer_id", "ticket_id", "agent_id", "outcome", "note", "call_id", "created_at")}, "type": type_name})
-
-
 def _planned_out(planned: PlannedContact, now: datetime, customer: str | None = None) -> PlannedOut:
     out = PlannedOut.model_validate(planned)
     return out.model_copy(update={"customer": customer,
@@ -120,7 +102,7 @@ async def record(request: web.Request) -> web.Response:
         ticket=payload.ticket, call_id=payload.call_id,
         next_contact=NextContact(payload.next_at, payload.next_what or "") if payload.next_at else None)
     now = rt.clock.now()
-    return json_ok(RecordedOut(activity=_activity_out(done.activity, payload.type.strip().lower()),
+    return json_ok(RecordedOut(activity=activity_out(done.activity, payload.type.strip().lower()),
                              planned=_planned_out(done.planned, now) if done.planned else None, kept=done.kept),
                    status=201)
 

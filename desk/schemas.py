@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tickets.models import (
+    Activity,
     Agent,
     CustomerIdentity,
     Deadline,
@@ -277,7 +278,10 @@ class TicketDetail(TicketSummary):
 
 
 class ActivityBrief(BaseModel):
+    """A contact recorded with a client, with its type's name."""
+
     id: int
+    customer_id: int
     type: str
     outcome: str | None
     note: str | None
@@ -433,6 +437,11 @@ def ticket_detail(view: TicketView) -> TicketDetail:
     )
 
 
+def activity_out(activity: Activity, type_name: str) -> ActivityBrief:
+    return ActivityBrief(type=type_name, **{name: getattr(activity, name)
+                                            for name in ActivityBrief.model_fields if name != "type"})
+
+
 def customer_out(view: CustomerView) -> CustomerOut:
     return CustomerOut(
         id=view.customer.id,
@@ -443,9 +452,7 @@ def customer_out(view: CustomerView) -> CustomerOut:
         created_at=view.customer.created_at,
         tickets=[ticket_summary(t) for t in view.tickets],
         calls=[call_out(c) for c in view.calls],
-        activities=[ActivityBrief(id=a.id, type=name, outcome=a.outcome, note=a.note, agent_id=a.agent_id,
-                                  ticket_id=a.ticket_id, call_id=a.call_id, created_at=a.created_at)
-                    for a, name in view.activities],
+        activities=[activity_out(a, name) for a, name in view.activities],
     )
 
 
