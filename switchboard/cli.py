@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                                           "and SWITCHBOARD_REDIS_URL")
     bot.add_argument("--set-webhook", metavar="URL",
                      help="register URL (ending in /telegram/webhook) with Telegram, with the webhook secret, and exit")
+    commands.add_parser("pbx", help="follow calls on Asterisk's manager interface (SWITCHBOARD_AMI_URL): pop the "
+                                    "caller's card, log each call; needs SWITCHBOARD_REDIS_URL")
     commands.add_parser("worker", help="run an arq worker (deadlines, deliveries); needs SWITCHBOARD_REDIS_URL")
     commands.add_parser("migrate", help="apply database migrations")
 
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"switchboard: invalid configuration: {problems}", file=sys.stderr)
         return 2
     commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
-        "serve": _serve, "web": _web, "smtp": _smtp, "worker": _worker, "migrate": _migrate,
+        "serve": _serve, "web": _web, "smtp": _smtp, "pbx": _pbx, "worker": _worker, "migrate": _migrate,
         "agent": _agent, "group": _group, "skill": _skill, "canned": _canned, "rule": _rule, "mail": _mail,
         "bot": _bot, "calls": _calls, "activity-type": _activity_type, "outcome": _outcome,
         "notifications": _notifications, "regulations": _regulations, "parked": _parked,
@@ -701,7 +703,14 @@ async def _notifications(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return await run_roles(settings, web_role=True, worker_role=True, smtp_role=True, embedded_redis=True,
-                            telegram_role=bool(settings.telegram.token))
+                            telegram_role=bool(settings.telegram.token), pbx_role=bool(settings.ami_url))
+
+
+async def _pbx(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.ami_url:
+        raise CliError("set SWITCHBOARD_AMI_URL to ami://USER:SECRET@HOST:5038, the user and secret of a manager.conf "
+                       "section that may read call events")
+    return await run_roles(settings, web_role=False, worker_role=False, embedded_redis=False, pbx_role=True)
 
 
 async def _bot(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """The processes `switchboard` runs, assembled from roles: web (the API, console, forms and webhooks), worker
-(deliveries, regulation timers, the dispatcher), smtp, and Telegram polling; `serve` is all of them on the embedded
-database and Redis. Each role's parts start in order and stop in reverse on SIGINT or SIGTERM."""
+(deliveries, regulation timers, the dispatcher), smtp, Telegram polling, and pbx (the Asterisk AMI session);
+`serve` is all of them on the embedded database and Redis. Each role's parts start in order and stop in reverse on
+SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -92,6 +93,27 @@ async def _start_polling(rt: Any, stack: AsyncExitStack) -> None:
     print("Telegram bot polling for updates.", file=sys.stderr, flush=True)
 
 
+async def _start_pbx(rt: Any, stack: AsyncExitStack) -> None:
+    """The Asterisk AMI session as a task of this process; on exit it applies what the PBX already said, then
+    stops."""
+    from channels.phone.ami import AmiBridge, parse_ami_url
+
+    target = parse_ami_url(rt.settings.ami_url)
+    bridge = AmiBridge(rt, target)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stopping))
+
+    async def stop() -> None:
+        stopping.set()
+        try:
+            await asyncio.wait_for(task, 15)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+
+    stack.push_async_callback(stop)
+    print(f"Following calls on the Asterisk manager {target}.", file=sys.stderr, flush=True)
+
+
 async def _start_dispatching(rt: Any, stack: AsyncExitStack, *, receives: bool, worker: bool) -> None:
     """Who completes this process's receipts (SWITCHBOARD_DISPATCH_BY): with `worker`, the worker's loop, woken
     through Redis (a process with both roles, `serve`, wakes its own); with `receiver`, each receiving process's own
@@ -111,7 +133,7 @@ async def _start_dispatching(rt: Any, stack: AsyncExitStack, *, receives: bool, 
 
 
 async def run_roles(settings: Settings, *, web_role: bool, worker_role: bool, embedded_redis: bool,
-                     smtp_role: bool = False, telegram_role: bool = False) -> int:
+                     smtp_role: bool = False, telegram_role: bool = False, pbx_role: bool = False) -> int:
     from switchboard.bootstrap import build
     from switchboard.worker import build_workers
 
@@ -131,7 +153,8 @@ async def run_roles(settings: Settings, *, web_role: bool, worker_role: bool, em
         await engine.dispose()
         rt = await build(settings, redis_url=redis_url)
         stack.push_async_callback(rt.close)
-        await _start_dispatching(rt, stack, receives=web_role or smtp_role or telegram_role, worker=worker_role)
+        receives = web_role or smtp_role or telegram_role or pbx_role
+        await _start_dispatching(rt, stack, receives=receives, worker=worker_role)
         if worker_role:
             for worker in build_workers(rt):
                 worker_task = asyncio.create_task(worker.async_run())
@@ -142,6 +165,8 @@ async def run_roles(settings: Settings, *, web_role: bool, worker_role: bool, em
             await _start_smtp(rt, stack)
         if telegram_role:
             await _start_polling(rt, stack)
+        if pbx_role:
+            await _start_pbx(rt, stack)
         if web_role:
             from switchboard.webapp import create_app
 

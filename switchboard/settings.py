@@ -348,6 +348,9 @@ class Settings(BaseSettings):
     """Country (ISO 3166 code, e.g. GB) assumed for phone numbers written without +country code."""
     regulations: Path | None = None
     """Regulations file; unset → the built-in default."""
+    ami_url: str | None = None
+    """Asterisk manager (AMI) to follow calls on, ami://USER:SECRET@HOST:5038 (amis:// over TLS): `switchboard pbx`
+    keeps the session, and `serve` does when it is set."""
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
@@ -360,6 +363,16 @@ class Settings(BaseSettings):
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     phone: PhoneSettings = Field(default_factory=PhoneSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+
+    @field_validator("ami_url")
+    @classmethod
+    def _check_ami_url(cls, value: str | None) -> str | None:
+        from channels.phone.ami import parse_ami_url
+
+        if value and value.strip():
+            parse_ami_url(value)
+            return value.strip()
+        return None
 
     @property
     def database_url(self) -> str:

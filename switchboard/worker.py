@@ -39,7 +39,7 @@ async def sweep_idle_agents(ctx: dict[str, Any]) -> int:
 
 async def sweep_unlogged_calls(ctx: dict[str, Any]) -> int:
     """Calls a CTI hang-up ended but no process logged (it stopped between the two steps): logged now, once."""
-    from channels.phone.cti import log_ended
+    from channels.phone.call_events import log_ended
 
     runtime: Runtime = ctx["runtime"]
     ended = await runtime.service.unlogged_calls(runtime.clock.now() - timedelta(minutes=1))

@@ -9,26 +9,19 @@ as `POST /api/v1/calls` logs one (same call id: a CDR import of it later is a du
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from redis.exceptions import RedisError
 
-from channels.phone.entry import CHANNEL
-from channels.poison import ParkedItem, store_or_park
-from notifier.live import RedisCallFeed
+from channels.phone.call_events import apply_call_event, read_number
 from tickets import phone_numbers as numbers
-from tickets.actions.live_calls import CallChange, CallEvent, ended_call_inbound
-from tickets.errors import DomainError, InvalidInput
-from tickets.identities import InvalidAddress
+from tickets.actions.live_calls import CallEvent
+from tickets.errors import InvalidInput
 from web.endpoints import Endpoint, Param
 from web.forms import form_values
 from web.http import json_ok, read_json, validation_fields
-from web.runtime import Runtime, runtime
-
-log = logging.getLogger(__name__)
+from web.runtime import runtime
 
 KINDS = {"newCall": "ring", "answer": "answer", "hangup": "hangup"}
 
@@ -80,23 +73,9 @@ async def _fields(request: web.Request) -> CtiFields:
         raise InvalidInput(validation_fields(exc)) from None
 
 
-def _number(raw: str | None, region: str | None) -> tuple[str | None, str | None]:
-    """(as the call keeps it, the client's E.164): an extension as written, E.164 for an outside number."""
-    if raw is None or numbers.is_withheld(raw):
-        return None, None
-    extension = numbers.extension_of(raw)
-    if extension is not None:
-        return extension, None
-    try:
-        e164 = numbers.to_e164(raw, region)
-    except InvalidAddress:
-        return raw, None
-    return e164, e164
-
-
 def call_event(fields: CtiFields, region: str | None) -> CallEvent:
-    caller, caller_e164 = _number(fields.from_, region)
-    called, called_e164 = _number(fields.to, region)
+    caller, caller_e164 = read_number(fields.from_, region)
+    called, called_e164 = read_number(fields.to, region)
     inbound = fields.direction == "in"
     ours = called if inbound else caller
     return CallEvent(
@@ -113,41 +92,7 @@ async def cti(request: web.Request) -> web.Response:
     if not await rt.service.cti_token_valid(request.match_info["token"]):
         raise web.HTTPUnauthorized(text="this CTI endpoint's token is not valid (`switchboard calls cti-rotate`)")
     fields = await _fields(request)
-    change = await rt.service.record_call_event(call_event(fields, rt.settings.phone_region))
-    await tell(rt, change)
-    call = change.call
-    body: dict[str, Any] = {"call_id": call.call_id, "state": str(call.state)}
-    if fields.event == "hangup" and call.logged_call_id is None:
-        logged = await log_ended(rt, change)
-        body |= logged
-    return json_ok(body)
-
-
-async def log_ended(rt: Runtime, change: CallChange) -> dict[str, Any]:
-    """Log the ended call through the path `POST /api/v1/calls` takes; once, whoever reports it."""
-    inbound = ended_call_inbound(change.call)
-
-    async def park(error: str, attempts: int) -> int:
-        return await rt.service.park(CHANNEL, change.call.call_id, error, payload=None, attempts=attempts)
-
-    outcome = await store_or_park(lambda: rt.service.log_calls([inbound]), park, passes=(DomainError,),
-                                  what=f"call {change.call.call_id}")
-    if isinstance(outcome, ParkedItem):
-        return {"logged": False, "parked": outcome.number}
-    (result,) = outcome
-    assert result.call is not None
-    await rt.service.mark_call_logged(change.call.call_id, result.call.id)
-    await tell(rt, change, logged=True)
-    return {"logged": True, "duplicate": result.duplicate, "ticket": result.ticket.id if result.ticket else None}
-
-
-async def tell(rt: Runtime, change: CallChange, *, logged: bool = False) -> None:
-    """Best effort: a console that misses it still shows the call in the caller log and on the card."""
-    try:
-        await RedisCallFeed(rt.redis).changed(change.call.call_id, "logged" if logged else str(change.call.state),
-                                              change.agents)
-    except (RedisError, OSError) as exc:
-        log.warning("call %s: the consoles were not told (%r)", change.call.call_id, exc)
+    return json_ok(await apply_call_event(rt, call_event(fields, rt.settings.phone_region)))
 
 
 ENDPOINTS = [

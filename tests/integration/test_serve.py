@@ -203,6 +203,16 @@ def test_scaled_roles_refuse_to_start_without_redis(tmp_path: Path) -> None:
     assert "SWITCHBOARD_REDIS_URL" in result.stderr
 
 
+def test_the_pbx_role_says_what_it_needs(tmp_path: Path) -> None:
+    unset = cli(tmp_path, clean_env(free_port()), "pbx")
+    assert unset.returncode == 2 and "SWITCHBOARD_AMI_URL" in unset.stderr and "manager.conf" in unset.stderr
+    wrong = cli(tmp_path, {**clean_env(free_port()), "SWITCHBOARD_AMI_URL": "ami://pbx.example.org"}, "pbx")
+    assert wrong.returncode == 2
+    assert "invalid configuration: ami_url: expected ami://USER:SECRET@HOST:PORT" in wrong.stderr
+    no_redis = cli(tmp_path, {**clean_env(free_port()), "SWITCHBOARD_AMI_URL": "ami://u:p@127.0.0.1"}, "pbx")
+    assert no_redis.returncode == 2 and "SWITCHBOARD_REDIS_URL" in no_redis.stderr
+
+
 def test_agent_add_errors_are_clear(tmp_path: Path) -> None:
     env = clean_env(free_port())
     assert cli(tmp_path, env, "agent", "add", "Eve", "--email", "eve@example.com").returncode == 0

@@ -41,3 +41,13 @@ def test_compose_config_validates() -> None:
         env = services[role]["environment"]
         assert env["SWITCHBOARD_DATABASE_URL"].startswith("postgresql+asyncpg://")
         assert env["SWITCHBOARD_REDIS_URL"].startswith("redis://")
+
+
+def test_the_pbx_role_runs_only_when_asked_for() -> None:
+    result = subprocess.run([*compose_command(), "--profile", "pbx", "config", "--format", "yaml"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "SWITCHBOARD_AMI_URL": "ami://u:p@pbx:5038"})
+    assert result.returncode == 0, result.stderr
+    pbx = yaml.safe_load(result.stdout)["services"]["pbx"]
+    assert pbx["command"] == ["pbx"] and pbx["environment"]["SWITCHBOARD_AMI_URL"] == "ami://u:p@pbx:5038"
+    assert pbx["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

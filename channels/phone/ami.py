@@ -1,0 +1,296 @@
+"""Asterisk AMI: one manager session (panoramisk) whose channel events become the same call events the CTI endpoint
+takes, so a ringing extension pops the caller's card and the hang-up logs the call once.
+
+Asterisk 12 or later: a call is its `Linkedid` (the first channel's uniqueid, which is also its CDR's `uniqueid`,
+so a later `switchboard calls import` of Master.csv finds it logged). `DialBegin` to an agent's extension rings it,
+`DialEnd` with `ANSWER` is the answer, and the `Hangup` of the call's first channel ends it. The session reconnects
+with backoff (1 s doubling to a minute) and pings the PBX so a silent link is noticed; the events are applied in
+the order Asterisk sent them, one at a time, and an event that cannot be stored is parked, never blocking the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from panoramisk import Manager
+from redis.exceptions import RedisError
+
+from channels.phone.call_events import apply_call_event, read_number
+from channels.phone.entry import CHANNEL
+from tickets import phone_numbers as numbers
+from tickets.actions.live_calls import CallEvent
+from tickets.errors import StoreUnavailable
+from web.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 5038
+CAUSES = {1: "notFound", 3: "notFound", 16: "normalClearing", 17: "busy", 18: "noAnswer", 19: "noAnswer",
+          21: "busy", 27: "failed", 34: "congestion", 38: "congestion", 41: "failed", 42: "congestion"}
+"""Q.850 hang-up causes as Zammad's CTI names them (what the call log makes of a call nobody answered)."""
+REMEMBERED_CALLS = 10_000
+"""Calls in progress kept in memory; a call whose hang-up never came is forgotten after this many newer ones."""
+
+
+class AmiRefused(Exception):
+    """The PBX refused the login (the user or secret in SWITCHBOARD_AMI_URL is wrong)."""
+
+
+@dataclass(frozen=True)
+class AmiTarget:
+    host: str
+    port: int
+    username: str
+    secret: str
+    tls: bool = False
+
+    def __str__(self) -> str:
+        return f"{'amis' if self.tls else 'ami'}://{self.username}@{self.host}:{self.port}"
+
+
+def parse_ami_url(url: str) -> AmiTarget:
+    """`ami://USER:SECRET@HOST[:PORT]` (`amis://` over TLS); a clear `ValueError` otherwise."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("ami", "amis"):
+        raise ValueError(f"expected ami://USER:SECRET@HOST:PORT (amis:// for TLS), got scheme {parts.scheme!r}")
+    if not parts.hostname or not parts.username or parts.password is None:
+        raise ValueError("expected ami://USER:SECRET@HOST:PORT: the manager.conf user, its secret and the PBX host")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError as exc:
+        raise ValueError(f"the AMI port is not a port number ({exc})") from None
+    return AmiTarget(parts.hostname, port, unquote(parts.username), unquote(parts.password), parts.scheme == "amis")
+
+
+@dataclass
+class _Call:
+    direction: Literal["in", "out"]
+    caller: str | None
+    called: str | None
+    client: str | None
+    answered: bool = False
+
+
+class AmiCalls:
+    """Turns AMI channel events into call events; remembers the calls it saw ring, by `Linkedid`."""
+
+    def __init__(self, region: str | None) -> None:
+        self.region = region
+        self._calls: dict[str, _Call] = {}
+
+    def read(self, event: Mapping[str, str]) -> CallEvent | None:
+        """The call event this AMI event (its header names lower-cased) is, or None: an internal call, a leg we do
+        not follow, another event."""
+        name = event.get("event", "")
+        linked = event.get("linkedid") or event.get("uniqueid") or ""
+        if not linked:
+            return None
+        if name == "DialBegin":
+            return self._dial(linked, event)
+        call = self._calls.get(linked)
+        if call is None:
+            return None
+        if name == "DialEnd" and event.get("dialstatus", "").upper() == "ANSWER" and not call.answered:
+            call.answered = True
+            taker = _extension(event.get("destchannel", "")) if call.direction == "in" else call.caller
+            return self._event(linked, call, "answer", answering=taker)
+        if name == "Hangup" and event.get("uniqueid") == linked:
+            del self._calls[linked]
+            cause = CAUSES.get(_int(event.get("cause")), "normalClearing")
+            return self._event(linked, call, "hangup", cause=cause)
+        return None
+
+    def _dial(self, linked: str, event: Mapping[str, str]) -> CallEvent | None:
+        ringing = _extension(event.get("destchannel", ""))
+        call = self._calls.get(linked)
+        if call is not None:  # another phone rings for it (a ring group, a queue's members)
+            if call.direction == "in" and ringing and not call.answered:
+                return self._event(linked, call, "ring", extensions=(ringing,))
+            return None
+        dialling = _extension(event.get("channel", "")) or numbers.extension_of(event.get("calleridnum", ""))
+        if ringing and not dialling:
+            caller, client = read_number(event.get("calleridnum"), self.region)
+            call = _Call("in", caller, ringing, client)
+            extensions: tuple[str, ...] = (ringing,)
+        elif dialling and not ringing:
+            dialled = event.get("exten") or event.get("dialstring", "").rsplit("/", 1)[-1]
+            called, client = read_number(dialled or None, self.region)
+            call = _Call("out", dialling, called, client)
+            extensions = (dialling,)
+        else:
+            return None  # between two extensions, or between two outside lines
+        self._calls[linked] = call
+        while len(self._calls) > REMEMBERED_CALLS:
+            del self._calls[next(iter(self._calls))]
+        return self._event(linked, call, "ring", extensions=extensions)
+
+    @staticmethod
+    def _event(linked: str, call: _Call, kind: Literal["ring", "answer", "hangup"], *,
+               extensions: tuple[str, ...] = (), answering: str | None = None, cause: str | None = None) -> CallEvent:
+        return CallEvent(call_id=linked, kind=kind, direction=call.direction, caller=call.caller, called=call.called,
+                         client_number=call.client, extensions=extensions, answering=answering, cause=cause)
+
+
+def _extension(channel: str) -> str | None:
+    return numbers.extension_from_channel(channel) if channel else None
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        return 0
+
+
+class _Session(Manager):
+    """panoramisk's manager, reporting a failed connect and a lost link to the bridge instead of reconnecting on a
+    fixed timer itself."""
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[Any] = loop.create_future()
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            if not self.ready.done():
+                self.ready.set_exception(f.exception() or OSError("the connection was cancelled"))
+            return
+        super().connection_made(f)
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+    def connection_lost(self, exc: Any) -> None:
+        self._connected = False
+        self.close()  # stops panoramisk's pinger
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class AmiBridge:
+    """Keeps one AMI session open (reconnecting with backoff) and applies each call event, in order."""
+
+    FOLLOWED = ("DialBegin", "DialEnd", "Hangup")
+
+    def __init__(self, rt: Runtime, target: AmiTarget, *, first_delay: float = 1.0, max_delay: float = 60.0,
+                 ping_seconds: float = 20.0, timeout: float = 10.0) -> None:
+        self.rt, self.target = rt, target
+        self.first_delay, self.max_delay = first_delay, max_delay
+        self.ping_seconds, self.timeout = ping_seconds, timeout
+        self.calls = AmiCalls(rt.settings.phone_region)
+        self.connected = asyncio.Event()
+        """Set while a session is logged in (the tests and the log wait on it)."""
+        self._events: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        applying = asyncio.create_task(self._apply_all(stopping))
+        delay = self.first_delay
+        try:
+            while not stopping.is_set():
+                opened = loop.time()
+                try:
+                    await self._session(stopping)
+                except AmiRefused as exc:
+                    log.error("the PBX %s refused the login: %s (check manager.conf and SWITCHBOARD_AMI_URL)",
+                              self.target, exc)
+                except (OSError, TimeoutError) as exc:
+                    log.warning("no AMI session with %s: %s", self.target, exc or type(exc).__name__)
+                self.connected.clear()
+                if stopping.is_set():
+                    break
+                if loop.time() - opened > self.max_delay:
+                    delay = self.first_delay  # it had been up a while: this is a new outage
+                wait = delay * random.uniform(0.8, 1.2)
+                log.info("reconnecting to the PBX %s in %.1f s", self.target, wait)
+                await _wait(stopping, wait)
+                delay = min(delay * 2, self.max_delay)
+        finally:
+            try:
+                await asyncio.wait_for(self._events.join(), self.timeout)  # what Asterisk already said is kept
+            except TimeoutError:
+                log.warning("stopped with %d AMI events not applied", self._events.qsize())
+            applying.cancel()
+
+    async def _session(self, stopping: asyncio.Event) -> None:
+        t = self.target
+        session = _Session(host=t.host, port=t.port, ssl=t.tls, encoding="utf8", loop=asyncio.get_running_loop(),
+                           ping_delay=10**9, log=log)
+        for name in self.FOLLOWED:
+            session.register_event(name, self._received)
+        try:
+            session.connect()
+            await asyncio.wait_for(asyncio.shield(session.ready), self.timeout)
+            answer = await asyncio.wait_for(session.send_action(
+                {"Action": "Login", "Username": t.username, "Secret": t.secret, "Events": "call"}), self.timeout)
+            if not answer.success:
+                raise AmiRefused(answer.get("Message") or "no reason given")
+            log.info("AMI session open with %s", t)
+            self.connected.set()
+            stop: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
+            try:
+                while True:
+                    done, _ = await asyncio.wait({session.lost, stop}, timeout=self.ping_seconds,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if stop in done:
+                        return
+                    if session.lost in done:
+                        raise ConnectionResetError("the PBX closed the session")
+                    pong = session.send_action({"Action": "Ping"})
+                    await asyncio.wait_for(asyncio.shield(pong), self.timeout)
+            finally:
+                stop.cancel()
+        finally:
+            session.close()
+
+    def _received(self, _: Manager, event: Mapping[str, Any]) -> None:
+        """panoramisk's callback: queue it, so events are applied in the order they came."""
+        self._events.put_nowait({str(k).lower(): str(v) for k, v in event.items()})
+
+    async def _apply_all(self, stopping: asyncio.Event) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                call_event = self.calls.read(event)
+                if call_event is not None:
+                    await self._apply(call_event, event, stopping)
+            except Exception:  # noqa: BLE001 - one bad event must not stop the calls after it
+                log.exception("AMI event %s of call %s not applied", event.get("event"), event.get("linkedid"))
+            finally:
+                self._events.task_done()
+
+    async def _apply(self, call_event: CallEvent, event: Mapping[str, str], stopping: asyncio.Event) -> None:
+        """Applied, or parked when it fails for its own reasons; while the database or Redis is down it waits."""
+        pause, failures = 1.0, 0
+        while True:
+            try:
+                await apply_call_event(self.rt, call_event)
+                return
+            except (StoreUnavailable, RedisError, OSError) as exc:
+                if stopping.is_set():
+                    raise
+                log.warning("call %s: %s; retrying in %.0f s", call_event.call_id, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30)
+            except Exception as exc:  # noqa: BLE001 - a poisoned event is parked after its third try
+                failures += 1
+                if failures < 3:
+                    continue
+                number = await self.rt.service.park(CHANNEL, call_event.call_id, f"{type(exc).__name__}: {exc}",
+                                                    payload=json.dumps(dict(event)), attempts=failures)
+                log.error("AMI %s of call %s parked as item %d: %s", call_event.kind, call_event.call_id, number, exc)
+                return
+
+async def _wait(stopping: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stopping.wait(), seconds)
+    except TimeoutError:
+        pass
