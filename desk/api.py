@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BeforeValidator, Field
+from pydantic import AwareDatetime, BeforeValidator, Field
 
 from desk import schemas
 from tickets.actions.staff import AgentChanges
@@ -42,6 +42,14 @@ class TicketQuery(QueryParams):
     cursor: Id | None = Field(None, description="`next_cursor` of the previous page.")
     escalated: bool = Field(False, description="`true`: only tickets a regulation took to the head of their group.")
     tag: str | None = Field(None, max_length=40, description="Only tickets with this tag.")
+
+
+class HistoryQuery(QueryParams):
+    type: Annotated[list[str], BeforeValidator(split_commas)] = Field(
+        [], description="Comma-separated types: `message`, `call`, `activity`, a channel (email, telegram, webchat, "
+                        "webform, portal) or an activity type (meeting, demonstration, …); none: everything.")
+    limit: int = Field(100, ge=1, le=MAX_PAGE, description=f"Page size, 1–{MAX_PAGE} (default 100).")
+    before: AwareDatetime | None = Field(None, description="`next_before` of the previous page.")
 
 
 class ForecastQuery(QueryParams):
@@ -153,6 +161,18 @@ async def get_customer(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     view = await runtime(request).service.get_customer(agent, path_id(request, "id"))
     return json_ok(schemas.customer_out(view))
+
+
+async def customer_history(request: web.Request) -> web.Response:
+    agent = await authenticate(request)
+    asked = query(request, HistoryQuery)
+    found = await runtime(request).service.customer_history(
+        agent, path_id(request, "id"), [t.strip().lower() for t in asked.type if t.strip()], asked.limit + 1,
+        asked.before)
+    page = found[:asked.limit]
+    return json_ok(schemas.ContactPage(
+        items=[schemas.ContactOut.model_validate(contact, from_attributes=True) for contact in page],
+        next_before=page[-1].at if len(found) > asked.limit else None))
 
 
 async def update_customer(request: web.Request) -> web.Response:
@@ -390,6 +410,13 @@ ENDPOINTS = [
         response=schemas.CustomerOut,
         params=(Param("id", "path", "Customer id.", {"type": "integer"}, True),),
         errors=(401, 404, 503),
+    ),
+    Endpoint(
+        "GET", "/api/v1/customers/{id}/history", customer_history,
+        "The client's whole history across channels, newest first: messages, calls and recorded contacts, "
+        "filterable by type", "customers", query=HistoryQuery, response=schemas.ContactPage,
+        params=(Param("id", "path", "Customer id.", {"type": "integer"}, True),),
+        errors=(401, 404, 422, 503),
     ),
     Endpoint(
         "PATCH", "/api/v1/customers/{id}", update_customer,

@@ -291,6 +291,25 @@ class ActivityBrief(BaseModel):
     created_at: datetime
 
 
+class ContactOut(BaseModel):
+    """One contact in a client's history."""
+
+    at: datetime
+    kind: Literal["message", "call", "activity"]
+    type: str = Field(description="What `?type=` names: a message's channel, `call`, or a recorded contact's type.")
+    channel: str = Field(description="A message's channel, `phone` for a call, empty for a recorded contact.")
+    direction: str = Field(description="`in` or `out`; empty for a recorded contact.")
+    text: str = Field(description="A message's first words, a call's disposition, a recorded contact's outcome "
+                                  "and note.")
+    ticket_id: int | None
+    agent_id: int | None
+
+
+class ContactPage(BaseModel):
+    items: list[ContactOut]
+    next_before: datetime | None = Field(description="Pass as `before` for the older contacts; null on the last page.")
+
+
 class CustomerOut(CustomerBrief):
     created_at: datetime
     tickets: list[TicketSummary]

@@ -15,6 +15,7 @@ from desk import api, health, metrics, notifications, plans
 from desk.console import admin as console_admin
 from desk.console import auth as console_auth
 from desk.console import calls as console_calls
+from desk.console import customers as console_customers
 from desk.console import dashboard as console_dashboard
 from desk.console import live as console_live
 from desk.console import pages as console_pages
@@ -43,7 +44,7 @@ def create_app(rt: Runtime) -> web.Application:
     document = build_openapi(all_endpoints(), version("switchboard"))
     app.router.add_get("/api/v1/openapi.json", openapi_handler(document))
     app.router.add_routes([*console_auth.routes(), *console_pages.routes(), *console_calls.routes(),
-                           *console_dashboard.routes(),
+                           *console_customers.routes(), *console_dashboard.routes(),
                            *console_admin.routes(), *portal.routes(), *assets.routes()])
     app.router.add_get("/", _home)
     if rt.telegram_bot is not None:

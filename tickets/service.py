@@ -6,7 +6,7 @@ dependencies, so the callers keep one handle while they move to the functions th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,7 +55,7 @@ from tickets.queries import parking as parking_queries
 from tickets.queries import staff as staff_queries
 from tickets.queries import tickets as ticket_queries
 from tickets.queries.chat import ChatHistory
-from tickets.queries.customers import CustomerView
+from tickets.queries.customers import Contact, CustomerView
 from tickets.queries.live_calls import CallerLog, CallPop
 from tickets.queries.plans import PlanLine
 from tickets.queries.portal import PortalView
@@ -216,6 +216,10 @@ class TicketService:
     # --- queries.customers ----------------------------------------
     async def get_customer(self, viewer: Agent, customer_id: int) -> CustomerView:
         return await customers.get_customer(self.deps, viewer, customer_id)
+
+    async def customer_history(self, viewer: Agent, customer_id: int, types: Collection[str] = (),
+                               limit: int = customers.HISTORY_PAGE, before: datetime | None = None) -> list[Contact]:
+        return await customers.customer_history(self.deps, viewer, customer_id, types, limit, before)
 
     async def customer_tickets_by_identity(self, kind: str, address: str, limit: int = 20) -> list[Ticket]:
         return await customers.customer_tickets_by_identity(self.deps, kind, address, limit)

@@ -98,6 +98,8 @@ WORDS: dict[str, dict[str, str]] = {
         "link_or_merge": "Link or merge with their ticket", "done_linked": "Linked.", "done_unlinked": "Unlinked.",
         "done_merged": "Merged: the other ticket's history is here now and it is closed.",
         "done_recorded": "The contact is recorded.", "record_contact": "Record a contact",
+        "history_types": "Show", "history_all": "Everything", "history_message": "Messages",
+        "history_call": "Calls", "older_contacts": "Older contacts →", "their_tickets": "Tickets",
         "activity_type": "Type", "activity_outcome": "Outcome", "activity_note": "Note",
         "next_contact_at": "Next contact (your time)", "next_contact_what": "What for", "record": "Record",
         "planned_contacts": "Planned with this client", "my_plan": "My plan for today",
@@ -204,6 +206,8 @@ WORDS: dict[str, dict[str, str]] = {
         "done_unlinked": "Связь убрана.",
         "done_merged": "Объединено: история другой заявки теперь здесь, а она закрыта.",
         "done_recorded": "Контакт записан.", "record_contact": "Записать контакт",
+        "history_types": "Показать", "history_all": "Всё", "history_message": "Сообщения",
+        "history_call": "Звонки", "older_contacts": "Более ранние контакты →", "their_tickets": "Заявки",
         "activity_type": "Вид", "activity_outcome": "Итог", "activity_note": "Заметка",
         "next_contact_at": "Следующий контакт (ваше время)", "next_contact_what": "Зачем", "record": "Записать",
         "planned_contacts": "Запланировано с этим клиентом", "my_plan": "Мой план на сегодня",
@@ -227,7 +231,8 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
-SECTIONS = {"queue.html": "queue", "ticket.html": "queue", "calls.html": "calls", "dashboard.html": "dashboard",
+SECTIONS = {"queue.html": "queue", "ticket.html": "queue", "customer.html": "queue", "calls.html": "calls",
+            "dashboard.html": "dashboard",
             "admin.html": "admin"}
 """Which part of the top bar's navigation a page belongs to."""
 

@@ -145,4 +145,15 @@ async def journey(serve: Serve, pbx: Pbx, browser: Any, axe_source: str, width: 
     await check(page, axe_source, f"{width}-28-02-caller-log")
     await page.goto(f"{serve.base}/desk/tickets/{number}")
     assert await page.locator("p.call-line").count() == 1
+
+    # The client's card: the whole history across channels, by type, with the contact she recorded.
+    await page.locator("aside a", has_text="Ivan Client").click()
+    await page.locator("#history").wait_for()
+    assert await page.locator("#history li[data-kind=message]").count() == 2
+    await page.locator("nav.views a[data-type=call]").click()
+    await page.wait_for_url("**type=call")
+    assert await page.locator("#history li[data-kind=message]").count() == 0
+    assert await page.locator("#history li[data-kind=call]").count() == 1
+    assert "will try the other tray" in await page.locator("#history li[data-kind=activity]").inner_text()
+    await check(page, axe_source, f"{width}-28-03-card")
     await context.close()

@@ -173,7 +173,7 @@ async def test_the_ticket_page_records_a_contact_in_local_time_and_the_queue_sho
         ("demonstration", "liked it", ticket)]
     queue = await (await client.get("/desk")).text()
     if plan.due_at.date() == runtime.clock.now().date():  # the day's plan: due before midnight UTC
-        assert re.search(r'id="my-plan".*Carl Client</strong> — Send the contract', queue, re.S)
+        assert re.search(r'id="my-plan".*Carl Client</strong></a> — Send the contract', queue, re.S)
 
     refused = await client.post(f"/desk/tickets/{ticket}", data={
         "csrf": csrf_of(page), "action": "activity", "type": "call", "next_at": "tomorrow", "next_what": "x"})

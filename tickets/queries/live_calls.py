@@ -15,31 +15,18 @@ from tickets.errors import NotFound
 from tickets.models import (
     ACTIVE_STATUSES,
     Agent,
-    Call,
     Customer,
     CustomerIdentity,
-    Direction,
     LiveCall,
     LiveCallState,
-    Message,
     Role,
     Ticket,
 )
+from tickets.queries.customers import Contact, history_in
 
 CONTACTS = 8
-
-
-@dataclass(frozen=True)
-class Contact:
-    """One earlier contact with the client: a message on any channel or a call."""
-
-    at: datetime
-    kind: str
-    """`message` or `call`."""
-    channel: str
-    direction: str
-    text: str
-    ticket_id: int | None
+POP_CONTACTS = frozenset({"message", "call"})
+"""The pop lists the last messages and calls (the recorded contacts are a click away, on the card)."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +61,8 @@ async def call_pop(deps: Deps, viewer: Agent, call_id: str) -> CallPop:
             .order_by(Ticket.updated_at.desc(), Ticket.id.desc())))
         shown = active if visible is None else list(await session.scalars(select(Ticket).where(
             Ticket.id.in_([t.id for t in active]), visible).order_by(Ticket.updated_at.desc(), Ticket.id.desc())))
-        return CallPop(call, customer, identities, shown, len(active) - len(shown),
-                       await _contacts(session, customer.id, visible), names)
+        contacts = await history_in(session, viewer, visible, customer.id, POP_CONTACTS, CONTACTS)
+        return CallPop(call, customer, identities, shown, len(active) - len(shown), contacts, names)
 
 
 async def current_call(deps: Deps, viewer: Agent) -> str | None:
@@ -90,24 +77,6 @@ async def current_call(deps: Deps, viewer: Agent) -> str | None:
 def may_see(viewer: Agent, call: LiveCall) -> bool:
     """The call rang for them, they took it, or they manage."""
     return viewer.id in call.people or viewer.role in (Role.manager, Role.admin)
-
-
-async def _contacts(session: AsyncSession, customer_id: int, visible: object) -> list[Contact]:
-    """The newest messages (of tickets the viewer may open) and calls with the client, newest first."""
-    messages = select(Message.created_at, Message.channel, Message.direction, Message.body_text, Message.ticket_id) \
-        .join(Ticket, Ticket.id == Message.ticket_id) \
-        .where(Ticket.customer_id == customer_id, Message.direction.in_((Direction.inbound, Direction.outbound)),
-               Message.channel != "phone")
-    if visible is not None:
-        messages = messages.where(visible)  # type: ignore[arg-type]
-    found = [Contact(at, "message", channel, str(direction), " ".join((text or "").split())[:140], ticket)
-             for at, channel, direction, text, ticket in
-             await session.execute(messages.order_by(Message.id.desc()).limit(CONTACTS))]
-    found += [Contact(at, "call", "phone", str(direction), str(disposition), ticket)
-              for at, direction, disposition, ticket in await session.execute(
-                  select(Call.started_at, Call.direction, Call.disposition, Call.ticket_id)
-                  .where(Call.customer_id == customer_id).order_by(Call.started_at.desc()).limit(CONTACTS))]
-    return sorted(found, key=lambda c: c.at, reverse=True)[:CONTACTS]
 
 
 async def _names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
