@@ -207,7 +207,11 @@ async def list_agents(request: web.Request) -> web.Response:
 async def update_me(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     payload = await parse_json(request, schemas.AgentPatch)
-    view = await runtime(request).service.set_presence(agent.id, Presence(payload.presence))
+    service = runtime(request).service
+    if payload.remind_by is not None:
+        await service.set_remind_by(agent.id, payload.remind_by)
+    presence = Presence(payload.presence) if payload.presence is not None else None
+    view = await service.update_agent(agent.id, AgentChanges(presence=presence))
     return json_ok(schemas.agent_out(view))
 
 
@@ -437,7 +441,8 @@ ENDPOINTS = [
         response=schemas.AgentList, errors=(401, 503),
     ),
     Endpoint(
-        "PATCH", "/api/v1/agents/me", update_me, "Set your presence; becoming available takes queued tickets", "agents",
+        "PATCH", "/api/v1/agents/me", update_me,
+        "Set your presence (becoming available takes queued tickets) or how planned contacts remind you", "agents",
         body=schemas.AgentPatch, response=schemas.AgentOut, errors=(401, 422, 503),
     ),
     Endpoint(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tickets.models import (
     Activity,
@@ -94,7 +94,18 @@ class CustomerPatch(Strict):
 
 
 class AgentPatch(Strict):
-    presence: PresenceName
+    """Fields left out stay as they are."""
+
+    presence: PresenceName | None = None
+    remind_by: Literal["email", "telegram", "sms", "console", "auto"] | None = Field(
+        None, description="How your planned contacts remind you besides the console notice; `auto`: Telegram when "
+                          "linked, else email.")
+
+    @model_validator(mode="after")
+    def _something(self) -> AgentPatch:
+        if self.presence is None and self.remind_by is None:
+            raise ValueError("send presence, remind_by or both")
+        return self
 
 
 class AgentChangesIn(Strict):
@@ -331,6 +342,9 @@ class AgentOut(BaseModel):
     skills: list[str]
     last_assigned_at: datetime | None
     last_seen_at: datetime | None = Field(description="Last API request (to the minute); idle agents go offline.")
+    remind_by: str = Field("auto", description="How planned contacts remind them besides the console: email, telegram, "
+                                               "sms, console (the notice alone) or auto (Telegram when linked, else "
+                                               "email).")
 
 
 class AgentList(BaseModel):
@@ -490,6 +504,7 @@ def agent_out(view: AgentView) -> AgentOut:
         skills=view.skills,
         last_assigned_at=agent.last_assigned_at,
         last_seen_at=agent.last_seen_at,
+        remind_by=agent.remind_by or "auto",
     )
 
 

@@ -92,7 +92,7 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
 
 
 async def remind_contact(ctx: dict[str, Any], planned_id: int) -> str:
-    """A planned contact's timer: remind its agent once (console notice, and Telegram or email)."""
+    """A planned contact's timer: remind its agent once (console notice, and the medium they chose)."""
     runtime = ctx["runtime"]
     done = await runtime.service.remind(planned_id, runtime.reminders.queue if runtime.reminders else None)
     if done is None:
@@ -110,7 +110,7 @@ async def sweep_reminders(ctx: dict[str, Any]) -> int:
 
 
 async def _tell_console(runtime: Any, done: Any) -> None:
-    subject, _ = reminder_words(done.planned, done.customer, None, "")
+    subject, _ = reminder_words(done.planned, done.customer, done.language, "")
     try:
         await RedisNoticeFeed(runtime.redis).notice(done.planned.agent_id, subject, plan_link(done.planned))
     except Exception:  # noqa: BLE001 - the console shows the plan as due anyway; the mail or Telegram still goes

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     set_agent.add_argument("--presence", choices=PRESENCES, help="available agents take queued tickets at once; "
                                                                   "offline hands back tickets they have not touched")
     set_agent.add_argument("--capacity", type=int, metavar="N", help="most open tickets at once")
+    set_agent.add_argument("--remind-by", choices=("email", "telegram", "sms", "console", "auto"),
+                           help="how planned contacts remind the agent besides the console notice (auto: Telegram "
+                                "when linked, else email)")
     for flag, dest, what in (("--add-skill", "add_skills", "SKILL"), ("--remove-skill", "remove_skills", "SKILL"),
                              ("--add-group", "add_groups", "GROUP"), ("--remove-group", "remove_groups", "GROUP")):
         set_agent.add_argument(flag, action="append", dest=dest, default=[], metavar=what, help="repeat for several")
@@ -297,7 +300,8 @@ def _agent_line(view: Any) -> str:
     agent, load = view.agent, view.load
     return (f"{agent.id:>4}  {agent.name} <{agent.email}>  {agent.role}  {agent.presence}  "
             f"{load.open}/{agent.capacity} open  load {load.weighted:g}  "
-            f"groups: {', '.join(view.groups) or '-'}  skills: {', '.join(view.skills) or '-'}")
+            f"groups: {', '.join(view.groups) or '-'}  skills: {', '.join(view.skills) or '-'}"
+            f"  reminders: {agent.remind_by or 'auto'}")
 
 
 async def _agent_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -335,16 +339,18 @@ async def _agent_set(settings: Settings, args: argparse.Namespace) -> int:
     remove_skills = [s.strip().lower() for s in args.remove_skills]
     add_groups = [g.strip() for g in args.add_groups]
     remove_groups = [g.strip() for g in args.remove_groups]
-    if args.presence is None and args.capacity is None and not (
+    if args.presence is None and args.capacity is None and args.remind_by is None and not (
         add_skills or remove_skills or add_groups or remove_groups
     ):
-        raise CliError("nothing to change: give --presence, --capacity, --add-skill, --remove-skill, --add-group "
-                       "or --remove-group")
+        raise CliError("nothing to change: give --presence, --capacity, --remind-by, --add-skill, --remove-skill, "
+                       "--add-group or --remove-group")
     if args.capacity is not None and args.capacity < 1:
         raise CliError("--capacity: must be at least 1")
 
     async def work(service: Any) -> int:
         agent = await service.find_agent(args.agent)
+        if args.remind_by is not None:
+            await service.set_remind_by(agent.id, args.remind_by)
         current = next(v for v in await service.list_agents() if v.agent.id == agent.id)
         changes = AgentChanges(
             presence=Presence(args.presence) if args.presence else None,

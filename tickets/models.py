@@ -71,6 +71,10 @@ class StrEnum(enum.StrEnum):
     """Stored and shown by value (`str(Priority.high)` is `high`)."""
 
 
+REMIND_BY = ("email", "telegram", "sms", "console")
+"""The ways an agent may choose to be reminded of a planned contact (`console`: the console notice alone)."""
+
+
 class Role(StrEnum):
     agent = "agent"
     manager = "manager"
@@ -250,6 +254,9 @@ class Agent(Base):
     """The language alerts and notices to this agent are written in (en, ru); unset → the default."""
     telegram_chat_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     """The Telegram chat the agent linked (/link CODE to the bot): alerts may go there."""
+    remind_by: Mapped[str | None] = mapped_column(String(16))
+    """How their planned contacts remind them besides the console notice (`REMIND_BY`); unset → Telegram when linked,
+    else email."""
     password_hash: Mapped[str | None] = mapped_column(String(255))
     """argon2id hash of the console password (`switchboard agent passwd`); unset → API token only."""
     load_open: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

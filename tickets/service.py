@@ -337,6 +337,9 @@ class TicketService:
     async def set_presence(self, agent_id: int, presence: Presence, *, reason: str | None = None) -> AgentView:
         return await staff.set_presence(self.deps, agent_id, presence, reason=reason)
 
+    async def set_remind_by(self, agent_id: int, medium: str | None) -> Agent:
+        return await staff.set_remind_by(self.deps, agent_id, medium)
+
     async def update_agent(self, agent_id: int, changes: AgentChanges, *, reason: str | None = None) -> AgentView:
         return await staff.update_agent(self.deps, agent_id, changes, reason=reason)
 

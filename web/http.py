@@ -43,7 +43,7 @@ def validation_fields(exc: ValidationError) -> dict[str, str]:
     fields: dict[str, str] = {}
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"]) or "body"
-        fields.setdefault(name, error["msg"])
+        fields.setdefault(name, error["msg"].removeprefix("Value error, "))  # our validators' words, as written
     return fields
 
 

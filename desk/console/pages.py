@@ -455,6 +455,17 @@ async def presence(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(console_path(form.get("next")))
 
 
+async def remind_by(request: web.Request) -> web.Response:
+    """How the agent's planned contacts remind them besides the console notice."""
+    signed = await require(request)
+    form = await form_of(request, signed)
+    try:
+        await runtime(request).service.set_remind_by(signed.agent.id, form.get("remind_by", ""))
+    except DomainError as exc:
+        raise web.HTTPUnprocessableEntity(text=reason(exc)) from None
+    raise web.HTTPSeeOther(console_path(form.get("next")))
+
+
 async def attachment(request: web.Request) -> web.StreamResponse:
     """A file of a message on a ticket the agent may open; always a download, never rendered as a page."""
     signed = await require(request)
@@ -468,6 +479,7 @@ def routes() -> list[Any]:
     return [web.get("/desk", queue), web.get("/desk/tickets/{number}", ticket),
             web.get("/desk/tickets/{number}/files/{message}/{index}", attachment),
             web.post("/desk/tickets/{number}", act), web.post("/desk/presence", presence), web.post("/desk/bulk", bulk),
+            web.post("/desk/me/remind-by", remind_by),
             web.post("/desk/tickets/{number}/typing", live.typing), web.post("/desk/views", save_view),
             web.post("/desk/views/{id}/remove", remove_view),
             web.get("/desk/events", live.events), web.static("/desk/static", STATIC, append_version=True)]

@@ -439,7 +439,7 @@ async def test_agents_with_load_and_presence(client: TestClient[Any, Any], add_a
     assert listed[alice.id] | {"last_assigned_at": None} == {
         "id": alice.id, "name": "Alice", "email": alice.email, "role": "agent", "presence": "available",
         "capacity": 4, "open_tickets": 2, "load": 2, "groups": ["Sales", "Support"], "skills": [],
-        "last_assigned_at": None, "last_seen_at": None,
+        "last_assigned_at": None, "last_seen_at": None, "remind_by": "auto",
     }
     assert listed[alice.id]["last_assigned_at"] is not None
     assert (listed[bob.id]["presence"], listed[bob.id]["load"], listed[bob.id]["role"]) == ("away", 0, "manager")
@@ -455,7 +455,7 @@ async def test_agents_with_load_and_presence(client: TestClient[Any, Any], add_a
     assert (await agents_by_id(client, bob_headers))[alice.id]["presence"] == "offline"
 
     for payload, field in [
-        ({"presence": "busy"}, "presence"), ({}, "presence"), ({"presence": "away", "capacity": 99}, "capacity"),
+        ({"presence": "busy"}, "presence"), ({}, "body"), ({"presence": "away", "capacity": 99}, "capacity"),
     ]:
         error = await assert_error(await client.patch("/api/v1/agents/me", json=payload, headers=alice_headers),
                                    422, "invalid")

@@ -18,7 +18,7 @@ from tests.integration.test_console import PASSWORD, csrf_of, sign_in
 from tests.integration.test_regulations_worker import timer_workers, until
 from tests.sse import next_event
 from tickets.inbound import Identity, Inbound
-from tickets.models import Outbox, PlannedContact, Role
+from tickets.models import Agent, Outbox, PlannedContact, Role
 
 Client = TestClient[Any, Any]
 
@@ -100,11 +100,17 @@ async def test_the_sweeper_reminds_a_contact_whose_timer_was_lost(
     client: Client, runtime: Runtime, add_agent: Any
 ) -> None:
     alice, headers = await add_agent("Alice", email="alice@example.com", language="ru")
+    await runtime.service.set_password(alice.id, PASSWORD)
+    await sign_in(client, email="alice@example.com")
+    stream = await client.get("/desk/events?only=calls")
     customer, _ = await client_card(runtime)
     body = await record(client, headers, customer, type="meeting", next_at=(
         runtime.clock.now() + timedelta(seconds=1)).isoformat(), next_what="Позвонить")
     await asyncio.sleep(1.2)  # no timer worker ran: the job waits in Redis, as if lost
     assert await sweep_reminders({"runtime": runtime}) == 1
+    notice = await asyncio.wait_for(next_event(stream, "notice"), 5)  # in her language, linking to the card
+    assert notice == {"text": "Запланированный контакт с Carl Client: Позвонить", "link": f"/desk/customers/{customer}"}
+    stream.close()
     assert await sweep_reminders({"runtime": runtime}) == 0
     async with runtime.sessions() as session:
         row = await session.scalar(select(Outbox).where(Outbox.dedupe_key == f"remind:{body['planned']['id']}"))
@@ -178,3 +184,46 @@ async def test_the_ticket_page_records_a_contact_in_local_time_and_the_queue_sho
     refused = await client.post(f"/desk/tickets/{ticket}", data={
         "csrf": csrf_of(page), "action": "activity", "type": "call", "next_at": "tomorrow", "next_what": "x"})
     assert refused.status == 422 and "not a date and time" in await refused.text()
+
+
+async def test_each_agent_is_reminded_by_the_medium_they_chose(
+    client: Client, runtime: Runtime, add_agent: Any
+) -> None:
+    alice, headers = await add_agent("Alice", email="alice@example.com", phone="+447700900123", language="en")
+    customer, _ = await client_card(runtime)
+
+    async def choose(medium: str, status: int = 200) -> dict[str, Any]:
+        response = await client.patch("/api/v1/agents/me", json={"remind_by": medium}, headers=headers)
+        assert response.status == status, await response.text()
+        return await response.json()
+
+    async def reminded_by() -> tuple[str, str] | None:
+        body = await record(client, headers, customer, type="call", next_at=(
+            runtime.clock.now() + timedelta(seconds=1)).isoformat(), next_what="Call back")
+        await asyncio.sleep(1.2)
+        assert await sweep_reminders({"runtime": runtime}) == 1
+        async with runtime.sessions() as session:
+            row = await session.scalar(select(Outbox).where(Outbox.dedupe_key == f"remind:{body['planned']['id']}"))
+        return (row.channel, row.recipient) if row is not None else None
+
+    assert (await choose("sms"))["remind_by"] == "sms"
+    assert await reminded_by() == ("sms", "+447700900123")
+    assert (await choose("console"))["remind_by"] == "console"
+    assert await reminded_by() is None  # the console notice alone
+    refused = await choose("telegram", 422)  # not linked to the bot yet
+    assert "link Telegram first" in refused["error"]["fields"]["remind_by"]
+    await choose("fax", 422)
+    assert (await choose("auto"))["remind_by"] == "auto"
+    assert await reminded_by() == ("email", "alice@example.com")
+
+    # In the console: the choice sits by the plan, and offers only what reaches the agent.
+    await runtime.service.set_password(alice.id, PASSWORD)
+    await sign_in(client, email="alice@example.com")
+    card = await (await client.get(f"/desk/customers/{customer}")).text()
+    assert re.findall(r'<option value="(\w+)"', card.split('id="remind-by"')[1].split("</select>")[0]) == [
+        "auto", "email", "sms", "console"]
+    chosen = await client.post("/desk/me/remind-by", allow_redirects=False, data={
+        "csrf": csrf_of(card), "remind_by": "email", "next": f"/desk/customers/{customer}"})
+    assert chosen.status == 303 and chosen.headers["Location"] == f"/desk/customers/{customer}"
+    async with runtime.sessions() as session:
+        assert (await session.get_one(Agent, alice.id)).remind_by == "email"

@@ -104,6 +104,8 @@ class Reminded:
     planned: PlannedContact
     customer: str
     lateness: timedelta
+    language: str | None = None
+    """The agent's: their console notice is in it."""
 
 
 Notify = Callable[[AsyncSession, PlannedContact, Agent, str], Awaitable[list[int]]]
@@ -125,7 +127,7 @@ async def remind(deps: Deps, planned_id: int, notify: Notify | None = None) -> R
         name = card.name or f"#{card.id}"
         if notify is not None:
             uow.deliver(await notify(session, planned, agent, name))
-        return Reminded(planned, name, now - planned.due_at)
+        return Reminded(planned, name, now - planned.due_at, agent.language)
 
 
 async def due_reminders(deps: Deps) -> list[int]:

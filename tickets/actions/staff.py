@@ -22,6 +22,7 @@ from tickets.deps import Deps
 from tickets.errors import Conflict, InvalidInput, NotFound
 from tickets.ingest import ensure_group
 from tickets.models import (
+    REMIND_BY,
     Agent,
     AgentGroup,
     AgentSkill,
@@ -155,6 +156,25 @@ async def update_agent(deps: Deps, agent_id: int, changes: AgentChanges, *, reas
         await session.flush()
         await deps.router.drain(session, {*touched, *returned}, now)
         return (await agent_views(deps, session, [agent]))[0]
+
+
+async def set_remind_by(deps: Deps, agent_id: int, medium: str | None) -> Agent:
+    """How the agent's planned contacts remind them besides the console notice; None (or `auto`): Telegram when
+    they linked it, else email. A medium they cannot be reached by is refused, saying what to do first."""
+    medium = None if medium in (None, "", "auto") else medium
+    if medium is not None and medium not in REMIND_BY:
+        raise InvalidInput({"remind_by": f"one of {', '.join((*REMIND_BY, 'auto'))}"})
+    async with deps.store.unit() as uow:
+        agent = await uow.session.get(Agent, agent_id, with_for_update=True)
+        if agent is None:
+            raise NotFound(f"no agent {agent_id}")
+        if medium == "telegram" and not agent.telegram_chat_id:
+            raise InvalidInput({"remind_by": "link Telegram first: send the bot the code from "
+                                             "`switchboard agent telegram` (or POST /api/v1/agents/me/telegram)"})
+        if medium == "sms" and not agent.phone:
+            raise InvalidInput({"remind_by": "there is no phone number on the agent's profile"})
+        agent.remind_by = medium
+        return agent
 
 
 async def sweep_idle_agents(deps: Deps, idle: timedelta) -> list[int]:
