@@ -193,6 +193,9 @@ class TicketService:
     async def todays_plan(self, viewer: Agent) -> list[PlanLine]:
         return await plans.todays_plan(self.deps, viewer)
 
+    async def overdue_plans(self, agent_ids: Collection[int], limit: int = 50) -> list[PlanLine]:
+        return await plans.overdue_plans(self.deps, agent_ids, limit)
+
     async def activity_types(self) -> list[ActivityType]:
         return await plans.activity_types(self.deps)
 

@@ -94,15 +94,19 @@ class Asked:
         return urlencode({k: v for k, v in values.items() if v is not None})
 
 
+def agents_in(asked: Asked) -> list[AgentView]:
+    """The agents the dashboard is scoped to: everyone, one group's, or one agent."""
+    return [a for a in asked.agents if (asked.agent is None or a.agent.id == asked.agent.agent.id)
+            and (asked.group is None or asked.group.group.name in a.groups)]
+
+
 async def _tables(request: web.Request, lang: str,
                   asked: Asked) -> tuple[dict[str, tuple[list[str], list[list[Any]]]], Report]:
     """Every chart's data as (columns, rows): what the page draws and the CSV export writes."""
     service = runtime(request).service
     report = await service.report(asked.days, asked.scope)
     indicators = await service.indicators(asked.days, asked.scope, timedelta(days=asked.stale_days))
-    agents = [a for a in asked.agents
-              if (asked.agent is None or a.agent.id == asked.agent.agent.id)
-              and (asked.group is None or asked.group.group.name in a.groups)]
+    agents = agents_in(asked)
     groups = [g for g in asked.groups if asked.group is None or g.group.id == asked.group.group.id]
     channels = sorted({c for day in report.by_channel.values() for c in day})
     names = {v.agent.id: v.agent.name for v in agents}
@@ -172,8 +176,10 @@ async def dashboard(request: web.Request) -> web.Response:
         signed.agent, status=list(OPEN_STATUSES), overdue=True, limit=20,
         group=asked.group.group.name if asked.group else None,
         assignee=asked.agent.agent.id if asked.agent else "any")).tickets
+    late_plans = await runtime(request).service.overdue_plans([v.agent.id for v in agents_in(asked)])
     return page(request, "dashboard.html", signed, charts=charts, overdue=overdue, since=report.since,
-                indicators=tables["indicators"][1],
+                indicators=tables["indicators"][1], late_plans=late_plans,
+                agent_names={v.agent.id: v.agent.name for v in asked.agents},
                 now=runtime(request).clock.now(), asked=asked, periods=PERIODS, comments=report.comments,
                 groups=[g.group.name for g in asked.groups], agents=[v.agent for v in asked.agents])
 

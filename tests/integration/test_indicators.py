@@ -49,6 +49,9 @@ async def test_the_head_sees_each_agents_work_and_what_is_outside_the_band(
     assert section, page
     row = re.search(r"<tr><td>Anna</td>(.*?)</tr>", section.group(1), re.S)
     assert row
+    late = re.search(r'<li data-planned="\d+"><span class="badge late">([^<]*)</span>\s*<strong>Anna</strong> ·\s*'
+                     rf'<a href="/desk/customers/{customer}">([^<]*)</a> — Call back', section.group(1))
+    assert late and late.group(1) == "1 h", section.group(1)  # her head sees which, and how late
     cells = re.findall(r'<td( class="out-of-band")?>([^<]*)</td>', row.group(1))
     assert [(bool(marked), value) for marked, value in cells] == [
         (True, "2"),  # in work: two, outside 0–1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
@@ -24,8 +25,19 @@ async def plan_of(deps: Deps, viewer: Agent, until: datetime | None = None, *, c
                   limit: int = 100) -> list[PlanLine]:
     """The viewer's pending planned contacts due before `until` (the end of their day) or with one client, the most
     overdue first."""
+    return await _pending(deps, [viewer.id], until, customer_id, limit)
+
+
+async def overdue_plans(deps: Deps, agent_ids: Collection[int], limit: int = 50) -> list[PlanLine]:
+    """The planned contacts these agents let pass without recording the next contact, the most overdue first: what
+    their head sees."""
+    return await _pending(deps, agent_ids, deps.clock.now(), None, limit)
+
+
+async def _pending(deps: Deps, agent_ids: Collection[int], until: datetime | None, customer_id: int | None,
+                   limit: int) -> list[PlanLine]:
     query = select(PlannedContact, Customer.name).join(Customer, Customer.id == PlannedContact.customer_id).where(
-        PlannedContact.agent_id == viewer.id, PlannedContact.status == PlanStatus.pending)
+        PlannedContact.agent_id.in_(agent_ids), PlannedContact.status == PlanStatus.pending)
     if until is not None:
         query = query.where(PlannedContact.due_at < until)
     if customer_id is not None:
