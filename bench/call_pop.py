@@ -1,12 +1,15 @@
-"""Screen-pop latency: a PBX's `newCall` (Zammad's generic CTI) → the ringing agent's console has the pop.
+"""Screen-pop latency: a PBX reports a ringing call → the ringing agent's console has the pop.
 
-Usage: uv run python bench/call_pop.py [--agents 50] [--calls 200] [--runs 3]
+Usage: uv run python bench/call_pop.py [--agents 50] [--calls 200] [--runs 3] [--source cti|ami]
+--source cti (default): the PBX posts Zammad's generic CTI `newCall`; --source ami: a stand-in Asterisk manager
+(tests/fake_ami.py, in this process) sends `DialBegin` to the session a `switchboard pbx` process keeps.
 One `switchboard web` process on a fresh PostgreSQL database (BENCH_PG_URL) and Redis (BENCH_REDIS_URL, emptied
 first), `--agents` agents signed in to the console, each holding its event stream open as a browser does. Each call
 rings one agent (by extension, in turn); traffic goes only to 127.0.0.1 and stops after --calls calls.
 
-Per call:  event = the POST /api/v1/cti/{token} starts → the agent's stream has `event: call`;
-           pop   = the POST starts → the agent's GET /desk/calls/{id}/pop (what the page does on the event) answered.
+Per call:  event = the POST /api/v1/cti/{token} starts (the AMI events are written) → the agent's stream has
+                   `event: call`;
+           pop   = the same start → the agent's GET /desk/calls/{id}/pop (what the page does on the event) answered.
 Target: pop p95 ≤ 300 ms with 50 agents signed in.
 """
 
@@ -28,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.deployment import REDIS_URL, deployment, report  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from tests.fake_ami import FakeAmi  # noqa: E402
 from tests.integration.test_concurrency import wait_healthy  # noqa: E402
 
 PASSWORD = "bench-password-1"
@@ -91,14 +95,45 @@ class Console:
         await self.session.close()
 
 
-async def one_run(agents: int, calls: int) -> dict[str, float]:
+class Pbx:
+    """The PBX: Zammad's generic CTI posts, or a stand-in Asterisk manager's events."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, token: str, ami: FakeAmi | None) -> None:
+        self.http, self.base, self.token, self.ami = http, base, token, ami
+        self._ami_calls: dict[str, Any] = {}
+
+    async def ring(self, n: int, extension: str) -> str:
+        if self.ami is not None:
+            call = await self.ami.inbound_call("+442079460958", extension, linkedid=f"1765000000.{n}")
+            self._ami_calls[call.linkedid] = call
+            return str(call.linkedid)
+        async with self.http.post(f"{self.base}/api/v1/cti/{self.token}", data={
+                "event": "newCall", "from": "+442079460958", "to": extension, "direction": "in",
+                "callId": f"bench-{n}"}) as answer:
+            assert answer.status == 200, await answer.text()
+        return f"bench-{n}"
+
+    async def hang_up(self, n: int, call_id: str, extension: str) -> None:
+        if self.ami is not None:
+            await self.ami.hang_up(self._ami_calls.pop(call_id))
+            return
+        await self.http.post(f"{self.base}/api/v1/cti/{self.token}", data={
+            "event": "hangup", "from": "+442079460958", "to": extension, "direction": "in", "callId": call_id,
+            "cause": "cancel"})
+
+
+async def one_run(agents: int, calls: int, source: str) -> dict[str, float]:
     redis = aioredis.from_url(REDIS_URL)
     await redis.flushdb()
     await redis.aclose()
     port = free_port()
+    fake = await FakeAmi().start() if source == "ami" else None
     async with deployment(agents=0, capacity=10, worker=False) as setup:
         token, sessions = await prepare(setup.env, agents)
         setup.start("web", SWITCHBOARD_HTTP_PORT=str(port))
+        if fake is not None:
+            setup.start("pbx", SWITCHBOARD_AMI_URL=fake.url)
+            await fake.logged_in(timeout=30)
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as probe:
             await wait_healthy(probe, base)
@@ -108,15 +143,12 @@ async def one_run(agents: int, calls: int) -> dict[str, float]:
             await asyncio.sleep(0.5)  # every stream subscribed
             events: list[float] = []
             pops: list[float] = []
-            async with aiohttp.ClientSession() as pbx:
+            async with aiohttp.ClientSession() as http:
+                pbx = Pbx(http, base, token, fake)
                 for n in range(calls):
                     console = consoles[n % agents]
-                    call_id = f"bench-{n}"
                     started = time.perf_counter()
-                    async with pbx.post(f"{base}/api/v1/cti/{token}", data={
-                        "event": "newCall", "from": "+442079460958", "to": str(200 + n % agents), "direction": "in",
-                        "callId": call_id}) as answer:
-                        assert answer.status == 200, await answer.text()
+                    call_id = await pbx.ring(n, str(200 + n % agents))
                     while True:  # this call ringing (the previous call's `ended`/`logged` may come first)
                         arrived, data = await asyncio.wait_for(console.calls.get(), 10)
                         if f'"{call_id}"' in data and '"ringing"' in data:
@@ -124,11 +156,11 @@ async def one_run(agents: int, calls: int) -> dict[str, float]:
                     await console.pop(call_id)
                     events.append(arrived - started)
                     pops.append(time.perf_counter() - started)
-                    await pbx.post(f"{base}/api/v1/cti/{token}", data={  # hang up: the next call starts clean
-                        "event": "hangup", "from": "+442079460958", "to": str(200 + n % agents), "direction": "in",
-                        "callId": call_id, "cause": "cancel"})
+                    await pbx.hang_up(n, call_id, str(200 + n % agents))  # the next call starts clean
         finally:
             await asyncio.gather(*(c.close() for c in consoles))
+            if fake is not None:
+                await fake.stop()
     events.sort()
     pops.sort()
 
@@ -144,9 +176,10 @@ async def main() -> None:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--source", choices=("cti", "ami"), default="cti")
     args = parser.parse_args()
-    results: list[dict[str, Any]] = [await one_run(args.agents, args.calls) for _ in range(args.runs)]
-    report(results, f"{args.agents} agents signed in, {args.calls} calls one at a time "
+    results: list[dict[str, Any]] = [await one_run(args.agents, args.calls, args.source) for _ in range(args.runs)]
+    report(results, f"{args.agents} agents signed in, {args.calls} calls one at a time by {args.source} "
                     f"(PID {os.getpid()}; target pop p95 ≤ 300 ms)")
 
 
