@@ -300,8 +300,7 @@ def _agent_line(view: Any) -> str:
     agent, load = view.agent, view.load
     return (f"{agent.id:>4}  {agent.name} <{agent.email}>  {agent.role}  {agent.presence}  "
             f"{load.open}/{agent.capacity} open  load {load.weighted:g}  "
-            f"groups: {', '.join(view.groups) or '-'}  skills: {', '.join(view.skills) or '-'}"
-            f"  reminders: {agent.remind_by or 'auto'}")
+            f"groups: {', '.join(view.groups) or '-'}  skills: {', '.join(view.skills) or '-'}")
 
 
 async def _agent_list(settings: Settings, args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -74,22 +75,29 @@ async def _start_smtp(rt: Any, stack: AsyncExitStack) -> None:
     print(f"SMTP listening on {smtp.host}:{smtp.port} for {accepted}.", file=sys.stderr, flush=True)
 
 
+def _as_task(stack: AsyncExitStack, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *, grace: float) -> None:
+    """A part that runs as a task of this process until told to stop at exit, given `grace` seconds to finish (the
+    AMI session applies what the PBX already said); then it is cancelled."""
+    stopping = asyncio.Event()
+    task = asyncio.create_task(run(stopping))
+
+    async def stop() -> None:
+        stopping.set()
+        try:
+            await asyncio.wait_for(task, grace)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+
+    stack.push_async_callback(stop)
+
+
 async def _start_polling(rt: Any, stack: AsyncExitStack) -> None:
     """Telegram long polling as a task of this process; it stops (and its offset stays committed) on exit."""
     from channels.chat.telegram.polling import TelegramPoller
 
     poller = TelegramPoller(rt.telegram_bot, rt.telegram_updates())
-    stopping = asyncio.Event()
-    task = asyncio.create_task(poller.run(stopping))
-
-    async def stop() -> None:
-        stopping.set()
-        try:
-            await asyncio.wait_for(task, 5)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()  # a long poll in flight; the update it may bring is not acknowledged, so not lost
-
-    stack.push_async_callback(stop)
+    # A long poll in flight when the grace ends is cancelled: the update it may bring is not acknowledged, so not lost.
+    _as_task(stack, poller.run, grace=5)
     print("Telegram bot polling for updates.", file=sys.stderr, flush=True)
 
 
@@ -99,18 +107,7 @@ async def _start_pbx(rt: Any, stack: AsyncExitStack) -> None:
     from channels.phone.ami import AmiBridge, parse_ami_url
 
     target = parse_ami_url(rt.settings.ami_url)
-    bridge = AmiBridge(rt, target)
-    stopping = asyncio.Event()
-    task = asyncio.create_task(bridge.run(stopping))
-
-    async def stop() -> None:
-        stopping.set()
-        try:
-            await asyncio.wait_for(task, 15)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-
-    stack.push_async_callback(stop)
+    _as_task(stack, AmiBridge(rt, target).run, grace=15)
     print(f"Following calls on the Asterisk manager {target}.", file=sys.stderr, flush=True)
 
 

@@ -307,7 +307,7 @@ async def test_admin_adds_an_agent_and_gets_their_token_once(
     assert nina | {"id": 0, "last_assigned_at": None} == {
         "id": 0, "name": "Nina New", "email": "nina.new@example.com", "role": "agent", "presence": "available",
         "capacity": 5, "open_tickets": 1, "load": 1, "groups": ["Sales"], "skills": ["ru"], "last_assigned_at": None,
-        "last_seen_at": None,
+        "last_seen_at": None, "remind_by": "auto",
     }
     # Joining Sales gave her the waiting ticket at once, and her token works.
     nina_headers = {"Authorization": f"Bearer {token}"}

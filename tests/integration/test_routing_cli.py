@@ -89,7 +89,7 @@ def staff(database_url: str, tmp_path: Path) -> Staff:
 def agent_line(agent_id: int, who: str, presence: str, open_capacity: str, groups: str, skills: str,
                *, role: str = "agent", load: str = "0") -> str:
     return (f"{agent_id:>4}  {who}  {role}  {presence}  {open_capacity} open  load {load}  "
-            f"groups: {groups}  skills: {skills}  reminders: auto")
+            f"groups: {groups}  skills: {skills}")
 
 
 async def test_agents_get_skills_presence_capacity_and_groups(staff: Staff) -> None:
