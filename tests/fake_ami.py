@@ -1,10 +1,11 @@
 """A stand-in Asterisk manager (AMI) on 127.0.0.1 speaking the real protocol: the `Asterisk Call Manager/…` banner,
 `Login` (one user and secret; a wrong one is answered `Error` and the link closed, as Asterisk does), `Ping`, and
-the channel events a test sends, framed as Asterisk frames them. It can drop every session (an Asterisk restart)
+the channel events a test sends; it can leave the ActionID out of its answers and leave Ping unanswered, framed as Asterisk frames them. It can drop every session (an Asterisk restart)
 and counts the logins, so reconnection is observable from outside.
 
 `inbound_call` / `answer` / `hang_up` send the event sequences Asterisk 18 sends for a call from a trunk to an
-extension (Newchannel, DialBegin, DialEnd, BridgeEnter, Hangup of each channel), with its field names.
+extension (Newchannel, DialBegin, the phone's Newchannel and Newstate Ringing, DialEnd, Newstate Up, BridgeEnter,
+Hangup of each channel), with its field names.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ class FakeCall:
 class FakeAmi:
     def __init__(self, username: str = "switchboard", secret: str = "s3cret") -> None:
         self.username, self.secret = username, secret
+        self.action_ids = True
+        """False: answers without the ActionID (as some proxies and minimal managers do)."""
+        self.pongs = True
+        """False: Ping goes unanswered (a hung manager, or one that does not know Ping)."""
         self.logins: list[tuple[str, bool]] = []
         self._sessions: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
@@ -96,6 +101,10 @@ class FakeAmi:
                         DestConnectedLineNum=call.caller, DestContext="from-internal", DestExten=extension,
                         DestUniqueid=f"{call.linkedid}{len(call.phones)}", DestLinkedid=call.linkedid,
                         DialString=extension)
+        await self.send("Newchannel", Channel=phone, ChannelState="0", ChannelStateDesc="Down",
+                        CallerIDNum=extension, ConnectedLineNum=call.caller, Uniqueid=phone, Linkedid=call.linkedid)
+        await self.send("Newstate", Channel=phone, ChannelState="5", ChannelStateDesc="Ringing",
+                        CallerIDNum=extension, ConnectedLineNum=call.caller, Uniqueid=phone, Linkedid=call.linkedid)
 
     async def answer(self, call: FakeCall, extension: str | None = None) -> None:
         phone = next(p for p in call.phones if p.startswith(f"PJSIP/{extension or call.extension}-"))
@@ -103,8 +112,9 @@ class FakeAmi:
                         Linkedid=call.linkedid, DestChannel=phone, DestLinkedid=call.linkedid, DialStatus="ANSWER")
         await self.send("Newstate", Channel=phone, ChannelState="6", ChannelStateDesc="Up", Uniqueid=phone,
                         Linkedid=call.linkedid)
-        await self.send("BridgeEnter", Channel=call.trunk, Uniqueid=call.linkedid, Linkedid=call.linkedid,
-                        BridgeUniqueid="b-" + call.linkedid)
+        for channel, uniqueid in ((phone, phone), (call.trunk, call.linkedid)):
+            await self.send("BridgeEnter", Channel=channel, Uniqueid=uniqueid, Linkedid=call.linkedid,
+                            BridgeUniqueid="b-" + call.linkedid)
 
     async def hang_up(self, call: FakeCall, cause: int = 16) -> None:
         for phone in call.phones:
@@ -125,7 +135,7 @@ class FakeAmi:
                     return
                 action = dict(line.split(": ", 1) for line in raw.decode().split(CRLF) if ": " in line)
                 name = action.get("Action", "").lower()
-                reply = {"ActionID": action.get("ActionID", "")}
+                reply = {"ActionID": action.get("ActionID", "")} if self.action_ids else {}
                 if name == "login":
                     ok = (action.get("Username"), action.get("Secret")) == (self.username, self.secret)
                     async with self._logged_in:
@@ -140,7 +150,8 @@ class FakeAmi:
                     writer.write(_frame(Response="Success", Message="Authentication accepted", **reply))
                     writer.write(_frame(Event="FullyBooted", Privilege="system,all", Status="Fully Booted"))
                 elif name == "ping":
-                    writer.write(_frame(Response="Success", Ping="Pong", Timestamp="1765000000.000000", **reply))
+                    if self.pongs:
+                        writer.write(_frame(Response="Success", Ping="Pong", Timestamp="1765000000.000000", **reply))
                 else:
                     writer.write(_frame(Response="Error", Message="Invalid/unknown command", **reply))
                 await writer.drain()

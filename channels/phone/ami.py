@@ -1,11 +1,13 @@
 """Asterisk AMI: one manager session (panoramisk) whose channel events become the same call events the CTI endpoint
 takes, so a ringing extension pops the caller's card and the hang-up logs the call once.
 
-Asterisk 12 or later: a call is its `Linkedid` (the first channel's uniqueid, which is also its CDR's `uniqueid`,
-so a later `switchboard calls import` of Master.csv finds it logged). `DialBegin` to an agent's extension rings it,
-`DialEnd` with `ANSWER` is the answer, and the `Hangup` of the call's first channel ends it. The session reconnects
-with backoff (1 s doubling to a minute) and pings the PBX so a silent link is noticed; the events are applied in
-the order Asterisk sent them, one at a time, and an event that cannot be stored is parked, never blocking the next.
+A call is its `Linkedid` (the first channel's uniqueid, which is also its CDR's `uniqueid`, so a later `switchboard
+calls import` of Master.csv finds it logged). `DialBegin` to an agent's extension rings it (Asterisk 11's `Dial`
+Begin too, and an extension's channel reported `Ringing`, its caller the connected line); `DialEnd` with `ANSWER`
+is the answer (or the phone's channel going up, entering the call's bridge, a queue's `AgentConnect`), and the
+`Hangup` of the call's first channel ends it. The session reconnects with backoff (1 s doubling to a minute),
+pings the PBX and keeps TCP keepalive on, so a silent link is noticed; the events are applied in the order Asterisk
+sent them, one at a time, and an event that cannot be stored is parked, never blocking the next.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import asyncio
 import json
 import logging
 import random
+import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
 from redis.exceptions import RedisError
 
 from channels.phone.call_events import apply_call_event, read_number
@@ -35,6 +39,10 @@ DEFAULT_PORT = 5038
 CAUSES = {1: "notFound", 3: "notFound", 16: "normalClearing", 17: "busy", 18: "noAnswer", 19: "noAnswer",
           21: "busy", 27: "failed", 34: "congestion", 38: "congestion", 41: "failed", 42: "congestion"}
 """Q.850 hang-up causes as Zammad's CTI names them (what the call log makes of a call nobody answered)."""
+RINGING, UP = "5", "6"
+"""Asterisk's channel states: the phone rings; it is off the hook."""
+ANSWERS = ("Newstate", "BridgeEnter", "AgentConnect")
+"""Events that say which phone took an inbound call (besides `DialEnd` with `ANSWER`)."""
 REMEMBERED_CALLS = 10_000
 """Calls in progress kept in memory; a call whose hang-up never came is forgotten after this many newer ones."""
 
@@ -76,6 +84,8 @@ class _Call:
     called: str | None
     client: str | None
     answered: bool = False
+    rung: set[str] = field(default_factory=set)
+    """The extensions told of it already (Asterisk reports one phone ringing more than once)."""
 
 
 class AmiCalls:
@@ -87,20 +97,33 @@ class AmiCalls:
 
     def read(self, event: Mapping[str, str]) -> CallEvent | None:
         """The call event this AMI event (its header names lower-cased) is, or None: an internal call, a leg we do
-        not follow, another event."""
+        not follow, another event, or one that tells nothing new (a phone already ringing, a call answered)."""
         name = event.get("event", "")
+        if name == "Dial":  # Asterisk 11 and older: `Dial` with SubEvent Begin or End, the callee its `Destination`
+            name = {"begin": "DialBegin", "end": "DialEnd"}.get(event.get("subevent", "").lower(), "")
+            event = {**event, "destchannel": event.get("destchannel") or event.get("destination", "")}
         linked = event.get("linkedid") or event.get("uniqueid") or ""
         if not linked:
             return None
         if name == "DialBegin":
             return self._dial(linked, event)
+        if name in ("Newchannel", "Newstate") and event.get("channelstate") == RINGING:
+            return self._phone_rings(linked, event)
         call = self._calls.get(linked)
         if call is None:
             return None
-        if name == "DialEnd" and event.get("dialstatus", "").upper() == "ANSWER" and not call.answered:
-            call.answered = True
+        if name == "DialEnd":
+            if event.get("dialstatus", "").upper() != "ANSWER":
+                return None
             taker = _extension(event.get("destchannel", "")) if call.direction == "in" else call.caller
-            return self._event(linked, call, "answer", answering=taker)
+            return self._answered(linked, call, taker)
+        if name in ANSWERS and call.direction == "in" \
+                and (name == "AgentConnect" or event.get("uniqueid") != linked) \
+                and (name != "Newstate" or event.get("channelstate") == UP):
+            # The phone that took it: its channel went up, entered the call's bridge, or took the queue's call.
+            leg = event.get("destchannel") or event.get("interface", "") if name == "AgentConnect" \
+                else event.get("channel", "")
+            return self._answered(linked, call, _extension(leg))
         if name == "Hangup" and event.get("uniqueid") == linked:
             del self._calls[linked]
             cause = CAUSES.get(_int(event.get("cause")), "normalClearing")
@@ -111,25 +134,49 @@ class AmiCalls:
         ringing = _extension(event.get("destchannel", ""))
         call = self._calls.get(linked)
         if call is not None:  # another phone rings for it (a ring group, a queue's members)
-            if call.direction == "in" and ringing and not call.answered:
-                return self._event(linked, call, "ring", extensions=(ringing,))
-            return None
+            return self._rings(linked, call, ringing)
         dialling = _extension(event.get("channel", "")) or numbers.extension_of(event.get("calleridnum", ""))
         if ringing and not dialling:
-            caller, client = read_number(event.get("calleridnum"), self.region)
-            call = _Call("in", caller, ringing, client)
-            extensions: tuple[str, ...] = (ringing,)
-        elif dialling and not ringing:
+            caller, client = read_number(_number(event.get("calleridnum")), self.region)
+            return self._new(linked, _Call("in", caller, ringing, client), ringing)
+        if dialling and not ringing:
             dialled = event.get("exten") or event.get("dialstring", "").rsplit("/", 1)[-1]
             called, client = read_number(dialled or None, self.region)
-            call = _Call("out", dialling, called, client)
-            extensions = (dialling,)
-        else:
-            return None  # between two extensions, or between two outside lines
+            return self._new(linked, _Call("out", dialling, called, client), dialling)
+        return None  # between two extensions, or between two outside lines
+
+    def _phone_rings(self, linked: str, event: Mapping[str, str]) -> CallEvent | None:
+        """An extension's channel is ringing (PBXs and tools that report no `DialBegin` still report this); the
+        caller is its connected line."""
+        ringing = _extension(event.get("channel", ""))
+        call = self._calls.get(linked)
+        if call is not None or not ringing:
+            return self._rings(linked, call, ringing) if call is not None else None
+        caller_number = _number(event.get("connectedlinenum"))
+        if event.get("uniqueid") == linked and event.get("linkedid") or \
+                (caller_number and numbers.extension_of(caller_number)):
+            return None  # the call's own first channel (an originated call), or a colleague calling
+        caller, client = read_number(caller_number, self.region)
+        return self._new(linked, _Call("in", caller, ringing, client), ringing)
+
+    def _new(self, linked: str, call: _Call, extension: str) -> CallEvent:
         self._calls[linked] = call
         while len(self._calls) > REMEMBERED_CALLS:
             del self._calls[next(iter(self._calls))]
-        return self._event(linked, call, "ring", extensions=extensions)
+        call.rung.add(extension)
+        return self._event(linked, call, "ring", extensions=(extension,))
+
+    def _rings(self, linked: str, call: _Call, extension: str | None) -> CallEvent | None:
+        if call.direction != "in" or call.answered or not extension or extension in call.rung:
+            return None
+        call.rung.add(extension)
+        return self._event(linked, call, "ring", extensions=(extension,))
+
+    def _answered(self, linked: str, call: _Call, taker: str | None) -> CallEvent | None:
+        if call.answered or not taker:
+            return None
+        call.answered = True
+        return self._event(linked, call, "answer", answering=taker)
 
     @staticmethod
     def _event(linked: str, call: _Call, kind: Literal["ring", "answer", "hangup"], *,
@@ -139,7 +186,16 @@ class AmiCalls:
 
 
 def _extension(channel: str) -> str | None:
-    return numbers.extension_from_channel(channel) if channel else None
+    """The extension of a phone's channel (`PJSIP/201-0000002a`, `Local/201@from-queue-…;1`) or interface
+    (`PJSIP/201`)."""
+    if not channel:
+        return None
+    return numbers.extension_from_channel(channel) or numbers.extension_from_channel(channel + "-")
+
+
+def _number(raw: str | None) -> str | None:
+    """A caller id as Asterisk writes it, `<unknown>` when it has none."""
+    return None if raw is None or raw.strip() in ("", "<unknown>") else raw
 
 
 def _int(raw: str | None) -> int:
@@ -147,6 +203,17 @@ def _int(raw: str | None) -> int:
         return int(raw or 0)
     except ValueError:
         return 0
+
+
+class _Protocol(AMIProtocol):
+    """panoramisk's protocol, lenient to a manager (or a proxy in front of one) that drops the ActionID from its
+    answers: an answer without one belongs to the one action waiting, if only one is."""
+
+    def handle_message(self, message: Any) -> Any:
+        waiting = {id(action): action for action in self.responses.values()}
+        if message.id is None and "response" in message and len(waiting) == 1:
+            message["ActionID"] = next(iter(waiting.values())).id
+        return super().handle_message(message)
 
 
 class _Session(Manager):
@@ -165,6 +232,7 @@ class _Session(Manager):
                 self.ready.set_exception(f.exception() or OSError("the connection was cancelled"))
             return
         super().connection_made(f)
+        _keep_alive(f.result()[0])
         if not self.ready.done():
             self.ready.set_result(None)
 
@@ -223,7 +291,7 @@ class AmiBridge:
     async def _session(self, stopping: asyncio.Event) -> None:
         t = self.target
         session = _Session(host=t.host, port=t.port, ssl=t.tls, encoding="utf8", loop=asyncio.get_running_loop(),
-                           ping_delay=10**9, log=log)
+                           ping_delay=10**9, log=log, protocol_factory=_Protocol)
         for name in self.FOLLOWED:
             session.register_event(name, self._received)
         try:
@@ -236,6 +304,7 @@ class AmiBridge:
             log.info("AMI session open with %s", t)
             self.connected.set()
             stop: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
+            pongs = 0
             try:
                 while True:
                     done, _ = await asyncio.wait({session.lost, stop}, timeout=self.ping_seconds,
@@ -244,12 +313,22 @@ class AmiBridge:
                         return
                     if session.lost in done:
                         raise ConnectionResetError("the PBX closed the session")
-                    pong = session.send_action({"Action": "Ping"})
-                    await asyncio.wait_for(asyncio.shield(pong), self.timeout)
+                    pongs = await self._ping(session, pongs)
             finally:
                 stop.cancel()
         finally:
             session.close()
+
+    async def _ping(self, session: _Session, pongs: int) -> int:
+        """A Ping; a manager that has answered one before and now does not within the timeout is taken for hung
+        (the link is dropped and made again). One that never answers pings is trusted to TCP keepalive."""
+        try:
+            await asyncio.wait_for(asyncio.shield(session.send_action({"Action": "Ping"})), self.timeout)
+        except TimeoutError:
+            if pongs:
+                raise TimeoutError(f"the PBX did not answer a Ping within {self.timeout:g} s") from None
+            return 0
+        return pongs + 1
 
     def _received(self, _: Manager, event: Mapping[str, Any]) -> None:
         """panoramisk's callback: queue it, so events are applied in the order they came."""
@@ -288,6 +367,18 @@ class AmiBridge:
                                                     payload=json.dumps(dict(event)), attempts=failures)
                 log.error("AMI %s of call %s parked as item %d: %s", call_event.kind, call_event.call_id, number, exc)
                 return
+
+def _keep_alive(transport: asyncio.BaseTransport) -> None:
+    """TCP keepalive on the manager's socket: a link cut without a word is noticed within about a minute even when
+    the PBX answers no Ping."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
 
 async def _wait(stopping: asyncio.Event, seconds: float) -> None:
     try:

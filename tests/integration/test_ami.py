@@ -141,6 +141,32 @@ async def test_the_session_survives_an_asterisk_restart(runtime: Runtime, add_ag
     assert running.task.done() and running.task.exception() is None
 
 
+async def test_a_manager_without_action_ids_or_pongs_is_followed_and_a_hung_one_is_left(
+    runtime: Runtime, add_agent: Any, pbx: FakeAmi
+) -> None:
+    await agent(runtime, add_agent, "Alice", "201")
+    pbx.action_ids, pbx.pongs = False, False  # a minimal manager: it never answered a Ping, so none is awaited
+    running = await bridged(runtime, pbx.url)
+    try:
+        await asyncio.wait_for(running.bridge.connected.wait(), 5)
+        await asyncio.sleep(3)  # six ping intervals, no Pong: still one session
+        assert len(pbx.logins) == 1 and running.bridge.connected.is_set()
+        call = await pbx.inbound_call(CLIENT, "201")
+        await pbx.hang_up(call)
+        [logged] = await until(lambda: calls_logged(runtime))
+        assert (logged.call_id, logged.disposition) == (call.linkedid, "missed")
+
+        # A manager that answered pings and stops is taken for hung: the link is made again.
+        pbx.action_ids, pbx.pongs = True, True
+        await pbx.drop()
+        await pbx.logged_in(count=2)
+        await asyncio.sleep(1)  # a Pong or two
+        pbx.pongs = False
+        await pbx.logged_in(count=3, timeout=10)
+    finally:
+        await running.stop()
+
+
 async def test_a_wrong_secret_is_retried_with_backoff_and_nothing_crashes(runtime: Runtime, pbx: FakeAmi) -> None:
     wrong = pbx.url.replace(pbx.secret, "not-it")
     running = await bridged(runtime, wrong)

@@ -69,3 +69,58 @@ def test_the_ami_url_names_the_manager_user_and_is_refused_in_words_otherwise() 
                        ("ami://u:p@pbx:notaport", "port")]:
         with pytest.raises(ValueError, match=words):
             parse_ami_url(url)
+
+
+def test_asterisk_18s_whole_sequence_is_one_ring_one_answer_one_end() -> None:
+    """What Asterisk really sends for one call: the phone's ringing and answer are told more than once."""
+    calls = AmiCalls("GB")
+    phone = {"channel": "PJSIP/201-00000002", "uniqueid": "17.2", "linkedid": "17.1",
+             "connectedlinenum": "+442079460958"}
+    sequence = [
+        {"event": "Newchannel", **TRUNK, "channelstate": "4"},
+        dial("PJSIP/201-00000002"),
+        {"event": "Newchannel", **phone, "channelstate": "0"},
+        {"event": "Newstate", **phone, "channelstate": "5"},  # Ringing: told already by DialBegin
+        {"event": "DialEnd", **TRUNK, "destchannel": "PJSIP/201-00000002", "dialstatus": "ANSWER"},
+        {"event": "Newstate", **phone, "channelstate": "6"},  # Up: answered already
+        {"event": "BridgeEnter", **phone},
+        {"event": "BridgeEnter", **TRUNK},
+        {"event": "Hangup", **phone, "cause": "16"},
+        {"event": "Hangup", **TRUNK, "cause": "16"},
+    ]
+    told = [(e.kind, e.extensions, e.answering) for e in map(calls.read, sequence) if e is not None]
+    assert told == [("ring", ("201",), None), ("answer", (), "201"), ("hangup", (), None)]
+
+
+def test_a_pbx_that_reports_only_channel_states_is_read_too() -> None:
+    """No DialBegin: the extension's channel rings (the caller is its connected line) and goes up."""
+    calls = AmiCalls("GB")
+    phone = {"channel": "SIP/202-0000001b", "uniqueid": "30.2", "linkedid": "30.1"}
+    ring = calls.read({"event": "Newstate", **phone, "channelstate": "5", "connectedlinenum": "02079460958"})
+    assert ring is not None and (ring.call_id, ring.client_number, ring.extensions) == (
+        "30.1", "+442079460958", ("202",))
+    answer = calls.read({"event": "Newstate", **phone, "channelstate": "6"})
+    assert answer is not None and answer.answering == "202"
+    ended = calls.read({"event": "Hangup", "channel": "SIP/trunk-1a", "uniqueid": "30.1", "linkedid": "30.1",
+                        "cause": "16"})
+    assert ended is not None and ended.kind == "hangup"
+    assert calls.read({"event": "Newstate", "channel": "SIP/203-1c", "uniqueid": "31.2", "linkedid": "31.1",
+                       "channelstate": "5", "connectedlinenum": "204"}) is None  # a colleague calling
+
+
+def test_asterisk_11_dial_events_and_a_queue_member_taking_the_call() -> None:
+    calls = AmiCalls("GB")
+    ring = calls.read({"event": "Dial", "subevent": "Begin", "channel": "SIP/trunk-00000001",
+                       "destination": "SIP/201-00000002", "calleridnum": "+442079460958", "uniqueid": "40.1",
+                       "destuniqueid": "40.2"})
+    assert ring is not None and (ring.call_id, ring.extensions) == ("40.1", ("201",))
+    answer = calls.read({"event": "Dial", "subevent": "End", "channel": "SIP/trunk-00000001", "uniqueid": "40.1",
+                         "destination": "SIP/201-00000002", "dialstatus": "ANSWER"})
+    assert answer is not None and answer.answering == "201"
+
+    queued = AmiCalls("GB")
+    queued.read(dial("Local/201@from-queue-00000003;1"))
+    queued.read(dial("Local/202@from-queue-00000004;1"))
+    taken = queued.read({"event": "AgentConnect", **TRUNK, "destchannel": "", "interface": "PJSIP/202",
+                         "membername": "Bob"})
+    assert taken is not None and (taken.kind, taken.answering) == ("answer", "202")
