@@ -1,7 +1,8 @@
 """A stand-in Asterisk manager (AMI) on 127.0.0.1 speaking the real protocol: the `Asterisk Call Manager/…` banner,
 `Login` (one user and secret; a wrong one is answered `Error` and the link closed, as Asterisk does), `Ping`, and
-the channel events a test sends; it can leave the ActionID out of its answers and leave Ping unanswered, framed as Asterisk frames them. It can drop every session (an Asterisk restart)
-and counts the logins, so reconnection is observable from outside.
+the channel events a test sends, framed as Asterisk frames them. It can drop every session (an Asterisk restart),
+leave the ActionID out of its answers and leave Ping unanswered, and counts the logins, so reconnection is
+observable from outside.
 
 `inbound_call` / `answer` / `hang_up` send the event sequences Asterisk 18 sends for a call from a trunk to an
 extension (Newchannel, DialBegin, the phone's Newchannel and Newstate Ringing, DialEnd, Newstate Up, BridgeEnter,

@@ -41,6 +41,7 @@ CAUSES = {1: "notFound", 3: "notFound", 16: "normalClearing", 17: "busy", 18: "n
 """Q.850 hang-up causes as Zammad's CTI names them (what the call log makes of a call nobody answered)."""
 RINGING, UP = "5", "6"
 """Asterisk's channel states: the phone rings; it is off the hook."""
+STATES = {"ringing": RINGING, "up": UP}
 ANSWERS = ("Newstate", "BridgeEnter", "AgentConnect")
 """Events that say which phone took an inbound call (besides `DialEnd` with `ANSWER`)."""
 REMEMBERED_CALLS = 10_000
@@ -107,7 +108,7 @@ class AmiCalls:
             return None
         if name == "DialBegin":
             return self._dial(linked, event)
-        if name in ("Newchannel", "Newstate") and event.get("channelstate") == RINGING:
+        if name in ("Newchannel", "Newstate") and _state(event) == RINGING:
             return self._phone_rings(linked, event)
         call = self._calls.get(linked)
         if call is None:
@@ -119,7 +120,7 @@ class AmiCalls:
             return self._answered(linked, call, taker)
         if name in ANSWERS and call.direction == "in" \
                 and (name == "AgentConnect" or event.get("uniqueid") != linked) \
-                and (name != "Newstate" or event.get("channelstate") == UP):
+                and (name != "Newstate" or _state(event) == UP):
             # The phone that took it: its channel went up, entered the call's bridge, or took the queue's call.
             leg = event.get("destchannel") or event.get("interface", "") if name == "AgentConnect" \
                 else event.get("channel", "")
@@ -191,6 +192,11 @@ def _extension(channel: str) -> str | None:
     if not channel:
         return None
     return numbers.extension_from_channel(channel) or numbers.extension_from_channel(channel + "-")
+
+
+def _state(event: Mapping[str, str]) -> str:
+    """The channel's state as its number (`ChannelState`), or from its words (`ChannelStateDesc`) alone."""
+    return event.get("channelstate") or STATES.get(event.get("channelstatedesc", "").lower(), "")
 
 
 def _number(raw: str | None) -> str | None:

@@ -99,7 +99,7 @@ def test_a_pbx_that_reports_only_channel_states_is_read_too() -> None:
     ring = calls.read({"event": "Newstate", **phone, "channelstate": "5", "connectedlinenum": "02079460958"})
     assert ring is not None and (ring.call_id, ring.client_number, ring.extensions) == (
         "30.1", "+442079460958", ("202",))
-    answer = calls.read({"event": "Newstate", **phone, "channelstate": "6"})
+    answer = calls.read({"event": "Newstate", **phone, "channelstatedesc": "Up"})  # the words alone will do
     assert answer is not None and answer.answering == "202"
     ended = calls.read({"event": "Hangup", "channel": "SIP/trunk-1a", "uniqueid": "30.1", "linkedid": "30.1",
                         "cause": "16"})
