@@ -63,7 +63,7 @@ class CallDetails:
     """The agent's extension that took or made the call; finds the agent when no id or email is given."""
     notes: str | None = None
     recording_url: str | None = None
-    source: Literal["api", "cdr", "cti"] = "api"
+    source: Literal["api", "cdr", "cti", "ami"] = "api"
     ticket_number: int | None = None
     """The ticket an agent put the call on while it rang (the pop): an answered call joins it while it is open."""
 

@@ -659,6 +659,8 @@ class LiveCall(Base):
     client_number: Mapped[str | None] = mapped_column(String(64))
     """The outside party in E.164 (the caller of an inbound call); None when withheld or not a number."""
     queue: Mapped[str | None] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(8), default="cti", server_default="cti")
+    """Who reports it: `cti` (the endpoint) or `ami` (the Asterisk session); its log entry says the same."""
     ringing: Mapped[list[int]] = mapped_column(JSON, default=list)
     """The agents whose phone rings (or who dial out): they get the pop."""
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))

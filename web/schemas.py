@@ -73,7 +73,9 @@ class CallOut(FromRow):
     talk_time: int = Field(description="Seconds from answer to end.")
     notes: str | None
     recording_url: str | None
-    source: Literal["api", "cdr", "cti"]
+    source: Literal["api", "cdr", "cti", "ami"] = Field(
+        description="Who logged it: api (POST /api/v1/calls), cdr (an import), cti (the CTI endpoint's events), ami "
+                    "(the Asterisk manager session).")
 
 
 class CallLogged(BaseModel):

@@ -183,7 +183,8 @@ class AmiCalls:
     def _event(linked: str, call: _Call, kind: Literal["ring", "answer", "hangup"], *,
                extensions: tuple[str, ...] = (), answering: str | None = None, cause: str | None = None) -> CallEvent:
         return CallEvent(call_id=linked, kind=kind, direction=call.direction, caller=call.caller, called=call.called,
-                         client_number=call.client, extensions=extensions, answering=answering, cause=cause)
+                         client_number=call.client, extensions=extensions, answering=answering, cause=cause,
+                         source="ami")
 
 
 def _extension(channel: str) -> str | None:

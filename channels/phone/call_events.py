@@ -22,17 +22,25 @@ log = logging.getLogger(__name__)
 
 
 def read_number(raw: str | None, region: str | None) -> tuple[str | None, str | None]:
-    """(as the call keeps it, the client's E.164): an extension as written, E.164 for an outside number."""
+    """(as the call keeps it, the client's E.164): an extension as written, E.164 for an outside number. A number
+    given without its `+` (trunks often do; curl's form encoding turns `+` into a space) is read as international
+    when it is valid so; one that cannot be read is kept as written, on no card, and said in the log."""
     if raw is None or numbers.is_withheld(raw):
         return None, None
     extension = numbers.extension_of(raw)
     if extension is not None:
         return extension, None
-    try:
-        e164 = numbers.to_e164(raw, region)
-    except InvalidAddress:
-        return raw, None
-    return e164, e164
+    for candidate in (raw, f"+{raw.strip()}" if raw.strip()[:1].isdigit() and raw.strip()[:1] != "0" else None):
+        if candidate is None:
+            continue
+        try:
+            e164 = numbers.to_e164(candidate, region)
+        except InvalidAddress:
+            continue
+        return e164, e164
+    log.warning("the call's number %r is not one Switchboard can read%s; the call goes on no card", raw,
+                "" if region else " (national numbers need SWITCHBOARD_PHONE_REGION)")
+    return raw, None
 
 
 async def apply_call_event(rt: Runtime, event: CallEvent) -> dict[str, Any]:

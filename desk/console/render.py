@@ -80,6 +80,8 @@ WORDS: dict[str, dict[str, str]] = {
         "unknown_number": "Unknown number.", "call_client_name": "Name", "call_new_card": "Create a card",
         "call_card_number": "Card no.", "call_link_card": "Add the number to that card",
         "withheld_hint": "The caller withheld their number: the call is logged, nobody can be called back.",
+        "unreadable_hint": "This number is not one Switchboard can read as a phone number (national numbers need "
+                           "SWITCHBOARD_PHONE_REGION): the call is logged on no card.",
         "call_new_ticket": "Open a ticket for this call", "call_ended": "The call ended",
         "call_logged": "logged", "calls_now": "Ringing and in progress", "call_since": "For",
         "call_direction": "Direction", "call_party": "Client", "call_state": "State", "call_agents": "Agents",
@@ -191,6 +193,8 @@ WORDS: dict[str, dict[str, str]] = {
         "unknown_number": "Неизвестный номер.", "call_client_name": "Имя", "call_new_card": "Создать карточку",
         "call_card_number": "№ карточки", "call_link_card": "Добавить номер в эту карточку",
         "withheld_hint": "Номер скрыт: звонок попадёт в журнал, перезвонить некому.",
+        "unreadable_hint": "Этот номер Switchboard не может прочитать как телефонный (для номеров без кода страны "
+                           "нужен SWITCHBOARD_PHONE_REGION): звонок записан без карточки.",
         "call_new_ticket": "Открыть заявку по звонку", "call_ended": "Звонок завершён",
         "call_logged": "в журнале", "calls_now": "Звонят и идут разговоры", "call_since": "Длится",
         "call_direction": "Направление", "call_party": "Клиент", "call_state": "Состояние", "call_agents": "Сотрудники",

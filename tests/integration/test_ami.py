@@ -82,8 +82,8 @@ async def test_an_ami_call_pops_the_card_for_the_ringing_extension_and_is_logged
         assert await asyncio.wait_for(next_event(stream, "call"), 5) == {"call": call.linkedid, "state": "logged"}
         stream.close()
         [logged] = await calls_logged(runtime)
-        assert (logged.call_id, logged.disposition, logged.agent_id, logged.caller, logged.called) == (
-            call.linkedid, "answered", alice.id, CLIENT, "201")
+        assert (logged.call_id, logged.disposition, logged.agent_id, logged.caller, logged.called, logged.source) == (
+            call.linkedid, "answered", alice.id, CLIENT, "201", "ami")
 
         # Master.csv carries the same uniqueid: importing it (or posting it) later is a duplicate.
         headers = (await add_agent("PBX"))[1]

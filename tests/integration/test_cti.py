@@ -218,3 +218,27 @@ async def test_a_call_that_ended_but_was_never_logged_is_logged_by_the_sweep_onc
     async with runtime.sessions() as session:
         live = await session.scalar(select(LiveCall).where(LiveCall.call_id == "zs-5"))
     assert live is not None and live.logged_call_id == call.id
+
+
+async def test_a_plus_lost_to_form_encoding_still_finds_the_card_and_an_unreadable_number_says_so(
+    client: Client, runtime: Runtime, add_agent: Any
+) -> None:
+    """`curl --data "from=+44 …"` sends the + as a space; a number no region can read is kept as written."""
+    token = await runtime.service.rotate_cti_token()
+    await agent(runtime, add_agent, "Alice", "201")
+    ticket = await known_client(runtime)
+    await cti(client, token, event="newCall", **{"from": " 44 20 7946 0958"}, to="201", direction="in",
+              callId="zf-6", user=["Alice"])
+    await sign_in(client, email="alice@example.com")
+    pop = await (await client.get("/desk/calls/zf-6/pop")).text()
+    assert "Carl Client" in pop and f"#{ticket.id} Printer jams" in pop
+
+    await cti(client, token, event="newCall", **{"from": "212 555 1234"}, to="201", direction="in",
+              callId="zf-7", user=["Alice"])
+    pop = await (await client.get("/desk/calls/zf-7/pop")).text()
+    assert "212 555 1234" in pop and "not one Switchboard can read" in pop and "withheld" not in pop
+    ended = await cti(client, token, event="hangup", **{"from": "212 555 1234"}, to="201", direction="in",
+                      callId="zf-7", cause="cancel")
+    assert ended["logged"] is True
+    logged = [c for c in await calls_logged(runtime) if c.call_id == "zf-7"]
+    assert [(c.caller, c.customer_id) for c in logged] == [("212 555 1234", None)]

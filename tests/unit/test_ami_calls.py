@@ -18,7 +18,7 @@ def test_a_call_from_a_trunk_rings_the_extensions_dialled_and_is_answered_and_en
     calls = AmiCalls("GB")
     ring = calls.read(dial("PJSIP/201-00000002", exten="201", dialstring="201"))
     assert ring == CallEvent(call_id="17.1", kind="ring", direction="in", caller="+442079460958", called="201",
-                             client_number="+442079460958", extensions=("201",))
+                             client_number="+442079460958", extensions=("201",), source="ami")
     group = calls.read(dial("Local/202@from-queue-00000003;1"))
     assert group is not None and (group.kind, group.extensions) == ("ring", ("202",))
     answer = calls.read({"event": "DialEnd", **TRUNK, "destchannel": "PJSIP/202-00000004", "dialstatus": "ANSWER"})

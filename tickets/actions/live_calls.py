@@ -71,6 +71,7 @@ class CallEvent:
     """Who answered: an agent's id, email or extension (Zammad's `answeringNumber`)."""
     queue: str | None = None
     cause: str | None = None
+    source: Literal["cti", "ami"] = "cti"
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ async def record_call_event(deps: Deps, event: CallEvent) -> CallChange:
         if call is None:
             call = LiveCall(call_id=event.call_id, direction=Direction(event.direction), state=LiveCallState.ringing,
                             caller=event.caller, called=event.called, client_number=event.client_number,
-                            queue=event.queue, ringing=[], started_at=now, updated_at=now)
+                            queue=event.queue, source=event.source, ringing=[], started_at=now, updated_at=now)
             session.add(call)
             if event.client_number is not None:
                 call.customer_id = await _card_of(session, event.client_number)
@@ -169,7 +170,7 @@ def ended_call_inbound(call: LiveCall) -> Inbound:
         caller=call.caller, called=call.called, answered_at=call.answered_at, ended_at=end,
         duration=max(0, int((end - call.started_at).total_seconds())),
         talk_time=max(0, int((end - call.answered_at).total_seconds())) if call.answered_at else 0,
-        agent_id=call.agent_id, source="cti", ticket_number=call.ticket_id,
+        agent_id=call.agent_id, source="ami" if call.source == "ami" else "cti", ticket_number=call.ticket_id,
     )
     identities = (Identity("phone", call.client_number),) if call.client_number else ()
     return Inbound(channel="phone", identities=identities, body_text="", external_id=call.call_id, call=details)
