@@ -36,6 +36,7 @@ from tickets.models import (
     Agent,
     CannedResponse,
     Group,
+    LiveCall,
     Message,
     Outcome,
     OutcomeReason,
@@ -148,6 +149,9 @@ class TicketService:
     # --- queries.live_calls ----------------------------------------
     async def call_pop(self, viewer: Agent, call_id: str) -> CallPop:
         return await live_calls.call_pop(self.deps, viewer, call_id)
+
+    async def calls_in_progress(self, source: str) -> list[LiveCall]:
+        return await live_calls.calls_in_progress(self.deps, source)
 
     async def caller_log(self, since: datetime) -> CallerLog:
         return await live_calls.caller_log(self.deps, since)

@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -31,6 +31,7 @@ from channels.phone.entry import CHANNEL
 from tickets import phone_numbers as numbers
 from tickets.actions.live_calls import CallEvent
 from tickets.errors import StoreUnavailable
+from tickets.models import Direction, LiveCall
 from web.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,14 @@ class AmiCalls:
     def __init__(self, region: str | None) -> None:
         self.region = region
         self._calls: dict[str, _Call] = {}
+
+    def resume(self, calls: Iterable[LiveCall]) -> int:
+        """Take up the calls the session reported before this process started (ringing or in progress): their
+        answer and hang-up are then read as if it had never stopped."""
+        for call in calls:
+            self._calls[call.call_id] = _Call("out" if call.direction == Direction.outbound else "in", call.caller,
+                                              call.called, call.client_number, answered=call.answered_at is not None)
+        return len(self._calls)
 
     def read(self, event: Mapping[str, str]) -> CallEvent | None:
         """The call event this AMI event (its header names lower-cased) is, or None: an internal call, a leg we do
@@ -267,6 +276,11 @@ class AmiBridge:
 
     async def run(self, stopping: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
+        try:
+            if taken := self.calls.resume(await self.rt.service.calls_in_progress("ami")):
+                log.info("took up %d calls in progress from before this process started", taken)
+        except (StoreUnavailable, OSError) as exc:
+            log.warning("calls in progress before this start not taken up (%s): their CDR import logs them", exc)
         applying = asyncio.create_task(self._apply_all(stopping))
         delay = self.first_delay
         try:

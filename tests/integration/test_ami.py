@@ -141,6 +141,34 @@ async def test_the_session_survives_an_asterisk_restart(runtime: Runtime, add_ag
     assert running.task.done() and running.task.exception() is None
 
 
+async def test_a_call_in_progress_when_the_pbx_role_restarts_is_taken_up_and_logged_once(
+    runtime: Runtime, add_agent: Any, pbx: FakeAmi
+) -> None:
+    alice = await agent(runtime, add_agent, "Alice", "201")
+    first = await bridged(runtime, pbx.url)
+    await pbx.logged_in()
+    call = await pbx.inbound_call(CLIENT, "201")
+    await pbx.answer(call)
+
+    async def answered() -> bool:
+        async with runtime.sessions() as session:
+            live = await session.scalar(select(LiveCall).where(LiveCall.call_id == call.linkedid))
+        return live is not None and live.answered_at is not None
+
+    await until(answered)
+    await first.stop()  # `switchboard pbx` restarts while Alice talks
+    second = await bridged(runtime, pbx.url)
+    try:
+        await pbx.logged_in(count=2)
+        await asyncio.wait_for(second.bridge.connected.wait(), 5)
+        await pbx.hang_up(call)
+        [logged] = await until(lambda: calls_logged(runtime))
+        assert (logged.call_id, logged.disposition, logged.agent_id, logged.source) == (
+            call.linkedid, "answered", alice.id, "ami")
+    finally:
+        await second.stop()
+
+
 async def test_a_manager_without_action_ids_or_pongs_is_followed_and_a_hung_one_is_left(
     runtime: Runtime, add_agent: Any, pbx: FakeAmi
 ) -> None:

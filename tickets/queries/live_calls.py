@@ -96,6 +96,14 @@ class CallerLog:
     customers: dict[int, str]
 
 
+async def calls_in_progress(deps: Deps, source: str, limit: int = 10_000) -> list[LiveCall]:
+    """The calls a source reported ringing or in progress and not yet ended: what it takes up again on a restart."""
+    async with deps.store.session() as session:
+        return list(await session.scalars(select(LiveCall).where(
+            LiveCall.state != LiveCallState.ended, LiveCall.source == source)
+            .order_by(LiveCall.started_at).limit(limit)))
+
+
 async def caller_log(deps: Deps, since: datetime, limit: int = 100) -> CallerLog:
     async with deps.store.session() as session:
         live = list(await session.scalars(select(LiveCall).where(LiveCall.state != LiveCallState.ended)
