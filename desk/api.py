@@ -49,7 +49,8 @@ class HistoryQuery(QueryParams):
         [], description="Comma-separated types: `message`, `call`, `activity`, a channel (email, telegram, webchat, "
                         "webform, portal) or an activity type (meeting, demonstration, …); none: everything.")
     limit: int = Field(100, ge=1, le=MAX_PAGE, description=f"Page size, 1–{MAX_PAGE} (default 100).")
-    before: AwareDatetime | None = Field(None, description="`next_before` of the previous page.")
+    before: AwareDatetime | None = Field(None, description="`next_before` of the previous page (contacts at or "
+                                                                 "before it).")
 
 
 class ForecastQuery(QueryParams):
@@ -166,13 +167,11 @@ async def get_customer(request: web.Request) -> web.Response:
 async def customer_history(request: web.Request) -> web.Response:
     agent = await authenticate(request)
     asked = query(request, HistoryQuery)
-    found = await runtime(request).service.customer_history(
-        agent, path_id(request, "id"), [t.strip().lower() for t in asked.type if t.strip()], asked.limit + 1,
-        asked.before)
-    page = found[:asked.limit]
+    page = await runtime(request).service.customer_history(
+        agent, path_id(request, "id"), [t.strip().lower() for t in asked.type if t.strip()], asked.limit, asked.before)
     return json_ok(schemas.ContactPage(
-        items=[schemas.ContactOut.model_validate(contact, from_attributes=True) for contact in page],
-        next_before=page[-1].at if len(found) > asked.limit else None))
+        items=[schemas.ContactOut.model_validate(contact, from_attributes=True) for contact in page.contacts],
+        next_before=page.next_before))
 
 
 async def update_customer(request: web.Request) -> web.Response:

@@ -56,7 +56,7 @@ from tickets.queries import parking as parking_queries
 from tickets.queries import staff as staff_queries
 from tickets.queries import tickets as ticket_queries
 from tickets.queries.chat import ChatHistory
-from tickets.queries.customers import Contact, CustomerView
+from tickets.queries.customers import CustomerView, HistoryPage
 from tickets.queries.live_calls import CallerLog, CallPop
 from tickets.queries.plans import PlanLine
 from tickets.queries.portal import PortalView
@@ -225,7 +225,7 @@ class TicketService:
         return await customers.get_customer(self.deps, viewer, customer_id)
 
     async def customer_history(self, viewer: Agent, customer_id: int, types: Collection[str] = (),
-                               limit: int = customers.HISTORY_PAGE, before: datetime | None = None) -> list[Contact]:
+                               limit: int = customers.HISTORY_PAGE, before: datetime | None = None) -> HistoryPage:
         return await customers.customer_history(self.deps, viewer, customer_id, types, limit, before)
 
     async def customer_tickets_by_identity(self, kind: str, address: str, limit: int = 20) -> list[Ticket]:

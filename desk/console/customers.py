@@ -38,13 +38,12 @@ async def _card(request: web.Request, signed: Signed, *, error: str | None = Non
     if chosen not in {kind for kind, _ in kinds}:
         chosen = ""
     before = _before(request.query.get("before", ""))
-    found = await service.customer_history(signed.agent, customer_id, [chosen] if chosen else (), HISTORY_PAGE + 1,
-                                           before)
-    history = found[:HISTORY_PAGE]
+    history = await service.customer_history(signed.agent, customer_id, [chosen] if chosen else (), HISTORY_PAGE,
+                                             before)
     names = {a.id: a.name for a in await service.all_agents()}
     planned = await service.plan_of(signed.agent, customer_id=customer_id)
-    return page(request, "customer.html", signed, status=status, card=view, history=history, kinds=kinds,
-                chosen=chosen, older=history[-1].at if len(found) > HISTORY_PAGE else None, names=names,
+    return page(request, "customer.html", signed, status=status, card=view, history=history.contacts, kinds=kinds,
+                chosen=chosen, older=history.next_before, names=names,
                 activity_types=types, planned=planned, now=runtime(request).clock.now(), error=error,
                 notice=request.query.get("done") if request.query.get("done") == "done_recorded" else None)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import ColumnElement, or_, select
@@ -113,10 +113,18 @@ def readable_activities(viewer: Agent, visible: ColumnElement[bool] | None) -> C
                Activity.ticket_id.in_(select(Ticket.id).where(visible)))
 
 
+@dataclass(frozen=True)
+class HistoryPage:
+    contacts: list[Contact]
+    next_before: datetime | None
+    """Where the next page starts (at or before it); None on the last page."""
+
+
 async def customer_history(deps: Deps, viewer: Agent, customer_id: int, types: Collection[str] = (),
-                           limit: int = HISTORY_PAGE, before: datetime | None = None) -> list[Contact]:
+                           limit: int = HISTORY_PAGE, before: datetime | None = None) -> HistoryPage:
     """A page of the client's history, newest first: every type, or those named (a kind, a channel, an activity
-    type); `before` pages back."""
+    type); `before` (a page's `next_before`) pages back. A page ends before the contacts sharing its last instant,
+    which all start the next one, so none is skipped or shown twice."""
     async with deps.store.session() as session:
         visible = await visibility(session, viewer)
         if await session.get(Customer, customer_id) is None or not await customer_visible(
@@ -127,7 +135,14 @@ async def customer_history(deps: Deps, viewer: Agent, customer_id: int, types: C
             known = ", ".join([*KINDS, *CHANNELS])
             raise InvalidInput({"type": f"no such type: {', '.join(sorted(unknown))} (one of {known}, or an "
                                         "activity type: GET /api/v1/activity-types)"})
-        return await history_in(session, viewer, visible, customer_id, named, limit, before)
+        found = await history_in(session, viewer, visible, customer_id, named, limit + 1, before)
+    if len(found) <= limit:
+        return HistoryPage(found, None)
+    edge = found[limit - 1].at
+    page = [c for c in found[:limit] if c.at != edge]
+    if not page:  # more than a page in one instant: show them and step past it
+        return HistoryPage(found[:limit], edge - timedelta(microseconds=1))
+    return HistoryPage(page, edge)
 
 
 async def history_in(session: AsyncSession, viewer: Agent, visible: ColumnElement[bool] | None, customer_id: int,
@@ -147,7 +162,7 @@ async def history_in(session: AsyncSession, viewer: Agent, visible: ColumnElemen
         if visible is not None:
             messages = messages.where(visible)
         if before is not None:
-            messages = messages.where(Message.created_at < before)
+            messages = messages.where(Message.created_at <= before)
         found += [Contact(at, "message", channel, channel, str(direction), " ".join((text or "").split())[:300],
                           ticket, author)
                   for at, channel, direction, text, ticket, author in
@@ -156,7 +171,7 @@ async def history_in(session: AsyncSession, viewer: Agent, visible: ColumnElemen
         calls = select(Call.started_at, Call.direction, Call.disposition, Call.ticket_id, Call.agent_id) \
             .where(Call.customer_id == customer_id)
         if before is not None:
-            calls = calls.where(Call.started_at < before)
+            calls = calls.where(Call.started_at <= before)
         found += [Contact(at, "call", "call", "phone", str(direction), str(disposition), ticket, agent)
                   for at, direction, disposition, ticket, agent in await session.execute(
                       calls.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit))]
@@ -169,7 +184,7 @@ async def history_in(session: AsyncSession, viewer: Agent, visible: ColumnElemen
         if (readable := readable_activities(viewer, visible)) is not None:
             activities = activities.where(readable)
         if before is not None:
-            activities = activities.where(Activity.created_at < before)
+            activities = activities.where(Activity.created_at <= before)
         found += [Contact(at, "activity", name, "", "", " — ".join(filter(None, (outcome, (note or "")[:300]))),
                           ticket, agent)
                   for at, name, outcome, note, ticket, agent in await session.execute(
