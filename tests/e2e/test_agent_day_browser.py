@@ -83,7 +83,7 @@ async def test_an_agents_morning_and_a_managers_transfer(serve: Serve, browser: 
     # Open one; a manager opens it too and types: Alice sees both, live.
     ticket = chosen[0]
     await page.goto(f"{serve.base}/desk/tickets/{ticket}")
-    await page.wait_for_function("document.documentElement.dataset.live === 'on'")
+    await page.locator("html[data-live=on]").wait_for(state="attached")  # a selector: no eval under the CSP
     manager_context = await browser.new_context(viewport=WIDTHS["laptop"], bypass_csp=True)
     manager = await manager_context.new_page()
     manager.set_default_timeout(TIMEOUT_MS)

@@ -86,7 +86,7 @@ async def test_an_agent_answers_a_live_ticket_a_manager_reads_the_chart_the_clie
 
     await sign_in(page, serve, "alice")
     assert await page.locator("main[data-live] nav").is_visible()
-    await page.wait_for_function("document.documentElement.dataset.live === 'on'")
+    await page.locator("html[data-live=on]").wait_for(state="attached")  # a selector: no eval under the CSP
     await shot(page, "01-queue-empty")
 
     # A web form arrives: the open queue shows it without a reload.
