@@ -196,7 +196,8 @@ async def test_a_worker_killed_during_an_escalation_loses_nothing_and_doubles_no
     finally:
         if worker is not None and worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
-            worker.wait(20)
+            # In a thread: a worker finishing a delivery to a fake served by this loop needs the loop to answer.
+            await asyncio.to_thread(worker.wait, 20)
         await holder.close()
         await watcher.close()
     events = await fired_events(runtime, ticket.id)
