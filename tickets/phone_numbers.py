@@ -27,7 +27,7 @@ _PUNCTUATION = re.compile(r"[\s\-().]")
 _EXTENSION = re.compile(r"\d{2,5}")
 _EXTERNAL = re.compile(r"\+?\d{6,}")
 # SIP/201-0000000a, PJSIP/201-00000012, IAX2/201-1234, Local/201@from-internal-0000;1
-_CHANNEL_EXTENSION = re.compile(r"^[A-Za-z0-9_]+/(\d{2,5})[-@]")
+_CHANNEL_EXTENSION = re.compile(r"^[A-Za-z0-9_]+/(\d{2,5})(?:[-@]|$)")
 _CLID = re.compile(r'^\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>[^<]*?))\s*(?:<(?P<number>[^>]*)>)?\s*$')
 
 
@@ -52,7 +52,8 @@ def looks_external(raw: str) -> bool:
 
 
 def extension_from_channel(channel: str) -> str | None:
-    """The extension in an Asterisk channel name ("PJSIP/201-0000000a" → "201"), or None."""
+    """The extension in an Asterisk channel name ("PJSIP/201-0000000a", "Local/201@from-queue-…;1") or a device
+    ("PJSIP/201") → "201", or None."""
     match = _CHANNEL_EXTENSION.match(channel.strip())
     return match.group(1) if match else None
 

@@ -93,6 +93,9 @@ class _Call:
 class AmiCalls:
     """Turns AMI channel events into call events; remembers the calls it saw ring, by `Linkedid`."""
 
+    EVENTS = ("DialBegin", "DialEnd", "Dial", "Newchannel", "Newstate", "BridgeEnter", "AgentConnect", "Hangup")
+    """The events `read` makes something of: the session follows these."""
+
     def __init__(self, region: str | None) -> None:
         self.region = region
         self._calls: dict[str, _Call] = {}
@@ -160,8 +163,10 @@ class AmiCalls:
         caller is its connected line."""
         ringing = _extension(event.get("channel", ""))
         call = self._calls.get(linked)
-        if call is not None or not ringing:
-            return self._rings(linked, call, ringing) if call is not None else None
+        if call is not None:
+            return self._rings(linked, call, ringing)
+        if not ringing:
+            return None
         caller_number = _number(event.get("connectedlinenum"))
         if event.get("uniqueid") == linked and event.get("linkedid") or \
                 (caller_number and numbers.extension_of(caller_number)):
@@ -197,11 +202,7 @@ class AmiCalls:
 
 
 def _extension(channel: str) -> str | None:
-    """The extension of a phone's channel (`PJSIP/201-0000002a`, `Local/201@from-queue-…;1`) or interface
-    (`PJSIP/201`)."""
-    if not channel:
-        return None
-    return numbers.extension_from_channel(channel) or numbers.extension_from_channel(channel + "-")
+    return numbers.extension_from_channel(channel) if channel else None
 
 
 def _state(event: Mapping[str, str]) -> str:
@@ -262,8 +263,6 @@ class _Session(Manager):
 class AmiBridge:
     """Keeps one AMI session open (reconnecting with backoff) and applies each call event, in order."""
 
-    FOLLOWED = ("DialBegin", "DialEnd", "Hangup")
-
     def __init__(self, rt: Runtime, target: AmiTarget, *, first_delay: float = 1.0, max_delay: float = 60.0,
                  ping_seconds: float = 20.0, timeout: float = 10.0) -> None:
         self.rt, self.target = rt, target
@@ -313,7 +312,7 @@ class AmiBridge:
         t = self.target
         session = _Session(host=t.host, port=t.port, ssl=t.tls, encoding="utf8", loop=asyncio.get_running_loop(),
                            ping_delay=10**9, log=log, protocol_factory=_Protocol)
-        for name in self.FOLLOWED:
+        for name in AmiCalls.EVENTS:
             session.register_event(name, self._received)
         try:
             session.connect()
@@ -388,6 +387,7 @@ class AmiBridge:
                                                     payload=json.dumps(dict(event)), attempts=failures)
                 log.error("AMI %s of call %s parked as item %d: %s", call_event.kind, call_event.call_id, number, exc)
                 return
+
 
 def _keep_alive(transport: asyncio.BaseTransport) -> None:
     """TCP keepalive on the manager's socket: a link cut without a word is noticed within about a minute even when

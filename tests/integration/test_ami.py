@@ -141,6 +141,27 @@ async def test_the_session_survives_an_asterisk_restart(runtime: Runtime, add_ag
     assert running.task.done() and running.task.exception() is None
 
 
+async def test_a_pbx_that_reports_only_channel_states_is_followed_through_the_session(
+    runtime: Runtime, add_agent: Any, pbx: FakeAmi
+) -> None:
+    """No DialBegin or DialEnd: the phone's channel rings (its connected line the caller) and goes up."""
+    alice = await agent(runtime, add_agent, "Alice", "201")
+    running = await bridged(runtime, pbx.url)
+    try:
+        await pbx.logged_in()
+        phone = {"Channel": "PJSIP/201-0000000b", "Uniqueid": "1765000100.2", "Linkedid": "1765000100.1"}
+        await pbx.send("Newstate", **phone, ChannelState="5", ChannelStateDesc="Ringing", ConnectedLineNum=CLIENT)
+        await pbx.send("Newstate", **phone, ChannelState="6", ChannelStateDesc="Up", ConnectedLineNum=CLIENT)
+        await pbx.send("Hangup", **phone, Cause="16")
+        await pbx.send("Hangup", Channel="PJSIP/trunk-0000000a", Uniqueid="1765000100.1", Linkedid="1765000100.1",
+                       Cause="16")
+        [logged] = await until(lambda: calls_logged(runtime))
+        assert (logged.call_id, logged.disposition, logged.agent_id, logged.caller) == (
+            "1765000100.1", "answered", alice.id, CLIENT)
+    finally:
+        await running.stop()
+
+
 async def test_a_call_in_progress_when_the_pbx_role_restarts_is_taken_up_and_logged_once(
     runtime: Runtime, add_agent: Any, pbx: FakeAmi
 ) -> None:
