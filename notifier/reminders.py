@@ -27,10 +27,8 @@ def plan_link(planned: PlannedContact) -> str:
 def medium_of(agent: Agent) -> str:
     """How the agent is reminded besides the console: as they chose, else Telegram when linked, else email; a
     choice they can no longer be reached by (Telegram unlinked, phone removed) falls back to email."""
-    chosen = agent.remind_by or ("telegram" if agent.telegram_chat_id else "email")
-    if (chosen == "telegram" and not agent.telegram_chat_id) or (chosen == "sms" and not agent.phone):
-        return "email"
-    return chosen
+    chosen = agent.remind_by or ("telegram" if agent.reachable_by("telegram") else "email")
+    return chosen if agent.reachable_by(chosen) else "email"
 
 
 def reminder_words(planned: PlannedContact, client: str, language: str | None, desk_url: str) -> tuple[str, str]:

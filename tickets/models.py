@@ -265,6 +265,10 @@ class Agent(Base):
     """Their summed weights (channel x priority) in thousandths, kept the same way: what the router compares."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
+    def reachable_by(self, medium: str) -> bool:
+        """Whether a reminder by this medium (`REMIND_BY`) can reach them: Telegram once linked, SMS with a phone."""
+        return {"telegram": bool(self.telegram_chat_id), "sms": bool(self.phone)}.get(medium, True)
+
 
 class Ticket(Base):
     __tablename__ = "tickets"

@@ -158,6 +158,12 @@ async def update_agent(deps: Deps, agent_id: int, changes: AgentChanges, *, reas
         return (await agent_views(deps, session, [agent]))[0]
 
 
+UNREACHABLE = {"telegram": "link Telegram first: send the bot the code from `switchboard agent telegram` (or POST "
+                            "/api/v1/agents/me/telegram)",
+               "sms": "there is no phone number on the agent's profile"}
+"""What to do first, for a reminder medium that cannot reach the agent yet."""
+
+
 async def set_remind_by(deps: Deps, agent_id: int, medium: str | None) -> Agent:
     """How the agent's planned contacts remind them besides the console notice; None (or `auto`): Telegram when
     they linked it, else email. A medium they cannot be reached by is refused, saying what to do first."""
@@ -168,11 +174,8 @@ async def set_remind_by(deps: Deps, agent_id: int, medium: str | None) -> Agent:
         agent = await uow.session.get(Agent, agent_id, with_for_update=True)
         if agent is None:
             raise NotFound(f"no agent {agent_id}")
-        if medium == "telegram" and not agent.telegram_chat_id:
-            raise InvalidInput({"remind_by": "link Telegram first: send the bot the code from "
-                                             "`switchboard agent telegram` (or POST /api/v1/agents/me/telegram)"})
-        if medium == "sms" and not agent.phone:
-            raise InvalidInput({"remind_by": "there is no phone number on the agent's profile"})
+        if medium is not None and not agent.reachable_by(medium):
+            raise InvalidInput({"remind_by": UNREACHABLE[medium]})
         agent.remind_by = medium
         return agent
 
